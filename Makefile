@@ -1,0 +1,60 @@
+# ECR Portal: `make run` starts everything, `make test` runs the whole suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
+
+.PHONY: help run test lint format lock demo-clean clean
+
+help:
+	@echo "make run    set up .venv, migrate, start web + worker + beat on http://127.0.0.1:8000"
+	@echo "make test   set up .venv, run the whole test suite"
+	@echo "make lint   ruff check, ruff format --check, makemigrations --check"
+	@echo "make format ruff format and ruff check --fix"
+	@echo "make lock   re-resolve requirements*.lock from pyproject.toml"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "ECR Portal needs Python 3.11; set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME_STAMP): requirements.lock | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.lock
+	@touch $@
+
+$(DEV_STAMP): requirements-dev.lock | $(BIN)/python
+	$(PIP_INSTALL) -r requirements-dev.lock
+	@touch $@ $(RUNTIME_STAMP)
+
+run: $(RUNTIME_STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py ensure_admin
+	@echo "Starting web, worker and beat; press Ctrl-C to stop all three."
+	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start --procfile Procfile --no-colour
+
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lock: $(DEV_STAMP)
+	$(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --generate-hashes \
+		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --generate-hashes \
+		--no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache var/static test-artifacts

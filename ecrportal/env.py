@@ -1,0 +1,119 @@
+"""Typed readers for environment variables.
+
+Every helper fails loudly (``ImproperlyConfigured`` naming the variable and the
+expected form) instead of silently falling back to a default when a value is
+present but malformed. An unset or empty variable yields the default.
+"""
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _bad(name: str, value: str, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{name}={value!r} is not valid: expected {expected}.")
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = _raw(name)
+    return default if value is None else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise _bad(name, value, "one of 1/0, true/false, yes/no, on/off")
+
+
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise _bad(name, value, "a whole number") from None
+    if minimum is not None and number < minimum:
+        raise _bad(name, value, f"a whole number of at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise _bad(name, value, f"a whole number of at most {maximum}")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = _raw(name)
+    if value is None:
+        return list(default)
+    items = [item.strip() for item in value.split(",")]
+    if any(not item for item in items):
+        raise _bad(name, value, "a comma-separated list without empty items")
+    return items
+
+
+def env_choice(name: str, default: str, choices: list[str]) -> str:
+    value = _raw(name)
+    if value is None:
+        return default
+    if value not in choices:
+        raise _bad(name, value, "one of " + ", ".join(choices))
+    return value
+
+
+def env_url(name: str, default: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    value = _raw(name) or default
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise _bad(name, value, "an absolute URL starting with " + " or ".join(schemes))
+    return value.rstrip("/")
+
+
+def secret_file(path: Path, *, generate) -> str:
+    """Return the secret stored at ``path``, creating it first if needed.
+
+    The file is created atomically with mode 0600, so that several processes
+    starting at once (web, worker, beat) agree on one value.
+    """
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = generate()
+    # Write the whole value under a private name, then link it into place:
+    # link() fails if another process won the race, and nobody ever reads a
+    # half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
+    return value
+
+
+def random_secret_key() -> str:
+    return secrets.token_urlsafe(50)

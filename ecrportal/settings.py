@@ -1,0 +1,258 @@
+"""ECR Portal settings, read from the environment.
+
+Every variable is documented in README.md and .env.example. The embedded
+defaults run the whole portal (web, worker, beat) on one machine with no
+servers: SQLite and a file-system Celery broker under ``ECRPORTAL_DATA_DIR``.
+"""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from ecrportal.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+    random_secret_key,
+    secret_file,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("ECRPORTAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", False)
+
+# The address people use to reach the portal. Its scheme decides the
+# transport-security defaults: an https URL turns on secure cookies, HSTS and
+# the redirect to https.
+SITE_URL = env_url("ECRPORTAL_SITE_URL", "http://127.0.0.1:8000")
+SITE_NAME = env_str("ECRPORTAL_SITE_NAME", "ECR Portal")
+_site = urlsplit(SITE_URL)
+HTTPS = _site.scheme == "https"
+
+SECRET_KEY = env_str("SECRET_KEY") or secret_file(
+    DATA_DIR / "secret_key", generate=random_secret_key
+)
+
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", list(dict.fromkeys([_site.hostname, "127.0.0.1", "localhost"]))
+)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "tasks_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every view needs a signed-in user unless it is marked login_not_required.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "tasks_app.middleware.PasswordChangeRequiredMiddleware",
+    "tasks_app.middleware.ContentSecurityPolicyMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "ecrportal.urls"
+WSGI_APPLICATION = "ecrportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "tasks_app.context_processors.portal",
+            ],
+        },
+    },
+]
+
+# Database: SQLite under the data folder unless DATABASE_URL names another.
+_SQLITE_OPTIONS = {
+    # WAL lets the web, worker and beat processes read while one writes;
+    # IMMEDIATE takes the write lock up front instead of failing mid-transaction.
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    try:
+        _db = dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("ECRPORTAL_DB_CONN_MAX_AGE", 60, minimum=0),
+            conn_health_checks=True,
+        )
+    except ValueError as e:
+        raise ImproperlyConfigured(f"DATABASE_URL is not valid: {e}") from None
+    if _db["ENGINE"] == "django.db.backends.sqlite3":
+        _db["OPTIONS"] = {**_SQLITE_OPTIONS, **_db.get("OPTIONS", {})}
+else:
+    _db = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "db.sqlite3",
+        "OPTIONS": _SQLITE_OPTIONS,
+    }
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so that worker and web processes started by the
+    # integration tests share the test database.
+    _db["TEST"] = {"NAME": DATA_DIR / "test-db.sqlite3"}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+# Failed sign-ins are throttled per account and per client address within a
+# sliding window; throttled attempts never reach the password check.
+LOGIN_FAILURES_PER_ACCOUNT = env_int("ECRPORTAL_LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
+LOGIN_FAILURES_PER_ADDRESS = env_int("ECRPORTAL_LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
+LOGIN_THROTTLE_SECONDS = env_int("ECRPORTAL_LOGIN_THROTTLE_SECONDS", 900, minimum=1)
+# How many reverse proxies in front of the portal append to X-Forwarded-For.
+# 0 trusts no header and uses the socket's address.
+TRUSTED_PROXY_COUNT = env_int("ECRPORTAL_TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# The first admin, created at first start (manage.py ensure_admin).
+ADMIN_USERNAME = env_str("ECRPORTAL_ADMIN_USERNAME", "admin")
+ADMIN_EMAIL = env_str("ECRPORTAL_ADMIN_EMAIL", "")
+ADMIN_PASSWORD = env_str("ECRPORTAL_ADMIN_PASSWORD")
+
+SESSION_COOKIE_AGE = env_int("ECRPORTAL_SESSION_SECONDS", 12 * 3600, minimum=300)
+
+# Transport security: on by default when the site URL is https.
+SECURE_SSL_REDIRECT = env_bool("ECRPORTAL_SSL_REDIRECT", HTTPS)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env_int("ECRPORTAL_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ECRPORTAL_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("ECRPORTAL_HSTS_PRELOAD", HTTPS)
+if env_bool("ECRPORTAL_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# Celery (read by ecrportal/celery.py through the CELERY_ namespace).
+# Default broker: a folder on disk, so one machine needs no server. Production: Redis.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+_broker_scheme = urlsplit(CELERY_BROKER_URL).scheme
+if _broker_scheme not in ("filesystem", "redis", "rediss", "memory"):
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL={CELERY_BROKER_URL!r} is not valid: expected filesystem:// "
+        "or a redis:// or rediss:// URL."
+    )
+# Every task is killed after TASK_TIME_LIMIT seconds; a message that is not
+# acknowledged within VISIBILITY_TIMEOUT is delivered again. The second must
+# be longer, or long tasks would run twice.
+CELERY_TASK_TIME_LIMIT = env_int("ECRPORTAL_TASK_TIME_LIMIT", 300, minimum=10)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
+CELERY_VISIBILITY_TIMEOUT = env_int("ECRPORTAL_VISIBILITY_TIMEOUT", 3600, minimum=60)
+if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"ECRPORTAL_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT}) must be longer than "
+        f"ECRPORTAL_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT})."
+    )
+if _broker_scheme == "filesystem":
+    _broker_dir = DATA_DIR / "broker"
+    for _sub in ("queue", "control"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        "socket_connect_timeout": 5,
+        "socket_timeout": 10,
+        "retry_on_timeout": True,
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 5
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "housekeeping": {"task": "tasks_app.tasks.housekeeping", "schedule": 3600.0},
+}
+
+# /readyz waits this long for a worker to answer the canary task.
+READYZ_TIMEOUT_SECONDS = env_int("ECRPORTAL_READYZ_TIMEOUT", 3, minimum=1, maximum=25)
+
+LOG_LEVEL = env_choice(
+    "ECRPORTAL_LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # SQL statements may carry secrets as parameters: never at DEBUG.
+        "django.db.backends": {"level": "INFO"},
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,73 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
+from django.urls import reverse
+
+from tasks_app.models import AuditEvent, CanaryPing, Membership, Profile, Team
+
+
+@login_not_required
+def _admin_login(request, extra_context=None):
+    """The admin signs in through the portal's form, which throttles failed attempts."""
+    next_url = request.GET.get("next") or reverse("admin:index")
+    return redirect_to_login(next_url, settings.LOGIN_URL)
+
+
+admin.site.login = _admin_login
+admin.site.site_header = "ECR Portal administration"
+admin.site.site_title = "ECR Portal"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created"]
+    search_fields = ["name", "slug"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "team", "role", "created"]
+    list_filter = ["role", "team"]
+    list_select_related = ["user", "team"]
+    search_fields = ["user__username", "team__name"]
+    autocomplete_fields = ["user", "team"]
+
+
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin):
+    list_display = ["user", "must_change_password"]
+    list_select_related = ["user"]
+    search_fields = ["user__username"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["created", "action", "actor_name", "team", "address", "summary"]
+    list_filter = ["action"]
+    list_select_related = ["team"]
+    search_fields = ["actor_name", "summary", "object_id"]
+    date_hierarchy = "created"
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CanaryPing)
+class CanaryPingAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created", "answered_at", "answered_by"]

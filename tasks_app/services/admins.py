@@ -1,0 +1,54 @@
+"""The first admin account, created at first start."""
+
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model, password_validation
+from django.db import transaction
+
+from tasks_app.models import Profile
+from tasks_app.services.audit import audit_record
+
+
+@dataclass(frozen=True)
+class FirstAdmin:
+    username: str
+    created: bool
+    # Only set when the password was generated here and must be shown once.
+    one_time_password: str | None = None
+
+
+def _one_time_password() -> str:
+    # 16 characters of a 56-character alphabet without look-alikes: ~93 bits.
+    alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(16))
+
+
+@transaction.atomic
+def first_admin_ensure(*, username: str, email: str = "", password: str | None = None):
+    """Create a superuser unless one exists.
+
+    With ``password`` given, that password is used as it is (after Django's
+    password validators). Without, a random one-time password is generated:
+    it is returned once and must be changed at the first sign-in.
+    """
+    User = get_user_model()
+    existing = User.objects.filter(is_superuser=True).order_by("date_joined").first()
+    if existing is not None:
+        return FirstAdmin(username=existing.get_username(), created=False)
+
+    user = User(username=username, email=email, is_staff=True, is_superuser=True)
+    if password is not None:
+        # Raises ValidationError with the validators' messages.
+        password_validation.validate_password(password, user)
+    one_time = None if password is not None else _one_time_password()
+    user.set_password(password if password is not None else one_time)
+    user.save()
+    Profile.objects.create(user=user, must_change_password=one_time is not None)
+    audit_record(
+        action="admin.created",
+        summary=f"Created the first admin account {username}",
+        actor_name="system",
+        changes={"username": username, "one_time_password": one_time is not None},
+    )
+    return FirstAdmin(username=username, created=True, one_time_password=one_time)

@@ -1,0 +1,40 @@
+import logging
+
+from tasks_app.models import AuditEvent, Team
+from tasks_app.net import client_address
+
+logger = logging.getLogger("ecrportal.audit")
+
+
+def audit_record(
+    *,
+    action: str,
+    summary: str,
+    request=None,
+    actor=None,
+    actor_name: str = "",
+    team: Team | None = None,
+    obj=None,
+    changes: dict | None = None,
+    log_level: int = logging.INFO,
+) -> AuditEvent:
+    """Record who did what. ``changes`` must never contain a secret value."""
+    if actor is None and request is not None and request.user.is_authenticated:
+        actor = request.user
+    if actor is not None and not actor_name:
+        actor_name = actor.get_username()
+    event = AuditEvent.objects.create(
+        action=action,
+        summary=summary[:500],
+        actor=actor,
+        actor_name=actor_name[:150],
+        team=team,
+        object_type=obj._meta.model_name if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        changes=changes or {},
+        address=client_address(request) if request is not None else None,
+    )
+    logger.log(
+        log_level, "%s by %s from %s: %s", action, actor_name or "-", event.address or "-", summary
+    )
+    return event

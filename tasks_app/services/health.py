@@ -1,0 +1,76 @@
+"""Readiness checks behind /readyz."""
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import DatabaseError, connection
+from django.utils.timezone import now
+
+from tasks_app.models import CanaryPing
+
+POLL_SECONDS = 0.05
+# Pings older than this are of no more use to anyone.
+CANARY_RETENTION = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    detail: str
+    ms: int
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def database_check() -> Check:
+    started = time.monotonic()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as e:
+        return Check(False, f"database unreachable ({e.__class__.__name__})", _elapsed_ms(started))
+    return Check(True, f"{connection.vendor} answered", _elapsed_ms(started))
+
+
+def worker_check(*, timeout: float) -> Check:
+    """Send a canary task through the broker and wait for a worker to answer it.
+
+    This proves that a worker consumes from the queue, not merely that a worker
+    process exists. The message expires with the wait, so canaries sent while
+    no worker runs do not pile up work for the next one.
+    """
+    from tasks_app.tasks import canary
+
+    started = time.monotonic()
+    ping = CanaryPing.objects.create()
+    try:
+        canary.apply_async((str(ping.id),), expires=timeout, retry=False)
+    except Exception as e:  # any broker failure means "not ready"
+        return Check(False, f"broker unreachable ({e.__class__.__name__})", _elapsed_ms(started))
+
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        answered = CanaryPing.objects.filter(id=ping.id).values_list("answered_by", "answered_at")
+        worker, answered_at = answered.get()
+        if answered_at:
+            return Check(True, f"worker {worker} answered", _elapsed_ms(started))
+        time.sleep(POLL_SECONDS)
+    return Check(False, f"no worker answered within {timeout:g} s", _elapsed_ms(started))
+
+
+def canary_answer(*, ping_id: str, worker: str) -> bool:
+    """Mark a canary as answered (once). Returns False if it is gone or answered already."""
+    return bool(
+        CanaryPing.objects.filter(id=ping_id, answered_at=None).update(
+            answered_at=now(), answered_by=worker[:255]
+        )
+    )
+
+
+def canaries_purge() -> int:
+    deleted, _ = CanaryPing.objects.filter(created__lt=now() - CANARY_RETENTION).delete()
+    return deleted

@@ -1,0 +1,142 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from tasks_app.access import teams_for_user
+from tasks_app.forms import MemberAddForm, MemberRoleForm, TeamForm
+from tasks_app.models import Membership, Role, Team
+from tasks_app.services.teams import (
+    TeamError,
+    membership_add,
+    membership_change_role,
+    membership_remove,
+    team_create,
+    team_update,
+)
+
+
+def _get_team_for_user(request, team_id, *, role: Role = Role.VIEWER) -> tuple[Team, Role]:
+    """The team and the user's role in it. Non-members get 404, as if it did not exist."""
+    if request.user.is_superuser:
+        return get_object_or_404(Team, id=team_id), Role.ADMIN
+    membership = (
+        Membership.objects.select_related("team")
+        .filter(team_id=team_id, user=request.user)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such team.")
+    my_role = Role(membership.role)
+    if not my_role.allows(role):
+        raise PermissionDenied(f"This needs the {role.label} role in {membership.team.name}.")
+    return membership.team, my_role
+
+
+def _get_membership(team: Team, membership_id) -> Membership:
+    return get_object_or_404(
+        Membership.objects.select_related("user", "team"), id=membership_id, team=team
+    )
+
+
+def team_list(request):
+    teams = teams_for_user(request.user).annotate(member_count=Count("memberships"))
+    return render(request, "teams/list.html", {"teams": teams})
+
+
+def team_create_view(request):
+    if not request.user.is_superuser:
+        raise PermissionDenied("Only portal administrators can create teams.")
+    form = TeamForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        team = team_create(
+            name=form.cleaned_data["name"], slug=form.cleaned_data["slug"], request=request
+        )
+        messages.success(request, f"Created team {team.name}. You are its admin.")
+        return redirect("team_detail", team_id=team.id)
+    return render(request, "teams/form.html", {"form": form, "team": None})
+
+
+def team_edit(request, team_id):
+    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    # The form edits its own copy, so that team_update sees what changed.
+    form = TeamForm(request.POST or None, instance=Team.objects.get(id=team.id))
+    if request.method == "POST" and form.is_valid():
+        team_update(
+            team=team,
+            name=form.cleaned_data["name"],
+            slug=form.cleaned_data["slug"],
+            request=request,
+        )
+        messages.success(request, "Saved the team.")
+        return redirect("team_detail", team_id=team.id)
+    return render(request, "teams/form.html", {"form": form, "team": team})
+
+
+def team_detail(request, team_id, add_form=None):
+    team, my_role = _get_team_for_user(request, team_id)
+    memberships = team.memberships.select_related("user").order_by("user__username")
+    context = {
+        "team": team,
+        "my_role": my_role,
+        "can_manage": my_role.allows(Role.ADMIN),
+        "memberships": memberships,
+        "roles": Role.choices,
+        "add_form": add_form or MemberAddForm(),
+    }
+    return render(request, "teams/detail.html", context, status=400 if add_form else 200)
+
+
+@require_POST
+def member_add(request, team_id):
+    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    form = MemberAddForm(request.POST)
+    if not form.is_valid():
+        return team_detail(request, team_id, add_form=form)
+    user = form.cleaned_data["user"]
+    try:
+        membership_add(team=team, user=user, role=Role(form.cleaned_data["role"]), request=request)
+    except TeamError as e:
+        form.add_error("user", str(e))
+        return team_detail(request, team_id, add_form=form)
+    messages.success(request, f"Added {user.get_username()} to {team.name}.")
+    return redirect("team_detail", team_id=team.id)
+
+
+@require_POST
+def member_role(request, team_id, membership_id):
+    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    membership = _get_membership(team, membership_id)
+    form = MemberRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the roles viewer, editor or admin.")
+        return redirect("team_detail", team_id=team.id)
+    try:
+        membership_change_role(
+            membership=membership, role=Role(form.cleaned_data["role"]), request=request
+        )
+    except TeamError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(
+            request, f"{membership.user.get_username()} is now {Role(membership.role).label}."
+        )
+    return redirect("team_detail", team_id=team.id)
+
+
+@require_POST
+def member_remove(request, team_id, membership_id):
+    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    membership = _get_membership(team, membership_id)
+    username = membership.user.get_username()
+    try:
+        membership_remove(membership=membership, request=request)
+    except TeamError as e:
+        messages.error(request, str(e))
+        return redirect("team_detail", team_id=team.id)
+    messages.success(request, f"Removed {username} from {team.name}.")
+    if membership.user_id == request.user.id and not request.user.is_superuser:
+        return redirect("team_list")
+    return redirect("team_detail", team_id=team.id)
