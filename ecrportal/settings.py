@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.forms",
     "tasks_app",
 ]
 
@@ -88,6 +89,9 @@ TEMPLATES = [
         },
     },
 ]
+
+# Form fields render through templates/django/forms/field.html.
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 # Database: SQLite under the data folder unless DATABASE_URL names another.
 _SQLITE_OPTIONS = {

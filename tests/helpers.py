@@ -1,0 +1,164 @@
+"""Helpers shared by the tests: services that may be absent, and real portal processes."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRE_SERVICES = os.environ.get("ECRPORTAL_REQUIRE_SERVICES") == "1"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip when a service is missing, or fail under ECRPORTAL_REQUIRE_SERVICES=1."""
+    if available:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (ECRPORTAL_REQUIRE_SERVICES=1 turns this skip into a failure)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 15) -> tuple[int, str]:
+    """(status, body); status 0 when nothing answers (yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError) as e:
+        return 0, str(e)
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def database_url() -> str:
+    """A DATABASE_URL that points a child process at the test database."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    if connection.vendor == "postgresql":
+        auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+        return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    raise NotImplementedError(connection.vendor)
+
+
+def portal_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """Environment for a child portal process that shares this test's database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(
+        {
+            "ECRPORTAL_DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url(),
+            "DJANGO_SETTINGS_MODULE": "ecrportal.settings",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class Process:
+    """A child process with its output in a file, stopped and reaped at teardown."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen | None = field(default=None, repr=False)
+
+    def start(self) -> "Process":
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def group_alive(self) -> bool:
+        try:
+            os.killpg(self.popen.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.popen is None:
+            return None
+        if self.running():
+            self.signal_group(sig)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.signal_group(signal.SIGKILL)
+                self.popen.wait(timeout=10)
+        self._log.close()
+        return self.popen.returncode
+
+
+def python_process(name: str, args: list[str], env: dict[str, str], tmp_path: Path) -> Process:
+    return Process(name, [sys.executable, *args], env, tmp_path / f"{name}.log")
+
+
+def web_process(env: dict[str, str], tmp_path: Path, port: int) -> Process:
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    env = {**env, "ECRPORTAL_BIND": f"127.0.0.1:{port}", "ECRPORTAL_WEB_WORKERS": "1"}
+    args = [gunicorn, "--config", "python:ecrportal.gunicorn_conf", "ecrportal.wsgi"]
+    return Process("web", args, env, tmp_path / "web.log")
+
+
+def worker_process(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Process:
+    args = [
+        "-m",
+        "celery",
+        "--app",
+        "ecrportal",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        "1",
+        "--hostname",
+        f"{name}@%h",
+    ]
+    return python_process(name, args, env, tmp_path)

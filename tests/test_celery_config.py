@@ -1,0 +1,54 @@
+import json
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+from ecrportal.celery import app
+from tests.helpers import ROOT
+
+
+def test_the_app_is_configured_for_at_least_once_idempotent_work():
+    conf = app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.task_ignore_result is True
+    assert conf.task_soft_time_limit < conf.task_time_limit < settings.CELERY_VISIBILITY_TIMEOUT
+    # What a worker does at start: autodiscovery finds tasks_app/tasks.py.
+    app.loader.import_default_modules()
+    assert "tasks_app.tasks.canary" in app.tasks
+    assert conf.beat_schedule["housekeeping"]["task"] in app.tasks
+
+
+def test_redis_gets_the_one_visibility_timeout(tmp_path):
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ECRPORTAL_")},
+        "ECRPORTAL_DATA_DIR": str(tmp_path),
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "ECRPORTAL_VISIBILITY_TIMEOUT": "7200",
+        "ECRPORTAL_TASK_TIME_LIMIT": "600",
+    }
+    code = (
+        "import json, django; django.setup(); from ecrportal.celery import app; c = app.conf; "
+        "print(json.dumps([c.broker_url, c.broker_transport_options, c.task_time_limit]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "ecrportal.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    broker_url, options, time_limit = json.loads(result.stdout)
+    assert broker_url == "redis://127.0.0.1:6379/0"
+    assert options["visibility_timeout"] == 7200
+    assert time_limit == 600
+    assert options["socket_connect_timeout"] == 5
+    # Nothing was created in the data folder for a file-system broker.
+    assert not (tmp_path / "broker").exists()

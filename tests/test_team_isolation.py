@@ -1,0 +1,89 @@
+"""A member of team A gets 404 for every object of team B, whatever the URL.
+
+Every routed URL that takes an object ID is tried with team B's objects. When a
+later feature adds a URL parameter, add how to find team B's object for it to
+`team_b_objects`; the test fails until then.
+"""
+
+import re
+import uuid
+
+import pytest
+from django.urls import URLPattern, get_resolver
+
+from tasks_app.models import AuditEvent, Membership, Role
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def team_b_objects(team_b) -> dict[str, str]:
+    """Team B's object for each URL parameter name."""
+    return {
+        "team_id": str(team_b.id),
+        "membership_id": str(team_b.memberships.first().id),
+    }
+
+
+def _object_urls(patterns, prefix=""):
+    for entry in patterns:
+        route = str(entry.pattern)
+        if isinstance(entry, URLPattern):
+            params = re.findall(r"<(?:\w+:)?(\w+)>", route)
+            if params:
+                yield prefix + route, params
+        elif not route.startswith("admin/"):  # the admin is for superusers only
+            yield from _object_urls(entry.url_patterns, prefix + route)
+
+
+def test_team_a_members_get_404_for_every_team_b_url(client, alice, team_b):
+    objects = team_b_objects(team_b)
+    memberships_before = list(Membership.objects.filter(team=team_b).values("user", "role"))
+    client.force_login(alice)
+
+    tried = 0
+    for route, params in _object_urls(get_resolver().url_patterns):
+        missing = set(params) - objects.keys()
+        assert not missing, f"{route}: add team B's object for {missing} to team_b_objects"
+        path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: objects[m.group(1)], route)
+        nowhere = "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(uuid.uuid4()), route)
+        for method in ("get", "post"):
+            send = getattr(client, method)
+            response = send(path, {"role": Role.ADMIN, "user": "alice"})
+            if response.status_code == 405:
+                # Refused for the method alone, exactly as for an ID that exists nowhere.
+                assert send(nowhere).status_code == 405, f"{method.upper()} {path}"
+            else:
+                assert response.status_code == 404, f"{method.upper()} {path}"
+            tried += 1
+
+    assert tried >= 10
+    # Nothing about team B changed, and nothing was done in its name.
+    assert list(Membership.objects.filter(team=team_b).values("user", "role")) == (
+        memberships_before
+    )
+    assert not AuditEvent.objects.filter(team=team_b).exists()
+
+
+def test_a_membership_id_of_team_b_is_404_under_team_a(client, alice, team_a, team_b):
+    client.force_login(alice)
+    other = team_b.memberships.first()
+    response = client.post(f"/teams/{team_a.id}/members/{other.id}/remove/")
+    assert response.status_code == 404
+    assert Membership.objects.filter(id=other.id).exists()
+
+
+def test_team_lists_show_only_own_teams(client, alice, team_b):
+    client.force_login(alice)
+    body = client.get("/teams/").content.decode()
+    assert "Team A" in body
+    assert "Team B" not in body
+    assert "Team B" not in client.get("/").content.decode()
+
+
+def test_superusers_see_every_team(client, team_a, team_b):
+    root = make_user("root", is_superuser=True, is_staff=True)
+    client.force_login(root)
+    body = client.get("/teams/").content.decode()
+    assert "Team A" in body and "Team B" in body
+    assert client.get(f"/teams/{team_b.id}/").status_code == 200
