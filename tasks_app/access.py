@@ -16,7 +16,5 @@ def role_in_team(user, team: Team) -> Role | None:
     """The user's role in the team, None for non-members. Superusers are admins everywhere."""
     if user.is_superuser:
         return Role.ADMIN
-    role = (
-        Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
-    )
+    role = Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
     return Role(role) if role else None

@@ -1,5 +1,6 @@
 """Helpers shared by the tests: services that may be absent, and real portal processes."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -110,10 +111,8 @@ class Process:
         return self.popen is not None and self.popen.poll() is None
 
     def signal_group(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def group_alive(self) -> bool:
         try:

@@ -17,7 +17,8 @@ def test_it_creates_the_first_admin_with_a_one_time_password_shown_once(capsys, 
     out = _ensure_admin(capsys)
 
     user = get_user_model().objects.get(username="admin")
-    assert user.is_superuser and user.is_staff
+    assert user.is_superuser
+    assert user.is_staff
     password = out.split("One-time password:")[1].split()[0]
     assert len(password) == 16
     assert user.check_password(password)

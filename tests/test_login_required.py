@@ -60,9 +60,7 @@ def _fill_regex(regex: str) -> list[str]:
 
 def _fill(pattern) -> list[str]:
     if isinstance(pattern, RoutePattern):
-        route = re.sub(
-            r"<(?:(\w+):)?(\w+)>", lambda m: SAMPLES[m.group(1) or "str"], str(pattern)
-        )
+        route = re.sub(r"<(?:(\w+):)?(\w+)>", lambda m: SAMPLES[m.group(1) or "str"], str(pattern))
         return [route]
     if isinstance(pattern, RegexPattern):
         return _fill_regex(pattern.regex.pattern)

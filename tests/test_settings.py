@@ -75,7 +75,9 @@ def test_secret_files_are_private_and_agreed_on_by_racing_processes(tmp_path):
 
 
 def test_production_settings_pass_the_deploy_check_without_warnings(tmp_path):
-    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION, data_dir=tmp_path)
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION, data_dir=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
 

@@ -85,5 +85,6 @@ def test_superusers_see_every_team(client, team_a, team_b):
     root = make_user("root", is_superuser=True, is_staff=True)
     client.force_login(root)
     body = client.get("/teams/").content.decode()
-    assert "Team A" in body and "Team B" in body
+    assert "Team A" in body
+    assert "Team B" in body
     assert client.get(f"/teams/{team_b.id}/").status_code == 200

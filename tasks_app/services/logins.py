@@ -22,7 +22,9 @@ def login_retry_after(*, request, username: str) -> int | None:
     """Seconds until this account or address may try again, or None if not throttled."""
     window_start = now() - timedelta(seconds=settings.LOGIN_THROTTLE_SECONDS)
     recent = AuditEvent.objects.filter(action=LOGIN_FAILED, created__gte=window_start)
-    limits = [(recent.filter(actor_name=_normalise(username)), settings.LOGIN_FAILURES_PER_ACCOUNT)]
+    limits = [
+        (recent.filter(actor_name=_normalise(username)), settings.LOGIN_FAILURES_PER_ACCOUNT)
+    ]
     address = client_address(request)
     if address:
         limits.append((recent.filter(address=address), settings.LOGIN_FAILURES_PER_ADDRESS))

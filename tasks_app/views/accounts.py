@@ -15,7 +15,7 @@ from tasks_app.models import Profile
 from tasks_app.services.audit import audit_record
 from tasks_app.services.logins import login_succeeded
 
-SESSION_MUST_CHANGE_PASSWORD = "must_change_password"
+SESSION_MUST_CHANGE_PASSWORD = "must_change_password"  # noqa: S105 - a session key name
 
 
 def _safe_next(request) -> str:

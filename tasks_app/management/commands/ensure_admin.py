@@ -40,7 +40,9 @@ class Command(BaseCommand):
         elif admin.one_time_password:
             out.write(f"  First admin account: {admin.username}")
             out.write(f"  One-time password:   {admin.one_time_password}")
-            out.write("  It is shown only now; you will choose your own password at first sign-in.")
+            out.write(
+                "  It is shown only now; you will choose your own password at first sign-in."
+            )
         else:
             out.write(f"  First admin account: {admin.username}, with ECRPORTAL_ADMIN_PASSWORD.")
         out.write("")

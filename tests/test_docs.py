@@ -1,0 +1,46 @@
+"""README and .env.example stay true to the settings the code reads."""
+
+import re
+
+from tests.helpers import ROOT
+
+# Read by the test suite and .ci/run, not by the portal itself.
+TEST_ONLY = {"ECRPORTAL_REQUIRE_SERVICES", "ECRPORTAL_TEST_REDIS_URL"}
+
+
+def _read_by_code() -> set[str]:
+    names = set()
+    settings = (ROOT / "ecrportal" / "settings.py").read_text()
+    names |= set(re.findall(r'env_\w+\(\s*"([A-Z][A-Z0-9_]+)"', settings))
+    gunicorn = (ROOT / "ecrportal" / "gunicorn_conf.py").read_text()
+    names |= set(re.findall(r'os\.environ\.get\("([A-Z][A-Z0-9_]+)"', gunicorn))
+    procfile = (ROOT / "Procfile").read_text()
+    names |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+):-", procfile))
+    return names
+
+
+def _documented(path) -> set[str]:
+    text = (ROOT / path).read_text()
+    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.MULTILINE))
+
+
+def test_every_setting_is_in_env_example_and_nothing_else():
+    code = _read_by_code()
+    example = _documented(".env.example")
+    assert code - example == set(), "add these to .env.example"
+    # docker-compose's own variables may be documented there too.
+    compose_only = {"POSTGRES_PASSWORD", "ECRPORTAL_PORT"}
+    assert example - code - compose_only == set(), "unknown to the code"
+
+
+def test_every_setting_and_test_switch_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    missing = {name for name in _read_by_code() | TEST_ONLY if f"`{name}`" not in readme}
+    assert missing == set()
+
+
+def test_the_quick_start_is_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^(make \w+)$", quick_start, re.MULTILINE)
+    assert commands == ["make run", "make test"]
