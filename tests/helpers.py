@@ -67,9 +67,24 @@ def database_url() -> str:
     raise NotImplementedError(connection.vendor)
 
 
+# Set for this process only (the browser tests need it); never for a child portal.
+TEST_PROCESS_ONLY = ("PYTEST_", "DJANGO_ALLOW_ASYNC_UNSAFE")
+PORTAL_SETTINGS = ("ECRPORTAL_", "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG")
+
+
+def child_environ(*, portal_settings: bool = True) -> dict[str, str]:
+    """This process's environment for a child, without what only the tests may set.
+
+    With portal_settings=False, the portal's own variables are dropped too, so
+    that the child runs on the embedded defaults.
+    """
+    drop = TEST_PROCESS_ONLY + (() if portal_settings else PORTAL_SETTINGS)
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+
+
 def portal_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     """Environment for a child portal process that shares this test's database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env = child_environ()
     env.update(
         {
             "ECRPORTAL_DATA_DIR": str(data_dir),

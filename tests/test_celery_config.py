@@ -1,12 +1,11 @@
 import json
-import os
 import subprocess
 import sys
 
 from django.conf import settings
 
 from ecrportal.celery import app
-from tests.helpers import ROOT
+from tests.helpers import ROOT, child_environ
 
 
 def test_the_app_is_configured_for_at_least_once_idempotent_work():
@@ -26,7 +25,7 @@ def test_the_app_is_configured_for_at_least_once_idempotent_work():
 
 def test_redis_gets_the_one_visibility_timeout(tmp_path):
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ECRPORTAL_")},
+        **child_environ(portal_settings=False),
         "ECRPORTAL_DATA_DIR": str(tmp_path),
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
         "ECRPORTAL_VISIBILITY_TIMEOUT": "7200",

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.helpers import Process, free_port, http_get, wait_for
+from tests.helpers import Process, child_environ, free_port, http_get, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -23,12 +23,7 @@ def _gone(pid: int) -> bool:
 
 def test_make_run_serves_the_portal_and_stops_everything_on_ctrl_c(tmp_path):
     port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ECRPORTAL_", "PYTEST_", "DJANGO_"))
-        and k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG")
-    }
+    env = child_environ(portal_settings=False)
     env.update(
         ECRPORTAL_DATA_DIR=str(tmp_path / "data"),
         ECRPORTAL_BIND=f"127.0.0.1:{port}",

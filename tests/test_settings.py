@@ -1,4 +1,3 @@
-import os
 import stat
 import subprocess
 import sys
@@ -8,7 +7,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from ecrportal.env import env_bool, env_choice, env_int, env_list, env_url, secret_file
-from tests.helpers import ROOT
+from tests.helpers import ROOT, child_environ
 
 PRODUCTION = {
     "DEBUG": "0",
@@ -18,11 +17,7 @@ PRODUCTION = {
 
 
 def manage(*args, env=None, data_dir):
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ECRPORTAL_", "PYTEST_")) and k not in ("DEBUG", "SECRET_KEY")
-    }
+    base = child_environ(portal_settings=False)
     base["ECRPORTAL_DATA_DIR"] = str(data_dir)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
