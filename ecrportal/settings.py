@@ -154,6 +154,8 @@ SESSION_COOKIE_AGE = env_int("ECRPORTAL_SESSION_SECONDS", 12 * 3600, minimum=300
 
 # Transport security: on by default when the site URL is https.
 SECURE_SSL_REDIRECT = env_bool("ECRPORTAL_SSL_REDIRECT", HTTPS)
+# Health checks come from inside the host or cluster over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env_int("ECRPORTAL_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
@@ -172,6 +174,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("ECRPORTAL_STATIC_ROOT", str(DATA_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -1,8 +1,9 @@
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils.timezone import now
 
 from ecrportal.celery import app as celery_app
@@ -77,3 +78,22 @@ def test_housekeeping_purges_old_canaries(eager_celery):
     housekeeping.delay()
     assert list(CanaryPing.objects.values_list("id", flat=True)) == [fresh.id]
     assert not CanaryPing.objects.filter(id=old.id).exists()
+
+
+def test_concurrent_probes_share_one_canary(transactional_db):
+    def probe(_):
+        try:
+            return health.readiness(timeout=1)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(probe, range(5)))
+    assert [r["worker"].ok for r in results] == [False] * 5
+    assert CanaryPing.objects.count() == 1
+
+
+def test_health_checks_answer_over_plain_http_behind_an_https_site(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/login/").status_code == 301

@@ -1,5 +1,6 @@
 """Readiness checks behind /readyz."""
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -60,6 +61,31 @@ def worker_check(*, timeout: float) -> Check:
             return Check(True, f"worker {worker} answered", _elapsed_ms(started))
         time.sleep(POLL_SECONDS)
     return Check(False, f"no worker answered within {timeout:g} s", _elapsed_ms(started))
+
+
+_readiness_lock = threading.Lock()
+_last_readiness: tuple[float, dict[str, Check]] | None = None
+
+
+def readiness(*, timeout: float) -> dict[str, Check]:
+    """Database and worker checks. Requests that arrive while a check runs share its result.
+
+    /readyz is public: without this, a burst of probes would each write a canary
+    row and send a message. With it, one web process runs one check at a time.
+    """
+    global _last_readiness
+    arrived = time.monotonic()
+    with _readiness_lock:
+        if _last_readiness is not None and _last_readiness[0] >= arrived:
+            return _last_readiness[1]
+        database = database_check()
+        if database.ok:
+            worker = worker_check(timeout=timeout)
+        else:
+            worker = Check(False, "not checked: the canary needs the database", 0)
+        checks = {"database": database, "worker": worker}
+        _last_readiness = (time.monotonic(), checks)
+        return checks
 
 
 def canary_answer(*, ping_id: str, worker: str) -> bool:

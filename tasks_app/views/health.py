@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
-from tasks_app.services.health import Check, database_check, worker_check
+from tasks_app.services.health import readiness
 
 
 @login_not_required
@@ -19,12 +19,7 @@ def healthz(request):
 @never_cache
 def readyz(request):
     """Ready to do work: the database answers and a worker consumes from the broker."""
-    database = database_check()
-    checks = {"database": database}
-    if database.ok:
-        checks["worker"] = worker_check(timeout=settings.READYZ_TIMEOUT_SECONDS)
-    else:
-        checks["worker"] = Check(False, "not checked: the canary needs the database", 0)
+    checks = readiness(timeout=settings.READYZ_TIMEOUT_SECONDS)
     ready = all(check.ok for check in checks.values())
     body = {
         "status": "ready" if ready else "not ready",
