@@ -23,8 +23,9 @@ def _raw(name: str) -> str | None:
     return value.strip()
 
 
-def _bad(name: str, value: str, expected: str) -> ImproperlyConfigured:
-    return ImproperlyConfigured(f"{name}={value!r} is not valid: expected {expected}.")
+def _bad(name: str, value: str, expected: str, *, secret=False) -> ImproperlyConfigured:
+    shown = "(value hidden)" if secret else repr(value)
+    return ImproperlyConfigured(f"{name}={shown} is not valid: expected {expected}.")
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
@@ -60,13 +61,13 @@ def env_int(
     return number
 
 
-def env_list(name: str, default: list[str]) -> list[str]:
+def env_list(name: str, default: list[str], *, secret: bool = False) -> list[str]:
     value = _raw(name)
     if value is None:
         return list(default)
     items = [item.strip() for item in value.split(",")]
     if any(not item for item in items):
-        raise _bad(name, value, "a comma-separated list without empty items")
+        raise _bad(name, value, "a comma-separated list without empty items", secret=secret)
     return items
 
 
@@ -79,8 +80,12 @@ def env_choice(name: str, default: str, choices: list[str]) -> str:
     return value
 
 
-def env_url(name: str, default: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+def env_url(
+    name: str, default: str | None, *, schemes: tuple[str, ...] = ("http", "https")
+) -> str | None:
     value = _raw(name) or default
+    if value is None:
+        return None
     parts = urlsplit(value)
     if parts.scheme not in schemes or not parts.hostname:
         raise _bad(name, value, "an absolute URL starting with " + " or ".join(schemes))
@@ -113,6 +118,40 @@ def secret_file(path: Path, *, generate) -> str:
     finally:
         tmp.unlink(missing_ok=True)
     return value
+
+
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise _bad(name, value, "a number") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise _bad(name, value, f"a number from {minimum} to {maximum}")
+    return number
+
+
+def env_fernet_keys(name: str, *, default_file: Path) -> list[str]:
+    """Fernet keys from a comma-separated variable, else one generated into a file."""
+    from cryptography.fernet import Fernet
+
+    keys = env_list(name, [], secret=True)
+    if not keys:
+        keys = [secret_file(default_file, generate=lambda: Fernet.generate_key().decode())]
+    for number, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: key {number} of {len(keys)} is not a Fernet key (32 bytes in "
+                'URL-safe base64; make one with `python -c "from cryptography.fernet import '
+                'Fernet; print(Fernet.generate_key().decode())"`).'
+            ) from None
+    return keys
 
 
 def random_secret_key() -> str:

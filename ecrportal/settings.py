@@ -14,6 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 from ecrportal.env import (
     env_bool,
     env_choice,
+    env_fernet_keys,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -38,6 +40,13 @@ HTTPS = _site.scheme == "https"
 
 SECRET_KEY = env_str("SECRET_KEY") or secret_file(
     DATA_DIR / "secret_key", generate=random_secret_key
+)
+
+# Secrets at rest (connector keys, masked variables, tokens): the first key
+# encrypts, every key decrypts. `manage.py rotate_encryption_keys` re-encrypts
+# everything under the first. Default: one key generated into the data folder.
+ENCRYPTION_KEYS = env_fernet_keys(
+    "ECRPORTAL_ENCRYPTION_KEYS", default_file=DATA_DIR / "encryption_key"
 )
 
 ALLOWED_HOSTS = env_list(
@@ -239,6 +248,22 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "housekeeping": {"task": "tasks_app.tasks.housekeeping", "schedule": 3600.0},
 }
+
+# AWS. The portal host's own credentials (env, instance profile, ECS task role,
+# EKS IRSA) are offered only when allowed here AND granted to a team by a superuser.
+ALLOW_HOST_CREDENTIALS = env_bool("ECRPORTAL_ALLOW_HOST_CREDENTIALS", False)
+# Endpoint overrides for VPC endpoints, LocalStack or a moto server: one for all
+# services, and per service (STS, ECR) taking precedence.
+AWS_ENDPOINT_URL = env_url("ECRPORTAL_AWS_ENDPOINT_URL", None)
+AWS_ENDPOINT_URLS = {
+    "sts": env_url("ECRPORTAL_AWS_ENDPOINT_URL_STS", None),
+    "ecr": env_url("ECRPORTAL_AWS_ENDPOINT_URL_ECR", None),
+}
+# Seconds to wait for a connection and for an answer, and attempts per call
+# (background work; interactive calls such as "Test connection" try once).
+AWS_CONNECT_TIMEOUT = env_float("ECRPORTAL_AWS_CONNECT_TIMEOUT", 3, minimum=0.5, maximum=60)
+AWS_READ_TIMEOUT = env_float("ECRPORTAL_AWS_READ_TIMEOUT", 5, minimum=1, maximum=120)
+AWS_MAX_ATTEMPTS = env_int("ECRPORTAL_AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
 
 # /readyz waits this long for a worker to answer the canary task.
 READYZ_TIMEOUT_SECONDS = env_int("ECRPORTAL_READYZ_TIMEOUT", 3, minimum=1, maximum=25)

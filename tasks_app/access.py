@@ -1,8 +1,10 @@
 """Who may see and change what. Views call these through their _get_*_for_user helpers."""
 
-from django.db.models import QuerySet
+import enum
 
-from tasks_app.models import Membership, Role, Team
+from django.db.models import Q, QuerySet
+
+from tasks_app.models import Connector, Membership, Role, Team
 
 
 def teams_for_user(user) -> QuerySet[Team]:
@@ -12,9 +14,47 @@ def teams_for_user(user) -> QuerySet[Team]:
     return Team.objects.filter(memberships__user=user)
 
 
+def teams_administered_by(user) -> QuerySet[Team]:
+    if user.is_superuser:
+        return Team.objects.all()
+    return Team.objects.filter(memberships__user=user, memberships__role=Role.ADMIN)
+
+
 def role_in_team(user, team: Team) -> Role | None:
     """The user's role in the team, None for non-members. Superusers are admins everywhere."""
     if user.is_superuser:
         return Role.ADMIN
     role = Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
     return Role(role) if role else None
+
+
+class ConnectorAccess(enum.IntEnum):
+    """What a user may do with a connector; each level includes the ones below."""
+
+    VIEW = 1  # any member of the owner team or of a team it is shared with
+    USE = 2  # editors and admins of those teams: test it, pick it for tasks
+    MANAGE = 3  # admins of the owner team: edit, share, delete
+
+
+def connectors_for_user(user) -> QuerySet[Connector]:
+    """Connectors owned by, or shared with, a team of the user."""
+    if user.is_superuser:
+        return Connector.objects.all()
+    mine = Q(team__memberships__user=user) | Q(shared_with__memberships__user=user)
+    return Connector.objects.filter(id__in=Connector.objects.filter(mine).values("id"))
+
+
+def connector_access(user, connector: Connector) -> ConnectorAccess | None:
+    if user.is_superuser:
+        return ConnectorAccess.MANAGE
+    memberships = Membership.objects.filter(user=user).filter(
+        Q(team_id=connector.team_id) | Q(team__shared_connectors=connector)
+    )
+    best = None
+    for team_id, role in memberships.values_list("team_id", "role"):
+        role = Role(role)
+        if team_id == connector.team_id and role == Role.ADMIN:
+            return ConnectorAccess.MANAGE
+        level = ConnectorAccess.USE if role.allows(Role.EDITOR) else ConnectorAccess.VIEW
+        best = max(best or level, level)
+    return best

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
 
-from tasks_app.models import AuditEvent, CanaryPing, Membership, Profile, Team
+from tasks_app.models import AuditEvent, CanaryPing, Connector, Membership, Profile, Team
 
 
 @login_not_required
@@ -35,9 +35,22 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created"]
+    list_display = ["name", "slug", "host_credentials_allowed", "created"]
+    list_filter = ["host_credentials_allowed"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+
+
+@admin.register(Connector)
+class ConnectorAdmin(admin.ModelAdmin):
+    """The secret access key has no form field: it is neither shown nor overwritten here."""
+
+    list_display = ["name", "team", "credentials", "principal_type", "partition", "last_test_ok"]
+    list_filter = ["credentials", "principal_type", "partition"]
+    list_select_related = ["team"]
+    search_fields = ["name", "team__name", "access_key_id", "role_arn"]
+    filter_horizontal = ["shared_with"]
+    readonly_fields = ["created", "updated", "created_by", "last_test_at", "last_test_ok"]
 
 
 @admin.register(Membership)

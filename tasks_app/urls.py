@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tasks_app.views import accounts, dashboard, health, teams
+from tasks_app.views import accounts, connectors, dashboard, health, teams
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -22,6 +22,21 @@ urlpatterns = [
         teams.member_remove,
         name="member_remove",
     ),
+    path("connectors/", connectors.connector_list, name="connector_list"),
+    path("connectors/new/", connectors.connector_create, name="connector_create"),
+    path("connectors/<uuid:connector_id>/", connectors.connector_detail, name="connector_detail"),
+    path("connectors/<uuid:connector_id>/edit/", connectors.connector_edit, name="connector_edit"),
+    path(
+        "connectors/<uuid:connector_id>/test/",
+        connectors.connector_test_view,
+        name="connector_test",
+    ),
+    path(
+        "connectors/<uuid:connector_id>/delete/",
+        connectors.connector_delete_view,
+        name="connector_delete",
+    ),
+    path("help/ecr-policy/", connectors.ecr_policy, name="ecr_policy"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]

@@ -103,3 +103,118 @@ def page(browser, request):
     screenshots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(screenshots / f"{request.node.name}-final.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_aws_caches():
+    from tasks_app import aws
+
+    aws.clear_caches()
+    yield
+    aws.clear_caches()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's AWS stand-in as a real HTTP server on 127.0.0.1."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from tests.helpers import free_port
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_endpoint(moto_server, settings, monkeypatch):
+    """Points the portal at the moto server (ECRPORTAL_AWS_ENDPOINT_URL), with a clean state.
+
+    The host credential chain finds its credentials in the environment, as on
+    a host with AWS_ACCESS_KEY_ID set.
+    """
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"))
+    settings.AWS_ENDPOINT_URL = moto_server
+    settings.AWS_ENDPOINT_URLS = {}
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_ROLE_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", HOST_ACCESS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "host/secret/key/for/tests/only/0000000000")
+    return moto_server
+
+
+@pytest.fixture
+def aws_calls(monkeypatch):
+    """Every AWS call the portal makes: operation, API parameters, headers as signed."""
+    from tasks_app import aws
+
+    calls = []
+
+    def record(params=None, model=None, **kwargs):
+        operation = f"{model.service_model.endpoint_prefix}:{model.name}"
+        calls.append({"operation": operation, "params": dict(params)})
+
+    def sent(request=None, **kwargs):
+        calls[-1]["headers"] = {
+            k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()
+        }
+
+    monkeypatch.setattr(
+        aws,
+        "EVENT_HANDLERS",
+        [*aws.EVENT_HANDLERS, ("before-parameter-build", record), ("before-send", sent)],
+    )
+    return calls
+
+
+@pytest.fixture
+def aws_failure(monkeypatch):
+    """aws_failure("ecr:GetAuthorizationToken", "AccessDeniedException"): AWS answers an error."""
+    from botocore.awsrequest import AWSResponse
+
+    from tasks_app import aws
+
+    failures = {}
+
+    def answer(model=None, **kwargs):
+        code = failures.get(f"{model.service_model.endpoint_prefix}:{model.name}")
+        if code is None:
+            return None
+        parsed = {
+            "Error": {"Code": code, "Message": f"Injected {code}"},
+            "ResponseMetadata": {"RequestId": "req-injected-1", "HTTPStatusCode": 400},
+        }
+        return AWSResponse("https://injected.invalid/", 400, {}, None), parsed
+
+    monkeypatch.setattr(aws, "EVENT_HANDLERS", [*aws.EVENT_HANDLERS, ("before-call", answer)])
+
+    def fail(operation: str, code: str):
+        failures[operation] = code
+
+    return fail
+
+
+HOST_ACCESS_KEY_ID = "AKIAHOSTCHAIN0000001"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def make_connector(team, **fields):
+    from tasks_app.models import Connector
+
+    fields.setdefault("name", "prod-ecr")
+    fields.setdefault("access_key_id", "AKIAIOSFODNN7EXAMPLE")
+    fields.setdefault("secret_access_key", SECRET)
+    connector = Connector(team=team, **fields)
+    connector.full_clean()
+    connector.save()
+    connector.refresh_from_db()
+    return connector

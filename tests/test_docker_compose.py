@@ -60,6 +60,7 @@ def test_portal_services_use_postgresql_redis_and_production_settings(services):
         assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0"
         # Secrets come from the operator's .env and are required, never defaulted.
         assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
+        assert env["ECRPORTAL_ENCRYPTION_KEYS"].startswith("${ECRPORTAL_ENCRYPTION_KEYS:?")
         assert env["ECRPORTAL_SITE_URL"].startswith("${ECRPORTAL_SITE_URL:?")
 
 

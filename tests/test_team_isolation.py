@@ -11,8 +11,8 @@ import uuid
 import pytest
 from django.urls import URLPattern, get_resolver
 
-from tasks_app.models import AuditEvent, Membership, Role
-from tests.conftest import make_user
+from tasks_app.models import AuditEvent, Connector, Membership, Role
+from tests.conftest import make_connector, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +22,7 @@ def team_b_objects(team_b) -> dict[str, str]:
     return {
         "team_id": str(team_b.id),
         "membership_id": str(team_b.memberships.first().id),
+        "connector_id": str(make_connector(team_b, name="team-b-connector").id),
     }
 
 
@@ -63,6 +64,7 @@ def test_team_a_members_get_404_for_every_team_b_url(client, alice, team_b):
         memberships_before
     )
     assert not AuditEvent.objects.filter(team=team_b).exists()
+    assert Connector.objects.get(team=team_b).name == "team-b-connector"
 
 
 def test_a_membership_id_of_team_b_is_404_under_team_a(client, alice, team_a, team_b):

@@ -1,0 +1,429 @@
+"""Every AWS call of the portal goes through this module; boto3 is imported nowhere else.
+
+- A ``Principal`` says how to obtain credentials (what a connector says, or the
+  host's own identity plus an optional role to assume).
+- Sessions are cached per process and principal. Temporary credentials from
+  STS are botocore refreshable credentials: reused until near their expiry,
+  then fetched again transparently. Clients are cached per session, service,
+  region and retry mode.
+- Timeouts are short, so that an unreachable endpoint fails in seconds.
+- Failures raise ``AwsError`` with the AWS error code, the request ID and an
+  explanation in plain words.
+"""
+
+import base64
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from django.conf import settings
+
+from tasks_app.crypto import Secret
+from tasks_app.logs import secret_register
+
+logger = logging.getLogger("ecrportal.aws")
+
+DEFAULT_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
+ECR_MANAGED_POLICY = "AmazonEC2ContainerRegistryPowerUser"
+ECR_POLICY_DOCUMENT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "ecr:GetAuthorizationToken",
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:GetRepositoryPolicy",
+                "ecr:DescribeRepositories",
+                "ecr:ListImages",
+                "ecr:BatchGetImage",
+                "ecr:InitiateLayerUpload",
+                "ecr:UploadLayerPart",
+                "ecr:CompleteLayerUpload",
+                "ecr:PutImage",
+            ],
+            "Resource": "*",
+        }
+    ],
+}
+MAX_CACHED_SESSIONS = 256
+
+
+@dataclass(frozen=True)
+class Principal:
+    """How to obtain AWS credentials."""
+
+    credentials: str  # "access_key" | "host"
+    principal_type: str = "provided"  # provided | assumed_role | federated_user | session_token
+    access_key_id: str = ""
+    secret_access_key: Secret | None = None
+    role_arn: str = ""
+    external_id: str = ""
+    duration: int | None = None
+    policy: str = ""
+    set_source_identity: bool = False
+    partition: str = "aws"
+
+    @property
+    def default_region(self) -> str:
+        return DEFAULT_REGION[self.partition]
+
+
+@dataclass
+class AwsError(Exception):
+    """An AWS call failed. ``explanation`` is meant for people; it names no secret."""
+
+    operation: str
+    code: str
+    message: str
+    explanation: str
+    request_id: str = ""
+
+    def __str__(self):
+        return self.explanation
+
+
+@dataclass(frozen=True)
+class Identity:
+    account: str
+    arn: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class EcrAuthorization:
+    token: str = field(repr=False)
+    expires_at: datetime
+    proxy_endpoint: str
+    request_id: str = ""
+
+
+def session_name(username: str | None) -> str:
+    """RoleSessionName / SourceIdentity: who caused the call (2-64 of [\\w+=,.@-])."""
+    name = f"ecrportal-{username}" if username else "ecrportal-scheduler"
+    return "".join(ch if ch.isalnum() or ch in "_+=,.@-" else "-" for ch in name)[:64]
+
+
+# --- sessions and clients --------------------------------------------------------------
+
+_lock = threading.RLock()
+_sessions: OrderedDict[tuple, "_CachedSession"] = OrderedDict()
+
+
+@dataclass
+class _CachedSession:
+    session: boto3.Session
+    clients: dict = field(default_factory=dict)
+
+
+def clear_caches() -> None:
+    with _lock:
+        _sessions.clear()
+
+
+def _endpoint_url(service: str) -> str | None:
+    return settings.AWS_ENDPOINT_URLS.get(service) or settings.AWS_ENDPOINT_URL
+
+
+def _config(*, interactive: bool) -> Config:
+    return Config(
+        connect_timeout=settings.AWS_CONNECT_TIMEOUT,
+        read_timeout=settings.AWS_READ_TIMEOUT,
+        retries={
+            "mode": "standard",
+            "max_attempts": 1 if interactive else settings.AWS_MAX_ATTEMPTS,
+        },
+        user_agent_appid="ecrportal",
+    )
+
+
+def _log_call(event_name=None, model=None, params=None, **kwargs):
+    # Operation names only: parameters may hold policies or tokens.
+    logger.debug("AWS call %s", event_name.removeprefix("before-call."))
+
+
+# Registered on every session this module creates; tests may add their own.
+EVENT_HANDLERS: list[tuple[str, object]] = [("before-call", _log_call)]
+
+
+def _new_session(**kwargs) -> boto3.Session:
+    session = boto3.Session(**kwargs)
+    for event, handler in EVENT_HANDLERS:
+        session.events.register(event, handler)
+    return session
+
+
+def _client(cached: _CachedSession, service: str, region: str, *, interactive: bool):
+    key = (service, region, interactive)
+    with _lock:
+        client = cached.clients.get(key)
+        if client is None:
+            client = cached.clients[key] = cached.session.client(
+                service,
+                region_name=region,
+                endpoint_url=_endpoint_url(service),
+                config=_config(interactive=interactive),
+            )
+        return client
+
+
+class _Provider(CredentialProvider):
+    METHOD = "ecrportal-sts"
+
+    def __init__(self, credentials):
+        self._credentials = credentials
+
+    def load(self):
+        return self._credentials
+
+
+def _session(principal: Principal, *, caller: str, interactive: bool) -> _CachedSession:
+    # The retry mode is part of the key: the session's own STS client refreshes
+    # the credentials, and background work must not inherit the single attempt
+    # of interactive calls.
+    key = (principal, caller, interactive)
+    with _lock:
+        cached = _sessions.get(key)
+        if cached is not None:
+            _sessions.move_to_end(key)
+            return cached
+    cached = _CachedSession(_build_session(principal, caller=caller, interactive=interactive))
+    with _lock:
+        _sessions[key] = cached
+        while len(_sessions) > MAX_CACHED_SESSIONS:
+            _sessions.popitem(last=False)
+    return cached
+
+
+def _base_session(principal: Principal) -> boto3.Session:
+    if principal.credentials == "access_key":
+        return _new_session(
+            aws_access_key_id=principal.access_key_id,
+            aws_secret_access_key=principal.secret_access_key.reveal(),
+        )
+    return _new_session()  # the host's default credential chain
+
+
+def _build_session(principal: Principal, *, caller: str, interactive: bool) -> boto3.Session:
+    base = _base_session(principal)
+    if principal.principal_type == "provided":
+        return base
+
+    sts = _client(_CachedSession(base), "sts", principal.default_region, interactive=interactive)
+    fetch = _fetcher(principal, sts, caller=caller)
+    metadata = fetch()
+    duration = principal.duration or 3600
+    credentials = RefreshableCredentials.create_from_metadata(
+        metadata=metadata,
+        refresh_using=fetch,
+        method=_Provider.METHOD,
+        # Refresh ahead of expiry, but not so far ahead that short sessions
+        # (15 minutes) are fetched again on every call.
+        advisory_timeout=min(15 * 60, duration // 3),
+        mandatory_timeout=min(10 * 60, duration // 6),
+    )
+    core = botocore.session.get_session()
+    core.register_component("credential_provider", CredentialResolver([_Provider(credentials)]))
+    return _new_session(botocore_session=core)
+
+
+def _fetcher(principal: Principal, sts, *, caller: str):
+    """A function that obtains fresh temporary credentials for the principal."""
+    kind = principal.principal_type
+    params: dict = {}
+    if principal.duration:
+        params["DurationSeconds"] = principal.duration
+    if kind == "assumed_role":
+        operation, call = "sts:AssumeRole", sts.assume_role
+        params.update(RoleArn=principal.role_arn, RoleSessionName=caller)
+        if principal.external_id:
+            params["ExternalId"] = principal.external_id
+        if principal.set_source_identity:
+            params["SourceIdentity"] = caller
+        if principal.policy:
+            params["Policy"] = principal.policy
+    elif kind == "federated_user":
+        operation, call = "sts:GetFederationToken", sts.get_federation_token
+        params["Name"] = caller[:32]
+        if principal.policy:
+            params["Policy"] = principal.policy
+        else:
+            # Without a session policy a federated user may do nothing at all.
+            arn = f"arn:{principal.partition}:iam::aws:policy/{ECR_MANAGED_POLICY}"
+            params["PolicyArns"] = [{"arn": arn}]
+    elif kind == "session_token":
+        operation, call = "sts:GetSessionToken", sts.get_session_token
+    else:
+        raise ValueError(f"unknown principal type {kind!r}")
+
+    def fetch() -> dict:
+        response = _call(operation, principal, lambda: call(**params))
+        c = response["Credentials"]
+        secret_register(c["SecretAccessKey"])
+        secret_register(c["SessionToken"])
+        return {
+            "access_key": c["AccessKeyId"],
+            "secret_key": c["SecretAccessKey"],
+            "token": c["SessionToken"],
+            "expiry_time": c["Expiration"].astimezone(UTC).isoformat(),
+        }
+
+    return fetch
+
+
+# --- calls -----------------------------------------------------------------------------
+
+
+def caller_identity(
+    principal: Principal, *, caller: str, region: str | None = None, interactive: bool = False
+) -> Identity:
+    region = region or principal.default_region
+    # Building the session of a temporary-credentials principal already calls STS.
+    session = _session(principal, caller=caller, interactive=interactive)
+    sts = _client(session, "sts", region, interactive=interactive)
+    response = _call("sts:GetCallerIdentity", principal, sts.get_caller_identity)
+    return Identity(response["Account"], response["Arn"], response["UserId"])
+
+
+def ecr_authorization(
+    principal: Principal,
+    *,
+    caller: str,
+    region: str,
+    registry_id: str | None = None,
+    interactive: bool = False,
+) -> EcrAuthorization:
+    session = _session(principal, caller=caller, interactive=interactive)
+    ecr = _client(session, "ecr", region, interactive=interactive)
+    kwargs = {"registryIds": [registry_id]} if registry_id else {}
+    response = _call(
+        "ecr:GetAuthorizationToken", principal, lambda: ecr.get_authorization_token(**kwargs)
+    )
+    data = response["authorizationData"][0]
+    token = data["authorizationToken"]
+    secret_register(token)
+    secret_register(base64.b64decode(token).decode().partition(":")[2])
+    return EcrAuthorization(
+        token=token,
+        expires_at=data["expiresAt"].astimezone(UTC),
+        proxy_endpoint=data["proxyEndpoint"],
+        request_id=response.get("ResponseMetadata", {}).get("RequestId", ""),
+    )
+
+
+def regions(service: str, partition: str) -> list[str]:
+    """Region codes of a partition where the service exists, from botocore's data."""
+    return sorted(boto3.Session().get_available_regions(service, partition_name=partition))
+
+
+def _call(operation: str, principal: Principal, fn):
+    try:
+        return fn()
+    except ClientError as e:
+        error = e.response.get("Error", {})
+        code = error.get("Code", "Unknown")
+        message = error.get("Message", "")
+        request_id = e.response.get("ResponseMetadata", {}).get("RequestId", "")
+        raise AwsError(
+            operation, code, message, explain(operation, code, message, principal), request_id
+        ) from None
+    except (EndpointConnectionError, ConnectTimeoutError) as e:
+        raise AwsError(operation, type(e).__name__, str(e), _unreachable(operation, e)) from None
+    except ReadTimeoutError as e:
+        url = getattr(e, "kwargs", {}).get("endpoint_url", "the AWS endpoint")
+        raise AwsError(
+            operation,
+            "ReadTimeout",
+            str(e),
+            f"{url} did not answer {operation} within {settings.AWS_READ_TIMEOUT:g} s.",
+        ) from None
+    except NoCredentialsError:
+        raise AwsError(
+            operation,
+            "NoCredentials",
+            "",
+            "The portal host has no AWS credentials: none in its environment, shared "
+            "configuration, instance profile, container role or web identity.",
+        ) from None
+    except BotoCoreError as e:
+        raise AwsError(operation, type(e).__name__, str(e), f"{operation} failed: {e}") from None
+
+
+def _unreachable(operation: str, error) -> str:
+    url = getattr(error, "kwargs", {}).get("endpoint_url", "the AWS endpoint")
+    if isinstance(error, ConnectTimeoutError):
+        what = f"{url} did not accept a connection within {settings.AWS_CONNECT_TIMEOUT:g} s"
+    else:
+        what = f"Could not connect to {url}"
+    return (
+        f"{what} for {operation}. Check the network, any proxy, and the "
+        "ECRPORTAL_AWS_ENDPOINT_URL setting."
+    )
+
+
+def explain(operation: str, code: str, message: str, principal: Principal) -> str:
+    """AWS's error in plain words, with what to do about it."""
+    if code in ("InvalidClientTokenId", "UnrecognizedClientException"):
+        return (
+            f"AWS does not recognise the access key ID {principal.access_key_id or ''}: it is "
+            f"mistyped, deleted or inactive, or belongs to another partition than "
+            f"{principal.partition}."
+        ).replace("  ", " ")
+    if code in ("SignatureDoesNotMatch", "IncompleteSignature"):
+        return (
+            "The secret access key does not belong to this access key ID. "
+            "Enter the secret access key again."
+        )
+    if code in ("ExpiredToken", "ExpiredTokenException"):
+        return "The temporary credentials have expired. Obtain new ones and try again."
+    if code == "RequestExpired":
+        return "AWS says the request expired: check the clock of the portal host."
+    if code in ("AccessDenied", "AccessDeniedException"):
+        if operation == "ecr:GetAuthorizationToken":
+            return (
+                "The credentials work, but they may not call ecr:GetAuthorizationToken. "
+                f"Attach the AWS managed policy {ECR_MANAGED_POLICY} (see the recommended "
+                "policy) to the identity."
+            )
+        if operation == "sts:AssumeRole":
+            checks = ["the role's trust policy allows this principal to assume it"]
+            if principal.external_id:
+                checks.append("the trust policy expects this external ID")
+            if principal.set_source_identity:
+                checks.append("the trust policy allows sts:SetSourceIdentity")
+            return (
+                f"AWS refused to let the connector assume {principal.role_arn}. Check that "
+                + ", and that ".join(checks)
+                + "."
+            )
+        return f"AWS denied {operation}: {message}"
+    if code == "ValidationError" and "DurationSeconds" in message:
+        return (
+            f"AWS refused the session duration: {message} For roles, the duration may not "
+            "exceed the role's maximum session duration."
+        )
+    if code in (
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+    ):
+        return f"AWS is throttling {operation}; the call will be retried later."
+    if code == "RegionDisabledException":
+        return f"STS is not activated in this region for the account: {message}"
+    return f"AWS answered {operation} with {code}: {message}"

@@ -1,0 +1,85 @@
+"""Keeps secrets out of log records, whichever handler receives them.
+
+Two nets, applied as each record is created (so they cover every handler,
+pytest's included):
+
+- every secret value this process has decrypted or received from AWS is
+  replaced by ********;
+- credential fields in AWS payloads (botocore logs request and response
+  bodies at DEBUG) are replaced by ******** even when their value is new.
+"""
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+
+from tasks_app.crypto import MASK
+
+# Shorter values are too likely to occur in ordinary text to be masked safely.
+MIN_LENGTH = 8
+MAX_KNOWN = 10_000
+
+_lock = threading.Lock()
+_known: OrderedDict[str, None] = OrderedDict()
+_known_pattern: re.Pattern | None = None
+
+_PAYLOAD_FIELDS = re.compile(
+    r"(SecretAccessKey|SessionToken|secretAccessKey|sessionToken|authorizationToken"
+    r"|X-Amz-Security-Token|aws_secret_access_key|aws_session_token)"
+    r"([\"']?\s*[:=>]\s*b?[\"']?)"
+    r"([^\"'<,\s}\]]+)"
+)
+
+
+def secret_register(value: str) -> None:
+    """Mask this value in every log record from now on."""
+    global _known_pattern
+    if not value or len(value) < MIN_LENGTH:
+        return
+    with _lock:
+        if value in _known:
+            _known.move_to_end(value)
+            return
+        _known[value] = None
+        while len(_known) > MAX_KNOWN:
+            _known.popitem(last=False)
+        _known_pattern = None
+
+
+def _pattern() -> re.Pattern | None:
+    global _known_pattern
+    with _lock:
+        if _known_pattern is None and _known:
+            alternatives = sorted(_known, key=len, reverse=True)
+            _known_pattern = re.compile("|".join(map(re.escape, alternatives)))
+        return _known_pattern
+
+
+def mask(text: str) -> str:
+    text = _PAYLOAD_FIELDS.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+    pattern = _pattern()
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    return text
+
+
+def install() -> None:
+    """Wrap the log record factory once per process."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "masks_secrets", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = current(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is logging's own problem to report
+            return record
+        masked = mask(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return record
+
+    factory.masks_secrets = True
+    logging.setLogRecordFactory(factory)

@@ -1,0 +1,168 @@
+"""Connectors: saving, sharing, deleting and testing. Every change is audited, no secret is."""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils.timezone import now
+
+from tasks_app import aws
+from tasks_app.connector_rules import policy_packed
+from tasks_app.crypto import EncryptionError
+from tasks_app.models import Connector, Team
+from tasks_app.services.audit import audit_record
+
+# What the audit trail records of a change: settings, never the secret itself.
+AUDITED_FIELDS = [
+    "name",
+    "credentials",
+    "access_key_id",
+    "principal_type",
+    "role_arn",
+    "external_id",
+    "session_duration",
+    "session_policy",
+    "set_source_identity",
+    "partition",
+    "unattended_use",
+]
+
+
+def principal_for(connector: Connector) -> aws.Principal:
+    """What the AWS module needs to obtain this connector's credentials."""
+    return aws.Principal(
+        credentials=connector.credentials,
+        principal_type=connector.principal_type,
+        access_key_id=connector.access_key_id,
+        secret_access_key=connector.secret_access_key or None,
+        role_arn=connector.role_arn,
+        external_id=connector.external_id,
+        duration=connector.duration_or_default,
+        policy=policy_packed(connector.session_policy) if connector.session_policy else "",
+        set_source_identity=connector.set_source_identity,
+        partition=connector.partition,
+    )
+
+
+def _snapshot(connector: Connector) -> dict:
+    return {name: getattr(connector, name) for name in AUDITED_FIELDS}
+
+
+def connector_save(
+    *, connector: Connector, shared_with: list[Team], secret_changed: bool, request
+) -> Connector:
+    """Create or update a connector and its sharing, with audit events for both."""
+    creating = connector._state.adding
+    before = {} if creating else _snapshot(Connector.objects.get(pk=connector.pk))
+    with transaction.atomic():
+        old_shared = set() if creating else set(connector.shared_with.all())
+        connector.updated = now()
+        if creating:
+            connector.created_by = request.user
+        connector.save()
+        connector.shared_with.set(shared_with)
+
+        after = _snapshot(connector)
+        changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+        if secret_changed:
+            changes["secret_access_key"] = "changed (value not recorded)"
+        if creating or changes:
+            verb = "Created" if creating else "Updated"
+            audit_record(
+                action="connector.created" if creating else "connector.updated",
+                summary=f"{verb} connector {connector.name}",
+                request=request,
+                team=connector.team,
+                obj=connector,
+                changes=after if creating else changes,
+            )
+        added, removed = set(shared_with) - old_shared, old_shared - set(shared_with)
+        if added or removed:
+            audit_record(
+                action="connector.sharing_changed",
+                summary=f"Changed the teams that may use connector {connector.name}",
+                request=request,
+                team=connector.team,
+                obj=connector,
+                changes={
+                    "added": sorted(t.slug for t in added),
+                    "removed": sorted(t.slug for t in removed),
+                },
+            )
+    # Read the secret back as stored (a Secret), never keep the plain value around.
+    connector.refresh_from_db(fields=["secret_access_key"])
+    return connector
+
+
+@transaction.atomic
+def connector_delete(*, connector: Connector, request) -> None:
+    audit_record(
+        action="connector.deleted",
+        summary=f"Deleted connector {connector.name}",
+        request=request,
+        team=connector.team,
+        obj=connector,
+        changes=_snapshot(connector),
+    )
+    connector.delete()
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    ok: bool
+    message: str
+    identity: aws.Identity | None = None
+    error_code: str = ""
+    missing_ecr_permission: bool = False
+
+
+def connector_test(*, connector: Connector, region: str, request) -> TestOutcome:
+    """sts:GetCallerIdentity, then ecr:GetAuthorizationToken, with the connector's credentials.
+
+    The AWS calls run outside any database transaction; the outcome is stored
+    on the connector and in the audit trail afterwards.
+    """
+    caller = aws.session_name(request.user.get_username())
+    identity = None
+    try:
+        principal = principal_for(connector)
+        identity = aws.caller_identity(principal, caller=caller, region=region, interactive=True)
+        token = aws.ecr_authorization(principal, caller=caller, region=region, interactive=True)
+    except aws.AwsError as e:
+        prefix = (
+            f"Signed in as {identity.arn} (account {identity.account}), but: " if identity else ""
+        )
+        outcome = TestOutcome(
+            ok=False,
+            message=prefix + e.explanation,
+            identity=identity,
+            error_code=e.code,
+            missing_ecr_permission=(
+                e.operation == "ecr:GetAuthorizationToken"
+                and e.code in ("AccessDenied", "AccessDeniedException")
+            ),
+        )
+    except EncryptionError as e:
+        outcome = TestOutcome(ok=False, message=str(e), error_code="EncryptionError")
+    else:
+        outcome = TestOutcome(
+            ok=True,
+            message=(
+                f"Signed in as {identity.arn} (account {identity.account}). "
+                f"ecr:GetAuthorizationToken works in {region}: {token.proxy_endpoint}."
+            ),
+            identity=identity,
+        )
+
+    Connector.objects.filter(pk=connector.pk).update(
+        last_test_at=now(), last_test_ok=outcome.ok, last_test_message=outcome.message[:1000]
+    )
+    audit_record(
+        action="connector.tested",
+        summary=f"Tested connector {connector.name} in {region}: "
+        + ("works" if outcome.ok else f"failed ({outcome.error_code})"),
+        request=request,
+        team=connector.team,
+        obj=connector,
+        changes={"region": region, "ok": outcome.ok, "error": outcome.error_code},
+    )
+    return outcome

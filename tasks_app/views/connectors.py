@@ -1,0 +1,152 @@
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from tasks_app import aws
+from tasks_app.access import (
+    ConnectorAccess,
+    connector_access,
+    connectors_for_user,
+    teams_administered_by,
+)
+from tasks_app.connector_rules import host_credentials_available
+from tasks_app.forms import ConnectorForm, ConnectorTestForm
+from tasks_app.models import Connector, Team
+from tasks_app.services.connectors import connector_delete, connector_save, connector_test
+
+
+def _get_connector_for_user(
+    request, connector_id, *, need: ConnectorAccess = ConnectorAccess.VIEW
+) -> tuple[Connector, ConnectorAccess]:
+    """The connector and what the user may do with it. No access at all: 404."""
+    connector = get_object_or_404(Connector.objects.select_related("team"), id=connector_id)
+    access = connector_access(request.user, connector)
+    if access is None:
+        raise Http404("No such connector.")
+    if access < need:
+        raise PermissionDenied(
+            "Only admins of the owner team may change this connector."
+            if need == ConnectorAccess.MANAGE
+            else "Only editors and admins may use this connector."
+        )
+    return connector, access
+
+
+def _host_allowed(request, connector: Connector | None) -> bool:
+    if connector is not None:
+        return host_credentials_available(connector.team)
+    return any(host_credentials_available(t) for t in teams_administered_by(request.user))
+
+
+def connector_list(request):
+    connectors = (
+        connectors_for_user(request.user)
+        .select_related("team")
+        .prefetch_related(Prefetch("shared_with", queryset=Team.objects.order_by("name")))
+        .order_by("team__name", "name")
+    )
+    can_create = teams_administered_by(request.user).exists()
+    return render(
+        request, "connectors/list.html", {"connectors": connectors, "can_create": can_create}
+    )
+
+
+def connector_create(request):
+    owners = teams_administered_by(request.user).order_by("name")
+    if not owners.exists():
+        raise PermissionDenied("Only team admins create connectors.")
+    form = ConnectorForm(
+        request.POST or None,
+        instance=Connector(),
+        owners=owners,
+        host_allowed=_host_allowed(request, None),
+    )
+    if request.method == "POST" and form.is_valid():
+        connector = connector_save(
+            connector=form.instance,
+            shared_with=list(form.cleaned_data["shared_with"]),
+            secret_changed=form.secret_changed,
+            request=request,
+        )
+        messages.success(request, f"Created connector {connector.name}. Test it below.")
+        return redirect("connector_detail", connector_id=connector.id)
+    return render(request, "connectors/form.html", {"form": form, "connector": None})
+
+
+def connector_edit(request, connector_id):
+    connector, _ = _get_connector_for_user(request, connector_id, need=ConnectorAccess.MANAGE)
+    form = ConnectorForm(
+        request.POST or None,
+        instance=connector,
+        owners=Team.objects.none(),
+        host_allowed=_host_allowed(request, connector),
+    )
+    if request.method == "POST" and form.is_valid():
+        connector_save(
+            connector=form.instance,
+            shared_with=list(form.cleaned_data["shared_with"]),
+            secret_changed=form.secret_changed,
+            request=request,
+        )
+        messages.success(request, f"Saved connector {connector.name}.")
+        return redirect("connector_detail", connector_id=connector.id)
+    return render(request, "connectors/form.html", {"form": form, "connector": connector})
+
+
+def connector_detail(request, connector_id, test_form=None, outcome=None):
+    connector, access = _get_connector_for_user(request, connector_id)
+    regions = aws.regions("ecr", connector.partition)
+    context = {
+        "connector": connector,
+        "access": access,
+        "can_manage": access >= ConnectorAccess.MANAGE,
+        "can_use": access >= ConnectorAccess.USE,
+        "shared_with": connector.shared_with.order_by("name"),
+        "test_form": test_form
+        or ConnectorTestForm(
+            regions=regions, initial_region=aws.DEFAULT_REGION[connector.partition]
+        ),
+        "outcome": outcome,
+    }
+    return render(request, "connectors/detail.html", context)
+
+
+@require_POST
+def connector_test_view(request, connector_id):
+    connector, _ = _get_connector_for_user(request, connector_id, need=ConnectorAccess.USE)
+    regions = aws.regions("ecr", connector.partition)
+    form = ConnectorTestForm(
+        request.POST, regions=regions, initial_region=aws.DEFAULT_REGION[connector.partition]
+    )
+    if not form.is_valid():
+        return connector_detail(request, connector_id, test_form=form)
+    outcome = connector_test(
+        connector=connector, region=form.cleaned_data["region"], request=request
+    )
+    connector.refresh_from_db()
+    return connector_detail(request, connector_id, test_form=form, outcome=outcome)
+
+
+def connector_delete_view(request, connector_id):
+    connector, _ = _get_connector_for_user(request, connector_id, need=ConnectorAccess.MANAGE)
+    if request.method == "POST":
+        name = connector.name
+        connector_delete(connector=connector, request=request)
+        messages.success(request, f"Deleted connector {name}.")
+        return redirect("connector_list")
+    return render(request, "connectors/delete.html", {"connector": connector})
+
+
+def ecr_policy(request):
+    """The IAM policy the ECR credentials task needs (SPEC §4.3), ready to copy."""
+    document = json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2)
+    return render(
+        request,
+        "connectors/ecr_policy.html",
+        {"document": document, "policy_name": aws.ECR_MANAGED_POLICY},
+    )

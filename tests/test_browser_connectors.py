@@ -1,0 +1,53 @@
+"""The connector form and Test connection in a real browser."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tasks_app.models import Connector, Role
+from tests.conftest import SECRET, make_team
+from tests.test_browser_login import _shot
+from tests.test_browser_teams import _sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_an_admin_creates_and_tests_a_connector(live_server, page, aws_endpoint):
+    make_team("Platform", alice=Role.ADMIN)
+    _sign_in(page, live_server.url, "alice")
+    page.get_by_role("link", name="Connectors").click()
+    expect(page.get_by_role("heading", name="No connectors yet")).to_be_visible()
+    page.get_by_role("link", name="New connector").click()
+
+    role_arn = page.get_by_label("Role ARN")
+    policy = page.get_by_label("Session policy")
+    duration = page.get_by_label("Session duration (seconds)")
+    principal = page.get_by_label("Principal")
+    # Provided credentials: nothing of STS shows.
+    expect(role_arn).to_be_hidden()
+    expect(duration).to_be_hidden()
+    principal.select_option("assumed_role")
+    expect(role_arn).to_be_visible()
+    expect(policy).to_be_visible()
+    principal.select_option("session_token")
+    expect(role_arn).to_be_hidden()
+    expect(policy).to_be_hidden()
+    expect(duration).to_be_visible()
+    principal.select_option("assumed_role")
+
+    page.get_by_label("Name", exact=True).fill("prod push")
+    page.get_by_label("Access key ID").fill("AKIAIOSFODNN7EXAMPLE")
+    page.get_by_label("Secret access key").fill(SECRET)
+    role_arn.fill("arn:aws:iam::123456789012:role/ecr-push")
+    page.get_by_label("External ID").fill("partner-4711")
+    _shot(page, "connector-form")
+    page.get_by_role("button", name="Create connector").click()
+
+    expect(page.get_by_role("heading", name="prod push")).to_be_visible()
+    page.get_by_label("Region").select_option("eu-west-1")
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "Signed in as arn:aws:sts::123456789012:assumed-role/ecr-push/ecrportal-alice"
+    )
+    _shot(page, "connector")
+    assert SECRET not in page.content()
+    assert Connector.objects.get().last_test_ok is True
