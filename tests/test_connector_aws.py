@@ -277,3 +277,20 @@ def test_session_names_say_who_caused_the_call():
     assert aws.session_name("first last/x") == "ecrportal-first-last-x"
     assert len(aws.session_name("x" * 100)) == 64
     assert Connector.Principal.ASSUMED_ROLE == "assumed_role"
+
+
+def test_per_service_endpoints_take_precedence(aws_endpoint, settings, team, as_alice):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    settings.AWS_ENDPOINT_URL = dead
+    settings.AWS_ENDPOINT_URLS = {"sts": aws_endpoint, "ecr": None}
+    connector = make_connector(team)
+    outcome = connector_test(connector=connector, region="eu-west-1", request=as_alice)
+    # STS went to moto; ECR fell back to the general endpoint, which is down.
+    assert outcome.identity is not None
+    assert f"Could not connect to {dead}/ for ecr:GetAuthorizationToken" in outcome.message
+
+    aws.clear_caches()
+    settings.AWS_ENDPOINT_URLS = {"sts": aws_endpoint, "ecr": aws_endpoint}
+    assert connector_test(connector=connector, region="eu-west-1", request=as_alice).ok
