@@ -56,46 +56,41 @@ def connector_list(request):
     )
 
 
+def _connector_form(request, connector: Connector | None, owners):
+    """Create (connector None) or edit a connector: the same form and save for both."""
+    form = ConnectorForm(
+        request.POST or None,
+        instance=connector or Connector(),
+        owners=owners,
+        host_allowed=_host_allowed(request, connector),
+    )
+    if request.method == "POST" and form.is_valid():
+        saved = connector_save(
+            connector=form.instance,
+            shared_with=list(form.cleaned_data["shared_with"]),
+            secret_changed=form.secret_changed,
+            request=request,
+        )
+        done = (
+            f"Saved connector {saved.name}."
+            if connector
+            else (f"Created connector {saved.name}. Test it below.")
+        )
+        messages.success(request, done)
+        return redirect("connector_detail", connector_id=saved.id)
+    return render(request, "connectors/form.html", {"form": form, "connector": connector})
+
+
 def connector_create(request):
     owners = teams_administered_by(request.user).order_by("name")
     if not owners.exists():
         raise PermissionDenied("Only team admins create connectors.")
-    form = ConnectorForm(
-        request.POST or None,
-        instance=Connector(),
-        owners=owners,
-        host_allowed=_host_allowed(request, None),
-    )
-    if request.method == "POST" and form.is_valid():
-        connector = connector_save(
-            connector=form.instance,
-            shared_with=list(form.cleaned_data["shared_with"]),
-            secret_changed=form.secret_changed,
-            request=request,
-        )
-        messages.success(request, f"Created connector {connector.name}. Test it below.")
-        return redirect("connector_detail", connector_id=connector.id)
-    return render(request, "connectors/form.html", {"form": form, "connector": None})
+    return _connector_form(request, None, owners)
 
 
 def connector_edit(request, connector_id):
     connector, _ = _get_connector_for_user(request, connector_id, need=ConnectorAccess.MANAGE)
-    form = ConnectorForm(
-        request.POST or None,
-        instance=connector,
-        owners=Team.objects.none(),
-        host_allowed=_host_allowed(request, connector),
-    )
-    if request.method == "POST" and form.is_valid():
-        connector_save(
-            connector=form.instance,
-            shared_with=list(form.cleaned_data["shared_with"]),
-            secret_changed=form.secret_changed,
-            request=request,
-        )
-        messages.success(request, f"Saved connector {connector.name}.")
-        return redirect("connector_detail", connector_id=connector.id)
-    return render(request, "connectors/form.html", {"form": form, "connector": connector})
+    return _connector_form(request, connector, Team.objects.none())
 
 
 def connector_detail(request, connector_id, test_form=None, outcome=None):
