@@ -15,9 +15,7 @@ def teams_for_user(user) -> QuerySet[Team]:
 
 
 def teams_administered_by(user) -> QuerySet[Team]:
-    if user.is_superuser:
-        return Team.objects.all()
-    return Team.objects.filter(memberships__user=user, memberships__role=Role.ADMIN)
+    return teams_with_role(user, Role.ADMIN)
 
 
 def role_in_team(user, team: Team) -> Role | None:
@@ -58,3 +56,24 @@ def connector_access(user, connector: Connector) -> ConnectorAccess | None:
         level = ConnectorAccess.USE if role.allows(Role.EDITOR) else ConnectorAccess.VIEW
         best = max(best or level, level)
     return best
+
+
+def require_team_role(user, team: Team, need: Role = Role.VIEWER) -> Role:
+    """The user's role in the team. Non-members: 404 (as if nothing existed); too low: 403."""
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    role = role_in_team(user, team)
+    if role is None:
+        raise Http404("Not found.")
+    if not role.allows(need):
+        raise PermissionDenied(f"This needs the {Role(need).label} role in {team.name}.")
+    return role
+
+
+def teams_with_role(user, need: Role) -> QuerySet[Team]:
+    """Teams in which the user has at least the given role."""
+    if user.is_superuser:
+        return Team.objects.all()
+    roles = [r for r in Role if r.allows(need)]
+    return Team.objects.filter(memberships__user=user, memberships__role__in=roles)

@@ -4,7 +4,20 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
 
-from tasks_app.models import AuditEvent, CanaryPing, Connector, Membership, Profile, Team
+from tasks_app.models import (
+    AuditEvent,
+    CanaryPing,
+    Connector,
+    Job,
+    Membership,
+    Plan,
+    Profile,
+    TaskConfig,
+    TaskRun,
+    Team,
+    Variable,
+    VariableResult,
+)
 
 
 @login_not_required
@@ -84,3 +97,54 @@ class AuditEventAdmin(ReadOnlyAdmin):
 @admin.register(CanaryPing)
 class CanaryPingAdmin(ReadOnlyAdmin):
     list_display = ["id", "created", "answered_at", "answered_by"]
+
+
+class JobInline(admin.TabularInline):
+    model = Job
+    extra = 0
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ["key", "name", "team", "created"]
+    list_select_related = ["team"]
+    search_fields = ["key", "name"]
+    inlines = [JobInline]
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["key", "name", "plan", "stage"]
+    list_select_related = ["plan"]
+    search_fields = ["key", "name", "plan__key"]
+
+
+@admin.register(Variable)
+class VariableAdmin(admin.ModelAdmin):
+    """Masked values are encrypted and have no form field here."""
+
+    list_display = ["key", "team", "plan", "masked"]
+    list_select_related = ["team", "plan"]
+    search_fields = ["key"]
+
+
+@admin.register(TaskConfig)
+class TaskConfigAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "job", "namespace", "scope", "enabled", "expires_at", "last_run_ok"]
+    list_filter = ["enabled", "scope", "credentials_source"]
+    list_select_related = ["job__plan"]
+    readonly_fields = ["expires_at", "last_run_at", "last_run_ok", "last_error"]
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(ReadOnlyAdmin):
+    list_display = ["started", "task", "trigger", "outcome", "error_class", "token_expires_at"]
+    list_filter = ["outcome", "trigger"]
+    list_select_related = ["task__job"]
+
+
+@admin.register(VariableResult)
+class VariableResultAdmin(ReadOnlyAdmin):
+    list_display = ["key", "task", "scope", "masked", "expires_at"]
+    list_filter = ["scope", "masked"]
+    list_select_related = ["task__job"]

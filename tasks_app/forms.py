@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.db.models import Q
 
-from tasks_app.models import Connector, Role, Team
+from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, Team, Variable
 from tasks_app.services.logins import login_failed, login_retry_after
 
 
@@ -198,3 +198,197 @@ class ConnectorTestForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["region"].choices = [(r, r) for r in regions]
         self.fields["region"].initial = initial_region
+
+
+class PlanForm(forms.ModelForm):
+    class Meta:
+        model = Plan
+        fields = ["team", "key", "name"]
+        help_texts = {
+            "key": "PROJECT-PLAN, e.g. WEB-BUILD: two parts of 2 to 10 capital letters "
+            "and digits.",
+            "name": "e.g. Web application build.",
+        }
+
+    def __init__(self, *args, teams, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance._state.adding:
+            self.fields["team"].queryset = teams
+            if len(teams) == 1:
+                self.fields["team"].initial = teams[0]
+        else:
+            del self.fields["team"]
+
+
+class JobForm(forms.ModelForm):
+    class Meta:
+        model = Job
+        fields = ["key", "name", "stage"]
+        help_texts = {"key": "2 to 10 capital letters and digits, e.g. JOB1."}
+
+    def __init__(self, *args, plan, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.plan = plan
+
+    def clean_key(self):
+        key = self.cleaned_data["key"]
+        taken = Job.objects.filter(plan=self.instance.plan, key=key).exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError(f"Plan {self.instance.plan.key} already has a job {key}.")
+        return key
+
+
+class VariableForm(forms.ModelForm):
+    """An input variable. Values of masked keys are write-only, like connector secrets."""
+
+    value = forms.CharField(required=False, strip=False, widget=forms.TextInput)
+
+    class Meta:
+        model = Variable
+        fields = ["key"]
+        help_texts = {
+            "key": "e.g. aws.region. Keys containing password, secret, passphrase or sshkey are "
+            "masked and stored encrypted.",
+        }
+
+    def __init__(self, *args, team, plan=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.team, self.instance.plan = team, plan
+        if not self.instance._state.adding and self.instance.masked:
+            self.fields["value"].widget = forms.PasswordInput(render_value=False)
+            self.fields["value"].help_text = "Masked: leave empty to keep the stored value."
+        elif not self.instance._state.adding:
+            self.initial["value"] = self.instance.value
+
+    def clean(self):
+        cleaned = super().clean()
+        key = cleaned.get("key")
+        if key:
+            scope = Variable.objects.filter(team=self.instance.team, plan=self.instance.plan)
+            if scope.filter(key=key).exclude(pk=self.instance.pk).exists():
+                where = (
+                    f"plan {self.instance.plan.key}"
+                    if self.instance.plan
+                    else f"team {self.instance.team.name}"
+                )
+                self.add_error("key", f"A variable {key} exists already for {where}.")
+        return cleaned
+
+    def new_value(self) -> str | None:
+        """The value to store, or None to keep the stored one (masked, left empty)."""
+        value = self.cleaned_data["value"]
+        if not value and not self.instance._state.adding and self.instance.pk:
+            stored = Variable.objects.get(pk=self.instance.pk)
+            if stored.masked:
+                return None
+        return value
+
+
+USE_VARIABLE = "variable"
+
+
+class TaskForm(forms.ModelForm):
+    """The settings of the Amazon ECR Credentials Variables task, as in the reference document."""
+
+    disabled = forms.BooleanField(
+        label="Disable this task",
+        required=False,
+        help_text="Check, or clear, to selectively run this task.",
+    )
+    region_choice = forms.ChoiceField(
+        label="Region",
+        help_text="Select the desired AWS region, or [Use region variable ...] to supply the "
+        "region dynamically via a variable (needs to be a region code such as ap-southeast-2).",
+    )
+    connector_choice = forms.ChoiceField(
+        label="Connector",
+        required=False,
+        help_text="Select the shared Identity Federation for AWS connector, or [Use connector "
+        "variable ...] to supply it via a variable (needs to be a connector ID such as "
+        "f24e81bc-7aff-42db-86a2-7cf82e24d871).",
+    )
+
+    class Meta:
+        model = TaskConfig
+        fields = [
+            "description",
+            "region_variable",
+            "registry_id",
+            "namespace",
+            "scope",
+            "credentials_source",
+            "connector_variable",
+            "role_arn",
+        ]
+        labels = {
+            "region_variable": "Region variable",
+            "connector_variable": "Connector variable",
+            "namespace": "Namespace",
+            "scope": "Scope",
+        }
+        help_texts = {
+            "description": "(Optional) Identify the purpose of the task.",
+            "region_variable": "A reference such as ${bamboo.aws.region}.",
+            "registry_id": "(Optional) The AWS account ID of the registry to get authorization "
+            "credentials for. If you do not specify a registry, the default registry is assumed.",
+            "namespace": "Provide the namespace for generated variables.",
+            "scope": "Select the scope for generated variables.",
+            "credentials_source": "Select the AWS credentials source.",
+            "connector_variable": "A reference such as ${bamboo.aws.connector}.",
+            "role_arn": "(Optional) The ARN of another role that the host's IAM role should "
+            "assume.",
+        }
+        widgets = {"scope": forms.RadioSelect, "credentials_source": forms.RadioSelect}
+
+    def __init__(self, *args, job, connectors, host_allowed: bool, regions, **kwargs):
+        super().__init__(*args, **kwargs)
+        task = self.instance
+        task.job = job
+        self.fields["disabled"].initial = not task.enabled
+        self.fields["region_choice"].choices = [
+            ("", "Choose a region"),
+            *[(label, [(r, r) for r in codes]) for label, codes in regions],
+            (USE_VARIABLE, "[Use region variable ...]"),
+        ]
+        self.fields["region_choice"].initial = (
+            USE_VARIABLE if task.region_variable else task.region
+        )
+        self.fields["connector_choice"].choices = [
+            ("", "Choose a connector"),
+            *[(str(c.id), f"{c.name} ({c.team.name})") for c in connectors],
+            (USE_VARIABLE, "[Use connector variable ...]"),
+        ]
+        self.fields["connector_choice"].initial = (
+            USE_VARIABLE if task.connector_variable else str(task.connector_id or "")
+        )
+        self._connectors = {str(c.id): c for c in connectors}
+        if not host_allowed:
+            source = self.fields["credentials_source"]
+            source.choices = [c for c in source.choices if c[0] != TaskConfig.Source.HOST]
+
+    def clean(self):
+        cleaned = super().clean()
+        task = self.instance
+        task.enabled = not cleaned.get("disabled")
+        region = cleaned.get("region_choice")
+        if region != USE_VARIABLE:
+            task.region = region or ""
+            cleaned["region_variable"] = ""
+        choice = cleaned.get("connector_choice")
+        if choice == USE_VARIABLE:
+            task.connector = None
+        else:
+            task.connector = self._connectors.get(choice)
+            cleaned["connector_variable"] = ""
+        return cleaned
+
+    # Model validation names the model's fields; show those errors at the controls
+    # people actually use.
+    _error_fields = {"region": "region_choice", "connector": "connector_choice"}
+
+    def _update_errors(self, errors):
+        if hasattr(errors, "error_dict"):
+            errors = forms.ValidationError(
+                {self._error_fields.get(k, k): v for k, v in errors.error_dict.items()}
+            )
+        super()._update_errors(errors)

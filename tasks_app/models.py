@@ -201,3 +201,247 @@ class Connector(models.Model):
         if limits is None:
             return None
         return self.session_duration or limits.default
+
+
+plan_key_validator = RegexValidator(
+    r"^[A-Z][A-Z0-9]{1,9}-[A-Z][A-Z0-9]{1,9}$",
+    "Enter a plan key of the form PROJECT-PLAN: two parts of 2 to 10 capital letters "
+    "and digits, each starting with a letter, e.g. WEB-BUILD.",
+)
+job_key_validator = RegexValidator(
+    r"^[A-Z][A-Z0-9]{1,9}$",
+    "Enter a job key of 2 to 10 capital letters and digits starting with a letter, e.g. JOB1.",
+)
+variable_key_validator = RegexValidator(
+    r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$",
+    "Enter a variable key that starts with a letter and has letters, digits, dots, "
+    "hyphens and underscores, e.g. aws.region.",
+)
+
+
+class Scope(models.TextChoices):
+    LOCAL = "local", "Local: only in this job"
+    RESULT = "result", "Result: in subsequent plan stages and deployment releases"
+
+
+class Plan(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="plans")
+    key = models.CharField(max_length=21, unique=True, validators=[plan_key_validator])
+    name = models.CharField(max_length=100)
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return f"{self.key} {self.name}"
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="jobs")
+    key = models.CharField(max_length=10, validators=[job_key_validator])
+    name = models.CharField(max_length=100)
+    stage = models.PositiveSmallIntegerField(
+        default=1, help_text="Stages run in order; jobs of later stages see result variables."
+    )
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["stage", "key"]
+        constraints = [models.UniqueConstraint(fields=["plan", "key"], name="job_plan_key_unique")]
+
+    def __str__(self):
+        return f"{self.plan.key}-{self.key} {self.name}"
+
+
+MASKED_KEY_WORDS = ("password", "secret", "passphrase", "sshkey")
+
+
+def is_masked_key(key: str) -> bool:
+    """Keys naming a password, secret, passphrase or SSH key are masked and encrypted (SPEC §5)."""
+    lowered = key.lower()
+    return any(word in lowered for word in MASKED_KEY_WORDS)
+
+
+class Variable(models.Model):
+    """An input variable: global to a team, or of one plan (which overrides a global one)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="variables")
+    plan = models.ForeignKey(
+        Plan, null=True, blank=True, on_delete=models.CASCADE, related_name="variables"
+    )
+    key = models.CharField(max_length=100, validators=[variable_key_validator])
+    value = models.TextField(blank=True)
+    secret_value = EncryptedTextField(blank=True, default="")
+    created = models.DateTimeField(default=now)
+    updated = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "key"],
+                condition=models.Q(plan__isnull=True),
+                name="variable_global_key_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["plan", "key"],
+                condition=models.Q(plan__isnull=False),
+                name="variable_plan_key_unique",
+            ),
+        ]
+
+    def __str__(self):
+        return self.key
+
+    @property
+    def masked(self) -> bool:
+        return is_masked_key(self.key)
+
+    def set_value(self, value: str) -> None:
+        if self.masked:
+            self.value, self.secret_value = "", value
+        else:
+            self.value, self.secret_value = value, ""
+
+    def plain_value(self) -> str:
+        return self.secret_value.reveal() if self.masked and self.secret_value else self.value
+
+
+class TaskConfig(models.Model):
+    """An Amazon ECR Credentials Variables task (SPEC §4.1), one of a job's tasks."""
+
+    class Source(models.TextChoices):
+        CONNECTOR = "connector", "Identity Federation for AWS connector"
+        HOST = "host", "IAM role for EC2 (the portal host's own role)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
+    position = models.PositiveIntegerField(default=0)
+    description = models.CharField("Task description", max_length=255, blank=True)
+    enabled = models.BooleanField(default=True)
+    region = models.CharField(max_length=30, blank=True)
+    region_variable = models.CharField(max_length=120, blank=True)
+    registry_id = models.CharField("Registry ID", max_length=12, blank=True)
+    namespace = models.CharField(max_length=100, default="custom.aws")
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.LOCAL)
+    credentials_source = models.CharField(
+        "AWS credentials source", max_length=10, choices=Source.choices, default=Source.CONNECTOR
+    )
+    connector = models.ForeignKey(
+        Connector, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
+    )
+    connector_variable = models.CharField(max_length=120, blank=True)
+    role_arn = models.CharField("Role ARN", max_length=2048, blank=True)
+    created = models.DateTimeField(default=now)
+    updated = models.DateTimeField(default=now)
+    # The latest outcome, kept here for lists and for the scheduler.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_ok = models.BooleanField(null=True, blank=True)
+    last_error = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["job", "position", "created"]
+
+    def __str__(self):
+        return self.description or f"Amazon ECR credentials ({self.namespace})"
+
+    def clean(self):
+        from tasks_app.task_rules import task_clean
+
+        task_clean(self)
+
+    @property
+    def status(self) -> str:
+        """disabled, never run, ok, failing (last run failed, token still valid) or expired."""
+        if not self.enabled:
+            return "disabled"
+        if self.expires_at is None:
+            return "failing" if self.last_run_ok is False else "never run"
+        if self.expires_at <= now():
+            return "expired"
+        return "ok" if self.last_run_ok else "failing"
+
+
+class TaskRun(models.Model):
+    """One execution attempt of a task."""
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        SCHEDULE = "schedule", "Schedule"
+        API = "api", "API"
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey(TaskConfig, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    started = models.DateTimeField(default=now)
+    finished = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    region = models.CharField(max_length=30, blank=True)
+    connector = models.ForeignKey(
+        Connector, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error_class = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    aws_request_id = models.CharField(max_length=100, blank=True)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started"]
+        indexes = [models.Index(fields=["task", "-started"], name="run_task_started")]
+
+    def __str__(self):
+        return f"{self.task} {self.started:%Y-%m-%d %H:%M} {self.outcome}"
+
+
+class VariableResult(models.Model):
+    """A variable a task generated (SPEC §5), visible by its scope."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey(TaskConfig, on_delete=models.CASCADE, related_name="results")
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(TaskRun, null=True, on_delete=models.SET_NULL, related_name="+")
+    key = models.CharField(max_length=200)
+    value = models.TextField(blank=True)
+    secret_value = EncryptedTextField(blank=True, default="")
+    masked = models.BooleanField(default=False)
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    expires_at = models.DateTimeField()
+    updated = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "key"], name="result_task_key_unique")
+        ]
+        indexes = [
+            models.Index(fields=["plan", "scope"], name="result_plan_scope"),
+            models.Index(fields=["job", "scope"], name="result_job_scope"),
+        ]
+
+    def __str__(self):
+        return self.key
+
+    def plain_value(self) -> str:
+        return self.secret_value.reveal() if self.masked else self.value
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at <= now()

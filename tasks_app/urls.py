@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tasks_app.views import accounts, connectors, dashboard, health, teams
+from tasks_app.views import accounts, connectors, dashboard, health, plans, tasks, teams, variables
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -37,6 +37,29 @@ urlpatterns = [
         name="connector_delete",
     ),
     path("help/ecr-policy/", connectors.ecr_policy, name="ecr_policy"),
+    path("plans/", plans.plan_list, name="plan_list"),
+    path("plans/new/", plans.plan_create, name="plan_create"),
+    path("plans/<uuid:plan_id>/", plans.plan_detail, name="plan_detail"),
+    path("plans/<uuid:plan_id>/edit/", plans.plan_edit, name="plan_edit"),
+    path("plans/<uuid:plan_id>/delete/", plans.plan_delete_view, name="plan_delete"),
+    path("plans/<uuid:plan_id>/jobs/new/", plans.job_create, name="job_create"),
+    path("jobs/<uuid:job_id>/", plans.job_detail, name="job_detail"),
+    path("jobs/<uuid:job_id>/edit/", plans.job_edit, name="job_edit"),
+    path("jobs/<uuid:job_id>/delete/", plans.job_delete_view, name="job_delete"),
+    path("jobs/<uuid:job_id>/tasks/new/", tasks.task_create, name="task_create"),
+    path("tasks/", tasks.task_list, name="task_list"),
+    path("tasks/<uuid:task_id>/", tasks.task_detail, name="task_detail"),
+    path("tasks/<uuid:task_id>/edit/", tasks.task_edit, name="task_edit"),
+    path("tasks/<uuid:task_id>/delete/", tasks.task_delete_view, name="task_delete"),
+    path("tasks/<uuid:task_id>/run/", tasks.task_run_view, name="task_run"),
+    path("variables/", variables.variable_list, name="variable_list"),
+    path("variables/new/", variables.variable_create, name="variable_create"),
+    path("variables/<uuid:variable_id>/edit/", variables.variable_edit, name="variable_edit"),
+    path(
+        "variables/<uuid:variable_id>/delete/",
+        variables.variable_delete_view,
+        name="variable_delete",
+    ),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]

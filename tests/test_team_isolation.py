@@ -11,7 +11,16 @@ import uuid
 import pytest
 from django.urls import URLPattern, get_resolver
 
-from tasks_app.models import AuditEvent, Connector, Membership, Role
+from tasks_app.models import (
+    AuditEvent,
+    Connector,
+    Job,
+    Membership,
+    Plan,
+    Role,
+    TaskConfig,
+    Variable,
+)
 from tests.conftest import make_connector, make_user
 
 pytestmark = pytest.mark.django_db
@@ -19,10 +28,19 @@ pytestmark = pytest.mark.django_db
 
 def team_b_objects(team_b) -> dict[str, str]:
     """Team B's object for each URL parameter name."""
+    connector = make_connector(team_b, name="team-b-connector")
+    plan = Plan.objects.create(team=team_b, key="BEE-PLAN", name="B's plan")
+    job = Job.objects.create(plan=plan, key="JOB1", name="Build")
+    task = TaskConfig.objects.create(job=job, region="eu-west-1", connector=connector)
+    variable = Variable.objects.create(team=team_b, plan=plan, key="aws.region", value="eu-west-1")
     return {
         "team_id": str(team_b.id),
         "membership_id": str(team_b.memberships.first().id),
-        "connector_id": str(make_connector(team_b, name="team-b-connector").id),
+        "connector_id": str(connector.id),
+        "plan_id": str(plan.id),
+        "job_id": str(job.id),
+        "task_id": str(task.id),
+        "variable_id": str(variable.id),
     }
 
 
@@ -65,6 +83,14 @@ def test_team_a_members_get_404_for_every_team_b_url(client, alice, team_b):
     )
     assert not AuditEvent.objects.filter(team=team_b).exists()
     assert Connector.objects.get(team=team_b).name == "team-b-connector"
+    assert TaskConfig.objects.get(job__plan__team=team_b).runs.count() == 0
+    assert Variable.objects.get(team=team_b).value == "eu-west-1"
+    # Query-string forms of team B's objects.
+    for query in (f"team={team_b.id}", f"plan={objects['plan_id']}", "team=nonsense", "plan="):
+        assert client.get(f"/variables/new/?{query}").status_code == 404, query
+        assert (
+            client.post(f"/variables/new/?{query}", {"key": "x", "value": "y"}).status_code == 404
+        )
 
 
 def test_a_membership_id_of_team_b_is_404_under_team_a(client, alice, team_a, team_b):

@@ -1,0 +1,266 @@
+"""Running an Amazon ECR credentials task (SPEC §4.2) and writing its variables (§5)."""
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.db import transaction
+from django.utils.timezone import now
+
+from tasks_app import aws
+from tasks_app.connector_rules import ROLE_ARN, host_credentials_available
+from tasks_app.crypto import MASK, EncryptionError
+from tasks_app.models import (
+    Connector,
+    TaskConfig,
+    TaskRun,
+    Variable,
+    VariableResult,
+    is_masked_key,
+)
+from tasks_app.services.audit import audit_record
+from tasks_app.services.connectors import principal_for
+from tasks_app.task_rules import connectors_usable_by, ecr_regions, reference_key
+
+
+class RunError(Exception):
+    """The task cannot run as configured; the message is meant for people."""
+
+    def __init__(self, message: str, error_class: str):
+        super().__init__(message)
+        self.message = message
+        self.error_class = error_class
+
+
+class TaskDisabled(RunError):
+    def __init__(self, task):
+        super().__init__(
+            f"The task \u201c{task}\u201d is disabled; it never runs.", "TaskDisabled"
+        )
+
+
+@dataclass(frozen=True)
+class Resolved:
+    region: str
+    connector: Connector | None
+    principal: aws.Principal
+
+
+def input_variables(plan) -> dict[str, Variable]:
+    """The plan's input variables: the team's global ones, overridden by the plan's own."""
+    variables = {v.key: v for v in Variable.objects.filter(team_id=plan.team_id, plan=None)}
+    variables.update({v.key: v for v in Variable.objects.filter(plan=plan)})
+    return variables
+
+
+class _Lookup:
+    """Resolves ${bamboo.<key>} references against the plan's input variables, once."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self._variables = None
+
+    def __call__(self, reference: str, what: str) -> tuple[str, str]:
+        """(value, value as it may be shown in a message)."""
+        if self._variables is None:
+            self._variables = input_variables(self.plan)
+        variable = self._variables.get(reference_key(reference))
+        if variable is None:
+            raise RunError(
+                f"The {what} variable {reference} is not defined: neither plan "
+                f"{self.plan.key} nor team {self.plan.team.name} has a variable "
+                f"{reference_key(reference)}.",
+                f"Undefined{what.title()}Variable",
+            )
+        value = variable.plain_value().strip()
+        return value, (MASK if variable.masked else repr(value))
+
+
+def _resolve(task: TaskConfig, *, trigger: str) -> Resolved:
+    plan = task.job.plan
+    lookup = _Lookup(plan)
+
+    if task.credentials_source == TaskConfig.Source.CONNECTOR:
+        connector = task.connector
+        if connector is None:
+            value, shown = lookup(task.connector_variable, "connector")
+            try:
+                connector_id = uuid.UUID(value)
+            except ValueError:
+                connector_id = None
+            connector = (
+                connectors_usable_by(plan.team).filter(pk=connector_id).first()
+                if connector_id
+                else None
+            )
+            if connector is None:
+                raise RunError(
+                    f"The connector variable {task.connector_variable} is {shown}, which is "
+                    f"not the ID of a connector that team {plan.team.name} may use (such as "
+                    "f24e81bc-7aff-42db-86a2-7cf82e24d871).",
+                    "InvalidConnectorVariable",
+                )
+        if trigger != TaskRun.Trigger.MANUAL and not connector.unattended_use:
+            raise RunError(
+                f"Connector {connector.name} does not allow unattended use "
+                "(scheduled refreshes and API calls).",
+                "UnattendedUseNotAllowed",
+            )
+        principal = principal_for(connector)
+        partition = connector.partition
+    else:
+        if not host_credentials_available(plan.team):
+            raise RunError(
+                f"The portal host's own role is not available to team {plan.team.name}.",
+                "HostCredentialsNotAllowed",
+            )
+        connector = None
+        match = ROLE_ARN.match(task.role_arn) if task.role_arn else None
+        partition = match["partition"] if match else None
+        principal = aws.Principal(
+            credentials="host",
+            principal_type="assumed_role" if task.role_arn else "provided",
+            role_arn=task.role_arn,
+            duration=3600 if task.role_arn else None,
+            partition=partition or "aws",
+        )
+
+    if task.region_variable:
+        region, shown = lookup(task.region_variable, "region")
+        if region not in ecr_regions(partition):
+            where = f" of partition {partition}" if partition else ""
+            raise RunError(
+                f"The region variable {task.region_variable} is {shown}, which is not a "
+                f"region code{where} where Amazon ECR exists (such as ap-southeast-2).",
+                "InvalidRegionVariable",
+            )
+    else:
+        region = task.region
+        if partition and region not in ecr_regions(partition):
+            raise RunError(
+                f"Region {region} is not in partition {partition} of the credentials.",
+                "RegionNotInPartition",
+            )
+    return Resolved(region=region, connector=connector, principal=principal)
+
+
+def generated_variables(namespace: str, authorization: aws.EcrAuthorization) -> dict[str, str]:
+    """The seven variables of SPEC §5, in the reference document's order."""
+    token = authorization.token
+    username, _, password = base64.b64decode(token).decode().partition(":")
+    endpoint = authorization.proxy_endpoint
+    fields = {
+        "authorizationToken": token,
+        "expirationDate": authorization.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "proxyEndpoint": endpoint,
+        "proxyEndpointDomain": urlsplit(endpoint).netloc or endpoint,
+        "username": username,
+        "password": password,
+    }
+    ns = namespace
+    return {
+        f"{ns}.ecr.authorizationToken.password": fields["authorizationToken"],
+        f"{ns}.ecr.expirationDate": fields["expirationDate"],
+        f"{ns}.ecr.proxyEndpoint": fields["proxyEndpoint"],
+        f"{ns}.ecr.proxyEndpointDomain": fields["proxyEndpointDomain"],
+        f"{ns}.ecr.username": fields["username"],
+        f"{ns}.ecr.password": fields["password"],
+        f"{ns}.ecr.json.password": json.dumps(fields),
+    }
+
+
+def _write_variables(task: TaskConfig, run: TaskRun, values: dict[str, str], expires_at) -> None:
+    """Replace the task's variables with these, all at once (call inside a transaction)."""
+    VariableResult.objects.filter(task=task).delete()
+    stamp = now()
+    VariableResult.objects.bulk_create(
+        VariableResult(
+            task=task,
+            plan_id=task.job.plan_id,
+            job_id=task.job_id,
+            run=run,
+            key=key,
+            value="" if is_masked_key(key) else value,
+            secret_value=value if is_masked_key(key) else "",
+            masked=is_masked_key(key),
+            scope=task.scope,
+            expires_at=expires_at,
+            updated=stamp,
+        )
+        for key, value in values.items()
+    )
+
+
+def _finish(run: TaskRun, *, ok: bool, error_class="", message="", request_id="", expires=None):
+    finished = now()
+    TaskRun.objects.filter(pk=run.pk).update(
+        finished=finished,
+        outcome=TaskRun.Outcome.SUCCEEDED if ok else TaskRun.Outcome.FAILED,
+        region=run.region,
+        connector=run.connector,
+        error_class=error_class,
+        error_message=message,
+        aws_request_id=request_id,
+        token_expires_at=expires,
+    )
+    task_fields = {"last_run_at": finished, "last_run_ok": ok, "last_error": message[:1000]}
+    if ok:
+        task_fields["expires_at"] = expires
+    TaskConfig.objects.filter(pk=run.task_id).update(**task_fields)
+    run.refresh_from_db()
+
+
+def task_run(*, task: TaskConfig, trigger: str, actor=None, request=None) -> TaskRun:
+    """Run the task now: resolve, obtain credentials, call ECR, write the variables.
+
+    No database transaction is open during the AWS call. A failure of any
+    kind leaves the task's previous variables as they were.
+    """
+    if not task.enabled:
+        raise TaskDisabled(task)
+    run = TaskRun.objects.create(task=task, trigger=trigger, actor=actor)
+    if trigger != TaskRun.Trigger.SCHEDULE:
+        audit_record(
+            action="task.run",
+            summary=f"Ran task \u201c{task}\u201d of {task.job}",
+            request=request,
+            actor=actor,
+            team=task.job.plan.team,
+            obj=task,
+            changes={"trigger": trigger, "run": str(run.id)},
+        )
+    caller = aws.session_name(actor.get_username() if actor else None)
+    try:
+        resolved = _resolve(task, trigger=trigger)
+        run.region, run.connector = resolved.region, resolved.connector
+        authorization = aws.ecr_authorization(
+            resolved.principal,
+            caller=caller,
+            region=resolved.region,
+            registry_id=task.registry_id or None,
+        )
+    except RunError as e:
+        _finish(run, ok=False, error_class=e.error_class, message=e.message)
+        return run
+    except aws.AwsError as e:
+        _finish(run, ok=False, error_class=e.code, message=e.explanation, request_id=e.request_id)
+        return run
+    except EncryptionError as e:
+        _finish(run, ok=False, error_class="EncryptionError", message=str(e))
+        return run
+    except Exception as e:
+        _finish(run, ok=False, error_class=type(e).__name__, message="Internal error; see logs.")
+        raise
+
+    values = generated_variables(task.namespace, authorization)
+    with transaction.atomic():
+        _write_variables(task, run, values, authorization.expires_at)
+        _finish(
+            run,
+            ok=True,
+            request_id=authorization.request_id,
+            expires=authorization.expires_at,
+        )
+    return run

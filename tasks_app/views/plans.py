@@ -1,0 +1,125 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Prefetch
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+
+from tasks_app.access import require_team_role, teams_for_user, teams_with_role
+from tasks_app.forms import JobForm, PlanForm
+from tasks_app.models import Job, Plan, Role, TaskConfig
+from tasks_app.services.plans import job_delete, job_save, plan_delete, plan_save
+from tasks_app.services.scopes import variables_for_job, variables_for_plan
+
+
+def _get_plan_for_user(request, plan_id, *, need: Role = Role.VIEWER) -> tuple[Plan, Role]:
+    plan = get_object_or_404(Plan.objects.select_related("team"), id=plan_id)
+    return plan, require_team_role(request.user, plan.team, need)
+
+
+def _get_job_for_user(request, job_id, *, need: Role = Role.VIEWER) -> tuple[Job, Role]:
+    job = get_object_or_404(Job.objects.select_related("plan__team"), id=job_id)
+    return job, require_team_role(request.user, job.plan.team, need)
+
+
+def _tasks_with_related():
+    return TaskConfig.objects.select_related("connector", "connector__team").order_by(
+        "position", "created"
+    )
+
+
+def plan_list(request):
+    plans = (
+        Plan.objects.filter(team__in=teams_for_user(request.user))
+        .select_related("team")
+        .annotate(job_count=Count("jobs", distinct=True), task_count=Count("jobs__tasks"))
+        .order_by("key")
+    )
+    can_create = teams_with_role(request.user, Role.EDITOR).exists()
+    return render(request, "plans/list.html", {"plans": plans, "can_create": can_create})
+
+
+def plan_create(request):
+    teams = list(teams_with_role(request.user, Role.EDITOR).order_by("name"))
+    if not teams:
+        raise PermissionDenied("Editors and admins of a team create plans.")
+    form = PlanForm(request.POST or None, teams=teams)
+    if request.method == "POST" and form.is_valid():
+        plan = plan_save(plan=form.instance, request=request)
+        messages.success(request, f"Created plan {plan.key}. Add a job next.")
+        return redirect("plan_detail", plan_id=plan.id)
+    return render(request, "plans/form.html", {"form": form, "plan": None})
+
+
+def plan_edit(request, plan_id):
+    plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
+    form = PlanForm(request.POST or None, instance=plan, teams=[])
+    if request.method == "POST" and form.is_valid():
+        plan_save(plan=form.instance, request=request)
+        messages.success(request, f"Saved plan {plan.key}.")
+        return redirect("plan_detail", plan_id=plan.id)
+    return render(request, "plans/form.html", {"form": form, "plan": plan})
+
+
+def plan_detail(request, plan_id):
+    plan, role = _get_plan_for_user(request, plan_id)
+    jobs = plan.jobs.prefetch_related(Prefetch("tasks", queryset=_tasks_with_related()))
+    context = {
+        "plan": plan,
+        "can_edit": role.allows(Role.EDITOR),
+        "jobs": jobs,
+        "variables": plan.variables.order_by("key"),
+        "results": variables_for_plan(plan),
+    }
+    return render(request, "plans/detail.html", context)
+
+
+def plan_delete_view(request, plan_id):
+    plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
+    if request.method == "POST":
+        plan_delete(plan=plan, request=request)
+        messages.success(request, f"Deleted plan {plan.key}.")
+        return redirect("plan_list")
+    cancel = reverse("plan_detail", args=[plan.id])
+    return render(request, "confirm_delete.html", {"what": f"plan {plan.key}", "cancel": cancel})
+
+
+def job_create(request, plan_id):
+    plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
+    form = JobForm(request.POST or None, plan=plan)
+    if request.method == "POST" and form.is_valid():
+        job = job_save(job=form.instance, request=request)
+        messages.success(request, f"Created job {job.key}. Add a task next.")
+        return redirect("job_detail", job_id=job.id)
+    return render(request, "plans/job_form.html", {"form": form, "plan": plan, "job": None})
+
+
+def job_edit(request, job_id):
+    job, _ = _get_job_for_user(request, job_id, need=Role.EDITOR)
+    form = JobForm(request.POST or None, instance=job, plan=job.plan)
+    if request.method == "POST" and form.is_valid():
+        job_save(job=form.instance, request=request)
+        messages.success(request, f"Saved job {job.key}.")
+        return redirect("job_detail", job_id=job.id)
+    return render(request, "plans/job_form.html", {"form": form, "plan": job.plan, "job": job})
+
+
+def job_detail(request, job_id):
+    job, role = _get_job_for_user(request, job_id)
+    context = {
+        "job": job,
+        "plan": job.plan,
+        "can_edit": role.allows(Role.EDITOR),
+        "tasks": _tasks_with_related().filter(job=job),
+        "results": variables_for_job(job),
+    }
+    return render(request, "plans/job_detail.html", context)
+
+
+def job_delete_view(request, job_id):
+    job, _ = _get_job_for_user(request, job_id, need=Role.EDITOR)
+    if request.method == "POST":
+        job_delete(job=job, request=request)
+        messages.success(request, f"Deleted job {job.key}.")
+        return redirect("plan_detail", plan_id=job.plan_id)
+    cancel = reverse("job_detail", args=[job.id])
+    return render(request, "confirm_delete.html", {"what": f"job {job}", "cancel": cancel})

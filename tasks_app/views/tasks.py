@@ -1,0 +1,115 @@
+import json
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from tasks_app import aws
+from tasks_app.access import require_team_role, teams_for_user
+from tasks_app.connector_rules import host_credentials_available
+from tasks_app.forms import TaskForm
+from tasks_app.models import Role, TaskConfig, TaskRun
+from tasks_app.services.plans import task_delete, task_save
+from tasks_app.services.runs import TaskDisabled, task_run
+from tasks_app.task_rules import PARTITIONS, connectors_usable_by, generated_keys
+from tasks_app.views.plans import _get_job_for_user
+
+PARTITION_LABELS = {"aws": "AWS", "aws-cn": "AWS China", "aws-us-gov": "AWS GovCloud (US)"}
+RECENT_RUNS = 25
+
+
+def _get_task_for_user(request, task_id, *, need: Role = Role.VIEWER) -> tuple[TaskConfig, Role]:
+    task = get_object_or_404(
+        TaskConfig.objects.select_related("job__plan__team", "connector__team"), id=task_id
+    )
+    return task, require_team_role(request.user, task.job.plan.team, need)
+
+
+def _region_groups():
+    return [(PARTITION_LABELS[p], aws.regions("ecr", p)) for p in PARTITIONS]
+
+
+def task_list(request):
+    tasks = (
+        TaskConfig.objects.filter(job__plan__team__in=teams_for_user(request.user))
+        .select_related("job__plan__team", "connector")
+        .order_by("job__plan__key", "job__stage", "job__key", "position")
+    )
+    return render(request, "tasks/list.html", {"tasks": tasks})
+
+
+def _task_form(request, job, task: TaskConfig | None):
+    team = job.plan.team
+    connectors = list(connectors_usable_by(team).select_related("team").order_by("name"))
+    form = TaskForm(
+        request.POST or None,
+        instance=task or TaskConfig(job=job),
+        job=job,
+        connectors=connectors,
+        host_allowed=host_credentials_available(team),
+        regions=_region_groups(),
+    )
+    if request.method == "POST" and form.is_valid():
+        saved = task_save(task=form.instance, request=request)
+        messages.success(request, "Saved the task." if task else "Created the task. Run it now.")
+        return redirect("task_detail", task_id=saved.id)
+    return render(request, "tasks/form.html", {"form": form, "job": job, "task": task})
+
+
+def task_create(request, job_id):
+    job, _ = _get_job_for_user(request, job_id, need=Role.EDITOR)
+    return _task_form(request, job, None)
+
+
+def task_edit(request, task_id):
+    task, _ = _get_task_for_user(request, task_id, need=Role.EDITOR)
+    return _task_form(request, task.job, task)
+
+
+def task_detail(request, task_id):
+    task, role = _get_task_for_user(request, task_id)
+    context = {
+        "task": task,
+        "job": task.job,
+        "plan": task.job.plan,
+        "can_edit": role.allows(Role.EDITOR),
+        "results": task.results.order_by("key"),
+        "expected_keys": generated_keys(task.namespace),
+        "runs": task.runs.select_related("actor", "connector")[:RECENT_RUNS],
+        "policy": json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2),
+    }
+    return render(request, "tasks/detail.html", context)
+
+
+@require_POST
+def task_run_view(request, task_id):
+    task, _ = _get_task_for_user(request, task_id, need=Role.EDITOR)
+    try:
+        run = task_run(
+            task=task, trigger=TaskRun.Trigger.MANUAL, actor=request.user, request=request
+        )
+    except TaskDisabled as e:
+        messages.error(request, e.message)
+    else:
+        if run.outcome == TaskRun.Outcome.SUCCEEDED:
+            messages.success(
+                request,
+                f"Fetched new credentials; they expire {run.token_expires_at:%Y-%m-%d %H:%M} UTC.",
+            )
+        else:
+            messages.error(request, f"The run failed: {run.error_message}")
+    return redirect("task_detail", task_id=task.id)
+
+
+def task_delete_view(request, task_id):
+    task, _ = _get_task_for_user(request, task_id, need=Role.EDITOR)
+    if request.method == "POST":
+        job = task.job
+        task_delete(task=task, request=request)
+        messages.success(request, "Deleted the task and its variables.")
+        return redirect("job_detail", job_id=job.id)
+    cancel = reverse("task_detail", args=[task.id])
+    return render(
+        request, "confirm_delete.html", {"what": f"task \u201c{task}\u201d", "cancel": cancel}
+    )

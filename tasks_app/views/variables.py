@@ -1,0 +1,91 @@
+import uuid
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+
+from tasks_app.access import require_team_role, teams_for_user, teams_with_role
+from tasks_app.forms import VariableForm
+from tasks_app.models import Role, Team, Variable
+from tasks_app.services.plans import variable_delete, variable_save
+from tasks_app.views.plans import _get_plan_for_user
+
+
+def _get_variable_for_user(request, variable_id, *, need: Role = Role.VIEWER) -> Variable:
+    variable = get_object_or_404(Variable.objects.select_related("team", "plan"), id=variable_id)
+    require_team_role(request.user, variable.team, need)
+    return variable
+
+
+def _uuid_or_404(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Http404("Not found.") from None
+
+
+def _back(variable: Variable) -> str:
+    if variable.plan_id:
+        return reverse("plan_detail", args=[variable.plan_id])
+    return reverse("variable_list")
+
+
+def variable_list(request):
+    """Global variables of the user's teams; plan variables live on their plan's page."""
+    variables = (
+        Variable.objects.filter(team__in=teams_for_user(request.user), plan=None)
+        .select_related("team")
+        .order_by("team__name", "key")
+    )
+    teams = list(teams_with_role(request.user, Role.EDITOR).order_by("name"))
+    context = {
+        "variables": variables,
+        "teams": teams,
+        "editable_teams": {team.id for team in teams},
+    }
+    return render(request, "variables/list.html", context)
+
+
+def _variable_form(request, variable: Variable, *, back: str):
+    form = VariableForm(
+        request.POST or None, instance=variable, team=variable.team, plan=variable.plan
+    )
+    creating = variable._state.adding
+    if request.method == "POST" and form.is_valid():
+        saved = variable_save(variable=form.instance, value=form.new_value(), request=request)
+        messages.success(request, f"{'Created' if creating else 'Saved'} variable {saved.key}.")
+        return redirect(back)
+    context = {"form": form, "variable": variable, "back": back, "creating": creating}
+    return render(request, "variables/form.html", context)
+
+
+def variable_create(request):
+    """A global variable of a team (?team=<id>) or a plan variable (?plan=<id>)."""
+    if "plan" in request.GET:
+        plan, _ = _get_plan_for_user(request, _uuid_or_404(request.GET["plan"]), need=Role.EDITOR)
+        variable = Variable(team=plan.team, plan=plan)
+    else:
+        team = get_object_or_404(Team, id=_uuid_or_404(request.GET.get("team", "")))
+        require_team_role(request.user, team, Role.EDITOR)
+        variable = Variable(team=team)
+    return _variable_form(request, variable, back=_back(variable))
+
+
+def variable_edit(request, variable_id):
+    variable = _get_variable_for_user(request, variable_id, need=Role.EDITOR)
+    return _variable_form(request, variable, back=_back(variable))
+
+
+def variable_delete_view(request, variable_id):
+    variable = _get_variable_for_user(request, variable_id, need=Role.EDITOR)
+    if request.method == "POST":
+        back = _back(variable)
+        variable_delete(variable=variable, request=request)
+        messages.success(request, f"Deleted variable {variable.key}.")
+        return redirect(back)
+    return render(
+        request,
+        "confirm_delete.html",
+        {"what": f"variable {variable.key}", "cancel": _back(variable)},
+    )
