@@ -214,8 +214,8 @@ class PlanForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance._state.adding:
             self.fields["team"].queryset = teams
-            if len(teams) == 1:
-                self.fields["team"].initial = teams[0]
+            if teams.count() == 1:
+                self.fields["team"].initial = teams.first()
         else:
             del self.fields["team"]
 

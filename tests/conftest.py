@@ -218,3 +218,30 @@ def make_connector(team, **fields):
     connector.save()
     connector.refresh_from_db()
     return connector
+
+
+@pytest.fixture
+def ecr_expiry(monkeypatch):
+    """moto's ECR tokens expire on 2015-01-01; this gives them AWS's 12 hours instead.
+
+    Returns a function to set another expiry (a datetime) for later calls.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from tasks_app import aws
+
+    expiry = {"at": None}
+
+    def rewrite(parsed=None, model=None, **kwargs):
+        if model.name == "GetAuthorizationToken" and "authorizationData" in parsed:
+            # AWS answers whole seconds.
+            at = expiry["at"] or (datetime.now(UTC) + timedelta(hours=12)).replace(microsecond=0)
+            for data in parsed["authorizationData"]:
+                data["expiresAt"] = at
+
+    monkeypatch.setattr(aws, "EVENT_HANDLERS", [*aws.EVENT_HANDLERS, ("after-call", rewrite)])
+
+    def set_expiry(at):
+        expiry["at"] = at
+
+    return set_expiry

@@ -93,8 +93,20 @@ def connector_save(
     return connector
 
 
+class ConnectorInUse(Exception):
+    """Tasks still use the connector; the message says which."""
+
+
 @transaction.atomic
 def connector_delete(*, connector: Connector, request) -> None:
+    users = list(connector.tasks.select_related("job__plan")[:4])
+    if users:
+        count = connector.tasks.count()
+        names = ", ".join(f"{t.job.plan.key}-{t.job.key}" for t in users[:3])
+        raise ConnectorInUse(
+            f"Connector {connector.name} is used by {count} task{'s' if count > 1 else ''} "
+            f"({names}{', ...' if count > 3 else ''}). Change or delete them first."
+        )
     audit_record(
         action="connector.deleted",
         summary=f"Deleted connector {connector.name}",

@@ -102,6 +102,12 @@ def _resolve(task: TaskConfig, *, trigger: str) -> Resolved:
                     "f24e81bc-7aff-42db-86a2-7cf82e24d871).",
                     "InvalidConnectorVariable",
                 )
+        elif not connectors_usable_by(plan.team).filter(pk=connector.pk).exists():
+            raise RunError(
+                f"Team {plan.team.name} may no longer use connector {connector.name}: "
+                "its owner stopped sharing it. Choose another connector.",
+                "ConnectorNotShared",
+            )
         if trigger != TaskRun.Trigger.MANUAL and not connector.unattended_use:
             raise RunError(
                 f"Connector {connector.name} does not allow unattended use "

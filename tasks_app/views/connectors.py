@@ -17,7 +17,12 @@ from tasks_app.access import (
 from tasks_app.connector_rules import host_credentials_available
 from tasks_app.forms import ConnectorForm, ConnectorTestForm
 from tasks_app.models import Connector, Team
-from tasks_app.services.connectors import connector_delete, connector_save, connector_test
+from tasks_app.services.connectors import (
+    ConnectorInUse,
+    connector_delete,
+    connector_save,
+    connector_test,
+)
 
 
 def _get_connector_for_user(
@@ -131,10 +136,15 @@ def connector_delete_view(request, connector_id):
     connector, _ = _get_connector_for_user(request, connector_id, need=ConnectorAccess.MANAGE)
     if request.method == "POST":
         name = connector.name
-        connector_delete(connector=connector, request=request)
+        try:
+            connector_delete(connector=connector, request=request)
+        except ConnectorInUse as e:
+            messages.error(request, str(e))
+            return redirect("connector_detail", connector_id=connector.id)
         messages.success(request, f"Deleted connector {name}.")
         return redirect("connector_list")
-    return render(request, "connectors/delete.html", {"connector": connector})
+    tasks = connector.tasks.select_related("job__plan")
+    return render(request, "connectors/delete.html", {"connector": connector, "tasks": tasks})
 
 
 def ecr_policy(request):

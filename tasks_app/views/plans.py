@@ -39,8 +39,8 @@ def plan_list(request):
 
 
 def plan_create(request):
-    teams = list(teams_with_role(request.user, Role.EDITOR).order_by("name"))
-    if not teams:
+    teams = teams_with_role(request.user, Role.EDITOR).order_by("name")
+    if not teams.exists():
         raise PermissionDenied("Editors and admins of a team create plans.")
     form = PlanForm(request.POST or None, teams=teams)
     if request.method == "POST" and form.is_valid():
@@ -52,7 +52,7 @@ def plan_create(request):
 
 def plan_edit(request, plan_id):
     plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
-    form = PlanForm(request.POST or None, instance=plan, teams=[])
+    form = PlanForm(request.POST or None, instance=plan, teams=None)
     if request.method == "POST" and form.is_valid():
         plan_save(plan=form.instance, request=request)
         messages.success(request, f"Saved plan {plan.key}.")
