@@ -364,6 +364,7 @@ def test_task_lists_and_plan_pages_use_a_fixed_number_of_queries(client, world):
         reverse("plan_detail", args=[plan.id]),
         reverse("job_detail", args=[job.id]),
         reverse("plan_list"),
+        reverse("dashboard"),
     ]
     add_tasks(2, 0)
     few = [queries(url) for url in urls]
