@@ -34,69 +34,89 @@ def _record(obj, *, fields: list[str]) -> dict:
     return {f: str(v) if isinstance(v, uuid.UUID) else v for f, v in values.items()}
 
 
-@transaction.atomic
-def plan_save(*, plan: Plan, request) -> Plan:
-    creating = plan._state.adding
-    before = {} if creating else _record(Plan.objects.get(pk=plan.pk), fields=["key", "name"])
-    plan.save()
-    after = _record(plan, fields=["key", "name"])
+def _save_audited(obj, *, kind: str, label, fields: list[str], team, request) -> dict:
+    """Save obj and record what changed as an audit event ("<kind>.created"/".updated").
+
+    ``label`` gives the object's name for the summary, after saving.
+    """
+    creating = obj._state.adding
+    before = {} if creating else _record(type(obj).objects.get(pk=obj.pk), fields=fields)
+    obj.save()
+    after = _record(obj, fields=fields)
     changes = after if creating else _changes(before, after)
     if changes:
+        verb = "created" if creating else "updated"
         audit_record(
-            action="plan.created" if creating else "plan.updated",
-            summary=f"{'Created' if creating else 'Updated'} plan {plan.key}",
+            action=f"{kind}.{verb}",
+            summary=f"{verb.title()} {label(obj)}",
             request=request,
-            team=plan.team,
-            obj=plan,
+            team=team,
+            obj=obj,
             changes=changes,
         )
+    return changes
+
+
+def _delete_audited(obj, *, kind: str, summary: str, team, changes: dict, request) -> None:
+    audit_record(
+        action=f"{kind}.deleted",
+        summary=summary,
+        request=request,
+        team=team,
+        obj=obj,
+        changes=changes,
+    )
+    obj.delete()
+
+
+@transaction.atomic
+def plan_save(*, plan: Plan, request) -> Plan:
+    _save_audited(
+        plan,
+        kind="plan",
+        label=lambda p: f"plan {p.key}",
+        fields=["key", "name"],
+        team=plan.team,
+        request=request,
+    )
     return plan
 
 
 @transaction.atomic
 def plan_delete(*, plan: Plan, request) -> None:
-    audit_record(
-        action="plan.deleted",
+    _delete_audited(
+        plan,
+        kind="plan",
         summary=f"Deleted plan {plan.key} with its jobs, tasks and variables",
-        request=request,
         team=plan.team,
-        obj=plan,
         changes={"key": plan.key, "name": plan.name},
+        request=request,
     )
-    plan.delete()
 
 
 @transaction.atomic
 def job_save(*, job: Job, request) -> Job:
-    creating = job._state.adding
-    fields = ["key", "name", "stage"]
-    before = {} if creating else _record(Job.objects.get(pk=job.pk), fields=fields)
-    job.save()
-    after = _record(job, fields=fields)
-    changes = after if creating else _changes(before, after)
-    if changes:
-        audit_record(
-            action="job.created" if creating else "job.updated",
-            summary=f"{'Created' if creating else 'Updated'} job {job.plan.key}-{job.key}",
-            request=request,
-            team=job.plan.team,
-            obj=job,
-            changes=changes,
-        )
+    _save_audited(
+        job,
+        kind="job",
+        label=lambda j: f"job {j.plan.key}-{j.key}",
+        fields=["key", "name", "stage"],
+        team=job.plan.team,
+        request=request,
+    )
     return job
 
 
 @transaction.atomic
 def job_delete(*, job: Job, request) -> None:
-    audit_record(
-        action="job.deleted",
+    _delete_audited(
+        job,
+        kind="job",
         summary=f"Deleted job {job.plan.key}-{job.key} with its tasks",
-        request=request,
         team=job.plan.team,
-        obj=job,
         changes={"key": job.key, "name": job.name},
+        request=request,
     )
-    job.delete()
 
 
 @transaction.atomic
@@ -131,63 +151,55 @@ def variable_save(*, variable: Variable, value: str | None, request) -> Variable
 
 @transaction.atomic
 def variable_delete(*, variable: Variable, request) -> None:
-    audit_record(
-        action="variable.deleted",
+    _delete_audited(
+        variable,
+        kind="variable",
         summary=f"Deleted variable {variable.key}",
-        request=request,
         team=variable.team,
-        obj=variable,
         changes={"key": variable.key, "plan": variable.plan.key if variable.plan_id else None},
+        request=request,
     )
-    variable.delete()
 
 
 @transaction.atomic
 def task_save(*, task: TaskConfig, request) -> TaskConfig:
-    creating = task._state.adding
-    before = (
-        {} if creating else _record(TaskConfig.objects.get(pk=task.pk), fields=TASK_AUDITED_FIELDS)
-    )
-    if creating:
+    before = None
+    if task._state.adding:
         last = task.job.tasks.aggregate(Max("position"))["position__max"]
         task.position = 0 if last is None else last + 1
+    else:
+        before = TaskConfig.objects.only("namespace", "scope").get(pk=task.pk)
     task.updated = now()
-    task.save()
-    after = _record(task, fields=TASK_AUDITED_FIELDS)
-    changes = after if creating else _changes(before, after)
-    if not creating:
-        _follow_changes(task, changes)
-    if changes:
-        verb = "Created" if creating else "Updated"
-        audit_record(
-            action="task.created" if creating else "task.updated",
-            summary=f"{verb} task \u201c{task}\u201d of {task.job}",
-            request=request,
-            team=task.job.plan.team,
-            obj=task,
-            changes=changes,
-        )
+    _save_audited(
+        task,
+        kind="task",
+        label=lambda t: f"task \u201c{t}\u201d of {t.job}",
+        fields=TASK_AUDITED_FIELDS,
+        team=task.job.plan.team,
+        request=request,
+    )
+    if before is not None:
+        _follow_changes(task, before)
     return task
 
 
-def _follow_changes(task: TaskConfig, changes: dict) -> None:
+def _follow_changes(task: TaskConfig, before: TaskConfig) -> None:
     """Keep generated variables true to the task: new keys come with the next run."""
-    if "namespace" in changes:
+    if task.namespace != before.namespace:
         VariableResult.objects.filter(task=task).delete()
         TaskConfig.objects.filter(pk=task.pk).update(expires_at=None)
         task.expires_at = None
-    elif "scope" in changes:
+    elif task.scope != before.scope:
         VariableResult.objects.filter(task=task).update(scope=task.scope)
 
 
 @transaction.atomic
 def task_delete(*, task: TaskConfig, request) -> None:
-    audit_record(
-        action="task.deleted",
+    _delete_audited(
+        task,
+        kind="task",
         summary=f"Deleted task \u201c{task}\u201d of {task.job}",
-        request=request,
         team=task.job.plan.team,
-        obj=task,
         changes=_record(task, fields=TASK_AUDITED_FIELDS),
+        request=request,
     )
-    task.delete()
