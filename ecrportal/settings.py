@@ -5,6 +5,7 @@ defaults run the whole portal (web, worker, beat) on one machine with no
 servers: SQLite and a file-system Celery broker under ``ECRPORTAL_DATA_DIR``.
 """
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -62,6 +63,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.forms",
+    "rest_framework",
+    "drf_spectacular",
     "tasks_app",
 ]
 
@@ -144,6 +147,28 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# The HTTP API (/api/v1/): bearer tokens for CI jobs, the session for people.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tasks_app.api_auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tasks_app.api.handle_exception",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ECR Portal API",
+    "DESCRIPTION": "Fresh Amazon ECR credentials for CI jobs, and the portal's configuration.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # Failed sign-ins are throttled per account and per client address within a
 # sliding window; throttled attempts never reach the password check.
@@ -264,6 +289,15 @@ AWS_ENDPOINT_URLS = {
 AWS_CONNECT_TIMEOUT = env_float("ECRPORTAL_AWS_CONNECT_TIMEOUT", 3, minimum=0.5, maximum=60)
 AWS_READ_TIMEOUT = env_float("ECRPORTAL_AWS_READ_TIMEOUT", 5, minimum=1, maximum=120)
 AWS_MAX_ATTEMPTS = env_int("ECRPORTAL_AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
+
+# Environment names of generated variables: this prefix + the key with dots as
+# underscores, e.g. bamboo_custom_aws_ecr_password.
+ENV_PREFIX = env_str("ECRPORTAL_ENV_PREFIX", "bamboo_")
+if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ENV_PREFIX):
+    raise ImproperlyConfigured(
+        f"ECRPORTAL_ENV_PREFIX={ENV_PREFIX!r} is not valid: expected letters, digits and "
+        "underscores, not starting with a digit."
+    )
 
 # /readyz waits this long for a worker to answer the canary task.
 READYZ_TIMEOUT_SECONDS = env_int("ECRPORTAL_READYZ_TIMEOUT", 3, minimum=1, maximum=25)

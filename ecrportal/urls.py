@@ -3,5 +3,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("tasks_app.api_urls")),
     path("", include("tasks_app.urls")),
 ]

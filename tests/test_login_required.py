@@ -4,6 +4,7 @@ The URLs come from the resolver, not from a hand-kept list, so a new view is
 covered the moment it is routed.
 """
 
+import json
 import re
 import uuid
 from urllib.parse import urlsplit
@@ -107,7 +108,12 @@ def test_the_url_list_covers_the_portal_and_the_admin():
 
 
 def test_only_login_health_and_admin_login_redirect_are_public():
-    exempt = {view for _, view in all_urls() if getattr(view, "login_required", True) is False}
+    """API views authenticate themselves (token or session): anonymous callers get 401."""
+    exempt = {
+        view
+        for path, view in all_urls()
+        if getattr(view, "login_required", True) is False and not path.startswith("/api/")
+    }
     assert exempt == PUBLIC_VIEWS
 
 
@@ -122,7 +128,8 @@ def test_every_url_sends_anonymous_users_to_login(client, method):
         response = getattr(client, method)(path)
         if path.startswith("/api/"):
             assert response.status_code == 401, path
-            assert response.json()["error"], path
+            assert json.loads(response.content)["error"] == "unauthenticated", path
+            assert response["WWW-Authenticate"] == 'Bearer realm="ecrportal"', path
         else:
             assert _lands_on(client, response) == login_path, f"{method.upper()} {path}"
         checked += 1

@@ -1,0 +1,88 @@
+"""The HTTP API's plumbing: errors as {"error", "detail"}, and who may see which task."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from tasks_app.access import require_team_role
+from tasks_app.models import ApiToken, Role, Scope, TaskConfig
+
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    415: "unsupported_media_type",
+    429: "throttled",
+}
+
+
+class Conflict(exceptions.APIException):
+    """409: the request is understood, but the credentials cannot be served now."""
+
+    status_code = status.HTTP_409_CONFLICT
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail=detail, code=code)
+        self.error = code
+
+
+def handle_exception(exc, context):
+    """Every API error as {"error": code, "detail": text}; never a stack trace."""
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # a bug: Django's 500 handling (logged, no details shown)
+    if isinstance(exc, Conflict):
+        error = exc.error
+    elif isinstance(exc, exceptions.ValidationError):
+        error = "invalid"
+    else:
+        error = ERROR_CODES.get(response.status_code, "error")
+    detail = response.data
+    if isinstance(detail, dict) and set(detail) == {"detail"}:
+        detail = detail["detail"]
+    body = {"error": error, "detail": detail}
+    return Response(body, status=response.status_code, headers=_headers(response))
+
+
+def _headers(response):
+    return {
+        k: v
+        for k, v in response.items()
+        if k.lower() in ("www-authenticate", "allow", "retry-after")
+    }
+
+
+def token_of(request) -> ApiToken | None:
+    return request.auth if isinstance(request.auth, ApiToken) else None
+
+
+def check_task_access(request, task: TaskConfig) -> None:
+    """A token sees a task of its job, or a result-scoped task of its plan; people need
+    to be editors (the API returns secrets in clear). Anything else: 404."""
+    token = token_of(request)
+    if token is None:
+        require_team_role(request.user, task.job.plan.team, Role.EDITOR)
+        return
+    own_job = token.job_id is not None and token.job_id == task.job_id
+    plan_result = task.job.plan_id == token.plan_id and task.scope == Scope.RESULT
+    if not (own_job or plan_result):
+        raise exceptions.NotFound("No such task.")
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Documents the bearer tokens in the OpenAPI schema."""
+
+    target_class = "tasks_app.api_auth.BearerTokenAuthentication"
+    name = "apiToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (ecrp_...) bound to a plan or a job.",
+        }

@@ -1,0 +1,87 @@
+"""Handing out generated variables: never a stale or expired value (SPEC §5, §7, §8)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Prefetch, Q
+from django.utils.timezone import now
+
+from tasks_app.models import Job, Plan, Scope, TaskConfig, VariableResult
+from tasks_app.services.audit import audit_record
+from tasks_app.task_rules import GENERATED_SUFFIXES
+
+
+class NotServable(Exception):
+    """The variables cannot be handed out now; code and detail say why (API: 409)."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Delivery:
+    values: dict[str, str]
+    expires_at: datetime | None
+
+
+def _order(result: VariableResult) -> tuple:
+    suffix = result.key.removeprefix(result.task.namespace + ".")
+    rank = GENERATED_SUFFIXES.index(suffix) if suffix in GENERATED_SUFFIXES else 99
+    return (rank, result.key)
+
+
+def task_delivery(task: TaskConfig) -> Delivery:
+    """The task's variables in clear, or NotServable."""
+    if not task.enabled:
+        raise NotServable(
+            "disabled", f"The task \u201c{task}\u201d is disabled; it has no credentials."
+        )
+    results = sorted(task.results.all(), key=_order)
+    last_error = f" Last error: {task.last_error}" if task.last_error else ""
+    if not results:
+        raise NotServable(
+            "not_fetched",
+            f"The task \u201c{task}\u201d has not fetched credentials yet.{last_error}",
+        )
+    expires_at = min(r.expires_at for r in results)
+    if expires_at <= now():
+        raise NotServable(
+            "expired",
+            f"The credentials of the task \u201c{task}\u201d expired at "
+            f"{expires_at:%Y-%m-%dT%H:%M:%SZ}.{last_error}",
+        )
+    for result in results:
+        result.task = task
+    return Delivery({r.key: r.plain_value() for r in results}, expires_at)
+
+
+def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
+    """What a plan (result scope) or one of its jobs (plus its local scope) may see."""
+    visible = Q(scope=Scope.RESULT)
+    if job is not None:
+        visible |= Q(job=job)
+    tasks = (
+        TaskConfig.objects.filter(visible, job__plan=plan, enabled=True)
+        .select_related("job")
+        .prefetch_related(Prefetch("results", queryset=VariableResult.objects.all()))
+        .order_by("job__stage", "job__key", "position")
+    )
+    values, expiries = {}, []
+    for task in tasks:
+        delivery = task_delivery(task)
+        values.update(delivery.values)
+        expiries.append(delivery.expires_at)
+    return Delivery(values, min(expiries) if expiries else None)
+
+
+def record_read(*, request, task: TaskConfig | None, summary: str, team) -> None:
+    """People reading secrets through the API or the CLI leave an audit event."""
+    audit_record(
+        action="variables.read",
+        summary=summary,
+        request=request,
+        team=team,
+        obj=task,
+    )

@@ -1,0 +1,80 @@
+"""API tokens (SPEC §8.4): created and shown once, stored hashed, revocable."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils.timezone import now
+
+from tasks_app.models import ApiToken, Job, Plan
+from tasks_app.services.audit import audit_record
+
+# Recording every use would write on every CI request; once a minute is enough.
+LAST_USE_RESOLUTION = timedelta(seconds=60)
+
+
+def token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(
+    *, plan: Plan, job: Job | None, name: str, expires_at, request
+) -> tuple[ApiToken, str]:
+    """Create a token. Returns it with the only copy of its plain text."""
+    raw = ApiToken.PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        team=plan.team,
+        plan=plan,
+        job=job,
+        name=name,
+        token_hash=token_hash(raw),
+        hint=raw[: len(ApiToken.PREFIX) + 6],
+        created_by=request.user,
+        expires_at=expires_at,
+    )
+    audit_record(
+        action="token.created",
+        summary=f"Created API token {token.name} for {token.binding}",
+        request=request,
+        team=plan.team,
+        obj=token,
+        changes={
+            "binding": token.binding,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return token, raw
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken, request) -> bool:
+    """Revoke once; returns False if it was revoked already."""
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=now())
+    if revoked:
+        audit_record(
+            action="token.revoked",
+            summary=f"Revoked API token {token.name} for {token.binding}",
+            request=request,
+            team=token.team,
+            obj=token,
+        )
+    return bool(revoked)
+
+
+def token_authenticate(*, raw: str, address: str | None) -> ApiToken | None:
+    """The active token with this plain text, or None. Records its use."""
+    if not raw.startswith(ApiToken.PREFIX):
+        return None
+    token = (
+        ApiToken.objects.select_related("plan__team", "job")
+        .filter(token_hash=token_hash(raw))
+        .first()
+    )
+    if token is None or not token.active:
+        return None
+    stamp = now()
+    if token.last_used_at is None or stamp - token.last_used_at > LAST_USE_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=stamp, last_used_from=address)
+    return token
