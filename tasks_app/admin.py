@@ -5,6 +5,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
 
 from tasks_app.models import (
+    ApiToken,
     AuditEvent,
     CanaryPing,
     Connector,
@@ -148,3 +149,25 @@ class VariableResultAdmin(ReadOnlyAdmin):
     list_display = ["key", "task", "scope", "masked", "expires_at"]
     list_filter = ["scope", "masked"]
     list_select_related = ["task__job"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """The hash is left out; a token is revoked from its page (revoked at)."""
+
+    list_display = ["name", "hint", "plan", "job", "created", "expires_at", "revoked_at"]
+    list_select_related = ["plan", "job"]
+    exclude = ["token_hash"]
+    readonly_fields = [
+        "hint",
+        "team",
+        "plan",
+        "job",
+        "created",
+        "created_by",
+        "last_used_at",
+        "last_used_from",
+    ]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,6 +1,16 @@
 from django.urls import path
 
-from tasks_app.views import accounts, connectors, dashboard, health, plans, tasks, teams, variables
+from tasks_app.views import (
+    accounts,
+    connectors,
+    dashboard,
+    health,
+    plans,
+    tasks,
+    teams,
+    tokens,
+    variables,
+)
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -52,6 +62,7 @@ urlpatterns = [
     path("tasks/<uuid:task_id>/edit/", tasks.task_edit, name="task_edit"),
     path("tasks/<uuid:task_id>/delete/", tasks.task_delete_view, name="task_delete"),
     path("tasks/<uuid:task_id>/run/", tasks.task_run_view, name="task_run"),
+    path("tasks/<uuid:task_id>/reveal/", tasks.task_reveal, name="task_reveal"),
     path("variables/", variables.variable_list, name="variable_list"),
     path("variables/new/", variables.variable_create, name="variable_create"),
     path("variables/<uuid:variable_id>/edit/", variables.variable_edit, name="variable_edit"),
@@ -60,6 +71,9 @@ urlpatterns = [
         variables.variable_delete_view,
         name="variable_delete",
     ),
+    path("tokens/", tokens.token_list, name="token_list"),
+    path("tokens/new/", tokens.token_create_view, name="token_create"),
+    path("tokens/<uuid:token_id>/revoke/", tokens.token_revoke_view, name="token_revoke"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]

@@ -1,5 +1,7 @@
 """Configuring and running a task in a real browser."""
 
+import subprocess
+
 import pytest
 from playwright.sync_api import expect
 
@@ -46,10 +48,28 @@ def test_plan_job_task_run_and_masked_variables(live_server, page, aws_endpoint,
 
     page.get_by_role("button", name="Run now").click()
     expect(page.get_by_text("Fetched new credentials; they expire")).to_be_visible()
-    expect(page.get_by_text("custom.aws.ecr.proxyEndpointDomain")).to_be_visible()
+    expect(page.get_by_text("custom.aws.ecr.proxyEndpointDomain", exact=True)).to_be_visible()
     expect(page.get_by_text("123456789012.dkr.ecr.eu-west-1.amazonaws.com").first).to_be_visible()
     _shot(page, "task")
     html = page.content()
     for result in VariableResult.objects.filter(masked=True):
         assert result.plain_value() not in html
     assert html.count("********") >= 3
+
+    # Reveal, then the Bash values, evaluated by bash, give the real values.
+    page.get_by_role("button", name="Reveal values").click()
+    expect(page.get_by_role("button", name="Values revealed")).to_be_disabled()
+    page.get_by_role("tab", name="Bash").click()
+    snippet = page.locator("#values-bash").inner_text()
+    names = {r.key: "bamboo_" + r.key.replace(".", "_") for r in VariableResult.objects.all()}
+    printer = "".join(f'printf "%s\\0" "${name}"\n' for name in names.values())
+    out = subprocess.run(
+        ["bash", "--norc", "--noprofile"],
+        input=(snippet + printer).encode(),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    assert out.split("\0")[:-1] == [
+        VariableResult.objects.get(key=key).plain_value() for key in names
+    ]
+    _shot(page, "task-revealed")

@@ -26,10 +26,17 @@ class Delivery:
     expires_at: datetime | None
 
 
-def _order(result: VariableResult) -> tuple:
-    suffix = result.key.removeprefix(result.task.namespace + ".")
-    rank = GENERATED_SUFFIXES.index(suffix) if suffix in GENERATED_SUFFIXES else 99
-    return (rank, result.key)
+def ordered_results(task: TaskConfig) -> list[VariableResult]:
+    """The task's variables in the reference document's order."""
+
+    def rank(result):
+        suffix = result.key.removeprefix(task.namespace + ".")
+        return (
+            GENERATED_SUFFIXES.index(suffix) if suffix in GENERATED_SUFFIXES else 99,
+            result.key,
+        )
+
+    return sorted(task.results.all(), key=rank)
 
 
 def task_delivery(task: TaskConfig) -> Delivery:
@@ -38,7 +45,7 @@ def task_delivery(task: TaskConfig) -> Delivery:
         raise NotServable(
             "disabled", f"The task \u201c{task}\u201d is disabled; it has no credentials."
         )
-    results = sorted(task.results.all(), key=_order)
+    results = ordered_results(task)
     last_error = f" Last error: {task.last_error}" if task.last_error else ""
     if not results:
         raise NotServable(
@@ -52,8 +59,6 @@ def task_delivery(task: TaskConfig) -> Delivery:
             f"The credentials of the task \u201c{task}\u201d expired at "
             f"{expires_at:%Y-%m-%dT%H:%M:%SZ}.{last_error}",
         )
-    for result in results:
-        result.task = task
     return Delivery({r.key: r.plain_value() for r in results}, expires_at)
 
 

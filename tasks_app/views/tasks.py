@@ -1,5 +1,6 @@
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -8,10 +9,14 @@ from django.views.decorators.http import require_POST
 from tasks_app import aws
 from tasks_app.access import require_team_role, teams_for_user
 from tasks_app.connector_rules import host_credentials_available
+from tasks_app.crypto import MASK
 from tasks_app.forms import TaskForm
 from tasks_app.models import Role, TaskConfig, TaskRun
+from tasks_app.services.audit import audit_record
+from tasks_app.services.delivery import Delivery, NotServable, ordered_results, task_delivery
 from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
+from tasks_app.snippets import SHELL_LABELS, ci_snippet, env_name, env_snippet, mapping_snippet
 from tasks_app.task_rules import PARTITIONS, connectors_usable_by, generated_keys
 from tasks_app.views.plans import _get_job_for_user
 
@@ -67,19 +72,67 @@ def task_edit(request, task_id):
     return _task_form(request, task.job, task)
 
 
-def task_detail(request, task_id):
+def _usage(task: TaskConfig, delivery: Delivery | None) -> dict:
+    """Snippets for each shell, and the JSON form: real values once revealed, else masked."""
+    if delivery is not None:
+        values = delivery.values
+    else:
+        values = {r.key: MASK if r.masked else r.value for r in ordered_results(task)}
+    env_url = settings.SITE_URL + reverse("api_task_env", args=[task.id])
+    shells = [
+        {
+            "id": shell,
+            "label": label,
+            "mapping": mapping_snippet(shell, task.namespace),
+            "values": env_snippet(shell, values) if values else "",
+            "ci": ci_snippet(shell, env_url=env_url, namespace=task.namespace),
+        }
+        for shell, label in SHELL_LABELS.items()
+    ]
+    return {
+        "shells": shells,
+        "json": json.dumps(values, indent=2) if values else "",
+        "json_env": env_name(f"{task.namespace}.ecr.json.password"),
+        "revealed": delivery is not None,
+    }
+
+
+def task_detail(request, task_id, delivery=None, problem=None, status=200):
     task, role = _get_task_for_user(request, task_id)
     context = {
         "task": task,
         "job": task.job,
         "plan": task.job.plan,
         "can_edit": role.allows(Role.EDITOR),
-        "results": task.results.order_by("key"),
+        "results": ordered_results(task),
         "expected_keys": generated_keys(task.namespace),
         "runs": task.runs.select_related("actor", "connector")[:RECENT_RUNS],
         "policy": json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2),
+        "usage": _usage(task, delivery),
+        "problem": problem,
     }
-    return render(request, "tasks/detail.html", context)
+    response = render(request, "tasks/detail.html", context, status=status)
+    if delivery is not None:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+def task_reveal(request, task_id):
+    """Show the masked values: editors and admins only, by POST, audited, never cached."""
+    task, _ = _get_task_for_user(request, task_id, need=Role.EDITOR)
+    try:
+        delivery = task_delivery(task)
+    except NotServable as e:
+        return task_detail(request, task_id, problem=e.detail, status=409)
+    audit_record(
+        action="variables.revealed",
+        summary=f"Revealed the variables of \u201c{task}\u201d",
+        request=request,
+        team=task.job.plan.team,
+        obj=task,
+    )
+    return task_detail(request, task_id, delivery=delivery)
 
 
 @require_POST

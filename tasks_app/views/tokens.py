@@ -1,0 +1,61 @@
+from datetime import timedelta
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.timezone import now
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from tasks_app.access import require_team_role, teams_for_user, teams_with_role
+from tasks_app.forms import ApiTokenForm
+from tasks_app.models import ApiToken, Plan, Role
+from tasks_app.services.tokens import token_create, token_revoke
+
+
+def token_list(request):
+    tokens = (
+        ApiToken.objects.filter(team__in=teams_for_user(request.user))
+        .select_related("plan", "job", "created_by")
+        .order_by("-created")
+    )
+    can_create = teams_with_role(request.user, Role.EDITOR).exists()
+    return render(request, "tokens/list.html", {"tokens": tokens, "can_create": can_create})
+
+
+@never_cache
+def token_create_view(request):
+    plans = (
+        Plan.objects.filter(team__in=teams_with_role(request.user, Role.EDITOR))
+        .prefetch_related("jobs")
+        .order_by("key")
+    )
+    if not plans:
+        raise PermissionDenied("Editors and admins of a team with a plan create API tokens.")
+    form = ApiTokenForm(request.POST or None, plans=plans)
+    if request.method == "POST" and form.is_valid():
+        plan, job = form.target()
+        days = form.cleaned_data["expires_in_days"]
+        token, raw = token_create(
+            plan=plan,
+            job=job,
+            name=form.cleaned_data["name"],
+            expires_at=now() + timedelta(days=days) if days else None,
+            request=request,
+        )
+        # Shown once, on this response only; never stored or cached.
+        response = render(request, "tokens/created.html", {"token": token, "raw": raw})
+        response["Cache-Control"] = "no-store"
+        return response
+    return render(request, "tokens/form.html", {"form": form})
+
+
+@require_POST
+def token_revoke_view(request, token_id):
+    token = get_object_or_404(ApiToken.objects.select_related("team", "plan", "job"), id=token_id)
+    require_team_role(request.user, token.team, Role.EDITOR)
+    if token_revoke(token=token, request=request):
+        messages.success(request, f"Revoked {token}. It no longer works.")
+    else:
+        messages.info(request, f"{token} was revoked already.")
+    return redirect("token_list")
