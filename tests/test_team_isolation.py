@@ -12,6 +12,7 @@ import pytest
 from django.urls import URLPattern, get_resolver
 
 from tasks_app.models import (
+    ApiToken,
     AuditEvent,
     Connector,
     Job,
@@ -33,6 +34,9 @@ def team_b_objects(team_b) -> dict[str, str]:
     job = Job.objects.create(plan=plan, key="JOB1", name="Build")
     task = TaskConfig.objects.create(job=job, region="eu-west-1", connector=connector)
     variable = Variable.objects.create(team=team_b, plan=plan, key="aws.region", value="eu-west-1")
+    token = ApiToken.objects.create(
+        team=team_b, plan=plan, name="b-ci", token_hash="0" * 64, hint="ecrp_b"
+    )
     return {
         "team_id": str(team_b.id),
         "membership_id": str(team_b.memberships.first().id),
@@ -41,6 +45,8 @@ def team_b_objects(team_b) -> dict[str, str]:
         "job_id": str(job.id),
         "task_id": str(task.id),
         "variable_id": str(variable.id),
+        "token_id": str(token.id),
+        "plan_key": plan.key,
     }
 
 
@@ -85,6 +91,7 @@ def test_team_a_members_get_404_for_every_team_b_url(client, alice, team_b):
     assert Connector.objects.get(team=team_b).name == "team-b-connector"
     assert TaskConfig.objects.get(job__plan__team=team_b).runs.count() == 0
     assert Variable.objects.get(team=team_b).value == "eu-west-1"
+    assert ApiToken.objects.get(team=team_b).revoked_at is None
     # Query-string forms of team B's objects.
     for query in (f"team={team_b.id}", f"plan={objects['plan_id']}", "team=nonsense", "plan="):
         assert client.get(f"/variables/new/?{query}").status_code == 404, query

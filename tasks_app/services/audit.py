@@ -1,5 +1,7 @@
 import logging
 
+from django.contrib.auth import get_user_model
+
 from tasks_app.models import AuditEvent, Team
 from tasks_app.net import client_address
 
@@ -19,8 +21,12 @@ def audit_record(
     log_level: int = logging.INFO,
 ) -> AuditEvent:
     """Record who did what. ``changes`` must never contain a secret value."""
-    if actor is None and request is not None and request.user.is_authenticated:
-        actor = request.user
+    caller = getattr(request, "user", None)
+    if actor is None and caller is not None and caller.is_authenticated:
+        if isinstance(caller, get_user_model()):
+            actor = caller
+        elif not actor_name:
+            actor_name = caller.get_username()  # an API token: "token:ecrp_..."
     if actor is not None and not actor_name:
         actor_name = actor.get_username()
     event = AuditEvent.objects.create(

@@ -109,10 +109,10 @@ def task_variables(request, task_id):
 @login_not_required
 @api_view(["GET"])
 def task_env(request, task_id):
+    task = _task(request, task_id)
     shell = request.query_params.get("shell", "")
     if shell not in SHELLS:
-        raise exceptions.ValidationError({"shell": f"Choose one of {', '.join(SHELLS)}."})
-    task = _task(request, task_id)
+        raise exceptions.ValidationError({"shell": [f"Choose one of {', '.join(SHELLS)}."]})
     delivery = _delivery(task_delivery, task=task)
     _record_person(request, task, task.job.plan.team, f"Read the variables of \u201c{task}\u201d")
     text = env_snippet(shell, delivery.values)

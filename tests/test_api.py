@@ -1,0 +1,389 @@
+"""API v1 (SPEC §8.2, §8.4): who sees what, errors, 409 for credentials that cannot be served."""
+
+import json
+from datetime import timedelta
+
+import pytest
+import yaml
+from django.urls import reverse
+from django.utils.timezone import now
+from rest_framework.test import APIClient
+
+from tasks_app.models import (
+    ApiToken,
+    AuditEvent,
+    Job,
+    Plan,
+    Role,
+    TaskConfig,
+    TaskRun,
+    VariableResult,
+)
+from tasks_app.services.tokens import token_hash
+from tests.conftest import make_connector, make_team
+
+pytestmark = pytest.mark.django_db
+
+
+class _Request:
+    def __init__(self, user):
+        self.user = user
+        self.META = {"REMOTE_ADDR": "192.0.2.9"}
+
+
+def _token(plan, job=None, **fields) -> str:
+    from tasks_app.services.tokens import token_create
+
+    user = plan.team.members.first()
+    _, raw = token_create(
+        plan=plan, job=job, name="ci", expires_at=fields.get("expires_at"), request=_Request(user)
+    )
+    return raw
+
+
+def _results(task, expires_in=timedelta(hours=6)):
+    for key, value, masked in [
+        (f"{task.namespace}.ecr.username", "AWS", False),
+        (f"{task.namespace}.ecr.password", f"pw-{task.namespace}", True),
+    ]:
+        VariableResult.objects.create(
+            task=task,
+            plan=task.job.plan,
+            job=task.job,
+            key=key,
+            value="" if masked else value,
+            secret_value=value if masked else "",
+            masked=masked,
+            scope=task.scope,
+            expires_at=now() + expires_in,
+        )
+    TaskConfig.objects.filter(pk=task.pk).update(expires_at=now() + expires_in, last_run_ok=True)
+
+
+@pytest.fixture
+def world(db):
+    team = make_team("Platform", alice=Role.EDITOR, vic=Role.VIEWER)
+    connector = make_connector(team)
+    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
+    build = Job.objects.create(plan=plan, key="BUILD", name="Build", stage=1)
+    deploy = Job.objects.create(plan=plan, key="DEPLOY", name="Deploy", stage=2)
+    local = TaskConfig.objects.create(
+        job=build, region="eu-west-1", connector=connector, namespace="build.local"
+    )
+    result = TaskConfig.objects.create(
+        job=build, region="eu-west-1", connector=connector, namespace="shared", scope="result"
+    )
+    deploy_local = TaskConfig.objects.create(
+        job=deploy, region="eu-west-1", connector=connector, namespace="deploy.local"
+    )
+    for task in (local, result, deploy_local):
+        _results(task)
+    other_plan = Plan.objects.create(team=team, key="API-BUILD", name="API")
+    return {
+        "team": team,
+        "plan": plan,
+        "build": build,
+        "deploy": deploy,
+        "local": local,
+        "result": result,
+        "deploy_local": deploy_local,
+        "other_plan": other_plan,
+    }
+
+
+def _client(raw=None):
+    client = APIClient()
+    if raw:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def _keys(response):
+    return sorted(response.json()["variables"])
+
+
+# --- the token matrix -------------------------------------------------------------------
+
+
+def test_a_job_token_sees_its_local_and_the_plans_result_variables(world):
+    client = _client(_token(world["plan"], world["build"]))
+    url = reverse("api_plan_variables", args=["WEB-BUILD"])
+    response = client.get(url + "?job=BUILD")
+    assert response.status_code == 200
+    assert _keys(response) == [
+        "build.local.ecr.password",
+        "build.local.ecr.username",
+        "shared.ecr.password",
+        "shared.ecr.username",
+    ]
+    assert response.json()["variables"]["build.local.ecr.password"] == "pw-build.local"
+    assert response["Cache-Control"] == "no-store"
+    # Its own tasks, and the plan's result task; not another job's local task.
+    for task, status in (("local", 200), ("result", 200), ("deploy_local", 404)):
+        r = client.get(reverse("api_task_variables", args=[world[task].id]))
+        assert r.status_code == status, task
+    assert client.get(url + "?job=DEPLOY").status_code == 404
+
+
+def test_a_plan_token_sees_result_variables_only(world):
+    client = _client(_token(world["plan"]))
+    url = reverse("api_plan_variables", args=["WEB-BUILD"])
+    assert _keys(client.get(url)) == ["shared.ecr.password", "shared.ecr.username"]
+    assert client.get(url + "?job=BUILD").status_code == 404
+    assert client.get(reverse("api_task_variables", args=[world["result"].id])).status_code == 200
+    assert client.get(reverse("api_task_variables", args=[world["local"].id])).status_code == 404
+
+
+def test_another_plans_token_sees_nothing(world):
+    client = _client(_token(world["other_plan"]))
+    assert client.get(reverse("api_plan_variables", args=["WEB-BUILD"])).status_code == 404
+    for task in ("local", "result", "deploy_local"):
+        url = reverse("api_task_variables", args=[world[task].id])
+        assert client.get(url).status_code == 404
+        assert (
+            client.get(reverse("api_task_env", args=[world[task].id]) + "?shell=bash").status_code
+            == 404
+        )
+        assert client.post(reverse("api_task_run", args=[world[task].id])).status_code == 404
+    assert not TaskRun.objects.exists()
+
+
+@pytest.mark.parametrize("state", ["revoked", "expired", "unknown", "malformed", "none"])
+def test_revoked_expired_unknown_or_missing_tokens_get_401(world, state):
+    raw = _token(world["plan"], world["build"])
+    token = ApiToken.objects.get(token_hash=token_hash(raw))
+    if state == "revoked":
+        token.revoked_at = now()
+    elif state == "expired":
+        token.expires_at = now() - timedelta(seconds=1)
+    token.save()
+    header = {
+        "revoked": raw,
+        "expired": raw,
+        "unknown": raw[:-2] + "xx",
+        "malformed": "not-a-token",
+        "none": None,
+    }[state]
+    client = _client(header)
+    response = client.get(reverse("api_task_variables", args=[world["local"].id]))
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthenticated"
+    assert response["WWW-Authenticate"] == 'Bearer realm="ecrportal"'
+    assert "pw-" not in response.content.decode()
+
+
+def test_token_use_is_recorded(world):
+    raw = _token(world["plan"], world["build"])
+    _client(raw).get(
+        reverse("api_task_variables", args=[world["local"].id]), REMOTE_ADDR="198.51.100.4"
+    )
+    token = ApiToken.objects.get(token_hash=token_hash(raw))
+    assert token.last_used_at is not None
+    assert token.last_used_from == "198.51.100.4"
+
+
+# --- what people get through the API ----------------------------------------------------
+
+
+def test_editors_read_through_the_session_and_are_audited_viewers_are_not_allowed(world):
+    client = APIClient()
+    client.force_login(world["team"].members.get(username="vic"))
+    url = reverse("api_task_variables", args=[world["local"].id])
+    assert client.get(url).status_code == 403
+    client.force_login(world["team"].members.get(username="alice"))
+    assert client.get(url).status_code == 200
+    assert AuditEvent.objects.filter(action="variables.read", actor_name="alice").count() == 1
+
+
+# --- env snippets -------------------------------------------------------------------------
+
+
+def test_env_answers_a_snippet_for_each_shell(world):
+    client = _client(_token(world["plan"], world["build"]))
+    url = reverse("api_task_env", args=[world["local"].id])
+    bash = client.get(url + "?shell=bash")
+    assert bash["Content-Type"] == "text/plain; charset=utf-8"
+    assert bash.content.decode() == (
+        "export bamboo_build_local_ecr_username='AWS'\n"
+        "export bamboo_build_local_ecr_password='pw-build.local'\n"
+    )
+    assert (
+        "$Env:bamboo_build_local_ecr_username = 'AWS'"
+        in client.get(url + "?shell=powershell").content.decode()
+    )
+    assert (
+        'set "bamboo_build_local_ecr_username=AWS"'
+        in client.get(url + "?shell=cmd").content.decode()
+    )
+    assert (
+        "bamboo_build_local_ecr_username='AWS'"
+        in client.get(url + "?shell=dotenv").content.decode()
+    )
+    bad = client.get(url + "?shell=fish")
+    assert bad.status_code == 400
+    assert bad.json() == {
+        "error": "invalid",
+        "detail": {"shell": ["Choose one of bash, powershell, cmd, dotenv."]},
+    }
+
+
+# --- 409 from every delivery path ------------------------------------------------------
+
+
+def _expire(task):
+    VariableResult.objects.filter(task=task).update(expires_at=now() - timedelta(minutes=1))
+    TaskConfig.objects.filter(pk=task.pk).update(
+        expires_at=now() - timedelta(minutes=1), last_error="AWS is throttling."
+    )
+
+
+def test_expired_credentials_answer_409_from_every_api_path(world):
+    _expire(world["result"])
+    client = _client(_token(world["plan"], world["build"]))
+    responses = [
+        client.get(reverse("api_task_variables", args=[world["result"].id])),
+        client.get(reverse("api_task_env", args=[world["result"].id]) + "?shell=bash"),
+        client.get(reverse("api_plan_variables", args=["WEB-BUILD"])),
+        client.get(reverse("api_plan_variables", args=["WEB-BUILD"]) + "?job=BUILD"),
+    ]
+    for response in responses:
+        assert response.status_code == 409
+        body = json.loads(response.content)
+        assert body["error"] == "expired"
+        assert "expired at" in body["detail"]
+        assert "Last error: AWS is throttling." in body["detail"]
+        assert "pw-shared" not in response.content.decode()
+
+
+def test_never_fetched_and_disabled_tasks_answer_409(world):
+    VariableResult.objects.filter(task=world["local"]).delete()
+    client = _client(_token(world["plan"], world["build"]))
+    response = client.get(reverse("api_task_variables", args=[world["local"].id]))
+    assert response.status_code == 409
+    assert response.json()["error"] == "not_fetched"
+
+    TaskConfig.objects.filter(pk=world["result"].pk).update(enabled=False)
+    response = client.get(reverse("api_task_variables", args=[world["result"].id]))
+    assert (response.status_code, response.json()["error"]) == (409, "disabled")
+    # A disabled task is out of the plan's view rather than blocking it.
+    plan_view = client.get(reverse("api_plan_variables", args=["WEB-BUILD"]))
+    assert plan_view.status_code == 200
+    assert plan_view.json()["variables"] == {}
+
+
+def test_expired_credentials_answer_409_on_the_task_page(client, world):
+    _expire(world["local"])
+    client.force_login(world["team"].members.get(username="alice"))
+    response = client.post(reverse("task_reveal", args=[world["local"].id]))
+    assert response.status_code == 409
+    assert "expired at" in response.content.decode()
+    assert "pw-build.local" not in response.content.decode()
+    assert not AuditEvent.objects.filter(action="variables.revealed").exists()
+
+
+# --- run now --------------------------------------------------------------------------------
+
+
+def test_run_now_through_the_api(world, aws_endpoint, ecr_expiry):
+    client = _client(_token(world["plan"], world["build"]))
+    response = client.post(reverse("api_task_run", args=[world["local"].id]))
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["trigger"], body["outcome"], body["region"]) == ("api", "succeeded", "eu-west-1")
+    run = TaskRun.objects.get()
+    assert run.actor is None  # a CI job, not a person
+    assert client.get(reverse("api_task_run", args=[world["local"].id])).status_code == 405
+
+
+# --- reveal -----------------------------------------------------------------------------------
+
+
+def test_reveal_needs_an_editor_and_a_post_and_is_audited(client, world):
+    url = reverse("task_reveal", args=[world["local"].id])
+    detail = reverse("task_detail", args=[world["local"].id])
+    client.force_login(world["team"].members.get(username="vic"))
+    page = client.get(detail).content.decode()
+    assert "pw-build.local" not in page
+    assert "Reveal values" not in page
+    assert client.post(url).status_code == 403
+
+    client.force_login(world["team"].members.get(username="alice"))
+    assert "pw-build.local" not in client.get(detail).content.decode()
+    assert client.get(url).status_code == 405
+    response = client.post(url)
+    assert response.status_code == 200
+    assert "pw-build.local" in response.content.decode()
+    assert response["Cache-Control"] == "no-store"
+    event = AuditEvent.objects.get(action="variables.revealed")
+    assert event.actor_name == "alice"
+
+
+# --- tokens in the UI ---------------------------------------------------------------------------
+
+
+def test_a_token_is_shown_once_and_stored_hashed(client, world):
+    client.force_login(world["team"].members.get(username="alice"))
+    response = client.post(
+        reverse("token_create"),
+        {"name": "web ci", "binding": f"job:{world['build'].id}", "expires_in_days": "30"},
+    )
+    raw = response.context["raw"]
+    assert raw.startswith("ecrp_")
+    assert "no-store" in response["Cache-Control"]
+    token = ApiToken.objects.get()
+    assert token.token_hash == token_hash(raw)
+    assert raw not in str(list(ApiToken.objects.values()))
+    assert (token.job, token.plan) == (world["build"], world["plan"])
+    assert raw not in client.get(reverse("token_list")).content.decode()
+    assert AuditEvent.objects.filter(action="token.created").exists()
+
+    client.post(reverse("token_revoke", args=[token.id]))
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert AuditEvent.objects.filter(action="token.revoked").exists()
+    assert (
+        _client(raw).get(reverse("api_task_variables", args=[world["local"].id])).status_code
+        == 401
+    )
+
+
+def test_viewers_cannot_create_or_revoke_tokens(client, world):
+    raw = _token(world["plan"])
+    token = ApiToken.objects.get(token_hash=token_hash(raw))
+    client.force_login(world["team"].members.get(username="vic"))
+    assert client.get(reverse("token_create")).status_code == 403
+    assert client.post(reverse("token_revoke", args=[token.id])).status_code == 403
+
+
+# --- the schema ---------------------------------------------------------------------------------
+
+
+def test_the_openapi_schema_validates_and_documents_every_endpoint(world):
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.validation import validate_schema
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    validate_schema(schema)
+    paths = set(schema["paths"])
+    assert {
+        "/api/v1/tasks/{task_id}/variables",
+        "/api/v1/tasks/{task_id}/env",
+        "/api/v1/tasks/{task_id}/run",
+        "/api/v1/plans/{plan_key}/variables",
+    } <= paths
+    assert schema["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
+
+    client = _client(_token(world["plan"], world["build"]))
+    served = client.get(reverse("api_schema"))
+    assert served.status_code == 200
+    assert set(json.loads(served.content)["paths"]) == paths
+    assert "openapi" in yaml.safe_load(client.get(reverse("api_schema") + "?format=yaml").content)
+
+    # Every documented operation answers with one of its documented statuses.
+    ids = {"task_id": world["local"].id, "plan_key": "WEB-BUILD"}
+    for path, operations in schema["paths"].items():
+        url = path.format(**ids)
+        for method, operation in operations.items():
+            query = "?shell=bash" if path.endswith("/env") else ""
+            response = getattr(client, method)(url + query)
+            assert str(response.status_code) in operation["responses"], (method, path)
