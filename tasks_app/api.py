@@ -86,3 +86,46 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API token (ecrp_...) bound to a plan or a job.",
         }
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string", "description": "A code: invalid, not_found, expired, ..."},
+        "detail": {"description": "What went wrong, in words (or an object per field)."},
+    },
+    "required": ["error", "detail"],
+}
+ERROR_DESCRIPTIONS = {
+    "400": "Invalid input; detail names each field.",
+    "401": "No valid API token or session.",
+    "403": "The caller's role (or an API token) may not do this.",
+    "404": "Unknown, or not visible to the caller.",
+    "409": "Not possible in the current state (e.g. in use, expired).",
+}
+
+
+def document_errors(result, generator, request, public):
+    """Post-processing hook: the error answers every operation can give, as {"error","detail"}."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            codes = ["401", "403"]
+            if "{" in path:
+                codes.append("404")
+            if method in ("post", "put", "patch") or operation.get("parameters"):
+                codes.append("400")
+            if method == "delete":
+                codes.append("409")
+            responses = operation.setdefault("responses", {})
+            for code in codes:
+                responses.setdefault(
+                    code,
+                    {
+                        "description": ERROR_DESCRIPTIONS[code],
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        },
+                    },
+                )
+    return result

@@ -2,8 +2,16 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import SimpleRouter
 
-from tasks_app.views import api
+from tasks_app.views import api, api_config
+
+router = SimpleRouter(trailing_slash=False)
+router.register("connectors", api_config.ConnectorViewSet, basename="api_connector")
+router.register("plans", api_config.PlanViewSet, basename="api_plan")
+router.register("jobs", api_config.JobViewSet, basename="api_job")
+router.register("tasks", api_config.TaskViewSet, basename="api_task")
+router.register("variables", api_config.VariableViewSet, basename="api_variable")
 
 urlpatterns = [
     path("tasks/<uuid:task_id>/variables", api.task_variables, name="api_task_variables"),
@@ -17,4 +25,9 @@ urlpatterns = [
         ),
         name="api_schema",
     ),
+    *[
+        # Each view authenticates itself (token or session) and answers 401 JSON.
+        type(route)(route.pattern, login_not_required(route.callback), name=route.name)
+        for route in router.urls
+    ],
 ]

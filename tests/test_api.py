@@ -379,11 +379,28 @@ def test_the_openapi_schema_validates_and_documents_every_endpoint(world):
     assert set(json.loads(served.content)["paths"]) == paths
     assert "openapi" in yaml.safe_load(client.get(reverse("api_schema") + "?format=yaml").content)
 
-    # Every documented operation answers with one of its documented statuses.
-    ids = {"task_id": world["local"].id, "plan_key": "WEB-BUILD"}
+    # Every documented operation answers with one of its documented statuses: the
+    # credential paths for a job token, the configuration paths for an editor.
+    editor = APIClient()
+    editor.force_login(world["team"].members.get(username="alice"))
+    connector = world["local"].connector
+    variable = world["plan"].variables.create(team=world["team"], key="aws.region", value="x")
+    ids = {
+        "task_id": world["local"].id,
+        "plan_key": "WEB-BUILD",
+        "key": "WEB-BUILD",
+        "/connectors/": connector.id,
+        "/jobs/": world["deploy"].id,
+        "/tasks/": world["deploy_local"].id,
+        "/variables/": variable.id,
+    }
     for path, operations in schema["paths"].items():
-        url = path.format(**ids)
-        for method, operation in operations.items():
+        prefix = next((p for p in ids if p.startswith("/") and p in path + "/"), None)
+        url = path.replace("{id}", str(ids[prefix])) if prefix else path.format(**ids)
+        caller = client if "{task_id}" in path or "{plan_key}" in path else editor
+        for method in ("get", "post", "put", "patch", "delete"):
+            if method not in operations:
+                continue
             query = "?shell=bash" if path.endswith("/env") else ""
-            response = getattr(client, method)(url + query)
-            assert str(response.status_code) in operation["responses"], (method, path)
+            response = getattr(caller, method)(url + query, {}, format="json")
+            assert str(response.status_code) in operations[method]["responses"], (method, path)

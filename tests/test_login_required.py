@@ -27,7 +27,7 @@ SAMPLES = {
     "path": "sample/path",
 }
 # Tried in order for the named groups of regex patterns (Django's admin has a few).
-REGEX_CANDIDATES = ["tasks_app", "auth", "1", SAMPLES["uuid"], "sample"]
+REGEX_CANDIDATES = ["tasks_app", "auth", "1", SAMPLES["uuid"], "WEB-BUILD", "sample"]
 
 
 def _named_groups(regex: str):

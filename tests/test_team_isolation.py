@@ -50,9 +50,33 @@ def team_b_objects(team_b) -> dict[str, str]:
     }
 
 
+# The API's collections name their object "pk" (or a plan "key") in regex patterns.
+REGEX_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+COLLECTION_OBJECTS = {
+    "connectors": "connector_id",
+    "jobs": "job_id",
+    "tasks": "task_id",
+    "variables": "variable_id",
+    "plans": "plan_key",
+}
+
+
+def _route(entry) -> str:
+    """The pattern as a route with <name> placeholders."""
+    route = str(entry.pattern)
+    if not REGEX_GROUP.search(route):
+        return route
+    route = route.removeprefix("^").removesuffix("$")
+    collection = route.split("/")[0]
+    return REGEX_GROUP.sub(
+        lambda m: f"<{COLLECTION_OBJECTS[collection] if m[1] in ('pk', 'key') else m[1]}>",
+        route,
+    )
+
+
 def _object_urls(patterns, prefix=""):
     for entry in patterns:
-        route = str(entry.pattern)
+        route = _route(entry)
         if isinstance(entry, URLPattern):
             params = re.findall(r"<(?:\w+:)?(\w+)>", route)
             if params:
@@ -71,7 +95,11 @@ def test_team_a_members_get_404_for_every_team_b_url(client, alice, team_b):
         missing = set(params) - objects.keys()
         assert not missing, f"{route}: add team B's object for {missing} to team_b_objects"
         path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: objects[m.group(1)], route)
-        nowhere = "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(uuid.uuid4()), route)
+        nowhere = "/" + re.sub(
+            r"<(?:\w+:)?(\w+)>",
+            lambda m: "ZZ-NOWHERE" if m[1] == "plan_key" else str(uuid.uuid4()),
+            route,
+        )
         for method in ("get", "post"):
             send = getattr(client, method)
             response = send(path, {"role": Role.ADMIN, "user": "alice"})

@@ -1,0 +1,353 @@
+"""API v1: the portal's configuration (connectors, plans, jobs, tasks, variables).
+
+For people (session authentication); API tokens only read credentials. Each
+serializer runs the model's own validation, so the API and the forms share
+every rule and message. Saving and deleting go through the audited services.
+Secrets are write-only.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, permissions, serializers, viewsets
+
+from tasks_app.access import (
+    ConnectorAccess,
+    connector_access,
+    connectors_for_user,
+    require_team_role,
+    teams_for_user,
+)
+from tasks_app.api import Conflict, token_of
+from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, Team, Variable
+from tasks_app.services.connectors import ConnectorInUse, connector_delete, connector_save
+from tasks_app.services.plans import (
+    job_delete,
+    job_save,
+    plan_delete,
+    plan_save,
+    task_delete,
+    task_save,
+    variable_delete,
+    variable_save,
+)
+
+
+class PeopleOnly(permissions.BasePermission):
+    message = "API tokens read credentials only; configuration needs a signed-in person."
+
+    def has_permission(self, request, view):
+        return request.user.is_authenticated and token_of(request) is None
+
+
+class _Validated(serializers.ModelSerializer):
+    """Builds the instance from the input and runs the model's full_clean()."""
+
+    write_fields: tuple[str, ...] = ()
+
+    def build(self, attrs) -> object:
+        instance = self.instance or self.Meta.model()
+        for name, value in attrs.items():
+            if name in self.write_fields or not self.fields[name].write_only:
+                field = self.Meta.model._meta.get_field(name)
+                if not field.many_to_many:
+                    setattr(instance, name, value)
+        return instance
+
+    def validate(self, attrs):
+        instance = self.build(attrs)
+        try:
+            instance.full_clean()
+        except DjangoValidationError as e:
+            raise serializers.ValidationError(e.message_dict) from None
+        self.built = instance
+        return attrs
+
+
+# --- connectors -------------------------------------------------------------------------
+
+
+class ConnectorSerializer(_Validated):
+    secret_access_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=True
+    )
+    shared_with = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=Team.objects.all(), required=False
+    )
+    write_fields = ("secret_access_key",)
+
+    class Meta:
+        model = Connector
+        fields = [
+            "id",
+            "team",
+            "name",
+            "partition",
+            "credentials",
+            "access_key_id",
+            "secret_access_key",
+            "principal_type",
+            "role_arn",
+            "external_id",
+            "session_duration",
+            "session_policy",
+            "set_source_identity",
+            "shared_with",
+            "unattended_use",
+            "created",
+            "updated",
+            "last_test_at",
+            "last_test_ok",
+            "last_test_message",
+        ]
+        read_only_fields = [
+            "created",
+            "updated",
+            "last_test_at",
+            "last_test_ok",
+            "last_test_message",
+        ]
+        validators = []  # full_clean() checks the constraints, with the forms' messages
+
+    def build(self, attrs):
+        attrs = dict(attrs)
+        secret = attrs.pop("secret_access_key", "")
+        if self.instance is not None and "team" in attrs and attrs["team"] != self.instance.team:
+            raise serializers.ValidationError({"team": ["The owner team cannot change."]})
+        instance = super().build(attrs)
+        self.secret_changed = bool(secret)
+        if secret:
+            instance.secret_access_key = secret
+        return instance
+
+
+UUID_PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def _schema_only(view) -> bool:
+    """drf-spectacular inspects views without a request."""
+    return getattr(view, "swagger_fake_view", False)
+
+
+class ConnectorViewSet(viewsets.ModelViewSet):
+    serializer_class = ConnectorSerializer
+    permission_classes = [PeopleOnly]
+    lookup_value_regex = UUID_PATTERN
+
+    def get_queryset(self):
+        if _schema_only(self):
+            return Connector.objects.none()
+        return (
+            connectors_for_user(self.request.user)
+            .select_related("team")
+            .prefetch_related("shared_with")
+        )
+
+    def get_object(self):
+        connector = super().get_object()
+        need = ConnectorAccess.VIEW if self.request.method == "GET" else ConnectorAccess.MANAGE
+        if connector_access(self.request.user, connector) < need:
+            raise exceptions.PermissionDenied("Only admins of the owner team change a connector.")
+        return connector
+
+    def _save(self, serializer):
+        team = serializer.built.team
+        require_team_role(self.request.user, team, Role.ADMIN)
+        shared = serializer.validated_data.get("shared_with")
+        if shared is None:
+            shared = list(serializer.built.shared_with.all()) if serializer.built.pk else []
+        serializer.instance = connector_save(
+            connector=serializer.built,
+            shared_with=list(shared),
+            secret_changed=serializer.secret_changed,
+            request=self.request,
+        )
+
+    perform_create = perform_update = _save
+
+    def perform_destroy(self, instance):
+        try:
+            connector_delete(connector=instance, request=self.request)
+        except ConnectorInUse as e:
+            raise Conflict("in_use", str(e)) from None
+
+
+# --- plans, jobs, tasks, variables ------------------------------------------------------
+
+
+def _team_scoped(model, user, team_path: str):
+    return model.objects.filter(**{f"{team_path}__in": teams_for_user(user)})
+
+
+class _TeamScopedViewSet(viewsets.ModelViewSet):
+    """Members read; editors and admins write. Other teams' objects are 404."""
+
+    permission_classes = [PeopleOnly]
+    team_path = "team"
+    lookup_value_regex = UUID_PATTERN
+
+    def team_of(self, obj) -> Team:
+        for part in self.team_path.split("__"):
+            obj = getattr(obj, part)
+        return obj
+
+    def get_queryset(self):
+        if _schema_only(self):
+            return self.serializer_class.Meta.model.objects.none()
+        return _team_scoped(self.serializer_class.Meta.model, self.request.user, self.team_path)
+
+    def get_object(self):
+        obj = super().get_object()
+        if self.request.method != "GET":
+            require_team_role(self.request.user, self.team_of(obj), Role.EDITOR)
+        return obj
+
+    def check_team(self, obj) -> None:
+        require_team_role(self.request.user, self.team_of(obj), Role.EDITOR)
+
+
+class PlanSerializer(_Validated):
+    class Meta:
+        model = Plan
+        fields = ["id", "team", "key", "name", "created"]
+        read_only_fields = ["created"]
+
+
+class PlanViewSet(_TeamScopedViewSet):
+    serializer_class = PlanSerializer
+    lookup_field = "key"
+    lookup_value_regex = "[A-Z][A-Z0-9]{1,9}-[A-Z][A-Z0-9]{1,9}"
+
+    def perform_create(self, serializer):
+        self.check_team(serializer.built)
+        serializer.instance = plan_save(plan=serializer.built, request=self.request)
+
+    def perform_update(self, serializer):
+        if serializer.built.team_id != serializer.instance.team_id:
+            raise serializers.ValidationError({"team": ["A plan cannot move to another team."]})
+        serializer.instance = plan_save(plan=serializer.built, request=self.request)
+
+    def perform_destroy(self, instance):
+        plan_delete(plan=instance, request=self.request)
+
+
+class JobSerializer(_Validated):
+    class Meta:
+        model = Job
+        fields = ["id", "plan", "key", "name", "stage", "created"]
+        read_only_fields = ["created"]
+        validators = []
+
+
+class JobViewSet(_TeamScopedViewSet):
+    serializer_class = JobSerializer
+    team_path = "plan__team"
+
+    def _save(self, serializer):
+        self.check_team(serializer.built)
+        serializer.instance = job_save(job=serializer.built, request=self.request)
+
+    perform_create = perform_update = _save
+
+    def perform_destroy(self, instance):
+        job_delete(job=instance, request=self.request)
+
+
+class TaskSerializer(_Validated):
+    class Meta:
+        model = TaskConfig
+        fields = [
+            "id",
+            "job",
+            "position",
+            "description",
+            "enabled",
+            "region",
+            "region_variable",
+            "registry_id",
+            "namespace",
+            "scope",
+            "credentials_source",
+            "connector",
+            "connector_variable",
+            "role_arn",
+            "status",
+            "expires_at",
+            "last_run_at",
+            "last_run_ok",
+            "last_error",
+        ]
+        read_only_fields = ["position", "expires_at", "last_run_at", "last_run_ok", "last_error"]
+
+    status = serializers.CharField(read_only=True)
+
+
+class TaskViewSet(_TeamScopedViewSet):
+    serializer_class = TaskSerializer
+    team_path = "job__plan__team"
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("job__plan__team", "connector")
+
+    def _save(self, serializer):
+        self.check_team(serializer.built.job.plan)
+        serializer.instance = task_save(task=serializer.built, request=self.request)
+
+    perform_create = perform_update = _save
+
+    def check_team(self, plan) -> None:
+        require_team_role(self.request.user, plan.team, Role.EDITOR)
+
+    def perform_destroy(self, instance):
+        task_delete(task=instance, request=self.request)
+
+
+class VariableSerializer(_Validated):
+    value = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="Write-only for masked keys (password, secret, passphrase, sshkey): read as "
+        "null.",
+    )
+    masked = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Variable
+        fields = ["id", "team", "plan", "key", "value", "masked", "updated"]
+        read_only_fields = ["updated"]
+        validators = []
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["value"] = None if instance.masked else instance.value
+        return data
+
+    def build(self, attrs):
+        attrs = dict(attrs)
+        self.new_value = attrs.pop("value", None)
+        instance = super().build(attrs)
+        if instance.plan_id and instance.plan.team_id != instance.team_id:
+            raise serializers.ValidationError({"plan": ["The plan belongs to another team."]})
+        scope = Variable.objects.filter(team=instance.team, plan=instance.plan, key=instance.key)
+        if scope.exclude(pk=instance.pk).exists():
+            raise serializers.ValidationError(
+                {"key": [f"A variable {instance.key} exists already."]}
+            )
+        return instance
+
+
+class VariableViewSet(_TeamScopedViewSet):
+    serializer_class = VariableSerializer
+
+    def _save(self, serializer):
+        self.check_team(serializer.built)
+        value = serializer.new_value
+        if value is None and serializer.built._state.adding:
+            value = ""
+        serializer.instance = variable_save(
+            variable=serializer.built, value=value, request=self.request
+        )
+
+    perform_create = perform_update = _save
+
+    def perform_destroy(self, instance):
+        variable_delete(variable=instance, request=self.request)
