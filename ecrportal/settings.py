@@ -159,6 +159,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tasks_app.api.handle_exception",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "tasks_app.api_auth.FirstRenderer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ECR Portal API",
@@ -173,6 +174,11 @@ SPECTACULAR_SETTINGS = {
         "tasks_app.api.document_errors",
     ],
 }
+
+# Seconds the API keeps a token lookup, and a task's variables, per web process.
+# Revocations and new variables take effect within this time; expired values are
+# never served. 0 reads the database on every request.
+API_CACHE_SECONDS = env_int("ECRPORTAL_API_CACHE_SECONDS", 5, minimum=0, maximum=60)
 
 # Failed sign-ins are throttled per account and per client address within a
 # sliding window; throttled attempts never reach the password check.

@@ -68,10 +68,14 @@ def check_task_access(request, task: TaskConfig) -> None:
     if token is None:
         require_team_role(request.user, task.job.plan.team, Role.EDITOR)
         return
-    own_job = token.job_id is not None and token.job_id == task.job_id
-    plan_result = task.job.plan_id == token.plan_id and task.scope == Scope.RESULT
-    if not (own_job or plan_result):
+    if not token_may_see(token, job_id=task.job_id, plan_id=task.job.plan_id, scope=task.scope):
         raise exceptions.NotFound("No such task.")
+
+
+def token_may_see(token: ApiToken, *, job_id, plan_id, scope: str) -> bool:
+    own_job = token.job_id is not None and token.job_id == job_id
+    plan_result = plan_id == token.plan_id and scope == Scope.RESULT
+    return own_job or plan_result
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

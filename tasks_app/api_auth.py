@@ -1,7 +1,8 @@
-"""Bearer-token authentication for the API (kept apart from views: DRF imports it early)."""
+"""API plumbing that DRF loads with its settings (kept apart from views: imported early)."""
 
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.negotiation import BaseContentNegotiation
 
 from tasks_app.models import ApiToken
 from tasks_app.net import client_address
@@ -48,3 +49,18 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="ecrportal"'
+
+
+class FirstRenderer(BaseContentNegotiation):
+    """Every endpoint has one representation (the schema: JSON, or YAML with ?format=yaml),
+    so the full Accept-header negotiation is work without a purpose on the hot path."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        wanted = format_suffix or request.query_params.get("format")
+        for renderer in renderers:
+            if wanted is None or renderer.format == wanted:
+                return renderer, renderer.media_type
+        raise exceptions.NotFound(f"No {wanted} representation here.")

@@ -245,3 +245,14 @@ def ecr_expiry(monkeypatch):
         expiry["at"] = at
 
     return set_expiry
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_cache():
+    from tasks_app import ttl_cache
+
+    ttl_cache.tokens.clear()
+    ttl_cache.deliveries.clear()
+    yield
+    ttl_cache.tokens.clear()
+    ttl_cache.deliveries.clear()

@@ -404,3 +404,49 @@ def test_the_openapi_schema_validates_and_documents_every_endpoint(world):
             query = "?shell=bash" if path.endswith("/env") else ""
             response = getattr(caller, method)(url + query, {}, format="json")
             assert str(response.status_code) in operations[method]["responses"], (method, path)
+
+
+# --- the token path's per-process cache -----------------------------------------------------
+
+
+def test_the_cache_never_serves_a_value_past_its_expiry(world, settings):
+    import time
+
+    settings.API_CACHE_SECONDS = 30
+    VariableResult.objects.filter(task=world["local"]).update(
+        expires_at=now() + timedelta(seconds=1.5)
+    )
+    client = _client(_token(world["plan"], world["build"]))
+    url = reverse("api_task_variables", args=[world["local"].id])
+    assert client.get(url).status_code == 200  # now cached
+    time.sleep(1.6)
+    response = client.get(url)
+    assert response.status_code == 409
+    assert response.json()["error"] == "expired"
+
+
+def test_a_revocation_elsewhere_takes_effect_within_the_cache_time(world, settings):
+    import time
+
+    settings.API_CACHE_SECONDS = 1
+    raw = _token(world["plan"], world["build"])
+    client = _client(raw)
+    url = reverse("api_task_variables", args=[world["local"].id])
+    assert client.get(url).status_code == 200
+    # Revoked by another web process: this one still holds the lookup, briefly.
+    ApiToken.objects.filter(token_hash=token_hash(raw)).update(revoked_at=now())
+    assert client.get(url).status_code == 200
+    time.sleep(1.1)
+    assert client.get(url).status_code == 401
+
+
+def test_a_revocation_in_this_process_takes_effect_at_once(world, settings, client):
+    settings.API_CACHE_SECONDS = 30
+    raw = _token(world["plan"], world["build"])
+    url = reverse("api_task_variables", args=[world["local"].id])
+    assert _client(raw).get(url).status_code == 200
+    client.force_login(world["team"].members.get(username="alice"))
+    client.post(
+        reverse("token_revoke", args=[ApiToken.objects.get(token_hash=token_hash(raw)).id])
+    )
+    assert _client(raw).get(url).status_code == 401

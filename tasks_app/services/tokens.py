@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils.timezone import now
 
+from tasks_app import ttl_cache
 from tasks_app.models import ApiToken, Job, Plan
 from tasks_app.services.audit import audit_record
 
@@ -52,6 +53,7 @@ def token_create(
 def token_revoke(*, token: ApiToken, request) -> bool:
     """Revoke once; returns False if it was revoked already."""
     revoked = ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=now())
+    ttl_cache.tokens.discard(token.token_hash)  # at once in this process, soon in the others
     if revoked:
         audit_record(
             action="token.revoked",
@@ -64,17 +66,24 @@ def token_revoke(*, token: ApiToken, request) -> bool:
 
 
 def token_authenticate(*, raw: str, address: str | None) -> ApiToken | None:
-    """The active token with this plain text, or None. Records its use."""
+    """The active token with this plain text, or None. Records its use.
+
+    Lookups are kept for ECRPORTAL_API_CACHE_SECONDS per process; expiry is
+    checked on every call.
+    """
     if not raw.startswith(ApiToken.PREFIX):
         return None
-    token = (
-        ApiToken.objects.select_related("plan__team", "job")
-        .filter(token_hash=token_hash(raw))
-        .first()
-    )
-    if token is None or not token.active:
+    digest = token_hash(raw)
+    token = ttl_cache.tokens.get(digest)
+    if token is None:
+        token = ApiToken.objects.select_related("plan", "job").filter(token_hash=digest).first()
+        if token is None:
+            return None
+        ttl_cache.tokens.put(digest, token)
+    if not token.active:
         return None
     stamp = now()
     if token.last_used_at is None or stamp - token.last_used_at > LAST_USE_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=stamp, last_used_from=address)
+        token.last_used_at = stamp
     return token

@@ -1,18 +1,23 @@
 """API v1: credentials for CI jobs (SPEC §8.2). Errors are {"error", "detail"}."""
 
+from dataclasses import dataclass
+
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.timezone import now
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from tasks_app import ttl_cache
 from tasks_app.access import require_team_role
-from tasks_app.api import Conflict, check_task_access, token_of
+from tasks_app.api import Conflict, check_task_access, token_may_see, token_of
 from tasks_app.models import Plan, Role, TaskConfig, TaskRun
 from tasks_app.services.delivery import (
+    Delivery,
     NotServable,
     record_read,
     scope_delivery,
@@ -71,6 +76,38 @@ def _task(request, task_id) -> TaskConfig:
     return task
 
 
+@dataclass(frozen=True)
+class _Served:
+    """What the token path keeps of a task for ECRPORTAL_API_CACHE_SECONDS."""
+
+    job_id: object
+    plan_id: object
+    scope: str
+    status: str
+    delivery: Delivery
+
+
+def _served(request, task_id) -> _Served:
+    """A task's variables for the caller: from the per-process cache on the token path."""
+    token = token_of(request)
+    served = ttl_cache.deliveries.get(task_id) if token is not None else None
+    if served is None or served.delivery.expires_at <= now():
+        task = _task(request, task_id)
+        delivery = _delivery(task_delivery, task=task)
+        served = _Served(task.job_id, task.job.plan_id, task.scope, task.status, delivery)
+        if token is not None:
+            ttl_cache.deliveries.put(task_id, served)
+        else:
+            _record_person(
+                request, task, task.job.plan.team, f"Read the variables of \u201c{task}\u201d"
+            )
+    elif not token_may_see(
+        token, job_id=served.job_id, plan_id=served.plan_id, scope=served.scope
+    ):
+        raise exceptions.NotFound("No such task.")
+    return served
+
+
 def _delivery(fn, **kwargs):
     try:
         return fn(**kwargs)
@@ -90,10 +127,13 @@ def _record_person(request, task, team, summary):
 @login_not_required
 @api_view(["GET"])
 def task_variables(request, task_id):
-    task = _task(request, task_id)
-    delivery = _delivery(task_delivery, task=task)
-    _record_person(request, task, task.job.plan.team, f"Read the variables of \u201c{task}\u201d")
-    body = {"variables": delivery.values, "expires_at": delivery.expires_at, "status": task.status}
+    served = _served(request, task_id)
+    delivery = served.delivery
+    body = {
+        "variables": delivery.values,
+        "expires_at": delivery.expires_at,
+        "status": served.status,
+    }
     return Response(VariablesSerializer(body).data, headers=NO_STORE)
 
 
@@ -109,13 +149,11 @@ def task_variables(request, task_id):
 @login_not_required
 @api_view(["GET"])
 def task_env(request, task_id):
-    task = _task(request, task_id)
+    served = _served(request, task_id)
     shell = request.query_params.get("shell", "")
     if shell not in SHELLS:
         raise exceptions.ValidationError({"shell": [f"Choose one of {', '.join(SHELLS)}."]})
-    delivery = _delivery(task_delivery, task=task)
-    _record_person(request, task, task.job.plan.team, f"Read the variables of \u201c{task}\u201d")
-    text = env_snippet(shell, delivery.values)
+    text = env_snippet(shell, served.delivery.values)
     return HttpResponse(text, content_type="text/plain; charset=utf-8", headers=NO_STORE)
 
 
