@@ -281,6 +281,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "refresh-tick": {"task": "tasks_app.tasks.refresh_tick", "schedule": 30.0},
     "housekeeping": {"task": "tasks_app.tasks.housekeeping", "schedule": 3600.0},
 }
 
@@ -308,6 +309,17 @@ if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ENV_PREFIX):
         f"ECRPORTAL_ENV_PREFIX={ENV_PREFIX!r} is not valid: expected letters, digits and "
         "underscores, not starting with a digit."
     )
+
+# Scheduled refresh (SPEC §7). A task is due when its token has less than
+# MIN_REMAINING seconds left, less a random jitter of up to REFRESH_JITTER.
+# Failures retry after BACKOFF_BASE * 2^(n-1) seconds (with jitter), at most
+# BACKOFF_CAP. A claimed task is leased for LEASE seconds (then another worker
+# may redo it).
+MIN_REMAINING = env_int("ECRPORTAL_MIN_REMAINING", 6 * 3600, minimum=60)
+REFRESH_JITTER = env_int("ECRPORTAL_REFRESH_JITTER", 300, minimum=0)
+BACKOFF_BASE = env_int("ECRPORTAL_BACKOFF_BASE", 30, minimum=1)
+BACKOFF_CAP = env_int("ECRPORTAL_BACKOFF_CAP", 1800, minimum=1)
+REFRESH_LEASE = env_int("ECRPORTAL_REFRESH_LEASE", CELERY_TASK_TIME_LIMIT + 60, minimum=30)
 
 # /readyz waits this long for a worker to answer the canary task.
 READYZ_TIMEOUT_SECONDS = env_int("ECRPORTAL_READYZ_TIMEOUT", 3, minimum=1, maximum=25)

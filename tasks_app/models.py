@@ -343,6 +343,11 @@ class TaskConfig(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_run_ok = models.BooleanField(null=True, blank=True)
     last_error = models.CharField(max_length=1000, blank=True)
+    # Scheduled refresh (SPEC §7): when the next refresh is due (null: never,
+    # e.g. disabled), who holds it until when, and how many attempts in a row failed.
+    refresh_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["job", "position", "created"]

@@ -3,6 +3,8 @@
 from celery import shared_task
 
 from tasks_app.services.health import canaries_purge, canary_answer
+from tasks_app.services.refresh import refresh_group as refresh_group_service
+from tasks_app.services.refresh import refresh_tick as refresh_tick_service
 
 
 @shared_task(bind=True, ignore_result=True, time_limit=30, soft_time_limit=25)
@@ -13,3 +15,15 @@ def canary(self, ping_id: str) -> None:
 @shared_task(ignore_result=True)
 def housekeeping() -> None:
     canaries_purge()
+
+
+@shared_task(ignore_result=True)
+def refresh_tick() -> None:
+    """Beat runs this every 30 seconds: claim due tasks, queue their groups."""
+    refresh_tick_service()
+
+
+@shared_task(ignore_result=True)
+def refresh_group(task_ids: list[str]) -> None:
+    """Refresh tasks that share credentials and region. IDs only: no secret in the broker."""
+    refresh_group_service(task_ids=task_ids)

@@ -168,8 +168,13 @@ def task_save(*, task: TaskConfig, request) -> TaskConfig:
         last = task.job.tasks.aggregate(Max("position"))["position__max"]
         task.position = 0 if last is None else last + 1
     else:
-        before = TaskConfig.objects.only("namespace", "scope").get(pk=task.pk)
+        before = TaskConfig.objects.only("namespace", "scope", "enabled").get(pk=task.pk)
     task.updated = now()
+    # The scheduler fetches new and re-enabled tasks at once, and never disabled ones.
+    if not task.enabled:
+        task.refresh_due_at = None
+    elif before is None or not before.enabled or before.namespace != task.namespace:
+        task.refresh_due_at, task.failures = now(), 0
     _save_audited(
         task,
         kind="task",

@@ -2,11 +2,15 @@
 
 import base64
 import json
+import random
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils.timezone import now
 
 from tasks_app import aws
@@ -199,6 +203,40 @@ def _write_variables(task: TaskConfig, run: TaskRun, values: dict[str, str], exp
     )
 
 
+def next_refresh(*, expires_at, at):
+    """When a token that expires at expires_at should be refreshed (SPEC §7).
+
+    MIN_REMAINING (plus up to REFRESH_JITTER, to spread the load) before expiry.
+    Tokens shorter than that are refreshed halfway to expiry, not in a loop.
+    """
+    jitter = random.uniform(0, settings.REFRESH_JITTER)  # noqa: S311 - not for secrets
+    due = expires_at - timedelta(seconds=settings.MIN_REMAINING + jitter)
+    if due <= at:  # the token is shorter than MIN_REMAINING: halfway, not at once
+        due = at + (expires_at - at) / 2
+    return due
+
+
+def backoff(failures: int) -> timedelta:
+    """Exponential, with jitter, capped: 1 failure ~BASE, 2 ~2*BASE, ... at most CAP."""
+    ceiling = min(settings.BACKOFF_CAP, settings.BACKOFF_BASE * 2 ** (max(failures, 1) - 1))
+    return timedelta(seconds=ceiling * random.uniform(0.5, 1.0))  # noqa: S311
+
+
+def _schedule(task_id, *, ok: bool, expires, at) -> None:
+    """The task's next refresh: before expiry after a good token, with back-off otherwise."""
+    if ok and expires is not None and expires > at:
+        TaskConfig.objects.filter(pk=task_id).update(
+            failures=0, refresh_due_at=next_refresh(expires_at=expires, at=at), lease_until=None
+        )
+        return
+    # A failure, or a token that arrived expired already: retry later, never at once.
+    TaskConfig.objects.filter(pk=task_id).update(failures=F("failures") + 1)
+    failures = TaskConfig.objects.values_list("failures", flat=True).get(pk=task_id)
+    TaskConfig.objects.filter(pk=task_id).update(
+        refresh_due_at=at + backoff(failures), lease_until=None
+    )
+
+
 def _finish(run: TaskRun, *, ok: bool, error_class="", message="", request_id="", expires=None):
     finished = now()
     TaskRun.objects.filter(pk=run.pk).update(
@@ -214,7 +252,13 @@ def _finish(run: TaskRun, *, ok: bool, error_class="", message="", request_id=""
     task_fields = {"last_run_at": finished, "last_run_ok": ok, "last_error": message[:1000]}
     if ok:
         task_fields["expires_at"] = expires
+        if expires <= finished:
+            task_fields["last_error"] = (
+                f"AWS returned a token that expired already ({expires:%Y-%m-%dT%H:%M:%SZ}); "
+                "check the clocks. Retrying with back-off."
+            )
     TaskConfig.objects.filter(pk=run.task_id).update(**task_fields)
+    _schedule(run.task_id, ok=ok, expires=expires, at=finished)
     run.refresh_from_db()
 
 
@@ -247,19 +291,34 @@ def task_run(*, task: TaskConfig, trigger: str, actor=None, request=None) -> Tas
             region=resolved.region,
             registry_id=task.registry_id or None,
         )
-    except RunError as e:
-        _finish(run, ok=False, error_class=e.error_class, message=e.message)
-        return run
-    except aws.AwsError as e:
-        _finish(run, ok=False, error_class=e.code, message=e.explanation, request_id=e.request_id)
-        return run
-    except EncryptionError as e:
-        _finish(run, ok=False, error_class="EncryptionError", message=str(e))
+    except (RunError, aws.AwsError, EncryptionError) as e:
+        _fail(run, e)
         return run
     except Exception as e:
         _finish(run, ok=False, error_class=type(e).__name__, message="Internal error; see logs.")
         raise
+    _deliver(task, run, authorization)
+    return run
 
+
+def _fail(run: TaskRun, error: Exception) -> None:
+    """Record a run that could not obtain credentials; the variables stay as they were."""
+    if isinstance(error, RunError):
+        _finish(run, ok=False, error_class=error.error_class, message=error.message)
+    elif isinstance(error, aws.AwsError):
+        _finish(
+            run,
+            ok=False,
+            error_class=error.code,
+            message=error.explanation,
+            request_id=error.request_id,
+        )
+    else:
+        _finish(run, ok=False, error_class=type(error).__name__, message=str(error))
+
+
+def _deliver(task: TaskConfig, run: TaskRun, authorization: aws.EcrAuthorization) -> None:
+    """Write the variables from an authorization, and finish the run, all at once."""
     values = generated_variables(task.namespace, authorization)
     with transaction.atomic():
         _write_variables(task, run, values, authorization.expires_at)
@@ -269,4 +328,3 @@ def task_run(*, task: TaskConfig, trigger: str, actor=None, request=None) -> Tas
             request_id=authorization.request_id,
             expires=authorization.expires_at,
         )
-    return run

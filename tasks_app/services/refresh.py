@@ -1,0 +1,118 @@
+"""Scheduled refresh (SPEC §7): claim due tasks, group them, one AWS call per group.
+
+- A task is due when refresh_due_at has passed (see runs.next_refresh and
+  runs.backoff for how it is set).
+- Claims are compare-and-set updates of lease_until: two beats, or many
+  workers, never take the same task; a lease left by a killed worker expires
+  after ECRPORTAL_REFRESH_LEASE seconds and the task is claimed again.
+- Tasks that share credentials (source, connector, role) and region share one
+  ecr:GetAuthorizationToken: tokens are region-bound and registry-independent.
+"""
+
+import dataclasses
+import re
+from collections import defaultdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils.timezone import now
+
+from tasks_app import aws
+from tasks_app.crypto import EncryptionError
+from tasks_app.models import TaskConfig, TaskRun
+from tasks_app.services.runs import RunError, _deliver, _fail, _resolve
+
+CLAIM_BATCH = 1000
+SCHEDULE = TaskRun.Trigger.SCHEDULE
+
+
+def refresh_claim(*, at=None, limit: int = CLAIM_BATCH) -> list:
+    """Lease the due tasks; returns the IDs this call claimed."""
+    at = at or now()
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=at)
+    candidates = list(
+        TaskConfig.objects.filter(free, enabled=True, refresh_due_at__lte=at)
+        .order_by("refresh_due_at")
+        .values_list("id", "lease_until")[:limit]
+    )
+    lease = at + timedelta(seconds=settings.REFRESH_LEASE)
+    claimed = []
+    for task_id, seen in candidates:
+        unchanged = Q(lease_until__isnull=True) if seen is None else Q(lease_until=seen)
+        if TaskConfig.objects.filter(unchanged, pk=task_id).update(lease_until=lease):
+            claimed.append(task_id)
+    return claimed
+
+
+def _tasks(task_ids):
+    return TaskConfig.objects.filter(id__in=task_ids, enabled=True).select_related(
+        "job__plan__team", "connector__team"
+    )
+
+
+def refresh_groups(task_ids) -> list[list]:
+    """The claimed tasks, grouped by the AWS call that serves them.
+
+    Tasks whose variables cannot be resolved fail here (with a run that says why).
+    """
+    groups = defaultdict(list)
+    for task in _tasks(task_ids):
+        try:
+            resolved = _resolve(task, trigger=SCHEDULE)
+        except (RunError, EncryptionError) as e:
+            _fail(TaskRun.objects.create(task=task, trigger=SCHEDULE), e)
+            continue
+        groups[(resolved.principal, resolved.region)].append(task.id)
+    return list(groups.values())
+
+
+def for_registry(authorization: aws.EcrAuthorization, registry_id: str) -> aws.EcrAuthorization:
+    """The same token, with the endpoint of another account's registry."""
+    if not registry_id:
+        return authorization
+    endpoint = re.sub(
+        r"^(https://)\d{12}\.", rf"\g<1>{registry_id}.", authorization.proxy_endpoint
+    )
+    return dataclasses.replace(authorization, proxy_endpoint=endpoint)
+
+
+def refresh_group(*, task_ids) -> int:
+    """Refresh tasks that share credentials and region, with one GetAuthorizationToken."""
+    tasks = list(_tasks(task_ids))
+    by_call = defaultdict(list)
+    for task in tasks:
+        run = TaskRun.objects.create(task=task, trigger=SCHEDULE)
+        try:
+            resolved = _resolve(task, trigger=SCHEDULE)
+        except (RunError, EncryptionError) as e:
+            _fail(run, e)
+            continue
+        run.region, run.connector = resolved.region, resolved.connector
+        by_call[(resolved.principal, resolved.region)].append((task, run))
+
+    refreshed = 0
+    caller = aws.session_name(None)
+    for (principal, region), members in by_call.items():
+        try:
+            authorization = aws.ecr_authorization(principal, caller=caller, region=region)
+        except (aws.AwsError, EncryptionError) as e:
+            for _, run in members:
+                _fail(run, e)
+            continue
+        for task, run in members:
+            _deliver(task, run, for_registry(authorization, task.registry_id))
+            refreshed += 1
+    return refreshed
+
+
+def refresh_tick(*, at=None) -> int:
+    """Claim what is due and queue one refresh per group (after this transaction commits)."""
+    from tasks_app.tasks import refresh_group as refresh_group_task
+
+    claimed = refresh_claim(at=at)
+    for ids in refresh_groups(claimed):
+        ids = [str(i) for i in ids]
+        transaction.on_commit(lambda ids=ids: refresh_group_task.delay(ids))
+    return len(claimed)

@@ -1,0 +1,217 @@
+"""Scheduled refresh (SPEC §7): due times, exclusive claims, one AWS call per group, back-off."""
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from ecrportal.celery import app as celery_app
+from tasks_app.models import Job, Plan, Role, TaskConfig, TaskRun, VariableResult
+from tasks_app.services import refresh, runs
+from tasks_app.services.runs import backoff, next_refresh, task_run
+from tests.conftest import make_connector, make_team
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A clock the services read instead of the real one; advance it with clock.at += ..."""
+
+    class Clock:
+        at = timezone.now()
+
+        def __call__(self):
+            return self.at
+
+    fake = Clock()
+    monkeypatch.setattr(runs, "now", fake)
+    monkeypatch.setattr(refresh, "now", fake)
+    return fake
+
+
+def _tasks(count, *, registry_ids=()):
+    team = make_team("Platform", alice=Role.EDITOR)
+    connector = make_connector(team)
+    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
+    tasks = []
+    for i in range(count):
+        job = Job.objects.create(plan=plan, key=f"JOB{i}", name=f"Job {i}")
+        tasks.append(
+            TaskConfig.objects.create(
+                job=job,
+                region="eu-west-1",
+                connector=connector,
+                registry_id=registry_ids[i] if i < len(registry_ids) else "",
+                refresh_due_at=timezone.now() - timedelta(seconds=1),
+            )
+        )
+    return tasks
+
+
+def _ecr_calls(aws_calls):
+    return [c for c in aws_calls if c["operation"] == "api.ecr:GetAuthorizationToken"]
+
+
+def test_the_next_refresh_is_due_before_expiry():
+    at = timezone.now()
+    expires = at + timedelta(hours=12)
+    due = next_refresh(expires_at=expires, at=at)
+    six_hours_before = expires - timedelta(seconds=settings.MIN_REMAINING)
+    assert six_hours_before - timedelta(seconds=settings.REFRESH_JITTER) <= due <= six_hours_before
+
+
+def test_short_tokens_are_refreshed_halfway_not_in_a_loop():
+    at = timezone.now()
+    assert next_refresh(expires_at=at + timedelta(hours=1), at=at) == at + timedelta(minutes=30)
+
+
+def test_back_off_grows_exponentially_with_jitter_up_to_the_cap():
+    for failures in range(1, 12):
+        ceiling = min(settings.BACKOFF_CAP, settings.BACKOFF_BASE * 2 ** (failures - 1))
+        for _ in range(20):
+            assert ceiling * 0.5 <= backoff(failures).total_seconds() <= ceiling
+    assert backoff(50).total_seconds() <= 1800
+
+
+def test_a_good_run_schedules_the_next_refresh(aws_endpoint, ecr_expiry):
+    (task,) = _tasks(1)
+    run = task_run(task=task, trigger="manual")
+    task.refresh_from_db()
+    assert task.failures == 0
+    assert task.lease_until is None
+    hours_left = (run.token_expires_at - task.refresh_due_at).total_seconds() / 3600
+    assert 6 <= hours_left <= 6.1
+
+
+def test_due_tasks_are_refreshed_and_others_are_not(aws_endpoint, ecr_expiry, aws_calls, clock):
+    due, later = _tasks(2)
+    TaskConfig.objects.filter(pk=later.pk).update(refresh_due_at=clock.at + timedelta(hours=1))
+
+    claimed = refresh.refresh_claim()
+    assert claimed == [due.id]
+    for group in refresh.refresh_groups(claimed):
+        refresh.refresh_group(task_ids=group)
+
+    assert TaskRun.objects.filter(task=due, trigger="schedule", outcome="succeeded").count() == 1
+    assert not TaskRun.objects.filter(task=later).exists()
+    assert VariableResult.objects.filter(task=due).count() == 7
+    due.refresh_from_db()
+    assert due.refresh_due_at > clock.at + timedelta(hours=5)
+    assert due.lease_until is None
+    assert refresh.refresh_claim() == []
+
+
+def test_fifty_tasks_sharing_a_connector_and_region_make_one_call(
+    aws_endpoint, ecr_expiry, aws_calls
+):
+    tasks = _tasks(50, registry_ids=["210987654321"])
+    claimed = refresh.refresh_claim()
+    groups = refresh.refresh_groups(claimed)
+    assert [len(g) for g in groups] == [50]
+    assert refresh.refresh_group(task_ids=groups[0]) == 50
+
+    assert len(_ecr_calls(aws_calls)) == 1
+    assert _ecr_calls(aws_calls)[0]["params"] == {}  # registry-independent
+    endpoints = dict(
+        VariableResult.objects.filter(key="custom.aws.ecr.proxyEndpoint").values_list(
+            "task", "value"
+        )
+    )
+    assert endpoints[tasks[0].id] == "https://210987654321.dkr.ecr.eu-west-1.amazonaws.com"
+    assert endpoints[tasks[1].id] == "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert (
+        len(
+            set(
+                VariableResult.objects.filter(key="custom.aws.ecr.password").values_list(
+                    "run__id", flat=True
+                )
+            )
+        )
+        == 50
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_take_each_task_once():
+    tasks = _tasks(40)
+
+    def claim(_):
+        try:
+            return refresh.refresh_claim()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(claim, range(4)))
+    claimed = [task_id for result in results for task_id in result]
+    assert sorted(claimed) == sorted(t.id for t in tasks)
+    assert len(claimed) == len(set(claimed))
+
+
+def test_a_lease_left_by_a_killed_worker_expires(clock):
+    (task,) = _tasks(1)
+    assert refresh.refresh_claim() == [task.id]
+    assert refresh.refresh_claim() == []  # leased
+    clock.at += timedelta(seconds=settings.REFRESH_LEASE + 1)
+    assert refresh.refresh_claim() == [task.id]
+
+
+def test_an_expired_token_from_aws_backs_off_without_a_hot_loop(aws_endpoint, aws_calls, clock):
+    """moto's tokens expire on 2015-01-01: stored as expired, retried later, never in a loop."""
+    (task,) = _tasks(1)
+    ticks = 0
+    end = clock.at + timedelta(minutes=30)
+    while clock.at < end:  # beat's 30-second tick over half an hour
+        for group in refresh.refresh_groups(refresh.refresh_claim()):
+            refresh.refresh_group(task_ids=group)
+        clock.at += timedelta(seconds=30)
+        ticks += 1
+    calls = len(_ecr_calls(aws_calls))
+    task.refresh_from_db()
+    assert ticks == 60
+    assert 3 <= calls <= 10  # back-off: ~30 s, 1, 2, 4, 8 min ... not 60
+    assert task.failures == calls
+    assert task.status == "expired"
+    assert "expired already" in task.last_error
+
+
+def test_disabled_tasks_are_never_scheduled(aws_endpoint):
+    from tasks_app.services.plans import task_save
+
+    (task,) = _tasks(1)
+
+    class Request:
+        user = task.job.plan.team.members.get()
+        META = {}
+
+    task.enabled = False
+    task_save(task=task, request=Request())
+    task.refresh_from_db()
+    assert task.refresh_due_at is None
+    assert refresh.refresh_claim(at=timezone.now() + timedelta(days=30)) == []
+
+    task.enabled = True
+    task_save(task=task, request=Request())
+    task.refresh_from_db()
+    assert task.refresh_due_at <= timezone.now()
+
+
+def test_the_beat_tick_queues_groups_that_the_worker_refreshes(
+    aws_endpoint, ecr_expiry, django_capture_on_commit_callbacks
+):
+    from tasks_app.tasks import refresh_tick
+
+    tasks = _tasks(3)
+    celery_app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            refresh_tick.delay()
+    finally:
+        celery_app.conf.task_always_eager = False
+    assert len(callbacks) == 1  # one group
+    for task in tasks:
+        assert VariableResult.objects.filter(task=task).count() == 7
