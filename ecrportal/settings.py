@@ -280,8 +280,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Seconds between two refresh ticks of beat (SPEC §7: at most 60).
+REFRESH_TICK = env_int("ECRPORTAL_REFRESH_TICK", 30, minimum=1, maximum=60)
 CELERY_BEAT_SCHEDULE = {
-    "refresh-tick": {"task": "tasks_app.tasks.refresh_tick", "schedule": 30.0},
+    "refresh-tick": {"task": "tasks_app.tasks.refresh_tick", "schedule": float(REFRESH_TICK)},
     "housekeeping": {"task": "tasks_app.tasks.housekeeping", "schedule": 3600.0},
 }
 

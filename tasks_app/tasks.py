@@ -19,7 +19,7 @@ def housekeeping() -> None:
 
 @shared_task(ignore_result=True)
 def refresh_tick() -> None:
-    """Beat runs this every 30 seconds: claim due tasks, queue their groups."""
+    """Beat runs this every ECRPORTAL_REFRESH_TICK seconds: claim due tasks, queue groups."""
     refresh_tick_service()
 
 

@@ -84,10 +84,15 @@ def child_environ(*, portal_settings: bool = True) -> dict[str, str]:
 
 def portal_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     """Environment for a child portal process that shares this test's database."""
+    from django.conf import settings
+
     env = child_environ()
     env.update(
         {
             "ECRPORTAL_DATA_DIR": str(data_dir),
+            # The same keys as this process: the children read what it encrypted.
+            "ECRPORTAL_ENCRYPTION_KEYS": ",".join(settings.ENCRYPTION_KEYS),
+            "SECRET_KEY": settings.SECRET_KEY,
             "DATABASE_URL": database_url(),
             "DJANGO_SETTINGS_MODULE": "ecrportal.settings",
             "PYTHONUNBUFFERED": "1",
@@ -159,6 +164,22 @@ def web_process(env: dict[str, str], tmp_path: Path, port: int) -> Process:
     env = {**env, "ECRPORTAL_BIND": f"127.0.0.1:{port}", "ECRPORTAL_WEB_WORKERS": "1"}
     args = [gunicorn, "--config", "python:ecrportal.gunicorn_conf", "ecrportal.wsgi"]
     return Process("web", args, env, tmp_path / "web.log")
+
+
+def beat_process(env: dict[str, str], tmp_path: Path) -> Process:
+    schedule = str(tmp_path / "celerybeat-schedule")
+    args = [
+        "-m",
+        "celery",
+        "--app",
+        "ecrportal",
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        schedule,
+    ]
+    return python_process("beat", args, env, tmp_path)
 
 
 def worker_process(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Process:

@@ -1,0 +1,57 @@
+"""Scheduled refresh with real processes: Celery beat and a worker over Redis, moto over HTTP."""
+
+import pytest
+
+from tasks_app.models import Job, Plan, TaskConfig, TaskRun, VariableResult
+from tests.conftest import make_connector, make_team
+from tests.helpers import beat_process, portal_env, wait_for, worker_process
+
+pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+def test_beat_and_a_worker_refresh_due_tasks_and_leave_the_others(
+    redis_url, moto_server, tmp_path
+):
+    team = make_team("Platform")
+    connector = make_connector(team)
+    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
+    jobs = [Job.objects.create(plan=plan, key=f"JOB{i}", name="Job") for i in range(3)]
+    due = [
+        TaskConfig.objects.create(job=job, region="eu-west-1", connector=connector)
+        for job in jobs[:2]
+    ]
+    for task in due:
+        TaskConfig.objects.filter(pk=task.pk).update(refresh_due_at="2000-01-01T00:00:00Z")
+    later = TaskConfig.objects.create(job=jobs[2], region="eu-west-1", connector=connector)
+    TaskConfig.objects.filter(pk=later.pk).update(refresh_due_at="2999-01-01T00:00:00Z")
+
+    env = portal_env(
+        tmp_path,
+        CELERY_BROKER_URL=redis_url,
+        ECRPORTAL_AWS_ENDPOINT_URL=moto_server,
+        ECRPORTAL_REFRESH_TICK="2",
+    )
+    worker = worker_process(env, tmp_path).start()
+    beat = beat_process(env, tmp_path).start()
+    try:
+        wait_for(
+            lambda: VariableResult.objects.filter(task__in=due).count() == 14,
+            timeout=90,
+            what="the worker to write both due tasks' variables",
+        )
+    finally:
+        beat.stop()
+        worker.stop()
+
+    runs = TaskRun.objects.filter(trigger="schedule")
+    assert sorted(runs.values_list("task", flat=True)) == sorted(t.id for t in due)
+    assert set(runs.values_list("outcome", flat=True)) == {"succeeded"}
+    assert not VariableResult.objects.filter(task=later).exists()
+    # moto's tokens expire on 2015-01-01: stored as expired, retried later, not at once.
+    for task in due:
+        task.refresh_from_db()
+        assert task.status == "expired"
+        assert task.failures == 1
+        assert task.lease_until is None
+    assert "Task tasks_app.tasks.refresh_group" in worker.output()
+    assert "Sending due task refresh-tick" in beat.output()
