@@ -215,3 +215,70 @@ def test_the_beat_tick_queues_groups_that_the_worker_refreshes(
     assert len(callbacks) == 1  # one group
     for task in tasks:
         assert VariableResult.objects.filter(task=task).count() == 7
+
+
+@pytest.mark.parametrize(
+    "code", ["ThrottlingException", "ThrottleException", "InternalServerError"]
+)
+def test_a_failing_refresh_serves_the_old_token_until_it_expires(
+    aws_endpoint, ecr_expiry, aws_failure, code, clock
+):
+    from django.urls import reverse
+    from rest_framework.test import APIClient
+
+    from tasks_app.services.tokens import token_create
+
+    (task,) = _tasks(1)
+    assert task_run(task=task, trigger="manual").outcome == "succeeded"
+    good = VariableResult.objects.get(task=task, key="custom.aws.ecr.password").plain_value()
+
+    class Request:
+        user = task.job.plan.team.members.get()
+        META = {}
+
+    _, raw = token_create(
+        plan=task.job.plan, job=task.job, name="ci", expires_at=None, request=Request()
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    url = reverse("api_task_variables", args=[task.id])
+
+    aws_failure("api.ecr:GetAuthorizationToken", code)
+    TaskConfig.objects.filter(pk=task.pk).update(refresh_due_at=clock.at)
+    for group in refresh.refresh_groups(refresh.refresh_claim()):
+        refresh.refresh_group(task_ids=group)
+    task.refresh_from_db()
+    assert task.status == "failing"
+    assert task.failures == 1
+    assert task.refresh_due_at > clock.at  # retried with back-off, not at once
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.json()["variables"]["custom.aws.ecr.password"] == good
+
+    # Once the last good token has expired: 409 with the reason, never the stale value.
+    VariableResult.objects.filter(task=task).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    TaskConfig.objects.filter(pk=task.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    from tasks_app import ttl_cache
+
+    ttl_cache.deliveries.clear()
+    response = client.get(url)
+    assert response.status_code == 409
+    assert code in TaskRun.objects.filter(trigger="schedule").get().error_class
+    assert good not in response.content.decode()
+
+
+def test_an_unreachable_endpoint_backs_off_too(settings, clock):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{s.getsockname()[1]}"
+    (task,) = _tasks(1)
+    for group in refresh.refresh_groups(refresh.refresh_claim()):
+        refresh.refresh_group(task_ids=group)
+    task.refresh_from_db()
+    assert (task.failures, task.last_run_ok) == (1, False)
+    assert "Could not connect to" in task.last_error
+    assert task.refresh_due_at > clock.at

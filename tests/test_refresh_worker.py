@@ -1,5 +1,7 @@
 """Scheduled refresh with real processes: Celery beat and a worker over Redis, moto over HTTP."""
 
+import time
+
 import pytest
 
 from tasks_app.models import Job, Plan, TaskConfig, TaskRun, VariableResult
@@ -55,3 +57,50 @@ def test_beat_and_a_worker_refresh_due_tasks_and_leave_the_others(
         assert task.lease_until is None
     assert "Task tasks_app.tasks.refresh_group" in worker.output()
     assert "Sending due task refresh-tick" in beat.output()
+
+
+def test_two_beats_at_once_refresh_every_task_once(redis_url, moto_server, tmp_path):
+    team = make_team("Platform")
+    connector = make_connector(team)
+    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
+    tasks = [
+        TaskConfig.objects.create(
+            job=Job.objects.create(plan=plan, key=f"JOB{i}", name="Job"),
+            region="eu-west-1",
+            connector=connector,
+        )
+        for i in range(10)
+    ]
+    TaskConfig.objects.update(refresh_due_at="2000-01-01T00:00:00Z")
+
+    env = portal_env(
+        tmp_path,
+        CELERY_BROKER_URL=redis_url,
+        ECRPORTAL_AWS_ENDPOINT_URL=moto_server,
+        ECRPORTAL_REFRESH_TICK="1",
+        # moto's tokens arrive expired: keep their retry out of this test's window.
+        ECRPORTAL_BACKOFF_BASE="3600",
+    )
+    for folder in ("b1", "b2"):
+        (tmp_path / folder).mkdir()
+    processes = [
+        worker_process(env, tmp_path, name="w1").start(),
+        worker_process(env, tmp_path, name="w2").start(),
+        beat_process(env, tmp_path / "b1").start(),
+        beat_process(env, tmp_path / "b2").start(),
+    ]
+    try:
+        wait_for(
+            lambda: VariableResult.objects.filter(task__in=tasks).count() == 70,
+            timeout=90,
+            what="every task's variables",
+        )
+        # A few more ticks of both beats: nothing is refreshed a second time.
+        wait_for(lambda: "refresh-tick" in processes[3].output(), timeout=30, what="beat 2")
+        time.sleep(4)
+    finally:
+        for process in processes:
+            process.stop()
+
+    runs = TaskRun.objects.filter(trigger="schedule")
+    assert sorted(runs.values_list("task", flat=True)) == sorted(t.id for t in tasks)
