@@ -9,10 +9,11 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
 
-.PHONY: help run test lint format lock demo-clean clean
+.PHONY: help run demo test lint format lock clean
 
 help:
 	@echo "make run    set up .venv, migrate, start web + worker + beat on http://127.0.0.1:8000"
+	@echo "make demo   like run, against a local AWS stand-in with a seeded demo task"
 	@echo "make test   set up .venv, run the whole test suite"
 	@echo "make lint   ruff check, ruff format --check, makemigrations --check"
 	@echo "make format ruff format and ruff check --fix"
@@ -37,6 +38,18 @@ run: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py ensure_admin
 	@echo "Starting web, worker and beat; press Ctrl-C to stop all three."
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start --procfile Procfile --no-colour
+
+# The portal against a local AWS stand-in (moto on 127.0.0.1), in its own data folder.
+demo: export ECRPORTAL_DATA_DIR ?= $(abspath var/demo)
+demo: export ECRPORTAL_DEMO_AWS_PORT ?= 5000
+demo: export ECRPORTAL_AWS_ENDPOINT_URL = http://127.0.0.1:$(ECRPORTAL_DEMO_AWS_PORT)
+demo: $(DEV_STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py demo_seed
+	@echo "Starting the AWS stand-in, web, worker and beat; press Ctrl-C to stop them."
+	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start --procfile Procfile.demo --no-colour
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

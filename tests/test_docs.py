@@ -14,8 +14,8 @@ def _read_by_code() -> set[str]:
     names |= set(re.findall(r'env_\w+\(\s*"([A-Z][A-Z0-9_]+)"', settings))
     gunicorn = (ROOT / "ecrportal" / "gunicorn_conf.py").read_text()
     names |= set(re.findall(r'os\.environ\.get\("([A-Z][A-Z0-9_]+)"', gunicorn))
-    procfile = (ROOT / "Procfile").read_text()
-    names |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+):-", procfile))
+    for procfile in ("Procfile", "Procfile.demo"):
+        names |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+):-", (ROOT / procfile).read_text()))
     return names
 
 
