@@ -12,6 +12,7 @@
 """
 
 import base64
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -326,9 +327,14 @@ def ecr_authorization(
     )
 
 
-def regions(service: str, partition: str) -> list[str]:
-    """Region codes of a partition where the service exists, from botocore's data."""
-    return sorted(boto3.Session().get_available_regions(service, partition_name=partition))
+@functools.cache
+def regions(service: str, partition: str) -> tuple[str, ...]:
+    """Region codes of a partition where the service exists, from botocore's data.
+
+    Cached: reading botocore's data costs over 100 ms, and it does not change
+    while the process runs.
+    """
+    return tuple(sorted(boto3.Session().get_available_regions(service, partition_name=partition)))
 
 
 def _call(operation: str, principal: Principal, fn):

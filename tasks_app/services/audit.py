@@ -1,4 +1,5 @@
 import logging
+import uuid
 
 from django.contrib.auth import get_user_model
 
@@ -6,6 +7,17 @@ from tasks_app.models import AuditEvent, Team
 from tasks_app.net import client_address
 
 logger = logging.getLogger("ecrportal.audit")
+
+
+def audit_snapshot(obj, fields: list[str]) -> dict:
+    """The fields' values as an audit event's changes can hold them (IDs as strings)."""
+    values = {f: getattr(obj, f) for f in fields}
+    return {f: str(v) if isinstance(v, uuid.UUID) else v for f, v in values.items()}
+
+
+def audit_changes(before: dict, after: dict) -> dict:
+    """{field: [old, new]} for the fields that differ."""
+    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
 
 
 def audit_record(

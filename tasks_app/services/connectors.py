@@ -9,7 +9,7 @@ from tasks_app import aws
 from tasks_app.connector_rules import policy_packed
 from tasks_app.crypto import EncryptionError
 from tasks_app.models import Connector, Team
-from tasks_app.services.audit import audit_record
+from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 
 # What the audit trail records of a change: settings, never the secret itself.
 AUDITED_FIELDS = [
@@ -43,16 +43,14 @@ def principal_for(connector: Connector) -> aws.Principal:
     )
 
 
-def _snapshot(connector: Connector) -> dict:
-    return {name: getattr(connector, name) for name in AUDITED_FIELDS}
-
-
 def connector_save(
     *, connector: Connector, shared_with: list[Team], secret_changed: bool, request
 ) -> Connector:
     """Create or update a connector and its sharing, with audit events for both."""
     creating = connector._state.adding
-    before = {} if creating else _snapshot(Connector.objects.get(pk=connector.pk))
+    before = (
+        {} if creating else audit_snapshot(Connector.objects.get(pk=connector.pk), AUDITED_FIELDS)
+    )
     with transaction.atomic():
         old_shared = set() if creating else set(connector.shared_with.all())
         connector.updated = now()
@@ -61,8 +59,8 @@ def connector_save(
         connector.save()
         connector.shared_with.set(shared_with)
 
-        after = _snapshot(connector)
-        changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+        after = audit_snapshot(connector, AUDITED_FIELDS)
+        changes = audit_changes(before, after)
         if secret_changed:
             changes["secret_access_key"] = "changed (value not recorded)"
         if creating or changes:
@@ -113,7 +111,7 @@ def connector_delete(*, connector: Connector, request) -> None:
         request=request,
         team=connector.team,
         obj=connector,
-        changes=_snapshot(connector),
+        changes=audit_snapshot(connector, AUDITED_FIELDS),
     )
     connector.delete()
 

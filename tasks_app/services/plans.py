@@ -1,13 +1,11 @@
 """Plans, jobs, input variables and task configurations: saving and deleting, audited."""
 
-import uuid
-
 from django.db import transaction
 from django.db.models import Max
 from django.utils.timezone import now
 
 from tasks_app.models import Job, Plan, TaskConfig, Variable, VariableResult
-from tasks_app.services.audit import audit_record
+from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 
 TASK_AUDITED_FIELDS = [
     "description",
@@ -24,26 +22,16 @@ TASK_AUDITED_FIELDS = [
 ]
 
 
-def _changes(before: dict, after: dict) -> dict:
-    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
-
-
-def _record(obj, *, fields: list[str]) -> dict:
-    """The fields' values as JSON can hold them (IDs as strings)."""
-    values = {f: getattr(obj, f) for f in fields}
-    return {f: str(v) if isinstance(v, uuid.UUID) else v for f, v in values.items()}
-
-
 def _save_audited(obj, *, kind: str, label, fields: list[str], team, request) -> dict:
     """Save obj and record what changed as an audit event ("<kind>.created"/".updated").
 
     ``label`` gives the object's name for the summary, after saving.
     """
     creating = obj._state.adding
-    before = {} if creating else _record(type(obj).objects.get(pk=obj.pk), fields=fields)
+    before = {} if creating else audit_snapshot(type(obj).objects.get(pk=obj.pk), fields)
     obj.save()
-    after = _record(obj, fields=fields)
-    changes = after if creating else _changes(before, after)
+    after = audit_snapshot(obj, fields)
+    changes = after if creating else audit_changes(before, after)
     if changes:
         verb = "created" if creating else "updated"
         audit_record(
@@ -205,6 +193,6 @@ def task_delete(*, task: TaskConfig, request) -> None:
         kind="task",
         summary=f"Deleted task \u201c{task}\u201d of {task.job}",
         team=task.job.plan.team,
-        changes=_record(task, fields=TASK_AUDITED_FIELDS),
+        changes=audit_snapshot(task, TASK_AUDITED_FIELDS),
         request=request,
     )

@@ -222,44 +222,47 @@ def backoff(failures: int) -> timedelta:
     return timedelta(seconds=ceiling * random.uniform(0.5, 1.0))  # noqa: S311
 
 
-def _schedule(task_id, *, ok: bool, expires, at) -> None:
-    """The task's next refresh: before expiry after a good token, with back-off otherwise."""
-    if ok and expires is not None and expires > at:
-        TaskConfig.objects.filter(pk=task_id).update(
-            failures=0, refresh_due_at=next_refresh(expires_at=expires, at=at), lease_until=None
-        )
-        return
-    # A failure, or a token that arrived expired already: retry later, never at once.
-    TaskConfig.objects.filter(pk=task_id).update(failures=F("failures") + 1)
-    failures = TaskConfig.objects.values_list("failures", flat=True).get(pk=task_id)
-    TaskConfig.objects.filter(pk=task_id).update(
-        refresh_due_at=at + backoff(failures), lease_until=None
-    )
-
-
 def _finish(run: TaskRun, *, ok: bool, error_class="", message="", request_id="", expires=None):
+    """Record the run's outcome, and the task's: its state and its next refresh."""
     finished = now()
-    TaskRun.objects.filter(pk=run.pk).update(
-        finished=finished,
-        outcome=TaskRun.Outcome.SUCCEEDED if ok else TaskRun.Outcome.FAILED,
-        region=run.region,
-        connector=run.connector,
-        error_class=error_class,
-        error_message=message,
-        aws_request_id=request_id,
-        token_expires_at=expires,
-    )
-    task_fields = {"last_run_at": finished, "last_run_ok": ok, "last_error": message[:1000]}
+    run_fields = {
+        "finished": finished,
+        "outcome": TaskRun.Outcome.SUCCEEDED if ok else TaskRun.Outcome.FAILED,
+        "region": run.region,
+        "connector": run.connector,
+        "error_class": error_class,
+        "error_message": message,
+        "aws_request_id": request_id,
+        "token_expires_at": expires,
+    }
+    TaskRun.objects.filter(pk=run.pk).update(**run_fields)
+    for name, value in run_fields.items():
+        setattr(run, name, value)
+
+    task_fields = {
+        "last_run_at": finished,
+        "last_run_ok": ok,
+        "last_error": message[:1000],
+        "lease_until": None,
+    }
     if ok:
         task_fields["expires_at"] = expires
-        if expires <= finished:
-            task_fields["last_error"] = (
-                f"AWS returned a token that expired already ({expires:%Y-%m-%dT%H:%M:%SZ}); "
-                "check the clocks. Retrying with back-off."
-            )
-    TaskConfig.objects.filter(pk=run.task_id).update(**task_fields)
-    _schedule(run.task_id, ok=ok, expires=expires, at=finished)
-    run.refresh_from_db()
+    tasks = TaskConfig.objects.filter(pk=run.task_id)
+    if ok and expires > finished:
+        task_fields.update(
+            failures=0, refresh_due_at=next_refresh(expires_at=expires, at=finished)
+        )
+        tasks.update(**task_fields)
+        return
+    # A failure, or a token that arrived expired already: retry later, never at once.
+    if ok:
+        task_fields["last_error"] = (
+            f"AWS returned a token that expired already ({expires:%Y-%m-%dT%H:%M:%SZ}); "
+            "check the clocks. Retrying with back-off."
+        )
+    tasks.update(failures=F("failures") + 1, **task_fields)
+    failures = tasks.values_list("failures", flat=True).get()
+    tasks.update(refresh_due_at=finished + backoff(failures))
 
 
 def task_run(*, task: TaskConfig, trigger: str, actor=None, request=None) -> TaskRun:

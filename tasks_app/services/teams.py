@@ -3,7 +3,7 @@
 from django.db import IntegrityError, transaction
 
 from tasks_app.models import Membership, Role, Team
-from tasks_app.services.audit import audit_record
+from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 
 
 class TeamError(Exception):
@@ -28,11 +28,7 @@ def team_create(*, name: str, slug: str, request) -> Team:
 
 @transaction.atomic
 def team_update(*, team: Team, name: str, slug: str, request) -> Team:
-    changes = {
-        field: [getattr(team, field), value]
-        for field, value in (("name", name), ("slug", slug))
-        if getattr(team, field) != value
-    }
+    changes = audit_changes(audit_snapshot(team, ["name", "slug"]), {"name": name, "slug": slug})
     if not changes:
         return team
     team.name, team.slug = name, slug

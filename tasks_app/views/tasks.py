@@ -72,12 +72,12 @@ def task_edit(request, task_id):
     return _task_form(request, task.job, task)
 
 
-def _usage(task: TaskConfig, delivery: Delivery | None) -> dict:
+def _usage(task: TaskConfig, results, delivery: Delivery | None) -> dict:
     """Snippets for each shell, and the JSON form: real values once revealed, else masked."""
     if delivery is not None:
         values = delivery.values
     else:
-        values = {r.key: MASK if r.masked else r.value for r in ordered_results(task)}
+        values = {r.key: MASK if r.masked else r.value for r in results}
     env_url = settings.SITE_URL + reverse("api_task_env", args=[task.id])
     shells = [
         {
@@ -99,16 +99,17 @@ def _usage(task: TaskConfig, delivery: Delivery | None) -> dict:
 
 def task_detail(request, task_id, delivery=None, problem=None, status=200):
     task, role = _get_task_for_user(request, task_id)
+    results = ordered_results(task)
     context = {
         "task": task,
         "job": task.job,
         "plan": task.job.plan,
         "can_edit": role.allows(Role.EDITOR),
-        "results": ordered_results(task),
+        "results": results,
         "expected_keys": generated_keys(task.namespace),
         "runs": task.runs.select_related("actor", "connector")[:RECENT_RUNS],
         "policy": json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2),
-        "usage": _usage(task, delivery),
+        "usage": _usage(task, results, delivery),
         "problem": problem,
     }
     response = render(request, "tasks/detail.html", context, status=status)

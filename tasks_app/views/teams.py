@@ -1,11 +1,10 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from tasks_app.access import teams_for_user
+from tasks_app.access import require_team_role, teams_for_user
 from tasks_app.forms import MemberAddForm, MemberRoleForm, TeamForm
 from tasks_app.models import Membership, Role, Team
 from tasks_app.services.teams import (
@@ -20,19 +19,8 @@ from tasks_app.services.teams import (
 
 def _get_team_for_user(request, team_id, *, role: Role = Role.VIEWER) -> tuple[Team, Role]:
     """The team and the user's role in it. Non-members get 404, as if it did not exist."""
-    if request.user.is_superuser:
-        return get_object_or_404(Team, id=team_id), Role.ADMIN
-    membership = (
-        Membership.objects.select_related("team")
-        .filter(team_id=team_id, user=request.user)
-        .first()
-    )
-    if membership is None:
-        raise Http404("No such team.")
-    my_role = Role(membership.role)
-    if not my_role.allows(role):
-        raise PermissionDenied(f"This needs the {role.label} role in {membership.team.name}.")
-    return membership.team, my_role
+    team = get_object_or_404(Team, id=team_id)
+    return team, require_team_role(request.user, team, role)
 
 
 def _get_membership(team: Team, membership_id) -> Membership:
