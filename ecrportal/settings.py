@@ -323,6 +323,38 @@ BACKOFF_BASE = env_int("ECRPORTAL_BACKOFF_BASE", 30, minimum=1)
 BACKOFF_CAP = env_int("ECRPORTAL_BACKOFF_CAP", 1800, minimum=1)
 REFRESH_LEASE = env_int("ECRPORTAL_REFRESH_LEASE", CELERY_TASK_TIME_LIMIT + 60, minimum=30)
 
+# Notifications of status changes (SPEC §7). E-mail goes to each team's admins
+# through this SMTP server; without ECRPORTAL_EMAIL_HOST none is sent (the
+# delivery log says so). Webhooks must be https to a public address unless
+# WEBHOOK_ALLOW_PRIVATE; WEBHOOK_CA_BUNDLE adds a private CA for their TLS.
+EMAIL_HOST = env_str("ECRPORTAL_EMAIL_HOST", "")
+EMAIL_ENABLED = bool(EMAIL_HOST)
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_ENABLED
+    else "django.core.mail.backends.dummy.EmailBackend"
+)
+EMAIL_PORT = env_int("ECRPORTAL_EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("ECRPORTAL_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env_str("ECRPORTAL_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("ECRPORTAL_EMAIL_STARTTLS", EMAIL_PORT == 587)
+EMAIL_USE_SSL = env_bool("ECRPORTAL_EMAIL_SSL", EMAIL_PORT == 465)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "ECRPORTAL_EMAIL_STARTTLS and ECRPORTAL_EMAIL_SSL cannot both be on."
+    )
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("ECRPORTAL_EMAIL_FROM", f"ECR Portal <ecr-portal@{_site.hostname}>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+NOTIFY_ATTEMPTS = env_int("ECRPORTAL_NOTIFY_ATTEMPTS", 8, minimum=1, maximum=50)
+WEBHOOK_ALLOW_PRIVATE = env_bool("ECRPORTAL_WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_CA_BUNDLE = env_str("ECRPORTAL_WEBHOOK_CA_BUNDLE", "")
+if WEBHOOK_CA_BUNDLE and not Path(WEBHOOK_CA_BUNDLE).is_file():
+    raise ImproperlyConfigured(
+        f"ECRPORTAL_WEBHOOK_CA_BUNDLE={WEBHOOK_CA_BUNDLE!r} is not valid: expected a PEM file."
+    )
+WEBHOOK_TIMEOUT = env_float("ECRPORTAL_WEBHOOK_TIMEOUT", 5, minimum=0.5, maximum=60)
+
 # /readyz waits this long for a worker to answer the canary task.
 READYZ_TIMEOUT_SECONDS = env_int("ECRPORTAL_READYZ_TIMEOUT", 3, minimum=1, maximum=25)
 

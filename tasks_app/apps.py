@@ -6,6 +6,9 @@ class TasksAppConfig(AppConfig):
     verbose_name = "ECR Portal"
 
     def ready(self):
+        from django.conf import settings
+
         from tasks_app import logs
 
         logs.install()
+        logs.secret_register(settings.EMAIL_HOST_PASSWORD)

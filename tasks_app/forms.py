@@ -50,6 +50,59 @@ class TeamForm(forms.ModelForm):
         }
 
 
+class NotificationSettingsForm(forms.Form):
+    """Where a team hears about status changes (SPEC §7)."""
+
+    notify_email = forms.BooleanField(
+        label="E-mail the team's admins",
+        required=False,
+        help_text="When a task starts failing, expires or recovers. Admins need an e-mail "
+        "address on their account.",
+    )
+    webhook_url = forms.CharField(
+        label="Webhook URL",
+        required=False,
+        max_length=2048,
+        help_text="Receives a signed JSON POST for each change, e.g. "
+        "https://hooks.example.com/ecr-portal. Must be https to a public address.",
+    )
+    webhook_secret = forms.CharField(
+        label="Signing secret",
+        required=False,
+        min_length=16,
+        max_length=256,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="At least 16 characters, used for the X-ECRPortal-Signature header "
+        "(HMAC-SHA256). Leave empty to keep the current secret.",
+    )
+
+    def __init__(self, *args, team: Team, **kwargs):
+        self.team = team
+        kwargs.setdefault(
+            "initial", {"notify_email": team.notify_email, "webhook_url": team.webhook_url}
+        )
+        super().__init__(*args, **kwargs)
+
+    def clean_webhook_url(self):
+        from tasks_app.webhooks import WebhookError, webhook_target
+
+        url = self.cleaned_data["webhook_url"].strip()
+        if url:
+            try:
+                webhook_target(url)
+            except WebhookError as e:
+                raise forms.ValidationError(e.message) from None
+        return url
+
+    def clean(self):
+        data = super().clean()
+        needs_secret = data.get("webhook_url") and not self.team.webhook_secret
+        if needs_secret and not data.get("webhook_secret") and "webhook_secret" not in self.errors:
+            self.add_error("webhook_secret", "Enter a signing secret for the signatures.")
+        return data
+
+
 class MemberAddForm(forms.Form):
     user = forms.CharField(
         label="Username or e-mail",

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from tasks_app.services.health import canaries_purge, canary_answer
+from tasks_app.services.notifications import notification_send as notification_send_service
 from tasks_app.services.refresh import refresh_group as refresh_group_service
 from tasks_app.services.refresh import refresh_tick as refresh_tick_service
 
@@ -27,3 +28,9 @@ def refresh_tick() -> None:
 def refresh_group(task_ids: list[str]) -> None:
     """Refresh tasks that share credentials and region. IDs only: no secret in the broker."""
     refresh_group_service(task_ids=task_ids)
+
+
+@shared_task(ignore_result=True)
+def notification_send(delivery_id: str) -> None:
+    """One attempt at a status-change notification; failures are retried by refresh_tick."""
+    notification_send_service(delivery_id=delivery_id)

@@ -23,6 +23,16 @@ urlpatterns = [
     path("teams/<uuid:team_id>/edit/", teams.team_edit, name="team_edit"),
     path("teams/<uuid:team_id>/members/", teams.member_add, name="member_add"),
     path(
+        "teams/<uuid:team_id>/notifications/",
+        teams.team_notifications,
+        name="team_notifications",
+    ),
+    path(
+        "teams/<uuid:team_id>/notifications/test/",
+        teams.team_webhook_test,
+        name="team_webhook_test",
+    ),
+    path(
         "teams/<uuid:team_id>/members/<uuid:membership_id>/role/",
         teams.member_role,
         name="member_role",

@@ -256,3 +256,15 @@ def _fresh_api_cache():
     yield
     ttl_cache.tokens.clear()
     ttl_cache.deliveries.clear()
+
+
+@pytest.fixture
+def webhook_receiver(tmp_path, settings):
+    """A real HTTPS receiver on 127.0.0.1 that the portal trusts and may reach."""
+    from tests.webhook_receiver import WebhookReceiver
+
+    receiver = WebhookReceiver(tmp_path)
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    settings.WEBHOOK_CA_BUNDLE = receiver.ca_bundle
+    yield receiver
+    receiver.close()

@@ -22,7 +22,9 @@ from django.utils.timezone import now
 from tasks_app import aws
 from tasks_app.crypto import EncryptionError
 from tasks_app.models import TaskConfig, TaskRun
+from tasks_app.services.notifications import notifications_due
 from tasks_app.services.runs import RunError, _deliver, _fail, _resolve
+from tasks_app.services.status import status_sweep
 
 CLAIM_BATCH = 1000
 SCHEDULE = TaskRun.Trigger.SCHEDULE
@@ -108,11 +110,20 @@ def refresh_group(*, task_ids) -> int:
 
 
 def refresh_tick(*, at=None) -> int:
-    """Claim what is due and queue one refresh per group (after this transaction commits)."""
+    """Claim what is due and queue one refresh per group (after this transaction commits).
+
+    Also records the tokens that ran out since the last tick, and queues the
+    notifications whose attempt is due (a retry, or one a lost worker held).
+    """
+    from tasks_app.tasks import notification_send
     from tasks_app.tasks import refresh_group as refresh_group_task
 
+    at = at or now()
     claimed = refresh_claim(at=at)
     for ids in refresh_groups(claimed):
         ids = [str(i) for i in ids]
         transaction.on_commit(lambda ids=ids: refresh_group_task.delay(ids))
+    status_sweep(at=at)
+    for delivery_id in notifications_due(at=at):
+        transaction.on_commit(lambda pk=delivery_id: notification_send.delay(pk))
     return len(claimed)

@@ -26,6 +26,7 @@ from tasks_app.models import (
 )
 from tasks_app.services.audit import audit_record
 from tasks_app.services.connectors import principal_for
+from tasks_app.services.status import status_record
 from tasks_app.task_rules import connectors_usable_by, ecr_regions, reference_key
 
 
@@ -253,6 +254,7 @@ def _finish(run: TaskRun, *, ok: bool, error_class="", message="", request_id=""
             failures=0, refresh_due_at=next_refresh(expires_at=expires, at=finished)
         )
         tasks.update(**task_fields)
+        status_record(task_id=run.task_id, run=run, at=finished)
         return
     # A failure, or a token that arrived expired already: retry later, never at once.
     if ok:
@@ -263,6 +265,7 @@ def _finish(run: TaskRun, *, ok: bool, error_class="", message="", request_id=""
     tasks.update(failures=F("failures") + 1, **task_fields)
     failures = tasks.values_list("failures", flat=True).get()
     tasks.update(refresh_due_at=finished + backoff(failures))
+    status_record(task_id=run.task_id, run=run, at=finished)
 
 
 def task_run(*, task: TaskConfig, trigger: str, actor=None, request=None) -> TaskRun:

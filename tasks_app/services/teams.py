@@ -115,3 +115,34 @@ def membership_remove(*, membership: Membership, request) -> None:
         team=membership.team,
         changes={"user": membership.user.get_username(), "role": membership.role},
     )
+
+
+@transaction.atomic
+def team_notifications_update(
+    *, team: Team, notify_email: bool, webhook_url: str, webhook_secret: str, request
+) -> Team:
+    """Change where the team hears about status changes. The secret is never audited."""
+    changes = audit_changes(
+        audit_snapshot(team, ["notify_email", "webhook_url"]),
+        {"notify_email": notify_email, "webhook_url": webhook_url},
+    )
+    team.notify_email, team.webhook_url = notify_email, webhook_url
+    if not webhook_url:
+        if team.webhook_secret:
+            changes["webhook_secret"] = "removed"  # noqa: S105 - what happened, not the value
+        team.webhook_secret = ""
+    elif webhook_secret:
+        changes["webhook_secret"] = "changed"  # noqa: S105
+        team.webhook_secret = webhook_secret
+    if not changes:
+        return team
+    team.save(update_fields=["notify_email", "webhook_url", "webhook_secret"])
+    audit_record(
+        action="team.notifications_updated",
+        summary=f"Changed the notifications of team {team.name}",
+        request=request,
+        team=team,
+        obj=team,
+        changes=changes,
+    )
+    return team

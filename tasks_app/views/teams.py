@@ -5,16 +5,22 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from tasks_app.access import require_team_role, teams_for_user
-from tasks_app.forms import MemberAddForm, MemberRoleForm, TeamForm
-from tasks_app.models import Membership, Role, Team
+from tasks_app.crypto import EncryptionError
+from tasks_app.forms import MemberAddForm, MemberRoleForm, NotificationSettingsForm, TeamForm
+from tasks_app.models import Membership, NotificationDelivery, Role, Team
+from tasks_app.services.notifications import webhook_ping
 from tasks_app.services.teams import (
     TeamError,
     membership_add,
     membership_change_role,
     membership_remove,
     team_create,
+    team_notifications_update,
     team_update,
 )
+from tasks_app.webhooks import WebhookError
+
+DELIVERIES_SHOWN = 50
 
 
 def _get_team_for_user(request, team_id, *, role: Role = Role.VIEWER) -> tuple[Team, Role]:
@@ -128,3 +134,42 @@ def member_remove(request, team_id, membership_id):
     if membership.user_id == request.user.id and not request.user.is_superuser:
         return redirect("team_list")
     return redirect("team_detail", team_id=team.id)
+
+
+def team_notifications(request, team_id):
+    """Notification settings (admins) and the delivery log (every member)."""
+    team, my_role = _get_team_for_user(request, team_id)
+    can_manage = my_role.allows(Role.ADMIN)
+    form = NotificationSettingsForm(request.POST or None, team=team)
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("Only the team's admins change its notifications.")
+        if form.is_valid():
+            team_notifications_update(team=team, request=request, **form.cleaned_data)
+            messages.success(request, "Saved the notification settings.")
+            return redirect("team_notifications", team_id=team.id)
+    deliveries = (
+        NotificationDelivery.objects.filter(team=team)
+        .select_related("change__task__job__plan")
+        .order_by("-created")[:DELIVERIES_SHOWN]
+    )
+    context = {
+        "team": team,
+        "can_manage": can_manage,
+        "form": form,
+        "deliveries": deliveries,
+        "has_secret": bool(team.webhook_secret),
+    }
+    return render(request, "teams/notifications.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+def team_webhook_test(request, team_id):
+    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    try:
+        status = webhook_ping(team=team)
+    except (WebhookError, EncryptionError) as e:
+        messages.error(request, f"The test delivery failed: {getattr(e, 'message', e)}")
+    else:
+        messages.success(request, f"The webhook accepted a signed ping (HTTP {status}).")
+    return redirect("team_notifications", team_id=team.id)

@@ -1,0 +1,48 @@
+"""The portal's models, one module per part of the domain."""
+
+from tasks_app.models.connectors import Connector
+from tasks_app.models.notifications import NotificationDelivery
+from tasks_app.models.plans import MASKED_KEY_WORDS, Job, Plan, Scope, Variable, is_masked_key
+from tasks_app.models.tasks import (
+    Status,
+    TaskConfig,
+    TaskRun,
+    TaskStatusChange,
+    VariableResult,
+    task_status,
+)
+from tasks_app.models.teams import (
+    AuditEvent,
+    CanaryPing,
+    Membership,
+    Profile,
+    Role,
+    Team,
+    slug_validator,
+)
+from tasks_app.models.tokens import ApiToken
+
+__all__ = [
+    "MASKED_KEY_WORDS",
+    "ApiToken",
+    "AuditEvent",
+    "CanaryPing",
+    "Connector",
+    "Job",
+    "Membership",
+    "NotificationDelivery",
+    "Plan",
+    "Profile",
+    "Role",
+    "Scope",
+    "Status",
+    "TaskConfig",
+    "TaskRun",
+    "TaskStatusChange",
+    "Team",
+    "Variable",
+    "VariableResult",
+    "is_masked_key",
+    "slug_validator",
+    "task_status",
+]

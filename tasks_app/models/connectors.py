@@ -1,0 +1,87 @@
+"""AWS connectors (SPEC §3)."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.timezone import now
+
+from tasks_app.crypto import EncryptedTextField
+from tasks_app.models.teams import Team
+
+
+class Connector(models.Model):
+    """How to obtain AWS credentials (SPEC §3).
+
+    Owned by a team; usable by the teams it is shared with.
+    """
+
+    class Credentials(models.TextChoices):
+        ACCESS_KEY = "access_key", "Access key"
+        HOST = "host", "Portal host's AWS identity (IAM role for EC2, ECS, EKS)"
+
+    class Principal(models.TextChoices):
+        PROVIDED = "provided", "Use the credentials as they are"
+        ASSUMED_ROLE = "assumed_role", "Assume a role (sts:AssumeRole)"
+        FEDERATED_USER = "federated_user", "Federated user (sts:GetFederationToken)"
+        SESSION_TOKEN = "session_token", "Session token (sts:GetSessionToken)"
+
+    class Partition(models.TextChoices):
+        AWS = "aws", "AWS (aws)"
+        CHINA = "aws-cn", "AWS China (aws-cn)"
+        GOVCLOUD = "aws-us-gov", "AWS GovCloud (US) (aws-us-gov)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="connectors")
+    name = models.CharField(max_length=100)
+    credentials = models.CharField(
+        max_length=20, choices=Credentials.choices, default=Credentials.ACCESS_KEY
+    )
+    access_key_id = models.CharField(max_length=128, blank=True)
+    secret_access_key = EncryptedTextField(blank=True, default="")
+    principal_type = models.CharField(
+        max_length=20, choices=Principal.choices, default=Principal.PROVIDED
+    )
+    role_arn = models.CharField(max_length=2048, blank=True)
+    external_id = models.CharField(max_length=1224, blank=True)
+    session_duration = models.PositiveIntegerField(null=True, blank=True)
+    session_policy = models.TextField(blank=True)
+    set_source_identity = models.BooleanField(default=False)
+    partition = models.CharField(max_length=12, choices=Partition.choices, default=Partition.AWS)
+    shared_with = models.ManyToManyField(Team, blank=True, related_name="shared_connectors")
+    unattended_use = models.BooleanField(default=True)
+    created = models.DateTimeField(default=now)
+    updated = models.DateTimeField(default=now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    last_test_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_message = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["team__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="connector_team_name_unique")
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        from tasks_app.connector_rules import connector_clean
+
+        connector_clean(self)
+
+    @property
+    def duration_or_default(self) -> int | None:
+        from tasks_app.connector_rules import DURATIONS
+
+        limits = DURATIONS.get(self.principal_type)
+        if limits is None:
+            return None
+        return self.session_duration or limits.default

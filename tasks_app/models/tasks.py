@@ -1,0 +1,209 @@
+"""Amazon ECR credentials tasks, their runs and the variables they generate."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.timezone import now
+
+from tasks_app.crypto import EncryptedTextField
+from tasks_app.models.connectors import Connector
+from tasks_app.models.plans import Job, Plan, Scope
+
+
+class Status(models.TextChoices):
+    """What a task's variables are worth now (SPEC §7)."""
+
+    NEVER_RUN = "never run", "never run"
+    OK = "ok", "ok"
+    FAILING = "failing", "failing"  # the last run failed; the last good token is still served
+    EXPIRED = "expired", "expired"  # no valid token: the API answers 409
+    DISABLED = "disabled", "disabled"
+
+
+def task_status(*, enabled: bool, expires_at, last_run_ok, at=None) -> str:
+    """The status of a task with these values, at this time."""
+    if not enabled:
+        return Status.DISABLED
+    if expires_at is None:
+        return Status.FAILING if last_run_ok is False else Status.NEVER_RUN
+    if expires_at <= (at or now()):
+        return Status.EXPIRED
+    return Status.OK if last_run_ok else Status.FAILING
+
+
+class TaskConfig(models.Model):
+    """An Amazon ECR Credentials Variables task (SPEC §4.1), one of a job's tasks."""
+
+    class Source(models.TextChoices):
+        CONNECTOR = "connector", "Identity Federation for AWS connector"
+        HOST = "host", "IAM role for EC2 (the portal host's own role)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
+    position = models.PositiveIntegerField(default=0)
+    description = models.CharField("Task description", max_length=255, blank=True)
+    enabled = models.BooleanField(default=True)
+    region = models.CharField(max_length=30, blank=True)
+    region_variable = models.CharField(max_length=120, blank=True)
+    registry_id = models.CharField("Registry ID", max_length=12, blank=True)
+    namespace = models.CharField(max_length=100, default="custom.aws")
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.LOCAL)
+    credentials_source = models.CharField(
+        "AWS credentials source", max_length=10, choices=Source.choices, default=Source.CONNECTOR
+    )
+    connector = models.ForeignKey(
+        Connector, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
+    )
+    connector_variable = models.CharField(max_length=120, blank=True)
+    role_arn = models.CharField("Role ARN", max_length=2048, blank=True)
+    created = models.DateTimeField(default=now)
+    updated = models.DateTimeField(default=now)
+    # The latest outcome, kept here for lists and for the scheduler.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_ok = models.BooleanField(null=True, blank=True)
+    last_error = models.CharField(max_length=1000, blank=True)
+    # Scheduled refresh (SPEC §7): when the next refresh is due (null: never,
+    # e.g. disabled), who holds it until when, and how many attempts in a row failed.
+    refresh_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    # The status as last recorded (TaskStatusChange); `status` is computed live.
+    # The scheduler compares the two to record expiry and to notify.
+    recorded_status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.NEVER_RUN
+    )
+
+    class Meta:
+        ordering = ["job", "position", "created"]
+        indexes = [
+            models.Index(fields=["recorded_status", "expires_at"], name="task_recorded_expiry")
+        ]
+
+    def __str__(self):
+        return self.description or f"Amazon ECR credentials ({self.namespace})"
+
+    def clean(self):
+        from tasks_app.task_rules import task_clean
+
+        task_clean(self)
+
+    @property
+    def status(self) -> str:
+        """disabled, never run, ok, failing (last run failed, token still valid) or expired."""
+        return task_status(
+            enabled=self.enabled, expires_at=self.expires_at, last_run_ok=self.last_run_ok
+        )
+
+
+class TaskRun(models.Model):
+    """One execution attempt of a task."""
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        SCHEDULE = "schedule", "Schedule"
+        API = "api", "API"
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey(TaskConfig, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    started = models.DateTimeField(default=now)
+    finished = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    region = models.CharField(max_length=30, blank=True)
+    connector = models.ForeignKey(
+        Connector, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error_class = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    aws_request_id = models.CharField(max_length=100, blank=True)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started"]
+        indexes = [models.Index(fields=["task", "-started"], name="run_task_started")]
+
+    def __str__(self):
+        return f"{self.task} {self.started:%Y-%m-%d %H:%M} {self.outcome}"
+
+
+class VariableResult(models.Model):
+    """A variable a task generated (SPEC §5), visible by its scope."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey(TaskConfig, on_delete=models.CASCADE, related_name="results")
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(TaskRun, null=True, on_delete=models.SET_NULL, related_name="+")
+    key = models.CharField(max_length=200)
+    value = models.TextField(blank=True)
+    secret_value = EncryptedTextField(blank=True, default="")
+    masked = models.BooleanField(default=False)
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    expires_at = models.DateTimeField()
+    updated = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "key"], name="result_task_key_unique")
+        ]
+        indexes = [
+            models.Index(fields=["plan", "scope"], name="result_plan_scope"),
+            models.Index(fields=["job", "scope"], name="result_job_scope"),
+        ]
+
+    def __str__(self):
+        return self.key
+
+    def plain_value(self) -> str:
+        return self.secret_value.reveal() if self.masked else self.value
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at <= now()
+
+
+class TaskStatusChange(models.Model):
+    """A change of a task's status (ok → failing → expired → ok), as it was recorded."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey(TaskConfig, on_delete=models.CASCADE, related_name="status_changes")
+    previous = models.CharField(max_length=10, choices=Status.choices)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    at = models.DateTimeField(default=now)
+    # The run that caused it; none when a token simply ran out.
+    run = models.ForeignKey(
+        "TaskRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.CharField(max_length=1000, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["task", "-at"], name="status_change_task_at")]
+
+    def __str__(self):
+        return f"{self.task}: {self.previous} → {self.status} at {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def kind(self) -> str:
+        """failing, expired or recovered (what a notification says), or "" (none)."""
+        if self.status in (Status.FAILING, Status.EXPIRED):
+            return self.status
+        if self.status == Status.OK and self.previous in (Status.FAILING, Status.EXPIRED):
+            return "recovered"
+        return ""

@@ -1,0 +1,240 @@
+"""Notifying teams of status changes (SPEC §7): e-mail to admins, signed webhooks.
+
+A change that is worth telling (failing, expired, recovered) creates one
+delivery per channel, in the same transaction as the change. Workers send
+them after the commit and retry failures with back-off; every attempt is kept
+in the delivery's row, which the team page lists.
+"""
+
+import json
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils.timezone import now
+
+from tasks_app.crypto import EncryptionError
+from tasks_app.models import Membership, NotificationDelivery, Role, TaskStatusChange
+from tasks_app.services.runs import backoff
+from tasks_app.webhooks import WebhookError, webhook_post
+
+log = logging.getLogger(__name__)
+
+EVENT = "task.status_changed"
+Channel = NotificationDelivery.Channel
+State = NotificationDelivery.State
+
+_HEADLINES = {
+    "failing": "is failing",
+    "expired": "has expired",
+    "recovered": "has recovered",
+}
+
+
+class _Skip(Exception):
+    """Nothing to send to; the delivery is recorded as skipped, with the reason."""
+
+
+def notifications_queue(*, change: TaskStatusChange) -> list[NotificationDelivery]:
+    """Create the deliveries for a change (inside its transaction); send them after commit."""
+    if not change.kind:
+        return []
+    team = change.task.job.plan.team
+    at = change.at
+    deliveries = []
+    if team.notify_email:
+        deliveries.append(NotificationDelivery(team=team, change=change, channel=Channel.EMAIL))
+    if team.webhook_url:
+        deliveries.append(
+            NotificationDelivery(
+                team=team, change=change, channel=Channel.WEBHOOK, target=team.webhook_url
+            )
+        )
+    for delivery in deliveries:
+        delivery.next_attempt_at = at
+    NotificationDelivery.objects.bulk_create(deliveries)
+    for delivery in deliveries:
+        transaction.on_commit(lambda pk=str(delivery.pk): _enqueue(pk))
+    return deliveries
+
+
+def _enqueue(delivery_id: str) -> None:
+    from tasks_app.tasks import notification_send
+
+    notification_send.delay(delivery_id)
+
+
+def _admin_addresses(team) -> list[str]:
+    return sorted(
+        {
+            m.user.email
+            for m in Membership.objects.filter(team=team, role=Role.ADMIN, user__is_active=True)
+            .exclude(user__email="")
+            .select_related("user")
+        }
+    )
+
+
+def _task_url(task) -> str:
+    return settings.SITE_URL.rstrip("/") + reverse("task_detail", args=[task.id])
+
+
+def notification_payload(change: TaskStatusChange, delivery_id: str) -> dict:
+    """The JSON a webhook receives. It names the task; it never holds a credential."""
+    task = change.task
+    plan = task.job.plan
+    return {
+        "event": EVENT,
+        "delivery": delivery_id,
+        "kind": change.kind,
+        "team": {"id": str(plan.team_id), "slug": plan.team.slug, "name": plan.team.name},
+        "task": {
+            "id": str(task.id),
+            "name": str(task),
+            "plan": plan.key,
+            "job": task.job.key,
+            "url": _task_url(task),
+        },
+        "previous": change.previous,
+        "status": change.status,
+        "at": change.at.isoformat(),
+        "expires_at": change.expires_at.isoformat() if change.expires_at else None,
+        "error": change.error,
+    }
+
+
+def _email(change: TaskStatusChange, addresses: list[str]) -> None:
+    task = change.task
+    job = task.job
+    subject = (
+        f"[ECR Portal] Task \u201c{task}\u201d of {job.plan.key}-{job.key} "
+        + (_HEADLINES[change.kind])
+    )
+    lines = [
+        f"The task \u201c{task}\u201d of job {job.plan.key}-{job.key} (team "
+        f"{job.plan.team.name}) changed from {change.previous} to {change.status} "
+        f"at {change.at:%Y-%m-%d %H:%M:%S} UTC.",
+        "",
+    ]
+    if change.status == "failing" and change.expires_at:
+        lines.append(
+            f"The last good token is still served until {change.expires_at:%Y-%m-%d %H:%M} UTC."
+        )
+    elif change.status == "expired":
+        lines.append("No valid token is left: CI jobs asking for it get HTTP 409.")
+    elif change.kind == "recovered" and change.expires_at:
+        lines.append(f"A new token is served, valid until {change.expires_at:%Y-%m-%d %H:%M} UTC.")
+    if change.error:
+        lines += ["", f"Last error: {change.error}"]
+    lines += ["", _task_url(task)]
+    send_mail(
+        subject, "\n".join(lines), settings.DEFAULT_FROM_EMAIL, addresses, fail_silently=False
+    )
+
+
+def notification_claim(*, delivery_id, at=None) -> NotificationDelivery | None:
+    """Take one attempt at a pending, due delivery (compare-and-set on next_attempt_at)."""
+    at = at or now()
+    seen = (
+        NotificationDelivery.objects.filter(
+            pk=delivery_id, state=State.PENDING, next_attempt_at__lte=at
+        )
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    if seen is None:
+        return None
+    lease = at + timedelta(seconds=settings.WEBHOOK_TIMEOUT * 2 + 60)
+    if not NotificationDelivery.objects.filter(
+        pk=delivery_id, state=State.PENDING, next_attempt_at=seen
+    ).update(next_attempt_at=lease, attempts=F("attempts") + 1):
+        return None
+    return NotificationDelivery.objects.select_related(
+        "team", "change__task__job__plan__team"
+    ).get(pk=delivery_id)
+
+
+def notification_send(*, delivery_id) -> str | None:
+    """Make one attempt at a delivery; returns its state afterwards (None: not taken)."""
+    delivery = notification_claim(delivery_id=delivery_id)
+    if delivery is None:
+        return None
+    change = delivery.change
+    fields = {"response_status": None, "last_error": ""}
+    try:
+        if delivery.channel == Channel.EMAIL:
+            addresses = _admin_addresses(delivery.team)
+            if not settings.EMAIL_ENABLED:
+                raise _Skip("E-mail is not configured (set ECRPORTAL_EMAIL_HOST).")
+            if not addresses:
+                raise _Skip("No admin of the team has an e-mail address.")
+            fields["target"] = ", ".join(addresses)[:2048]
+            _email(change, addresses)
+        else:
+            secret = delivery.team.webhook_secret
+            body = json.dumps(notification_payload(change, str(delivery.pk))).encode()
+            fields["response_status"] = webhook_post(
+                url=delivery.target,
+                secret=secret.reveal() if secret else "",
+                event=EVENT,
+                delivery_id=str(delivery.pk),
+                body=body,
+            )
+    except _Skip as e:
+        fields.update(state=State.SKIPPED, last_error=str(e), next_attempt_at=None)
+    except (WebhookError, EncryptionError, OSError) as e:
+        message = getattr(e, "message", None) or str(e) or type(e).__name__
+        fields.update(last_error=message[:500], response_status=getattr(e, "status", None))
+        if delivery.attempts >= settings.NOTIFY_ATTEMPTS:
+            fields.update(state=State.FAILED, next_attempt_at=None)
+        else:
+            fields["next_attempt_at"] = now() + backoff(delivery.attempts)
+        log.warning(
+            "Notification %s (%s) attempt %d failed: %s",
+            delivery.pk,
+            delivery.channel,
+            delivery.attempts,
+            message,
+        )
+    else:
+        fields.update(state=State.SENT, sent_at=now(), next_attempt_at=None)
+    NotificationDelivery.objects.filter(pk=delivery.pk).update(**fields)
+    return fields.get("state", State.PENDING)
+
+
+def notifications_due(*, at=None, limit: int = 100) -> list[str]:
+    """Pending deliveries whose attempt is due (their first one, a retry, or a lost lease)."""
+    at = at or now()
+    return [
+        str(pk)
+        for pk in NotificationDelivery.objects.filter(
+            Q(next_attempt_at__lte=at), state=State.PENDING
+        )
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:limit]
+    ]
+
+
+def webhook_ping(*, team) -> int:
+    """POST a signed "ping" to the team's webhook now; returns the status or raises."""
+    if not team.webhook_url:
+        raise WebhookError("The team has no webhook URL.")
+    delivery_id = str(uuid.uuid4())
+    body = {
+        "event": "ping",
+        "delivery": delivery_id,
+        "team": {"id": str(team.id), "slug": team.slug, "name": team.name},
+        "at": now().isoformat(),
+    }
+    return webhook_post(
+        url=team.webhook_url,
+        secret=team.webhook_secret.reveal() if team.webhook_secret else "",
+        event="ping",
+        delivery_id=delivery_id,
+        body=json.dumps(body).encode(),
+    )

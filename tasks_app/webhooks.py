@@ -1,0 +1,148 @@
+"""Webhook addresses and signed deliveries (SPEC §7).
+
+A webhook URL must be https and its host must not resolve to a loopback,
+link-local, private or otherwise non-public address, unless
+ECRPORTAL_WEBHOOK_ALLOW_PRIVATE is on. The check is made when the URL is saved
+and again at every delivery, and the connection goes to the address that was
+checked (a DNS answer that changes in between cannot redirect it), with the
+certificate verified against the URL's host name. Redirects are not followed.
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import certifi
+import urllib3
+from django.conf import settings
+
+SIGNATURE_HEADER = "X-ECRPortal-Signature"
+TIMESTAMP_HEADER = "X-ECRPortal-Timestamp"
+EVENT_HEADER = "X-ECRPortal-Event"
+DELIVERY_HEADER = "X-ECRPortal-Delivery"
+
+
+class WebhookError(Exception):
+    """The webhook cannot be used or did not accept a delivery; the message is for people."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+    path: str
+    address: str  # the checked IP address the connection goes to
+
+
+def _refused(address) -> str:
+    """Why this address may not receive webhooks, or "" if it may."""
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    for flag, name in (
+        ("is_unspecified", "an unspecified"),
+        ("is_loopback", "a loopback"),
+        ("is_link_local", "a link-local"),
+        ("is_private", "a private"),
+        ("is_multicast", "a multicast"),
+        ("is_reserved", "a reserved"),
+    ):
+        if getattr(address, flag):
+            return f"{name} address"
+    return ""
+
+
+def webhook_target(url: str) -> Target:
+    """Check a webhook URL and resolve it; raises WebhookError saying what is wrong."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 443
+    except ValueError:
+        raise WebhookError(f"{url!r} is not a valid URL.") from None
+    if parts.scheme != "https":
+        raise WebhookError("The webhook URL must start with https://.")
+    if not parts.hostname:
+        raise WebhookError("The webhook URL has no host name.")
+    if parts.username or parts.password:
+        raise WebhookError(
+            "Put no user name or password in the webhook URL: deliveries are signed instead."
+        )
+    host = parts.hostname
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise WebhookError(f"The host name {host} cannot be resolved ({e}).") from None
+    addresses = []
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        if address not in addresses:
+            addresses.append(address)
+    if not settings.WEBHOOK_ALLOW_PRIVATE:
+        for address in addresses:
+            why = _refused(address)
+            if why:
+                raise WebhookError(
+                    f"{host} resolves to {address}, {why}: webhooks may only go to public "
+                    "addresses (a deployment can allow others with "
+                    "ECRPORTAL_WEBHOOK_ALLOW_PRIVATE)."
+                )
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(host=host, port=port, path=path, address=str(addresses[0]))
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature header's value: HMAC-SHA256 of "<timestamp>.<body>", in hex."""
+    message = timestamp.encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def webhook_post(*, url: str, secret: str, event: str, delivery_id: str, body: bytes) -> int:
+    """POST a signed delivery; returns the HTTP status (2xx), raises WebhookError otherwise."""
+    target = webhook_target(url)
+    timestamp = str(int(time.time()))
+    host_header = target.host if target.port == 443 else f"{target.host}:{target.port}"
+    if ":" in target.host:  # an IPv6 literal
+        host_header = f"[{target.host}]" + ("" if target.port == 443 else f":{target.port}")
+    pool = urllib3.HTTPSConnectionPool(
+        target.address,
+        target.port,
+        server_hostname=target.host,
+        assert_hostname=target.host,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=settings.WEBHOOK_CA_BUNDLE or certifi.where(),
+        timeout=urllib3.Timeout(connect=settings.WEBHOOK_TIMEOUT, read=settings.WEBHOOK_TIMEOUT),
+        retries=False,
+    )
+    headers = {
+        "Host": host_header,
+        "Content-Type": "application/json",
+        "User-Agent": "ECR-Portal-Webhook/1",
+        EVENT_HEADER: event,
+        DELIVERY_HEADER: delivery_id,
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: signature(secret, timestamp, body),
+    }
+    try:
+        response = pool.urlopen(
+            "POST", target.path, body=body, headers=headers, redirect=False, assert_same_host=False
+        )
+    except urllib3.exceptions.SSLError as e:
+        raise WebhookError(f"TLS with {target.host} failed: {e}") from None
+    except urllib3.exceptions.HTTPError as e:
+        raise WebhookError(f"{target.host} could not be reached: {e}") from None
+    finally:
+        pool.close()
+    if not 200 <= response.status < 300:
+        raise WebhookError(
+            f"{target.host} answered HTTP {response.status} {response.reason or ''}".strip(),
+            status=response.status,
+        )
+    return response.status
