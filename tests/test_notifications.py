@@ -76,9 +76,11 @@ def test_it_records_ok_failing_expired_and_recovery(task, aws_endpoint, ecr_expi
     aws_failure(ECR, "ThrottlingException")
     failed = task_run(task=task, trigger="manual")
     task.refresh_from_db()
-    assert task.status == "failing" and task.recorded_status == "failing"
+    assert task.status == "failing"
+    assert task.recorded_status == "failing"
     change = task.status_changes.get(status="failing")
-    assert change.run == failed and "throttl" in change.error.lower()
+    assert change.run == failed
+    assert "throttl" in change.error.lower()
     assert change.expires_at == run.token_expires_at
 
     # Nothing runs, the token runs out: the tick records it.
@@ -107,7 +109,8 @@ def test_a_change_seen_twice_is_recorded_once(task, aws_endpoint, ecr_expiry):
     assert status_record(task_id=task.id) is None
     TaskConfig.objects.filter(pk=task.pk).update(expires_at=timezone.now() - timedelta(1))
     first, second = status_record(task_id=task.id), status_record(task_id=task.id)
-    assert first is not None and second is None
+    assert first is not None
+    assert second is None
     assert TaskStatusChange.objects.filter(status="expired").count() == 1
 
 
@@ -125,15 +128,18 @@ def test_it_emails_the_teams_admins_only(task, email, aws_endpoint, ecr_expiry, 
     assert _send_all() == ["sent"]
     (message,) = mail.outbox
     assert message.to == ["alice@example.com"]
-    assert "ECR login" in message.subject and "is failing" in message.subject
+    assert "ECR login" in message.subject
+    assert "is failing" in message.subject
     assert "WEB-BUILD-BUILD" in message.subject
     assert "still served until" in message.body
     assert reverse("task_detail", args=[task.id]) in message.body
     password = task.results.get(key="custom.aws.ecr.password").plain_value()
     for text in (message.subject, message.body):
-        assert password not in text and SECRET not in text
+        assert password not in text
+        assert SECRET not in text
     delivery = NotificationDelivery.objects.get()
-    assert delivery.target == "alice@example.com" and delivery.attempts == 1
+    assert delivery.target == "alice@example.com"
+    assert delivery.attempts == 1
 
 
 def test_without_smtp_the_email_is_skipped_with_the_reason(task, aws_endpoint, aws_failure):
@@ -168,13 +174,15 @@ def test_the_webhook_gets_signed_json_without_secrets(
     assert payload["delivery"] == headers["X-ECRPortal-Delivery"] == str(delivery.id)
     assert payload["kind"] == "failing"
     assert (payload["previous"], payload["status"]) == ("ok", "failing")
-    assert payload["task"]["id"] == str(task.id) and payload["task"]["plan"] == "WEB-BUILD"
+    assert payload["task"]["id"] == str(task.id)
+    assert payload["task"]["plan"] == "WEB-BUILD"
     assert payload["team"]["slug"] == "platform"
     assert "may not call ecr:GetAuthorizationToken" in payload["error"]
     password = task.results.get(key="custom.aws.ecr.password").plain_value()
     for secret in (password, SECRET, WEBHOOK_SECRET):
         assert secret.encode() not in body
-    assert delivery.state == "sent" and delivery.response_status == 204
+    assert delivery.state == "sent"
+    assert delivery.response_status == 204
 
 
 def test_a_refused_delivery_is_retried_with_back_off_then_marked_failed(
@@ -191,7 +199,8 @@ def test_a_refused_delivery_is_retried_with_back_off_then_marked_failed(
     webhook_receiver.answers += [500, 503]
     assert notification_send(delivery_id=delivery.id) == "pending"
     delivery.refresh_from_db()
-    assert delivery.attempts == 1 and delivery.response_status == 500
+    assert delivery.attempts == 1
+    assert delivery.response_status == 500
     assert "HTTP 500" in delivery.last_error
     wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
     assert settings.BACKOFF_BASE * 0.4 <= wait <= settings.BACKOFF_BASE
@@ -220,7 +229,8 @@ def test_a_refused_delivery_is_retried_with_back_off_then_marked_failed(
         )
         assert notification_send(delivery_id=delivery.id) == expected
     delivery.refresh_from_db()
-    assert delivery.next_attempt_at is None and "could not be reached" in delivery.last_error
+    assert delivery.next_attempt_at is None
+    assert "could not be reached" in delivery.last_error
     assert notifications_due(at=timezone.now() + timedelta(days=1)) == []
 
 
@@ -237,7 +247,7 @@ def test_an_attempt_held_by_a_lost_worker_is_made_again(task, aws_endpoint, aws_
 
 
 @pytest.mark.parametrize(
-    "url, message",
+    ("url", "message"),
     [
         ("http://hooks.example.com/x", "must start with https://"),
         ("https://127.0.0.1/x", "loopback"),
@@ -295,11 +305,13 @@ def test_admins_set_the_webhook_and_its_secret_is_never_shown(task, client, webh
     )
     assert answer.status_code == 302
     team.refresh_from_db()
-    assert team.webhook_url == webhook_receiver.url and not team.notify_email
+    assert team.webhook_url == webhook_receiver.url
+    assert not team.notify_email
     assert team.webhook_secret.reveal() == WEBHOOK_SECRET
 
     page = client.get(url).content.decode()
-    assert webhook_receiver.url in page and WEBHOOK_SECRET not in page
+    assert webhook_receiver.url in page
+    assert WEBHOOK_SECRET not in page
     event = AuditEvent.objects.get(action="team.notifications_updated")
     assert WEBHOOK_SECRET not in json.dumps(event.changes)
     assert event.changes["webhook_secret"] == "changed"
@@ -307,7 +319,8 @@ def test_admins_set_the_webhook_and_its_secret_is_never_shown(task, client, webh
     # Saving again without a secret keeps the one that is set.
     client.post(url, {"webhook_url": webhook_receiver.url, "notify_email": "on"})
     team.refresh_from_db()
-    assert team.notify_email and team.webhook_secret.reveal() == WEBHOOK_SECRET
+    assert team.notify_email
+    assert team.webhook_secret.reveal() == WEBHOOK_SECRET
 
     answer = client.post(reverse("team_webhook_test", args=[team.id]), follow=True)
     assert "accepted a signed ping (HTTP 204)" in answer.content.decode()
@@ -316,7 +329,8 @@ def test_admins_set_the_webhook_and_its_secret_is_never_shown(task, client, webh
     # Removing the URL removes the secret too.
     client.post(url, {"webhook_url": "", "notify_email": "on"})
     team.refresh_from_db()
-    assert team.webhook_url == "" and not team.webhook_secret
+    assert team.webhook_url == ""
+    assert not team.webhook_secret
 
 
 @pytest.mark.parametrize("username", ["ed", "vic"])
@@ -330,7 +344,8 @@ def test_members_see_the_delivery_log_but_only_admins_change_settings(
     _login(client, username)
     url = reverse("team_notifications", args=[team.id])
     page = client.get(url).content.decode()
-    assert "never run → failing" in page and "Skipped" in page
+    assert "never run → failing" in page
+    assert "Skipped" in page
     assert 'name="webhook_url"' not in page
     assert client.post(url, {"webhook_url": ""}).status_code == 403
     assert client.post(reverse("team_webhook_test", args=[team.id])).status_code == 403
