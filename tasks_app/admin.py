@@ -11,10 +11,12 @@ from tasks_app.models import (
     Connector,
     Job,
     Membership,
+    NotificationDelivery,
     Plan,
     Profile,
     TaskConfig,
     TaskRun,
+    TaskStatusChange,
     Team,
     Variable,
     VariableResult,
@@ -134,7 +136,16 @@ class TaskConfigAdmin(admin.ModelAdmin):
     list_display = ["__str__", "job", "namespace", "scope", "enabled", "expires_at", "last_run_ok"]
     list_filter = ["enabled", "scope", "credentials_source"]
     list_select_related = ["job__plan"]
-    readonly_fields = ["expires_at", "last_run_at", "last_run_ok", "last_error"]
+    readonly_fields = [
+        "expires_at",
+        "last_run_at",
+        "last_run_ok",
+        "last_error",
+        "recorded_status",
+        "refresh_due_at",
+        "lease_until",
+        "failures",
+    ]
 
 
 @admin.register(TaskRun)
@@ -149,6 +160,20 @@ class VariableResultAdmin(ReadOnlyAdmin):
     list_display = ["key", "task", "scope", "masked", "expires_at"]
     list_filter = ["scope", "masked"]
     list_select_related = ["task__job"]
+
+
+@admin.register(TaskStatusChange)
+class TaskStatusChangeAdmin(ReadOnlyAdmin):
+    list_display = ["at", "task", "previous", "status", "expires_at"]
+    list_filter = ["status", "previous"]
+    list_select_related = ["task__job"]
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["created", "team", "channel", "state", "attempts", "response_status"]
+    list_filter = ["channel", "state"]
+    list_select_related = ["team"]
 
 
 @admin.register(ApiToken)

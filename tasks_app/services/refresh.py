@@ -15,7 +15,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils.timezone import now
 
@@ -26,22 +26,38 @@ from tasks_app.services.notifications import notifications_due
 from tasks_app.services.runs import RunError, _deliver, _fail, _resolve
 from tasks_app.services.status import status_sweep
 
-CLAIM_BATCH = 1000
+# At most this many tasks are claimed per tick, and refreshed per worker message
+# (a larger group is split: one AWS call per part).
+CLAIM_BATCH = 20000
+GROUP_SIZE = 500
 SCHEDULE = TaskRun.Trigger.SCHEDULE
 
 
-def refresh_claim(*, at=None, limit: int = CLAIM_BATCH) -> list:
-    """Lease the due tasks; returns the IDs this call claimed."""
-    at = at or now()
+def _due(at):
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=at)
-    candidates = list(
-        TaskConfig.objects.filter(free, enabled=True, refresh_due_at__lte=at)
-        .order_by("refresh_due_at")
-        .values_list("id", "lease_until")[:limit]
+    return TaskConfig.objects.filter(free, enabled=True, refresh_due_at__lte=at).order_by(
+        "refresh_due_at"
     )
+
+
+def refresh_claim(*, at=None, limit: int = CLAIM_BATCH) -> list:
+    """Lease up to `limit` due tasks; returns the IDs this call claimed.
+
+    PostgreSQL: one locking read (FOR UPDATE SKIP LOCKED: rows another claimer
+    holds are passed over, not waited for) and one update. Elsewhere (SQLite):
+    a compare-and-set update per task.
+    """
+    at = at or now()
     lease = at + timedelta(seconds=settings.REFRESH_LEASE)
+    if connection.features.has_select_for_update_skip_locked:
+        with transaction.atomic():
+            ids = list(
+                _due(at).select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]
+            )
+            TaskConfig.objects.filter(id__in=ids).update(lease_until=lease)
+        return ids
     claimed = []
-    for task_id, seen in candidates:
+    for task_id, seen in _due(at).values_list("id", "lease_until")[:limit]:
         unchanged = Q(lease_until__isnull=True) if seen is None else Q(lease_until=seen)
         if TaskConfig.objects.filter(unchanged, pk=task_id).update(lease_until=lease):
             claimed.append(task_id)
@@ -57,17 +73,40 @@ def _tasks(task_ids):
 def refresh_groups(task_ids) -> list[list]:
     """The claimed tasks, grouped by the AWS call that serves them.
 
-    Tasks whose variables cannot be resolved fail here (with a run that says why).
+    A task's credentials source, connector, role and region name its call. Tasks
+    that take their connector or region from a variable are resolved first; those
+    that cannot be resolved fail here, with a run that says why.
     """
     groups = defaultdict(list)
-    for task in _tasks(task_ids):
-        try:
-            resolved = _resolve(task, trigger=SCHEDULE)
-        except (RunError, EncryptionError) as e:
-            _fail(TaskRun.objects.create(task=task, trigger=SCHEDULE), e)
-            continue
-        groups[(resolved.principal, resolved.region)].append(task.id)
-    return list(groups.values())
+    for task in (
+        _tasks(task_ids)
+        .select_related(None)
+        .only(
+            "id",
+            "job",
+            "credentials_source",
+            "connector",
+            "connector_variable",
+            "role_arn",
+            "region",
+            "region_variable",
+        )
+    ):
+        if task.region_variable or task.connector_variable:
+            task = TaskConfig.objects.select_related("job__plan__team").get(pk=task.pk)
+            try:
+                resolved = _resolve(task, trigger=SCHEDULE)
+            except (RunError, EncryptionError) as e:
+                _fail(TaskRun.objects.create(task=task, trigger=SCHEDULE), e)
+                continue
+            connector_id = resolved.connector.pk if resolved.connector else None
+            key = (task.credentials_source, connector_id, task.role_arn, resolved.region)
+        else:
+            key = (task.credentials_source, task.connector_id, task.role_arn, task.region)
+        groups[key].append(task.id)
+    return [
+        ids[i : i + GROUP_SIZE] for ids in groups.values() for i in range(0, len(ids), GROUP_SIZE)
+    ]
 
 
 def for_registry(authorization: aws.EcrAuthorization, registry_id: str) -> aws.EcrAuthorization:

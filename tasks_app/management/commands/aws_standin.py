@@ -5,6 +5,27 @@ from datetime import UTC, datetime, timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 
+def realistic_ecr_tokens(hours: float, on_call=None) -> None:
+    """Make moto's ECR tokens expire `hours` after they are issued, as AWS's do.
+
+    on_call(), if given, is called for every GetAuthorizationToken moto answers.
+    """
+    from moto.ecr import responses
+
+    original = responses.ECRResponse.get_authorization_token
+
+    def realistic(response):
+        if on_call is not None:
+            on_call()
+        result = original(response)
+        expires = datetime.now(UTC) + timedelta(hours=hours)
+        for data in result.result["authorizationData"]:
+            data["expiresAt"] = expires.replace(microsecond=0)
+        return result
+
+    responses.ECRResponse.get_authorization_token = realistic
+
+
 class Command(BaseCommand):
     help = (
         "Run a local AWS stand-in for trying the portal without an AWS account: moto's "
@@ -18,23 +39,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, port, token_hours, **options):
         try:
-            from moto.ecr import responses
             from moto.server import ThreadedMotoServer
         except ImportError:
             raise CommandError(
                 "moto is a development dependency: make demo installs it (make test too)."
             ) from None
 
-        original = responses.ECRResponse.get_authorization_token
-
-        def realistic(response):
-            result = original(response)
-            expires = datetime.now(UTC) + timedelta(hours=token_hours)
-            for data in result.result["authorizationData"]:
-                data["expiresAt"] = expires.replace(microsecond=0)
-            return result
-
-        responses.ECRResponse.get_authorization_token = realistic
+        realistic_ecr_tokens(token_hours)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         self.stdout.write(
