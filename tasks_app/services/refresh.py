@@ -23,7 +23,7 @@ from tasks_app import aws
 from tasks_app.crypto import EncryptionError
 from tasks_app.models import TaskConfig, TaskRun
 from tasks_app.services.notifications import notifications_due
-from tasks_app.services.runs import RunError, _deliver, _fail, _resolve
+from tasks_app.services.runs import RunError, _deliver_many, _fail, _resolve
 from tasks_app.services.status import status_sweep
 
 # At most this many tasks are claimed per tick, and refreshed per worker message
@@ -122,11 +122,13 @@ def for_registry(authorization: aws.EcrAuthorization, registry_id: str) -> aws.E
 def refresh_group(*, task_ids) -> int:
     """Refresh tasks that share credentials and region, with one GetAuthorizationToken."""
     tasks = list(_tasks(task_ids))
-    by_call = defaultdict(list)
-    for task in tasks:
-        run = TaskRun.objects.create(task=task, trigger=SCHEDULE)
+    runs = TaskRun.objects.bulk_create(
+        [TaskRun(task=task, trigger=SCHEDULE, started=now()) for task in tasks]
+    )
+    by_call, memo = defaultdict(list), {}
+    for task, run in zip(tasks, runs, strict=True):
         try:
-            resolved = _resolve(task, trigger=SCHEDULE)
+            resolved = _resolve(task, trigger=SCHEDULE, memo=memo)
         except (RunError, EncryptionError) as e:
             _fail(run, e)
             continue
@@ -142,9 +144,10 @@ def refresh_group(*, task_ids) -> int:
             for _, run in members:
                 _fail(run, e)
             continue
-        for task, run in members:
-            _deliver(task, run, for_registry(authorization, task.registry_id))
-            refreshed += 1
+        _deliver_many(
+            [(task, run, for_registry(authorization, task.registry_id)) for task, run in members]
+        )
+        refreshed += len(members)
     return refreshed
 
 

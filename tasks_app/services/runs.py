@@ -4,6 +4,7 @@ import base64
 import json
 import random
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -26,7 +27,7 @@ from tasks_app.models import (
 )
 from tasks_app.services.audit import audit_record
 from tasks_app.services.connectors import principal_for
-from tasks_app.services.status import status_record
+from tasks_app.services.status import statuses_record
 from tasks_app.task_rules import connectors_usable_by, ecr_regions, reference_key
 
 
@@ -83,7 +84,24 @@ class _Lookup:
         return value, (MASK if variable.masked else repr(value))
 
 
-def _resolve(task: TaskConfig, *, trigger: str) -> Resolved:
+def _usable(team, connector, memo: dict) -> bool:
+    key = ("usable", team.pk, connector.pk)
+    if key not in memo:
+        memo[key] = connectors_usable_by(team).filter(pk=connector.pk).exists()
+    return memo[key]
+
+
+def _principal(connector, memo: dict) -> aws.Principal:
+    key = ("principal", connector.pk)
+    if key not in memo:
+        memo[key] = principal_for(connector)
+    return memo[key]
+
+
+def _resolve(task: TaskConfig, *, trigger: str, memo: dict | None = None) -> Resolved:
+    """Region, connector and principal of a run. `memo` shares lookups between the
+    tasks of one refresh group (they share team, connector and region)."""
+    memo = {} if memo is None else memo
     plan = task.job.plan
     lookup = _Lookup(plan)
 
@@ -107,7 +125,7 @@ def _resolve(task: TaskConfig, *, trigger: str) -> Resolved:
                     "f24e81bc-7aff-42db-86a2-7cf82e24d871).",
                     "InvalidConnectorVariable",
                 )
-        elif not connectors_usable_by(plan.team).filter(pk=connector.pk).exists():
+        elif not _usable(plan.team, connector, memo):
             raise RunError(
                 f"Team {plan.team.name} may no longer use connector {connector.name}: "
                 "its owner stopped sharing it. Choose another connector.",
@@ -119,7 +137,7 @@ def _resolve(task: TaskConfig, *, trigger: str) -> Resolved:
                 "(scheduled refreshes and API calls).",
                 "UnattendedUseNotAllowed",
             )
-        principal = principal_for(connector)
+        principal = _principal(connector, memo)
         partition = connector.partition
     else:
         if not host_credentials_available(plan.team):
@@ -182,11 +200,8 @@ def generated_variables(namespace: str, authorization: aws.EcrAuthorization) -> 
     }
 
 
-def _write_variables(task: TaskConfig, run: TaskRun, values: dict[str, str], expires_at) -> None:
-    """Replace the task's variables with these, all at once (call inside a transaction)."""
-    VariableResult.objects.filter(task=task).delete()
-    stamp = now()
-    VariableResult.objects.bulk_create(
+def _results(task: TaskConfig, run: TaskRun, values: dict[str, str], expires_at, stamp):
+    return [
         VariableResult(
             task=task,
             plan_id=task.job.plan_id,
@@ -201,7 +216,7 @@ def _write_variables(task: TaskConfig, run: TaskRun, values: dict[str, str], exp
             updated=stamp,
         )
         for key, value in values.items()
-    )
+    ]
 
 
 def next_refresh(*, expires_at, at):
@@ -223,49 +238,36 @@ def backoff(failures: int) -> timedelta:
     return timedelta(seconds=ceiling * random.uniform(0.5, 1.0))  # noqa: S311
 
 
-def _finish(run: TaskRun, *, ok: bool, error_class="", message="", request_id="", expires=None):
-    """Record the run's outcome, and the task's: its state and its next refresh."""
+def _finish(run: TaskRun, *, error_class: str, message: str, request_id: str = "") -> None:
+    """Record a failed run, and the task's state: back off, keep its variables."""
     finished = now()
     run_fields = {
         "finished": finished,
-        "outcome": TaskRun.Outcome.SUCCEEDED if ok else TaskRun.Outcome.FAILED,
+        "outcome": TaskRun.Outcome.FAILED,
         "region": run.region,
         "connector": run.connector,
         "error_class": error_class,
         "error_message": message,
         "aws_request_id": request_id,
-        "token_expires_at": expires,
+        "token_expires_at": None,
     }
     TaskRun.objects.filter(pk=run.pk).update(**run_fields)
     for name, value in run_fields.items():
         setattr(run, name, value)
-
-    task_fields = {
-        "last_run_at": finished,
-        "last_run_ok": ok,
-        "last_error": message[:1000],
-        "lease_until": None,
-    }
-    if ok:
-        task_fields["expires_at"] = expires
     tasks = TaskConfig.objects.filter(pk=run.task_id)
-    if ok and expires > finished:
-        task_fields.update(
-            failures=0, refresh_due_at=next_refresh(expires_at=expires, at=finished)
+    with transaction.atomic():
+        tasks.update(
+            last_run_at=finished,
+            last_run_ok=False,
+            last_error=message[:1000],
+            lease_until=None,
+            failures=F("failures") + 1,
         )
-        tasks.update(**task_fields)
-        status_record(task_id=run.task_id, run=run, at=finished)
-        return
-    # A failure, or a token that arrived expired already: retry later, never at once.
-    if ok:
-        task_fields["last_error"] = (
-            f"AWS returned a token that expired already ({expires:%Y-%m-%dT%H:%M:%SZ}); "
-            "check the clocks. Retrying with back-off."
-        )
-    tasks.update(failures=F("failures") + 1, **task_fields)
-    failures = tasks.values_list("failures", flat=True).get()
-    tasks.update(refresh_due_at=finished + backoff(failures))
-    status_record(task_id=run.task_id, run=run, at=finished)
+        failures = tasks.values_list("failures", flat=True).first()
+        if failures is None:  # the task was deleted meanwhile
+            return
+        tasks.update(refresh_due_at=finished + backoff(failures))
+        statuses_record(task_ids=[run.task_id], runs={run.task_id: run}, at=finished)
 
 
 def task_run(*, task: TaskConfig, trigger: str, actor=None, request=None) -> TaskRun:
@@ -301,7 +303,7 @@ def task_run(*, task: TaskConfig, trigger: str, actor=None, request=None) -> Tas
         _fail(run, e)
         return run
     except Exception as e:
-        _finish(run, ok=False, error_class=type(e).__name__, message="Internal error; see logs.")
+        _finish(run, error_class=type(e).__name__, message="Internal error; see logs.")
         raise
     _deliver(task, run, authorization)
     return run
@@ -310,27 +312,107 @@ def task_run(*, task: TaskConfig, trigger: str, actor=None, request=None) -> Tas
 def _fail(run: TaskRun, error: Exception) -> None:
     """Record a run that could not obtain credentials; the variables stay as they were."""
     if isinstance(error, RunError):
-        _finish(run, ok=False, error_class=error.error_class, message=error.message)
+        _finish(run, error_class=error.error_class, message=error.message)
     elif isinstance(error, aws.AwsError):
         _finish(
             run,
-            ok=False,
             error_class=error.code,
             message=error.explanation,
             request_id=error.request_id,
         )
     else:
-        _finish(run, ok=False, error_class=type(error).__name__, message=str(error))
+        _finish(run, error_class=type(error).__name__, message=str(error))
+
+
+RUN_FIELDS = [
+    "finished",
+    "outcome",
+    "region",
+    "connector",
+    "error_class",
+    "error_message",
+    "aws_request_id",
+    "token_expires_at",
+]
+TASK_FIELDS = [
+    "last_run_at",
+    "last_run_ok",
+    "last_error",
+    "lease_until",
+    "expires_at",
+    "failures",
+    "refresh_due_at",
+]
 
 
 def _deliver(task: TaskConfig, run: TaskRun, authorization: aws.EcrAuthorization) -> None:
-    """Write the variables from an authorization, and finish the run, all at once."""
-    values = generated_variables(task.namespace, authorization)
+    _deliver_many([(task, run, authorization)])
+
+
+def _update_each(model, objects, fields: list[str]) -> None:
+    """Save these fields of each object, with one UPDATE per distinct set of values.
+
+    The tasks of a refresh group share their values, so this is one statement
+    where bulk_update would build a CASE per object and field.
+    """
+    same = defaultdict(list)
+    for obj in objects:
+        same[
+            tuple(getattr(obj, f"{name}_id", None) or getattr(obj, name) for name in fields)
+        ].append(obj.pk)
+    for values, ids in same.items():
+        columns = [model._meta.get_field(name).attname for name in fields]
+        model.objects.filter(pk__in=ids).update(**dict(zip(columns, values, strict=True)))
+
+
+def _deliver_many(members: list[tuple[TaskConfig, TaskRun, aws.EcrAuthorization]]) -> None:
+    """Write the variables of runs that obtained credentials and finish them, in one
+    transaction: every task gets all seven new variables, or none does.
+
+    Tasks served by one token get one refresh time (with one jitter), so they stay
+    one group, refreshed with one AWS call, next time too.
+    """
+    finished = now()
+    results = []
+    for task, run, authorization in members:
+        values = generated_variables(task.namespace, authorization)
+        results += _results(task, run, values, authorization.expires_at, finished)
+        run.finished, run.outcome = finished, TaskRun.Outcome.SUCCEEDED
+        run.error_class = run.error_message = ""
+        run.aws_request_id = authorization.request_id
+        run.token_expires_at = authorization.expires_at
+    ids = [task.pk for task, _, _ in members]
+    due = {}
     with transaction.atomic():
-        _write_variables(task, run, values, authorization.expires_at)
-        _finish(
-            run,
-            ok=True,
-            request_id=authorization.request_id,
-            expires=authorization.expires_at,
+        # Lock the rows first (PostgreSQL): failures counts on from the latest value.
+        failures = dict(
+            TaskConfig.objects.select_for_update().filter(pk__in=ids).values_list("id", "failures")
+        )
+        members = [m for m in members if m[0].pk in failures]  # deleted meanwhile
+        if not members:
+            return
+        for task, _, authorization in members:
+            expires = authorization.expires_at
+            task.last_run_at, task.last_run_ok, task.lease_until = finished, True, None
+            task.expires_at = expires
+            if expires > finished:
+                task.failures, task.last_error = 0, ""
+                if expires not in due:
+                    due[expires] = next_refresh(expires_at=expires, at=finished)
+                task.refresh_due_at = due[expires]
+            else:  # a token that arrived expired already: retry later, never at once
+                task.failures = failures[task.pk] + 1
+                task.last_error = (
+                    f"AWS returned a token that expired already ({expires:%Y-%m-%dT%H:%M:%SZ}); "
+                    "check the clocks. Retrying with back-off."
+                )
+                task.refresh_due_at = finished + backoff(task.failures)
+        VariableResult.objects.filter(task__in=[m[0].pk for m in members]).delete()
+        VariableResult.objects.bulk_create([r for r in results if r.task_id in failures])
+        _update_each(TaskRun, [run for _, run, _ in members], RUN_FIELDS)
+        _update_each(TaskConfig, [task for task, _, _ in members], TASK_FIELDS)
+        statuses_record(
+            task_ids=[task.pk for task, _, _ in members],
+            runs={task.pk: run for task, run, _ in members},
+            at=finished,
         )
