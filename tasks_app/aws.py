@@ -148,7 +148,8 @@ def _config(*, interactive: bool) -> Config:
         read_timeout=settings.AWS_READ_TIMEOUT,
         retries={
             "mode": "standard",
-            "max_attempts": 1 if interactive else settings.AWS_MAX_ATTEMPTS,
+            # total_max_attempts counts the first attempt; max_attempts would not.
+            "total_max_attempts": 1 if interactive else settings.AWS_MAX_ATTEMPTS,
         },
         user_agent_appid="ecrportal",
     )

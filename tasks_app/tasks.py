@@ -6,6 +6,7 @@ from tasks_app.services.health import canaries_purge, canary_answer
 from tasks_app.services.notifications import notification_send as notification_send_service
 from tasks_app.services.refresh import refresh_group as refresh_group_service
 from tasks_app.services.refresh import refresh_tick as refresh_tick_service
+from tasks_app.services.runs import runs_interrupted_close
 
 
 @shared_task(bind=True, ignore_result=True, time_limit=30, soft_time_limit=25)
@@ -16,6 +17,7 @@ def canary(self, ping_id: str) -> None:
 @shared_task(ignore_result=True)
 def housekeeping() -> None:
     canaries_purge()
+    runs_interrupted_close()
 
 
 @shared_task(ignore_result=True)

@@ -282,3 +282,59 @@ def test_an_unreachable_endpoint_backs_off_too(settings, clock):
     assert (task.failures, task.last_run_ok) == (1, False)
     assert "Could not connect to" in task.last_error
     assert task.refresh_due_at > clock.at
+
+
+def test_a_timeout_is_retried_then_backs_off(settings, clock):
+    """An endpoint that accepts the connection and never answers: a read timeout."""
+    import socket
+    import threading
+
+    settings.AWS_READ_TIMEOUT = 1
+    settings.AWS_MAX_ATTEMPTS = 2
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(listener.accept()[0])  # and say nothing
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        (task,) = _tasks(1)
+        for group in refresh.refresh_groups(refresh.refresh_claim()):
+            refresh.refresh_group(task_ids=group)
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+    task.refresh_from_db()
+    assert len(held) == 2  # botocore tried twice (ECRPORTAL_AWS_MAX_ATTEMPTS)
+    assert (task.failures, task.last_run_ok, task.status) == (1, False, "failing")
+    assert "did not answer ecr:GetAuthorizationToken within 1 s" in task.last_error
+    assert task.refresh_due_at > clock.at + timedelta(seconds=settings.BACKOFF_BASE * 0.4)
+    assert refresh.refresh_claim() == []  # not again at once
+
+
+def test_a_tick_that_cannot_queue_gives_the_tasks_back(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError
+
+    from tasks_app import tasks as celery_tasks
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(celery_tasks.refresh_group, "delay", broker_down)
+    (task,) = _tasks(1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert refresh.refresh_tick() == 1
+    task.refresh_from_db()
+    assert task.lease_until is None  # claimed again at the next tick, not after the lease
+    assert refresh.refresh_claim() == [task.id]

@@ -10,6 +10,7 @@
 """
 
 import dataclasses
+import logging
 import re
 from collections import defaultdict
 from datetime import timedelta
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils.timezone import now
+from kombu.exceptions import OperationalError
 
 from tasks_app import aws
 from tasks_app.crypto import EncryptionError
@@ -28,6 +30,8 @@ from tasks_app.services.status import status_sweep
 
 # At most this many tasks are claimed per tick, and refreshed per worker message
 # (a larger group is split: one AWS call per part).
+log = logging.getLogger(__name__)
+
 CLAIM_BATCH = 20000
 GROUP_SIZE = 500
 SCHEDULE = TaskRun.Trigger.SCHEDULE
@@ -151,6 +155,16 @@ def refresh_group(*, task_ids) -> int:
     return refreshed
 
 
+def _enqueue(task, ids) -> None:
+    """Queue a group; if the broker cannot take it, give the tasks back at once rather
+    than leave them leased until the lease runs out."""
+    try:
+        task.delay([str(i) for i in ids])
+    except OperationalError as e:
+        TaskConfig.objects.filter(id__in=ids).update(lease_until=None)
+        log.warning("Could not queue the refresh of %d tasks (%s); released them.", len(ids), e)
+
+
 def refresh_tick(*, at=None) -> int:
     """Claim what is due and queue one refresh per group (after this transaction commits).
 
@@ -163,8 +177,7 @@ def refresh_tick(*, at=None) -> int:
     at = at or now()
     claimed = refresh_claim(at=at)
     for ids in refresh_groups(claimed):
-        ids = [str(i) for i in ids]
-        transaction.on_commit(lambda ids=ids: refresh_group_task.delay(ids))
+        transaction.on_commit(lambda ids=ids: _enqueue(refresh_group_task, ids))
     status_sweep(at=at)
     for delivery_id in notifications_due(at=at):
         transaction.on_commit(lambda pk=delivery_id: notification_send.delay(pk))

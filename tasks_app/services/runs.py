@@ -270,6 +270,23 @@ def _finish(run: TaskRun, *, error_class: str, message: str, request_id: str = "
         statuses_record(task_ids=[run.task_id], runs={run.task_id: run}, at=finished)
 
 
+def runs_interrupted_close(*, at=None) -> int:
+    """Mark as failed the runs whose worker died before finishing (killed, restarted).
+
+    Their tasks are refreshed again when the claim runs out; this only tidies the
+    history. A run may last at most the task time limit.
+    """
+    at = at or now()
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    return TaskRun.objects.filter(outcome=TaskRun.Outcome.RUNNING, started__lt=at - limit).update(
+        outcome=TaskRun.Outcome.FAILED,
+        finished=at,
+        error_class="Interrupted",
+        error_message="The worker stopped before this run finished (killed or restarted). "
+        "Nothing it fetched was written; the task is refreshed again.",
+    )
+
+
 def task_run(*, task: TaskConfig, trigger: str, actor=None, request=None) -> TaskRun:
     """Run the task now: resolve, obtain credentials, call ECR, write the variables.
 
