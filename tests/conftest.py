@@ -178,7 +178,8 @@ def aws_calls(monkeypatch):
 
 @pytest.fixture
 def aws_failure(monkeypatch):
-    """aws_failure("ecr:GetAuthorizationToken", "AccessDeniedException"): AWS answers an error."""
+    """aws_failure("api.ecr:GetAuthorizationToken", "AccessDeniedException", status=400):
+    AWS answers that error (None: answers normally again)."""
     from botocore.awsrequest import AWSResponse
 
     from tasks_app import aws
@@ -186,19 +187,21 @@ def aws_failure(monkeypatch):
     failures = {}
 
     def answer(model=None, **kwargs):
-        code = failures.get(f"{model.service_model.endpoint_prefix}:{model.name}")
+        code, status = failures.get(
+            f"{model.service_model.endpoint_prefix}:{model.name}", (None, 0)
+        )
         if code is None:
             return None
         parsed = {
             "Error": {"Code": code, "Message": f"Injected {code}"},
-            "ResponseMetadata": {"RequestId": "req-injected-1", "HTTPStatusCode": 400},
+            "ResponseMetadata": {"RequestId": "req-injected-1", "HTTPStatusCode": status},
         }
-        return AWSResponse("https://injected.invalid/", 400, {}, None), parsed
+        return AWSResponse("https://injected.invalid/", status, {}, None), parsed
 
     monkeypatch.setattr(aws, "EVENT_HANDLERS", [*aws.EVENT_HANDLERS, ("before-call", answer)])
 
-    def fail(operation: str, code: str):
-        failures[operation] = code
+    def fail(operation: str, code: str | None, status: int = 400):
+        failures[operation] = (code, status)
 
     return fail
 

@@ -362,3 +362,13 @@ def test_the_delivery_log_costs_a_fixed_number_of_queries(
     _login(client, "alice")
     with django_assert_max_num_queries(12):
         client.get(reverse("team_notifications", args=[task.job.plan.team_id]))
+
+
+def test_the_task_page_lists_its_status_changes(task, client, aws_endpoint, aws_failure):
+    aws_failure(ECR, "AccessDeniedException")
+    task_run(task=task, trigger="manual")
+    _login(client, "vic")
+    page = client.get(reverse("task_detail", args=[task.id])).content.decode()
+    assert "Status changes" in page
+    assert "never run → " in page
+    assert "may not call ecr:GetAuthorizationToken" in page

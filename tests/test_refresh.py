@@ -218,10 +218,17 @@ def test_the_beat_tick_queues_groups_that_the_worker_refreshes(
 
 
 @pytest.mark.parametrize(
-    "code", ["ThrottlingException", "ThrottleException", "InternalServerError"]
+    ("code", "status"),
+    [
+        ("ThrottlingException", 400),
+        ("ThrottleException", 400),
+        ("TooManyRequestsException", 429),
+        ("InternalServerError", 500),
+        ("ServiceUnavailable", 503),
+    ],
 )
 def test_a_failing_refresh_serves_the_old_token_until_it_expires(
-    aws_endpoint, ecr_expiry, aws_failure, code, clock
+    aws_endpoint, ecr_expiry, aws_failure, code, status, clock
 ):
     from django.urls import reverse
     from rest_framework.test import APIClient
@@ -243,7 +250,7 @@ def test_a_failing_refresh_serves_the_old_token_until_it_expires(
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     url = reverse("api_task_variables", args=[task.id])
 
-    aws_failure("api.ecr:GetAuthorizationToken", code)
+    aws_failure("api.ecr:GetAuthorizationToken", code, status=status)
     TaskConfig.objects.filter(pk=task.pk).update(refresh_due_at=clock.at)
     for group in refresh.refresh_groups(refresh.refresh_claim()):
         refresh.refresh_group(task_ids=group)

@@ -108,6 +108,7 @@ def task_detail(request, task_id, delivery=None, problem=None, status=200):
         "results": results,
         "expected_keys": generated_keys(task.namespace),
         "runs": task.runs.select_related("actor", "connector")[:RECENT_RUNS],
+        "status_changes": task.status_changes.all()[:RECENT_RUNS],
         "policy": json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2),
         "usage": _usage(task, results, delivery),
         "problem": problem,
