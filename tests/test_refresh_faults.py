@@ -28,28 +28,6 @@ from tests.helpers import (
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def ecr_calls(monkeypatch, moto_server):
-    """GetAuthorizationToken calls the moto server answered; its tokens last 12 hours."""
-    from datetime import UTC, datetime, timedelta
-
-    from moto.ecr import responses
-
-    calls = {"n": 0}
-    original = responses.ECRResponse.get_authorization_token
-
-    def counted(response):
-        calls["n"] += 1
-        result = original(response)
-        expires = (datetime.now(UTC) + timedelta(hours=12)).replace(microsecond=0)
-        for data in result.result["authorizationData"]:
-            data["expiresAt"] = expires
-        return result
-
-    monkeypatch.setattr(responses.ECRResponse, "get_authorization_token", counted)
-    return calls
-
-
 def _tasks(count, *, due=True):
     team = make_team("Platform")
     connector = make_connector(team)

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from django.utils import timezone
 
 from tasks_app.models import Job, Plan, TaskConfig, TaskRun, VariableResult
 from tests.conftest import make_connector, make_team
@@ -12,7 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.django_db(
 
 
 def test_beat_and_a_worker_refresh_due_tasks_and_leave_the_others(
-    redis_url, moto_server, tmp_path
+    redis_url, moto_server, ecr_calls, tmp_path
 ):
     team = make_team("Platform")
     connector = make_connector(team)
@@ -49,12 +50,17 @@ def test_beat_and_a_worker_refresh_due_tasks_and_leave_the_others(
     assert sorted(runs.values_list("task", flat=True)) == sorted(t.id for t in due)
     assert set(runs.values_list("outcome", flat=True)) == {"succeeded"}
     assert not VariableResult.objects.filter(task=later).exists()
-    # moto's tokens expire on 2015-01-01: stored as expired, retried later, not at once.
+    assert ecr_calls["n"] == 1  # both tasks share a connector and a region
     for task in due:
         task.refresh_from_db()
-        assert task.status == "expired"
-        assert task.failures == 1
+        assert task.status == "ok"
+        assert task.failures == 0
         assert task.lease_until is None
+        hours_left = (task.expires_at - timezone.now()).total_seconds() / 3600
+        assert 11.9 < hours_left <= 12
+        # Next refresh: 6 hours (ECRPORTAL_MIN_REMAINING) plus jitter before expiry.
+        before_expiry = (task.expires_at - task.refresh_due_at).total_seconds()
+        assert 6 * 3600 <= before_expiry <= 6 * 3600 + 300
     assert "Task tasks_app.tasks.refresh_group" in worker.output()
     assert "Sending due task refresh-tick" in beat.output()
 
