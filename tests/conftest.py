@@ -295,3 +295,28 @@ def ecr_calls(monkeypatch, moto_server):
 
     monkeypatch.setattr(responses.ECRResponse, "get_authorization_token", counted)
     return calls
+
+
+def make_due_tasks(count: int, *, due: bool = True, registry_ids=(), **members: Role):
+    """`count` tasks of one team, sharing a connector and eu-west-1, one job each;
+    due for refresh (or not for a long time)."""
+    from tasks_app.models import Job, Plan, TaskConfig
+
+    team = make_team("Platform", **members)
+    connector = make_connector(team)
+    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
+    tasks = [
+        TaskConfig.objects.create(
+            job=Job.objects.create(plan=plan, key=f"JOB{i}", name=f"Job {i}"),
+            region="eu-west-1",
+            connector=connector,
+            registry_id=registry_ids[i] if i < len(registry_ids) else "",
+        )
+        for i in range(count)
+    ]
+    TaskConfig.objects.filter(pk__in=[t.pk for t in tasks]).update(
+        refresh_due_at="2000-01-01T00:00:00Z" if due else "2999-01-01T00:00:00Z"
+    )
+    for task in tasks:
+        task.refresh_from_db()
+    return tasks

@@ -9,10 +9,10 @@ from django.db import connection
 from django.utils import timezone
 
 from ecrportal.celery import app as celery_app
-from tasks_app.models import Job, Plan, Role, TaskConfig, TaskRun, VariableResult
+from tasks_app.models import Role, TaskConfig, TaskRun, VariableResult
 from tasks_app.services import refresh, runs
 from tasks_app.services.runs import backoff, next_refresh, task_run
-from tests.conftest import make_connector, make_team
+from tests.conftest import make_due_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -34,22 +34,7 @@ def clock(monkeypatch):
 
 
 def _tasks(count, *, registry_ids=()):
-    team = make_team("Platform", alice=Role.EDITOR)
-    connector = make_connector(team)
-    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
-    tasks = []
-    for i in range(count):
-        job = Job.objects.create(plan=plan, key=f"JOB{i}", name=f"Job {i}")
-        tasks.append(
-            TaskConfig.objects.create(
-                job=job,
-                region="eu-west-1",
-                connector=connector,
-                registry_id=registry_ids[i] if i < len(registry_ids) else "",
-                refresh_due_at=timezone.now() - timedelta(seconds=1),
-            )
-        )
-    return tasks
+    return make_due_tasks(count, registry_ids=registry_ids, alice=Role.EDITOR)
 
 
 def _ecr_calls(aws_calls):

@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tasks_app.models import Job, Plan, TaskConfig, TaskRun, VariableResult
+from tasks_app.models import TaskConfig, TaskRun, VariableResult
 from tasks_app.services.runs import runs_interrupted_close
-from tests.conftest import make_connector, make_team
+from tests.conftest import make_due_tasks
 from tests.helpers import (
     Process,
     beat_process,
@@ -29,21 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def _tasks(count, *, due=True):
-    team = make_team("Platform")
-    connector = make_connector(team)
-    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
-    tasks = [
-        TaskConfig.objects.create(
-            job=Job.objects.create(plan=plan, key=f"JOB{i}", name="Job"),
-            region="eu-west-1",
-            connector=connector,
-        )
-        for i in range(count)
-    ]
-    TaskConfig.objects.update(
-        refresh_due_at="2000-01-01T00:00:00Z" if due else "2999-01-01T00:00:00Z"
-    )
-    return tasks
+    return make_due_tasks(count, due=due)
 
 
 def _waiting_for_the_variables_table(monitor) -> bool:

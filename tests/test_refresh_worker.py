@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from tasks_app.models import Job, Plan, TaskConfig, TaskRun, VariableResult
-from tests.conftest import make_connector, make_team
+from tests.conftest import make_connector, make_due_tasks, make_team
 from tests.helpers import beat_process, portal_env, wait_for, worker_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -66,18 +66,7 @@ def test_beat_and_a_worker_refresh_due_tasks_and_leave_the_others(
 
 
 def test_two_beats_at_once_refresh_every_task_once(redis_url, moto_server, tmp_path):
-    team = make_team("Platform")
-    connector = make_connector(team)
-    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
-    tasks = [
-        TaskConfig.objects.create(
-            job=Job.objects.create(plan=plan, key=f"JOB{i}", name="Job"),
-            region="eu-west-1",
-            connector=connector,
-        )
-        for i in range(10)
-    ]
-    TaskConfig.objects.update(refresh_due_at="2000-01-01T00:00:00Z")
+    tasks = make_due_tasks(10)
 
     env = portal_env(
         tmp_path,
