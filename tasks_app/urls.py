@@ -14,6 +14,7 @@ from tasks_app.views import (
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    path("refresh-due/", dashboard.refresh_due, name="refresh_due"),
     path("login/", accounts.login_view, name="login"),
     path("logout/", accounts.logout_view, name="logout"),
     path("account/password/", accounts.password_change, name="password_change"),

@@ -9,6 +9,7 @@ from tasks_app.models.tasks import (
     TaskRun,
     TaskStatusChange,
     VariableResult,
+    status_filter,
     task_status,
 )
 from tasks_app.models.teams import (
@@ -44,5 +45,6 @@ __all__ = [
     "VariableResult",
     "is_masked_key",
     "slug_validator",
+    "status_filter",
     "task_status",
 ]

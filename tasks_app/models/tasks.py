@@ -32,6 +32,24 @@ def task_status(*, enabled: bool, expires_at, last_run_ok, at=None) -> str:
     return Status.OK if last_run_ok else Status.FAILING
 
 
+def status_filter(status: str, at=None) -> models.Q:
+    """The tasks whose live status (task_status) is this one, as a query filter."""
+    at = at or now()
+    live = models.Q(enabled=True)
+    never_failed = ~models.Q(last_run_ok=False)
+    return {
+        Status.DISABLED: models.Q(enabled=False),
+        Status.EXPIRED: live & models.Q(expires_at__lte=at),
+        Status.OK: live & models.Q(expires_at__gt=at, last_run_ok=True),
+        Status.FAILING: live
+        & (
+            models.Q(expires_at__gt=at) & ~models.Q(last_run_ok=True)
+            | models.Q(expires_at=None, last_run_ok=False)
+        ),
+        Status.NEVER_RUN: live & models.Q(expires_at=None) & never_failed,
+    }[Status(status)]
+
+
 class TaskConfig(models.Model):
     """An Amazon ECR Credentials Variables task (SPEC §4.1), one of a job's tasks."""
 

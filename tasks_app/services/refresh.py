@@ -44,7 +44,7 @@ def _due(at):
     )
 
 
-def refresh_claim(*, at=None, limit: int = CLAIM_BATCH) -> list:
+def refresh_claim(*, at=None, limit: int = CLAIM_BATCH, ids=None) -> list:
     """Lease up to `limit` due tasks; returns the IDs this call claimed.
 
     PostgreSQL: one locking read (FOR UPDATE SKIP LOCKED: rows another claimer
@@ -53,15 +53,16 @@ def refresh_claim(*, at=None, limit: int = CLAIM_BATCH) -> list:
     """
     at = at or now()
     lease = at + timedelta(seconds=settings.REFRESH_LEASE)
+    due = _due(at) if ids is None else _due(at).filter(id__in=ids)
     if connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():
-            ids = list(
-                _due(at).select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]
+            claimed = list(
+                due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]
             )
-            TaskConfig.objects.filter(id__in=ids).update(lease_until=lease)
-        return ids
+            TaskConfig.objects.filter(id__in=claimed).update(lease_until=lease)
+        return claimed
     claimed = []
-    for task_id, seen in _due(at).values_list("id", "lease_until")[:limit]:
+    for task_id, seen in due.values_list("id", "lease_until")[:limit]:
         unchanged = Q(lease_until__isnull=True) if seen is None else Q(lease_until=seen)
         if TaskConfig.objects.filter(unchanged, pk=task_id).update(lease_until=lease):
             claimed.append(task_id)
@@ -182,3 +183,20 @@ def refresh_tick(*, at=None) -> int:
     for delivery_id in notifications_due(at=at):
         transaction.on_commit(lambda pk=delivery_id: notification_send.delay(pk))
     return len(claimed)
+
+
+def refresh_request(*, tasks, at=None) -> tuple[int, int]:
+    """Refresh these tasks now, through the workers ("Refresh all due").
+
+    Returns (tasks queued, groups): tasks another worker holds are left to it.
+    """
+    from tasks_app.tasks import refresh_group as refresh_group_task
+
+    at = at or now()
+    ids = list(tasks.filter(enabled=True).values_list("id", flat=True))
+    TaskConfig.objects.filter(id__in=ids).update(refresh_due_at=at)
+    claimed = refresh_claim(at=at, ids=ids)
+    groups = refresh_groups(claimed)
+    for group in groups:
+        transaction.on_commit(lambda group=group: _enqueue(refresh_group_task, group))
+    return len(claimed), len(groups)

@@ -1,15 +1,103 @@
-from django.db.models import Count
-from django.shortcuts import render
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.timezone import now
+from django.views.decorators.http import require_POST
 
-from tasks_app.access import teams_for_user
-from tasks_app.models import TaskConfig
+from tasks_app.access import teams_for_user, teams_with_role
+from tasks_app.models import Plan, Role, Status, TaskConfig, status_filter
+from tasks_app.services.audit import audit_record
+from tasks_app.services.refresh import refresh_request
+from tasks_app.timeline import timeline
+
+STATUSES = [Status.OK, Status.FAILING, Status.EXPIRED, Status.NEVER_RUN, Status.DISABLED]
+
+
+def _filters(request, teams):
+    """The dashboard's filters from the query string; unknown values are ignored."""
+    team_ids = {str(t.id) for t in teams}
+    chosen = {
+        "team": request.GET.get("team", ""),
+        "plan": request.GET.get("plan", ""),
+        "status": request.GET.get("status", ""),
+    }
+    if chosen["team"] not in team_ids:
+        chosen["team"] = ""
+    if chosen["status"] not in STATUSES:
+        chosen["status"] = ""
+    return chosen
+
+
+def _due_for_refresh(at):
+    """What "Refresh all due" refreshes: due, or not ok (never run, failing, expired)."""
+    return Q(refresh_due_at__lte=at) | ~Q(status_filter(Status.OK, at))
 
 
 def dashboard(request):
-    teams = teams_for_user(request.user).annotate(member_count=Count("memberships"))
-    tasks = (
-        TaskConfig.objects.filter(job__plan__team__in=teams_for_user(request.user))
-        .select_related("job__plan", "connector")
-        .order_by("expires_at", "job__plan__key", "job__key", "position")
+    at = now()
+    teams = list(teams_for_user(request.user).annotate(member_count=Count("memberships")))
+    chosen = _filters(request, teams)
+    tasks = TaskConfig.objects.filter(job__plan__team__in=[t.id for t in teams])
+    plans = Plan.objects.filter(team__in=[t.id for t in teams]).order_by("key")
+    if chosen["team"]:
+        tasks = tasks.filter(job__plan__team_id=chosen["team"])
+        plans = plans.filter(team_id=chosen["team"])
+    if chosen["plan"]:
+        tasks = tasks.filter(job__plan__key=chosen["plan"])
+    if chosen["status"]:
+        tasks = tasks.filter(status_filter(chosen["status"], at))
+    tasks = list(
+        tasks.select_related("job__plan__team", "connector").order_by(
+            "expires_at", "job__plan__key", "job__key", "position"
+        )
     )
-    return render(request, "dashboard.html", {"teams": teams, "tasks": tasks})
+    editable = {t.id for t in teams_with_role(request.user, Role.EDITOR)}
+    due_count = (
+        TaskConfig.objects.filter(job__plan__team__in=editable, enabled=True)
+        .filter(_due_for_refresh(at))
+        .count()
+    )
+    context = {
+        "teams": teams,
+        "plans": plans,
+        "statuses": STATUSES,
+        "chosen": chosen,
+        "filtered": any(chosen.values()),
+        "tasks": tasks,
+        "busy": [t.id for t in tasks if t.lease_until and t.lease_until > at],
+        "at": at,
+        "timeline": timeline(tasks, at=at) if tasks else None,
+        "can_refresh": bool(editable),
+        "due_count": due_count,
+    }
+    return render(request, "dashboard.html", context)
+
+
+@require_POST
+def refresh_due(request):
+    """Queue every due, failing, expired or never-run task the user may edit."""
+    at = now()
+    editable = teams_with_role(request.user, Role.EDITOR)
+    tasks = TaskConfig.objects.filter(job__plan__team__in=editable).filter(_due_for_refresh(at))
+    queued, groups = refresh_request(tasks=tasks, at=at)
+    if queued:
+        audit_record(
+            action="tasks.refresh_requested",
+            summary=f"Asked for the refresh of {queued} due tasks",
+            request=request,
+            changes={"tasks": queued, "groups": groups},
+        )
+        messages.success(
+            request,
+            f"Queued {queued} task{'s' if queued != 1 else ''} in {groups} AWS "
+            f"call{'s' if groups != 1 else ''}; the workers refresh them now.",
+        )
+    else:
+        messages.info(request, "Nothing is due: every task you may edit has a valid token.")
+    back = request.POST.get("next", "")
+    if back.startswith("/") and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}
+    ):
+        return redirect(back)
+    return redirect("dashboard")

@@ -1,7 +1,9 @@
 // Turns [data-tabs] blocks into tabs; without JavaScript every panel shows.
 (function () {
   "use strict";
-  for (const block of document.querySelectorAll("[data-tabs]")) {
+  const init = () => {
+  for (const block of document.querySelectorAll("[data-tabs]:not([data-tabs-ready])")) {
+    block.dataset.tabsReady = "";
     const list = block.querySelector("[role=tablist]");
     const tabs = [...list.querySelectorAll("[role=tab]")];
     const panels = tabs.map((tab) => document.getElementById(tab.getAttribute("aria-controls")));
@@ -24,4 +26,7 @@
     for (const heading of block.querySelectorAll(".tabpanel > h3")) heading.classList.add("sr-only");
     select(0, false);
   }
+  };
+  init();
+  document.addEventListener("portal:swapped", init);
 })();

@@ -1,0 +1,71 @@
+// Progressive enhancement for forms and lists; without JavaScript everything
+// works by full page loads.
+//
+// <form data-live="#a,#b">: submitted with fetch; the answer's #a and #b replace
+// this page's, and #messages is announced. The button says it is busy meanwhile.
+// <div id="x" data-poll="2">: while it holds [data-busy] rows, the page is
+// fetched again every 2 s and #x replaced, for at most two minutes.
+(function () {
+  "use strict";
+  const status = document.getElementById("live-status");
+  const announce = (text) => { if (status) status.textContent = text; };
+
+  const swap = (html, selectors) => {
+    const doc = new DOMParser().parseFromString(html, "text/html");
+    for (const selector of selectors) {
+      const fresh = doc.querySelector(selector);
+      const current = document.querySelector(selector);
+      if (fresh && current) current.replaceWith(fresh);
+    }
+    const messages = document.getElementById("messages");
+    if (messages && messages.textContent.trim()) announce(messages.textContent.trim());
+    document.dispatchEvent(new CustomEvent("portal:swapped"));
+  };
+
+  let polls = 0;
+  const poll = () => {
+    const box = document.querySelector("[data-poll]:not([data-poll=''])");
+    if (!box || !box.querySelector("[data-busy]") || polls > 60) return;
+    polls += 1;
+    setTimeout(async () => {
+      const answer = await fetch(window.location.href, { credentials: "same-origin" });
+      if (answer.ok) swap(await answer.text(), ["#" + box.id]);
+      if (!document.querySelector("[data-poll] [data-busy]")) announce("All refreshes finished.");
+      poll();
+    }, Number(box.dataset.poll) * 1000);
+  };
+
+  document.addEventListener("submit", async (event) => {
+    const form = event.target.closest("form[data-live]");
+    if (!form) return;
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit], button:not([type])");
+    const label = button ? button.textContent : "";
+    if (button) {
+      button.disabled = true;
+      button.setAttribute("aria-busy", "true");
+      button.textContent = form.dataset.busyText || "Working…";
+    }
+    announce(form.dataset.busyText || "Working…");
+    try {
+      const answer = await fetch(form.action, {
+        method: "POST",
+        body: new FormData(form),
+        credentials: "same-origin",
+        headers: { "X-Requested-With": "fetch" },
+      });
+      swap(await answer.text(), [...form.dataset.live.split(","), "#messages"]);
+      polls = 0;
+      poll();
+    } catch (error) {
+      announce("The request failed; reload the page and try again.");
+    } finally {
+      if (button && document.contains(button)) {
+        button.disabled = false;
+        button.removeAttribute("aria-busy");
+        button.textContent = label;
+      }
+    }
+  });
+  poll();
+})();
