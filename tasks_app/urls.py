@@ -5,6 +5,7 @@ from tasks_app.views import (
     connectors,
     dashboard,
     health,
+    history,
     plans,
     tasks,
     teams,
@@ -15,6 +16,8 @@ from tasks_app.views import (
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("refresh-due/", dashboard.refresh_due, name="refresh_due"),
+    path("runs/", history.run_list, name="run_list"),
+    path("audit/", history.audit_log, name="audit_log"),
     path("login/", accounts.login_view, name="login"),
     path("logout/", accounts.logout_view, name="logout"),
     path("account/password/", accounts.password_change, name="password_change"),

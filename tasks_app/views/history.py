@@ -1,0 +1,112 @@
+"""Run history and the audit log: long lists with filters, read a page at a time."""
+
+from datetime import datetime, time, timedelta
+
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import render
+from django.utils.timezone import get_current_timezone
+
+from tasks_app.access import teams_administered_by, teams_for_user
+from tasks_app.models import AuditEvent, TaskRun
+
+PER_PAGE = 50
+
+
+def _choice(request, name: str, allowed) -> str:
+    value = request.GET.get(name, "")
+    return value if value in allowed else ""
+
+
+def _date(request, name: str):
+    """A YYYY-MM-DD filter; a malformed one is reported, not ignored silently."""
+    value = request.GET.get(name, "").strip()
+    if not value:
+        return value, None, ""
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        return value, None, f"{name.title()}: enter a date as YYYY-MM-DD, e.g. 2026-11-28."
+    return value, datetime.combine(day, time.min, tzinfo=get_current_timezone()), ""
+
+
+def _page(request, queryset):
+    return Paginator(queryset, PER_PAGE).get_page(request.GET.get("page"))
+
+
+def _query_without_page(request) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+def run_list(request):
+    teams = list(teams_for_user(request.user))
+    team_ids = {str(t.id) for t in teams}
+    chosen = {
+        "team": _choice(request, "team", team_ids),
+        "outcome": _choice(request, "outcome", TaskRun.Outcome.values),
+        "trigger": _choice(request, "trigger", TaskRun.Trigger.values),
+    }
+    runs = TaskRun.objects.filter(task__job__plan__team__in=[t.id for t in teams])
+    if chosen["team"]:
+        runs = runs.filter(task__job__plan__team_id=chosen["team"])
+    if chosen["outcome"]:
+        runs = runs.filter(outcome=chosen["outcome"])
+    if chosen["trigger"]:
+        runs = runs.filter(trigger=chosen["trigger"])
+    runs = runs.select_related("task__job__plan__team", "actor", "connector").order_by("-started")
+    context = {
+        "page": _page(request, runs),
+        "teams": teams,
+        "chosen": chosen,
+        "filtered": any(chosen.values()),
+        "outcomes": TaskRun.Outcome.choices,
+        "triggers": TaskRun.Trigger.choices,
+        "query": _query_without_page(request),
+    }
+    return render(request, "history/runs.html", context)
+
+
+def audit_log(request):
+    """Team admins read their teams' events; portal administrators read every event."""
+    teams = list(teams_administered_by(request.user))
+    team_ids = {str(t.id) for t in teams}
+    if request.user.is_superuser:
+        events = AuditEvent.objects.all()
+    else:
+        events = AuditEvent.objects.filter(team__in=[t.id for t in teams])
+    actions = sorted(set(events.values_list("action", flat=True).distinct()))
+    chosen = {
+        "team": _choice(request, "team", team_ids),
+        "action": _choice(request, "action", actions),
+        "actor": request.GET.get("actor", "").strip()[:150],
+    }
+    chosen["since"], since, since_error = _date(request, "since")
+    chosen["until"], until, until_error = _date(request, "until")
+    errors = [e for e in (since_error, until_error) if e]
+    if chosen["team"]:
+        events = events.filter(team_id=chosen["team"])
+    if chosen["action"]:
+        events = events.filter(action=chosen["action"])
+    if chosen["actor"]:
+        events = events.filter(
+            Q(actor_name__icontains=chosen["actor"])
+            | Q(actor__username__icontains=chosen["actor"])
+        )
+    if since:
+        events = events.filter(created__gte=since)
+    if until:
+        events = events.filter(created__lt=until + timedelta(days=1))
+    events = events.select_related("team", "actor").order_by("-created")
+    context = {
+        "page": _page(request, events),
+        "teams": teams,
+        "actions": actions,
+        "chosen": chosen,
+        "errors": errors,
+        "filtered": any(chosen.values()),
+        "query": _query_without_page(request),
+        "may_read": request.user.is_superuser or bool(teams),
+    }
+    return render(request, "history/audit.html", context, status=400 if errors else 200)
