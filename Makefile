@@ -9,7 +9,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
 
-.PHONY: help run demo test lint format lock clean
+.PHONY: help run demo test lint format lock clean screenshots
 
 help:
 	@echo "make run    set up .venv, migrate, start web + worker + beat on http://127.0.0.1:8000"
@@ -18,6 +18,7 @@ help:
 	@echo "make lint   ruff check, ruff format --check, makemigrations --check"
 	@echo "make format ruff format and ruff check --fix"
 	@echo "make lock   re-resolve requirements*.lock from pyproject.toml"
+	@echo "make screenshots  take the browser tests' screenshots and copy the README's to docs/screenshots"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -68,6 +69,12 @@ lock: $(DEV_STAMP)
 		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	$(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --generate-hashes \
 		--no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
+
+# The README's pictures: the browser tests take them; these are copied to docs/.
+DOC_SCREENSHOTS = dashboard task task-form connector runs audit-log phone-dashboard
+screenshots: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q tests/test_browser_main_flow.py tests/test_browser_connectors.py tests/test_accessibility.py
+	for name in $(DOC_SCREENSHOTS); do cp test-artifacts/screenshots/$$name.png docs/screenshots/; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var/static test-artifacts

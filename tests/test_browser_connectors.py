@@ -45,7 +45,7 @@ def test_an_admin_creates_and_tests_a_connector(live_server, page, aws_endpoint)
     expect(page.get_by_role("heading", name="prod push")).to_be_visible()
     page.get_by_label("Region").select_option("eu-west-1")
     page.get_by_role("button", name="Test connection").click()
-    expect(page.get_by_role("status")).to_contain_text(
+    expect(page.locator(".outcome[role=status]")).to_contain_text(
         "Signed in as arn:aws:sts::123456789012:assumed-role/ecr-push/ecrportal-alice"
     )
     _shot(page, "connector")

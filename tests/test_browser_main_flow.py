@@ -106,6 +106,18 @@ def test_the_main_flow_from_sign_in_to_an_evaluated_bash_snippet(
     expect(page.locator("svg.timeline-svg path.next")).to_have_count(1)
     _shot(page, "dashboard")
 
+    # What happened, for the team's admin: the runs and the audit log.
+    page.get_by_role("link", name="Runs").click()
+    expect(page.locator("table.list tbody tr")).to_have_count(1)
+    _shot(page, "runs")
+    page.get_by_role("link", name="Audit log").click()
+    page.get_by_label("Action").select_option("variables.revealed")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("table.list tbody tr")).to_have_count(1)
+    expect(page.locator("table.list")).to_contain_text("alice")
+    page.goto(live_server.url + "/audit/")
+    _shot(page, "audit-log")
+
 
 def _choose(page, name: str, value: str) -> None:
     control = page.locator(f'[name="{name}"]')
