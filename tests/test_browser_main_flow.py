@@ -214,3 +214,39 @@ def test_a_viewer_sees_no_reveal_button_and_no_secret(live_server, page, aws_end
     expect(page.get_by_role("button", name="Run now")).to_have_count(0)
     expect(page.locator("#values-bash")).to_contain_text("********")
     _shot(page, "task-viewer")
+
+
+def test_refresh_all_due_shows_progress_until_the_workers_are_done(
+    live_server, page, monkeypatch, aws_endpoint, ecr_expiry
+):
+    """The workers' part is played here, by the same service they call."""
+    from tasks_app import tasks as celery_tasks
+    from tasks_app.services.refresh import refresh_group
+
+    queued = []
+    monkeypatch.setattr(celery_tasks.refresh_group, "delay", queued.append)
+    team = make_team("Platform", alice=Role.EDITOR)
+    connector = make_connector(team)
+    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
+    for i in range(3):
+        TaskConfig.objects.create(
+            job=Job.objects.create(plan=plan, key=f"JOB{i}", name="Job"),
+            region="eu-west-1",
+            connector=connector,
+            description=f"Task {i}",
+        )
+    _sign_in(page, live_server.url, "alice")
+    button = page.get_by_role("button", name="Refresh all due (3)")
+    button.click()
+    expect(page.locator("#messages")).to_contain_text("Queued 3 tasks in 1 AWS call")
+    expect(page.locator("#tasks .badge.busy")).to_have_count(3)
+    expect(page.get_by_role("button", name="Refresh all due (0)")).to_be_disabled()
+    _shot(page, "dashboard-refreshing")
+    url = page.url
+    (group,) = queued
+    refresh_group(task_ids=group)
+    expect(page.locator("#tasks .badge.busy")).to_have_count(0, timeout=15000)
+    expect(page.locator("#tasks tbody .badge", has_text="ok")).to_have_count(3)
+    expect(page.locator("#live-status")).to_have_text("All refreshes finished.")
+    assert page.url == url  # no reload
+    expect(page.get_by_role("button", name="Refresh all due (0)")).to_be_visible()

@@ -56,6 +56,7 @@ def dashboard(request):
     due_count = (
         TaskConfig.objects.filter(job__plan__team__in=editable, enabled=True)
         .filter(_due_for_refresh(at))
+        .exclude(lease_until__gt=at)  # being refreshed already
         .count()
     )
     context = {

@@ -4,7 +4,8 @@
 // <form data-live="#a,#b">: submitted with fetch; the answer's #a and #b replace
 // this page's, and #messages is announced. The button says it is busy meanwhile.
 // <div id="x" data-poll="2">: while it holds [data-busy] rows, the page is
-// fetched again every 2 s and #x replaced, for at most two minutes.
+// fetched again every 2 s and #x replaced (with the elements named in
+// data-poll-also), for at most two minutes.
 (function () {
   "use strict";
   const status = document.getElementById("live-status");
@@ -18,7 +19,9 @@
       if (fresh && current) current.replaceWith(fresh);
     }
     const messages = document.getElementById("messages");
-    if (messages && messages.textContent.trim()) announce(messages.textContent.trim());
+    if (selectors.includes("#messages") && messages && messages.textContent.trim()) {
+      announce(messages.textContent.trim());
+    }
     document.dispatchEvent(new CustomEvent("portal:swapped"));
   };
 
@@ -29,7 +32,8 @@
     polls += 1;
     setTimeout(async () => {
       const answer = await fetch(window.location.href, { credentials: "same-origin" });
-      if (answer.ok) swap(await answer.text(), ["#" + box.id]);
+      const also = (box.dataset.pollAlso || "").split(",").filter(Boolean);
+      if (answer.ok) swap(await answer.text(), ["#" + box.id, ...also]);
       if (!document.querySelector("[data-poll] [data-busy]")) announce("All refreshes finished.");
       poll();
     }, Number(box.dataset.poll) * 1000);
