@@ -10,6 +10,7 @@ from tasks_app.models import Plan, Role, Status, TaskConfig, status_filter
 from tasks_app.services.audit import audit_record
 from tasks_app.services.refresh import refresh_request
 from tasks_app.timeline import timeline
+from tasks_app.views.history import team_options
 
 STATUSES = [Status.OK, Status.FAILING, Status.EXPIRED, Status.NEVER_RUN, Status.DISABLED]
 
@@ -61,8 +62,9 @@ def dashboard(request):
     )
     context = {
         "teams": teams,
-        "plans": plans,
-        "statuses": STATUSES,
+        "team_options": team_options(teams),
+        "plan_options": [(p.key, f"{p.key} {p.name}") for p in plans],
+        "status_options": [(status, status) for status in STATUSES],
         "chosen": chosen,
         "filtered": any(chosen.values()),
         "tasks": tasks,

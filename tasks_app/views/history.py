@@ -30,6 +30,10 @@ def _date(request, name: str):
     return value, datetime.combine(day, time.min, tzinfo=get_current_timezone()), ""
 
 
+def team_options(teams) -> list[tuple[str, str]]:
+    return [(str(team.id), team.name) for team in teams]
+
+
 def _page(request, queryset):
     return Paginator(queryset, PER_PAGE).get_page(request.GET.get("page"))
 
@@ -58,7 +62,7 @@ def run_list(request):
     runs = runs.select_related("task__job__plan__team", "actor", "connector").order_by("-started")
     context = {
         "page": _page(request, runs),
-        "teams": teams,
+        "team_options": team_options(teams),
         "chosen": chosen,
         "filtered": any(chosen.values()),
         "outcomes": TaskRun.Outcome.choices,
@@ -101,8 +105,9 @@ def audit_log(request):
     events = events.select_related("team", "actor").order_by("-created")
     context = {
         "page": _page(request, events),
-        "teams": teams,
-        "actions": actions,
+        "team_options": team_options(teams),
+        "action_options": [(action, action) for action in actions],
+        "team_empty": "All events" if request.user.is_superuser else "All your teams",
         "chosen": chosen,
         "errors": errors,
         "filtered": any(chosen.values()),
