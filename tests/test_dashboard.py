@@ -139,3 +139,16 @@ def test_viewers_refresh_nothing(client, tasks, monkeypatch):
     assert "Refresh all due" not in page
     response = client.post(reverse("refresh_due"), follow=True)
     assert "Nothing is due" in response.content.decode()
+
+
+def test_a_large_installation_lists_the_most_urgent_tasks(client, tasks, monkeypatch):
+    from tasks_app.views import dashboard
+
+    monkeypatch.setattr(dashboard, "SHOWN", 2)
+    client.login(username="vic", password=PASSWORD)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "The 2 most urgent are listed" in page
+    assert "task never run" in page
+    assert "task failing-never-fetched" in page
+    assert "task expired" not in page
+    assert "task ok" not in page

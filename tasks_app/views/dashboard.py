@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import now
@@ -12,6 +12,9 @@ from tasks_app.services.refresh import refresh_request
 from tasks_app.timeline import timeline
 from tasks_app.views.history import team_options
 
+# The dashboard lists the most urgent tasks (no token, then the soonest expiry);
+# filters narrow it.
+SHOWN = 200
 STATUSES = [Status.OK, Status.FAILING, Status.EXPIRED, Status.NEVER_RUN, Status.DISABLED]
 
 
@@ -48,10 +51,15 @@ def dashboard(request):
         tasks = tasks.filter(job__plan__key=chosen["plan"])
     if chosen["status"]:
         tasks = tasks.filter(status_filter(chosen["status"], at))
+    total = tasks.count()
     tasks = list(
         tasks.select_related("job__plan__team", "connector").order_by(
-            "expires_at", "job__plan__key", "job__key", "position"
-        )
+            # No token at all first (never fetched), then the soonest expiry.
+            F("expires_at").asc(nulls_first=True),
+            "job__plan__key",
+            "job__key",
+            "position",
+        )[:SHOWN]
     )
     editable = {t.id for t in teams_with_role(request.user, Role.EDITOR)}
     due_count = (
@@ -68,6 +76,7 @@ def dashboard(request):
         "chosen": chosen,
         "filtered": any(chosen.values()),
         "tasks": tasks,
+        "total": total,
         "busy": [t.id for t in tasks if t.lease_until and t.lease_until > at],
         "at": at,
         "timeline": timeline(tasks, at=at) if tasks else None,
