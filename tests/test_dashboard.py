@@ -152,3 +152,14 @@ def test_a_large_installation_lists_the_most_urgent_tasks(client, tasks, monkeyp
     assert "task failing-never-fetched" in page
     assert "task expired" not in page
     assert "task ok" not in page
+
+
+def test_the_task_page_draws_its_own_timeline(client, tasks):
+    task = tasks["failing"]
+    TaskRun.objects.create(task=task, trigger="schedule", outcome="failed", error_class="X")
+    client.login(username="vic", password=PASSWORD)
+    page = client.get(reverse("task_detail", args=[task.id])).content.decode()
+    assert "Token validity, last 24 hours and next 12" in page
+    assert page.count('class="valid"') == 1  # the current token
+    assert page.count('class="failed"') == 1
+    assert "Next refresh" in page

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
 from tasks_app import aws
@@ -18,6 +19,7 @@ from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.snippets import SHELL_LABELS, ci_snippet, env_name, env_snippet, mapping_snippet
 from tasks_app.task_rules import PARTITIONS, connectors_usable_by, generated_keys
+from tasks_app.timeline import timeline
 from tasks_app.views.plans import _get_job_for_user
 
 PARTITION_LABELS = {"aws": "AWS", "aws-cn": "AWS China", "aws-us-gov": "AWS GovCloud (US)"}
@@ -109,6 +111,7 @@ def task_detail(request, task_id, delivery=None, problem=None, status=200):
         "expected_keys": generated_keys(task.namespace),
         "runs": task.runs.select_related("actor", "connector")[:RECENT_RUNS],
         "status_changes": task.status_changes.all()[:RECENT_RUNS],
+        "timeline": timeline([task], at=now()),
         "policy": json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2),
         "usage": _usage(task, results, delivery),
         "problem": problem,
