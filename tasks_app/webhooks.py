@@ -108,9 +108,8 @@ def webhook_post(*, url: str, secret: str, event: str, delivery_id: str, body: b
     """POST a signed delivery; returns the HTTP status (2xx), raises WebhookError otherwise."""
     target = webhook_target(url)
     timestamp = str(int(time.time()))
-    host_header = target.host if target.port == 443 else f"{target.host}:{target.port}"
-    if ":" in target.host:  # an IPv6 literal
-        host_header = f"[{target.host}]" + ("" if target.port == 443 else f":{target.port}")
+    host = f"[{target.host}]" if ":" in target.host else target.host  # IPv6 literal
+    host_header = host if target.port == 443 else f"{host}:{target.port}"
     pool = urllib3.HTTPSConnectionPool(
         target.address,
         target.port,

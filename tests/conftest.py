@@ -278,22 +278,17 @@ def ecr_calls(monkeypatch, moto_server):
     """GetAuthorizationToken calls the moto server answered, counted in the server, whose
     tokens now last 12 hours as AWS's do (for child processes: ecr_expiry only reaches
     this process's botocore)."""
-    from datetime import UTC, datetime, timedelta
-
     from moto.ecr import responses
 
+    from tasks_app.management.commands.aws_standin import realistic_ecr_tokens
+
     calls = {"n": 0}
-    original = responses.ECRResponse.get_authorization_token
 
-    def counted(response):
+    def count():
         calls["n"] += 1
-        result = original(response)
-        expires = (datetime.now(UTC) + timedelta(hours=12)).replace(microsecond=0)
-        for data in result.result["authorizationData"]:
-            data["expiresAt"] = expires
-        return result
 
-    monkeypatch.setattr(responses.ECRResponse, "get_authorization_token", counted)
+    handler = realistic_ecr_tokens(12, on_call=count, install=False)
+    monkeypatch.setattr(responses.ECRResponse, "get_authorization_token", handler)
     return calls
 
 

@@ -372,3 +372,23 @@ def test_the_task_page_lists_its_status_changes(task, client, aws_endpoint, aws_
     assert "Status changes" in page
     assert "never run → " in page
     assert "may not call ecr:GetAuthorizationToken" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_cannot_take_a_notification_does_not_fail_the_run(
+    task, monkeypatch, aws_endpoint, aws_failure
+):
+    from kombu.exceptions import OperationalError
+
+    from tasks_app import tasks as celery_tasks
+
+    def broker_down(*args):
+        raise OperationalError("Connection refused")
+
+    monkeypatch.setattr(celery_tasks.notification_send, "delay", broker_down)
+    aws_failure(ECR, "AccessDeniedException")
+    run = task_run(task=task, trigger="manual")  # commits, then fails to queue: no raise
+    assert run.outcome == "failed"
+    delivery = NotificationDelivery.objects.get()
+    assert delivery.state == "pending"  # the next tick queues it again
+    assert notifications_due(at=timezone.now() + timedelta(seconds=1)) == [str(delivery.id)]

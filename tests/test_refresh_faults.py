@@ -28,10 +28,6 @@ from tests.helpers import (
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def _tasks(count, *, due=True):
-    return make_due_tasks(count, due=due)
-
-
 def _waiting_for_the_variables_table(monitor) -> bool:
     row = monitor.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -61,7 +57,7 @@ def test_a_worker_killed_between_the_aws_answer_and_the_commit_is_redone(
         "this test holds a worker between AWS's answer and its commit with a PostgreSQL "
         "table lock; set DATABASE_URL=postgres://…",
     )
-    tasks = _tasks(3)
+    tasks = make_due_tasks(3)
     env = portal_env(
         tmp_path,
         CELERY_BROKER_URL=redis_url,
@@ -158,7 +154,7 @@ def _pings(client) -> bool:
 
 def test_refreshes_resume_after_redis_restarts(moto_server, ecr_calls, tmp_path):
     require(shutil.which("redis-server") is not None, "redis-server is not installed")
-    tasks = _tasks(2, due=False)
+    tasks = make_due_tasks(2, due=False)
     first, second = tasks
     port = free_port()
     redis_server = _redis_server(port, tmp_path)
@@ -202,7 +198,7 @@ def test_a_failing_refresh_notifies_the_team_webhook_from_the_worker(
 ):
     from tasks_app.models import Team
 
-    (task,) = _tasks(1, due=False)
+    (task,) = make_due_tasks(1, due=False)
     Team.objects.update(webhook_url=webhook_receiver.url, notify_email=False)
     team = Team.objects.get()
     team.webhook_secret = "whsec-worker-0123456789"

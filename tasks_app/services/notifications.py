@@ -45,28 +45,36 @@ def notifications_queue(*, change: TaskStatusChange) -> list[NotificationDeliver
     if not change.kind:
         return []
     team = change.task.job.plan.team
-    at = change.at
-    deliveries = []
+    channels = []
     if team.notify_email:
-        deliveries.append(NotificationDelivery(team=team, change=change, channel=Channel.EMAIL))
+        channels.append((Channel.EMAIL, ""))
     if team.webhook_url:
-        deliveries.append(
-            NotificationDelivery(
-                team=team, change=change, channel=Channel.WEBHOOK, target=team.webhook_url
-            )
+        channels.append((Channel.WEBHOOK, team.webhook_url))
+    deliveries = NotificationDelivery.objects.bulk_create(
+        NotificationDelivery(
+            team=team, change=change, channel=channel, target=target, next_attempt_at=change.at
         )
+        for channel, target in channels
+    )
     for delivery in deliveries:
-        delivery.next_attempt_at = at
-    NotificationDelivery.objects.bulk_create(deliveries)
-    for delivery in deliveries:
-        transaction.on_commit(lambda pk=str(delivery.pk): _enqueue(pk))
+        notification_enqueue(delivery_id=str(delivery.pk))
     return deliveries
 
 
-def _enqueue(delivery_id: str) -> None:
+def notification_enqueue(*, delivery_id: str) -> None:
+    """Queue one attempt after the current transaction commits.
+
+    A broker that cannot take it is logged, not raised: the change is already
+    committed (a person's Run now must not fail for it), and the next refresh
+    tick queues every due delivery again.
+    """
     from tasks_app.tasks import notification_send
 
-    notification_send.delay(delivery_id)
+    transaction.on_commit(lambda: notification_send.delay(delivery_id), robust=True)
+
+
+def _webhook_secret(team) -> str:
+    return team.webhook_secret.reveal() if team.webhook_secret else ""
 
 
 def _admin_addresses(team) -> list[str]:
@@ -176,11 +184,10 @@ def notification_send(*, delivery_id) -> str | None:
             fields["target"] = ", ".join(addresses)[:2048]
             _email(change, addresses)
         else:
-            secret = delivery.team.webhook_secret
             body = json.dumps(notification_payload(change, str(delivery.pk))).encode()
             fields["response_status"] = webhook_post(
                 url=delivery.target,
-                secret=secret.reveal() if secret else "",
+                secret=_webhook_secret(delivery.team),
                 event=EVENT,
                 delivery_id=str(delivery.pk),
                 body=body,
@@ -233,7 +240,7 @@ def webhook_ping(*, team) -> int:
     }
     return webhook_post(
         url=team.webhook_url,
-        secret=team.webhook_secret.reveal() if team.webhook_secret else "",
+        secret=_webhook_secret(team),
         event="ping",
         delivery_id=delivery_id,
         body=json.dumps(body).encode(),

@@ -24,7 +24,7 @@ from kombu.exceptions import OperationalError
 from tasks_app import aws
 from tasks_app.crypto import EncryptionError
 from tasks_app.models import TaskConfig, TaskRun
-from tasks_app.services.notifications import notifications_due
+from tasks_app.services.notifications import notification_enqueue, notifications_due
 from tasks_app.services.runs import RunError, _deliver_many, _fail, _resolve
 from tasks_app.services.status import status_sweep
 
@@ -166,22 +166,28 @@ def _enqueue(task, ids) -> None:
         log.warning("Could not queue the refresh of %d tasks (%s); released them.", len(ids), e)
 
 
+def _queue_groups(claimed) -> list[list]:
+    """Group claimed tasks and queue one refresh per group after the commit."""
+    from tasks_app.tasks import refresh_group as refresh_group_task
+
+    groups = refresh_groups(claimed)
+    for group in groups:
+        transaction.on_commit(lambda group=group: _enqueue(refresh_group_task, group))
+    return groups
+
+
 def refresh_tick(*, at=None) -> int:
     """Claim what is due and queue one refresh per group (after this transaction commits).
 
     Also records the tokens that ran out since the last tick, and queues the
     notifications whose attempt is due (a retry, or one a lost worker held).
     """
-    from tasks_app.tasks import notification_send
-    from tasks_app.tasks import refresh_group as refresh_group_task
-
     at = at or now()
     claimed = refresh_claim(at=at)
-    for ids in refresh_groups(claimed):
-        transaction.on_commit(lambda ids=ids: _enqueue(refresh_group_task, ids))
+    _queue_groups(claimed)
     status_sweep(at=at)
     for delivery_id in notifications_due(at=at):
-        transaction.on_commit(lambda pk=delivery_id: notification_send.delay(pk))
+        notification_enqueue(delivery_id=delivery_id)
     return len(claimed)
 
 
@@ -190,13 +196,8 @@ def refresh_request(*, tasks, at=None) -> tuple[int, int]:
 
     Returns (tasks queued, groups): tasks another worker holds are left to it.
     """
-    from tasks_app.tasks import refresh_group as refresh_group_task
-
     at = at or now()
     ids = list(tasks.filter(enabled=True).values_list("id", flat=True))
     TaskConfig.objects.filter(id__in=ids).update(refresh_due_at=at)
     claimed = refresh_claim(at=at, ids=ids)
-    groups = refresh_groups(claimed)
-    for group in groups:
-        transaction.on_commit(lambda group=group: _enqueue(refresh_group_task, group))
-    return len(claimed), len(groups)
+    return len(claimed), len(_queue_groups(claimed))

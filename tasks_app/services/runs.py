@@ -27,7 +27,7 @@ from tasks_app.models import (
 )
 from tasks_app.services.audit import audit_record
 from tasks_app.services.connectors import principal_for
-from tasks_app.services.status import statuses_record
+from tasks_app.services.status import status_record, statuses_record
 from tasks_app.task_rules import connectors_usable_by, ecr_regions, reference_key
 
 
@@ -267,7 +267,7 @@ def _finish(run: TaskRun, *, error_class: str, message: str, request_id: str = "
         if failures is None:  # the task was deleted meanwhile
             return
         tasks.update(refresh_due_at=finished + backoff(failures))
-        statuses_record(task_ids=[run.task_id], runs={run.task_id: run}, at=finished)
+        status_record(task_id=run.task_id, run=run, at=finished)
 
 
 def runs_interrupted_close(*, at=None) -> int:

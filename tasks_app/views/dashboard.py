@@ -10,7 +10,7 @@ from tasks_app.models import Plan, Role, Status, TaskConfig, status_filter
 from tasks_app.services.audit import audit_record
 from tasks_app.services.refresh import refresh_request
 from tasks_app.timeline import timeline
-from tasks_app.views.history import team_options
+from tasks_app.views.history import choice_param, team_options
 
 # The dashboard lists the most urgent tasks (no token, then the soonest expiry);
 # filters narrow it.
@@ -18,30 +18,21 @@ SHOWN = 200
 STATUSES = [Status.OK, Status.FAILING, Status.EXPIRED, Status.NEVER_RUN, Status.DISABLED]
 
 
-def _filters(request, teams):
-    """The dashboard's filters from the query string; unknown values are ignored."""
-    team_ids = {str(t.id) for t in teams}
-    chosen = {
-        "team": request.GET.get("team", ""),
-        "plan": request.GET.get("plan", ""),
-        "status": request.GET.get("status", ""),
-    }
-    if chosen["team"] not in team_ids:
-        chosen["team"] = ""
-    if chosen["status"] not in STATUSES:
-        chosen["status"] = ""
-    return chosen
-
-
-def _due_for_refresh(at):
-    """What "Refresh all due" refreshes: due, or not ok (never run, failing, expired)."""
-    return Q(refresh_due_at__lte=at) | ~Q(status_filter(Status.OK, at))
+def _refreshable(editable_teams, at):
+    """What "Refresh all due" refreshes: enabled tasks of these teams that are due,
+    or not ok (never run, failing, expired)."""
+    due = Q(refresh_due_at__lte=at) | ~status_filter(Status.OK, at)
+    return TaskConfig.objects.filter(due, job__plan__team__in=editable_teams, enabled=True)
 
 
 def dashboard(request):
     at = now()
     teams = list(teams_for_user(request.user).annotate(member_count=Count("memberships")))
-    chosen = _filters(request, teams)
+    chosen = {
+        "team": choice_param(request, "team", {str(t.id) for t in teams}),
+        "plan": request.GET.get("plan", ""),
+        "status": choice_param(request, "status", STATUSES),
+    }
     tasks = TaskConfig.objects.filter(job__plan__team__in=[t.id for t in teams])
     plans = Plan.objects.filter(team__in=[t.id for t in teams]).order_by("key")
     if chosen["team"]:
@@ -62,12 +53,7 @@ def dashboard(request):
         )[:SHOWN]
     )
     editable = {t.id for t in teams_with_role(request.user, Role.EDITOR)}
-    due_count = (
-        TaskConfig.objects.filter(job__plan__team__in=editable, enabled=True)
-        .filter(_due_for_refresh(at))
-        .exclude(lease_until__gt=at)  # being refreshed already
-        .count()
-    )
+    due_count = _refreshable(editable, at).exclude(lease_until__gt=at).count()  # not in progress
     context = {
         "teams": teams,
         "team_options": team_options(teams),
@@ -91,8 +77,7 @@ def refresh_due(request):
     """Queue every due, failing, expired or never-run task the user may edit."""
     at = now()
     editable = teams_with_role(request.user, Role.EDITOR)
-    tasks = TaskConfig.objects.filter(job__plan__team__in=editable).filter(_due_for_refresh(at))
-    queued, groups = refresh_request(tasks=tasks, at=at)
+    queued, groups = refresh_request(tasks=_refreshable(editable, at), at=at)
     if queued:
         audit_record(
             action="tasks.refresh_requested",

@@ -13,7 +13,8 @@ from tasks_app.models import AuditEvent, TaskRun
 PER_PAGE = 50
 
 
-def _choice(request, name: str, allowed) -> str:
+def choice_param(request, name: str, allowed) -> str:
+    """A filter from the query string; a value not offered is ignored (an empty filter)."""
     value = request.GET.get(name, "")
     return value if value in allowed else ""
 
@@ -48,9 +49,9 @@ def run_list(request):
     teams = list(teams_for_user(request.user))
     team_ids = {str(t.id) for t in teams}
     chosen = {
-        "team": _choice(request, "team", team_ids),
-        "outcome": _choice(request, "outcome", TaskRun.Outcome.values),
-        "trigger": _choice(request, "trigger", TaskRun.Trigger.values),
+        "team": choice_param(request, "team", team_ids),
+        "outcome": choice_param(request, "outcome", TaskRun.Outcome.values),
+        "trigger": choice_param(request, "trigger", TaskRun.Trigger.values),
     }
     runs = TaskRun.objects.filter(task__job__plan__team__in=[t.id for t in teams])
     if chosen["team"]:
@@ -80,10 +81,10 @@ def audit_log(request):
         events = AuditEvent.objects.all()
     else:
         events = AuditEvent.objects.filter(team__in=[t.id for t in teams])
-    actions = sorted(set(events.values_list("action", flat=True).distinct()))
+    actions = list(events.order_by("action").values_list("action", flat=True).distinct())
     chosen = {
-        "team": _choice(request, "team", team_ids),
-        "action": _choice(request, "action", actions),
+        "team": choice_param(request, "team", team_ids),
+        "action": choice_param(request, "action", actions),
         "actor": request.GET.get("actor", "").strip()[:150],
     }
     chosen["since"], since, since_error = _date(request, "since")

@@ -5,10 +5,12 @@ from datetime import UTC, datetime, timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 
-def realistic_ecr_tokens(hours: float, on_call=None) -> None:
+def realistic_ecr_tokens(hours: float, on_call=None, *, install: bool = True):
     """Make moto's ECR tokens expire `hours` after they are issued, as AWS's do.
 
     on_call(), if given, is called for every GetAuthorizationToken moto answers.
+    Returns the replacement handler; install=False leaves installing it to the
+    caller (tests install it with monkeypatch, to undo it afterwards).
     """
     from moto.ecr import responses
 
@@ -23,7 +25,9 @@ def realistic_ecr_tokens(hours: float, on_call=None) -> None:
             data["expiresAt"] = expires.replace(microsecond=0)
         return result
 
-    responses.ECRResponse.get_authorization_token = realistic
+    if install:
+        responses.ECRResponse.get_authorization_token = realistic
+    return realistic
 
 
 class Command(BaseCommand):
