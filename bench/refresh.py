@@ -174,7 +174,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from moto.server import ThreadedMotoServer
 
-    from tasks_app.management.commands.aws_standin import realistic_ecr_tokens
+    from devtools.aws_standin import realistic_ecr_tokens
 
     calls = {"n": 0}
     lock = threading.Lock()

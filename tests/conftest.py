@@ -280,7 +280,7 @@ def ecr_calls(monkeypatch, moto_server):
     this process's botocore)."""
     from moto.ecr import responses
 
-    from tasks_app.management.commands.aws_standin import realistic_ecr_tokens
+    from devtools.aws_standin import realistic_ecr_tokens
 
     calls = {"n": 0}
 

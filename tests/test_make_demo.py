@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devtools.newcomer import alive
 from tests.helpers import Process, child_environ, free_port, http_get, wait_for
-from tests.test_make_run import _gone
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +63,6 @@ def test_make_demo_refreshes_the_seeded_task_with_a_realistic_expiry(tmp_path):
             demo.stop(signal.SIGKILL)
 
     for pid in pids:
-        wait_for(lambda pid=pid: _gone(pid), timeout=10, what=f"process group {pid} to end")
+        wait_for(lambda pid=pid: not alive(pid), timeout=10, what=f"process group {pid} to end")
     expires = datetime.fromisoformat(row[1]).replace(tzinfo=UTC)
     assert timedelta(hours=11, minutes=58) < expires - datetime.now(UTC) <= timedelta(hours=12)

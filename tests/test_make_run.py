@@ -1,67 +1,88 @@
-"""`make run` on the embedded defaults: SQLite and the file-system broker, no servers."""
+"""`make run` as a newcomer runs it: a copy of the project, a .venv from requirements.lock
+alone (never the dev lock), the embedded defaults (SQLite, the file-system broker)."""
 
-import json
-import os
 import re
-import signal
-import time
+import subprocess
 
 import pytest
 
-from tests.helpers import Process, child_environ, free_port, http_get, wait_for
+from devtools import newcomer, runtime_check
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The work tree copied as git would commit it, with its own runtime-only .venv."""
+    project = newcomer.checkout(tmp_path_factory.mktemp("newcomer"), worktree=True)
+    seconds = newcomer.install(project)
+    print(f"runtime .venv from requirements.lock in {seconds:.1f} s")
+    return project
 
 
-def test_make_run_serves_the_portal_and_stops_everything_on_ctrl_c(tmp_path):
+def _pip(project, *args):
+    return subprocess.run(
+        [project / ".venv/bin/python", "-m", "pip", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_the_runtime_environment_has_only_the_runtime_lock(project):
+    frozen = _pip(project, "freeze", "--all").splitlines()
+    installed = dict(line.split("==") for line in frozen if "==" in line)
+    installed = {runtime_check.normalize(name): v for name, v in installed.items()}
+    for own in ("pip", "setuptools"):  # what `python -m venv` puts in every environment
+        installed.pop(own, None)
+    assert installed == runtime_check.locked_versions(project / "requirements.lock")
+    assert "certifi" in installed
+    assert "moto" not in installed
+
+
+def test_every_module_imports_in_the_runtime_environment(project):
+    output = newcomer.check_runtime(project)
+    assert re.search(r"\d+ modules of ecrportal, tasks_app import", output)
+    assert "certifi" in output
+    assert "System check identified no issues" in output
+
+
+def test_make_run_serves_the_portal_signs_in_and_stops_everything_on_ctrl_c(project, tmp_path):
     port = free_port()
-    env = child_environ(portal_settings=False)
-    env.update(
-        ECRPORTAL_DATA_DIR=str(tmp_path / "data"),
-        ECRPORTAL_BIND=f"127.0.0.1:{port}",
-        ECRPORTAL_SITE_URL=f"http://127.0.0.1:{port}",
-    )
-    run = Process("make-run", ["make", "--no-print-directory", "run"], env, tmp_path / "run.log")
-    started = time.monotonic()
-    run.start()
+    run = newcomer.MakeRun(project, port, tmp_path / "run.log").start()
     try:
-        wait_for(
-            lambda: http_get(f"http://127.0.0.1:{port}/login/")[0] == 200,
-            timeout=60,
-            what="make run to serve the login page",
-        )
-        print(f"login page served {time.monotonic() - started:.1f} s after make run")
+        children = newcomer.serve_and_stop(run)
         output = run.output()
-        assert f"ECR Portal: open http://127.0.0.1:{port}/" in output
-        assert re.search(r"One-time password: +\S{16}", output)
-
-        # The worker consumes from the file-system broker.
-        _, body = wait_for(
-            lambda: (r := http_get(f"http://127.0.0.1:{port}/readyz"))[0] == 200 and r,
-            timeout=60,
-            what="/readyz to see the worker",
-        )
-        assert json.loads(body)["checks"]["database"]["detail"] == "sqlite answered"
-        wait_for(lambda: "beat: Starting" in run.output(), timeout=30, what="beat to start")
-        assert (tmp_path / "data" / "db.sqlite3").exists()
-
-        pids = [int(p) for p in re.findall(r"\| \w+\.1 started \(pid=(\d+)\)", run.output())]
-        assert len(pids) == 3, run.output()
     finally:
-        # Ctrl-C in a terminal signals the whole foreground process group.
-        run.signal_group(signal.SIGINT)
-        try:
-            wait_for(lambda: not run.running(), timeout=40, what="make run to exit")
-        finally:
-            run.stop(signal.SIGKILL)
+        run.kill()
+    print(f"make run: /readyz answered {run.timings['readyz']:.1f} s after it started")
+    assert f"ECR Portal: open http://127.0.0.1:{port}/" in output
+    assert re.search(r"One-time password: +\S{16}", output)
+    assert "beat: Starting" in output
+    assert (project / "var" / "db.sqlite3").exists()
+    assert set(children) == {"web", "worker", "beat"}
+    assert not any(newcomer.alive(pid) for pid in children.values())
 
-    for pid in pids:
-        wait_for(lambda pid=pid: _gone(pid), timeout=10, what=f"process group {pid} to end")
+
+def test_a_package_missing_from_the_runtime_environment_is_named(project, tmp_path):
+    """Last in this file: it takes a package out of the shared .venv."""
+    _pip(project, "uninstall", "--yes", "certifi")
+
+    with pytest.raises(newcomer.NewcomerError) as failed:
+        newcomer.check_runtime(project)
+    assert "missing module 'certifi' (imported by tasks_app/webhooks.py:" in str(failed.value)
+
+    # make run itself stops at migrate, naming it too (the bug this file guards against).
+    env = newcomer.newcomer_environ(ECRPORTAL_DATA_DIR=str(tmp_path / "data"))
+    done = subprocess.run(
+        ["make", "--no-print-directory", "run"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "No module named 'certifi'" in done.stderr

@@ -12,7 +12,7 @@ DEMO_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 - AWS doc
 class Command(BaseCommand):
     help = (
         "Create a demo team, connector, plan, job and task (once) for trying the portal "
-        "against the local AWS stand-in (manage.py aws_standin). The first admin becomes "
+        "against the local AWS stand-in (python -m devtools.aws_standin). The first admin becomes "
         "the demo team's admin."
     )
 
