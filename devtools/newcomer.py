@@ -297,21 +297,17 @@ def alive(pid: int) -> bool:
 def serve_and_stop(run: MakeRun) -> dict[str, int]:
     """Steps 4 and 5 on a started `make run`; returns the children's pids."""
     opener = urllib.request.build_opener()
-    wait_for(
-        lambda: http_get(opener, run.url + "/healthz")[0] == 200,
-        timeout=120,
-        what="/healthz",
-        run=run,
-    )
-    run.mark("healthz")
-    wait_for(
-        lambda: http_get(opener, run.url + "/readyz")[0] == 200,
-        timeout=90,
-        what="/readyz (database and a worker consuming)",
-        run=run,
-    )
-    run.mark("readyz")
-    say(f"sign-in page and /readyz after {run.timings['readyz']:.1f} s")
+    # /healthz: the web process answers; /readyz: the database and a worker consuming.
+    for check, timeout in (("healthz", 120), ("readyz", 90)):
+        wait_for(
+            lambda check=check: http_get(opener, f"{run.url}/{check}")[0] == 200,
+            timeout=timeout,
+            what=f"/{check}",
+            run=run,
+        )
+        run.mark(check)
+    healthz, readyz = run.timings["healthz"], run.timings["readyz"]
+    say(f"/healthz answered after {healthz:.1f} s, /readyz after {readyz:.1f} s")
     user = sign_in(run)
     say(f"signed in as {user} with the printed one-time password and chose a new one")
     children = run.children()
