@@ -58,6 +58,17 @@ def connector_access(user, connector: Connector) -> ConnectorAccess | None:
     return best
 
 
+def teams_using_connector(user, connector: Connector) -> QuerySet[Team]:
+    """The teams through which the user may use the connector (USE access): the owner team
+    and the teams it is shared with, where the user is an editor or admin. Superusers act
+    for all of them."""
+    teams = Team.objects.filter(Q(pk=connector.team_id) | Q(shared_connectors=connector))
+    if user.is_superuser:
+        return teams.distinct()
+    editors = [r for r in Role if r.allows(Role.EDITOR)]
+    return teams.filter(memberships__user=user, memberships__role__in=editors).distinct()
+
+
 def require_team_role(user, team: Team, need: Role = Role.VIEWER) -> Role:
     """The user's role in the team. Non-members: 404 (as if nothing existed); too low: 403."""
     from django.core.exceptions import PermissionDenied

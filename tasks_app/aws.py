@@ -212,6 +212,16 @@ def _session(principal: Principal, *, caller: str, interactive: bool) -> _Cached
     # The retry mode is part of the key: the session's own STS client refreshes
     # the credentials, and background work must not inherit the single attempt
     # of interactive calls.
+    # The services check the team's grant of the host's own identity; this checks the
+    # deployment's switch, before any cached session, so no path reaches it while it is off.
+    if principal.credentials == "host" and not settings.ALLOW_HOST_CREDENTIALS:
+        raise AwsError(
+            "credentials",
+            "HostCredentialsNotAllowed",
+            "",
+            "The portal host's own AWS identity is turned off in this deployment "
+            "(ECRPORTAL_ALLOW_HOST_CREDENTIALS).",
+        )
     key = (principal, caller, interactive)
     with _lock:
         cached = _sessions.get(key)

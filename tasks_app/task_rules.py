@@ -40,12 +40,45 @@ def ecr_regions(partition: str | None = None) -> list[str]:
     return [region for p in partitions for region in aws.regions("ecr", p)]
 
 
-def connectors_usable_by(team):
-    """Connectors a team may use: its own and those shared with it."""
+def connectors_shared_with(team):
+    """Connectors of the team and those shared with it, whatever their credentials."""
     from tasks_app.models import Connector
 
     return Connector.objects.filter(
         id__in=Connector.objects.filter(Q(team=team) | Q(shared_with=team)).values("id")
+    )
+
+
+def connectors_usable_by(team):
+    """Connectors a team may use: its own and those shared with it, without those that
+    reach the portal host's own AWS identity unless the team may use it (SPEC §3)."""
+    connectors = connectors_shared_with(team)
+    if not host_credentials_available(team):
+        connectors = connectors.exclude(credentials="host")
+    return connectors
+
+
+HOST_NOT_ALLOWED = "HostCredentialsNotAllowed"
+NOT_SHARED = "ConnectorNotShared"
+
+
+def connector_refusal(team, connector) -> str | None:
+    """Why the team may not use the connector now (HOST_NOT_ALLOWED or NOT_SHARED), or None.
+
+    The host's credentials are checked for the team that uses them, not the owner: a
+    connector shared with a team that was never granted them does not lend them to it.
+    """
+    if connector.credentials == "host" and not host_credentials_available(team):
+        return HOST_NOT_ALLOWED
+    if not connectors_shared_with(team).filter(pk=connector.pk).exists():
+        return NOT_SHARED
+    return None
+
+
+def host_not_allowed_message(team, connector) -> str:
+    return (
+        f"Connector {connector.name} uses the portal host's own AWS identity, which is not "
+        f"available to team {team.name}. A portal administrator can grant it."
     )
 
 
@@ -99,7 +132,10 @@ def task_clean(task) -> None:
     team = task.job.plan.team
     if task.credentials_source == Source.CONNECTOR:
         if task.connector_id:
-            if not connectors_usable_by(team).filter(pk=task.connector_id).exists():
+            refusal = connector_refusal(team, task.connector)
+            if refusal == HOST_NOT_ALLOWED:
+                errors["connector"] = host_not_allowed_message(team, task.connector)
+            elif refusal == NOT_SHARED:
                 errors["connector"] = f"Choose a connector that team {team.name} may use."
         elif task.connector_variable:
             if reference_key(task.connector_variable) is None:

@@ -6,7 +6,8 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from tasks_app import aws
-from tasks_app.connector_rules import policy_packed
+from tasks_app.access import teams_using_connector
+from tasks_app.connector_rules import host_credentials_available, policy_packed
 from tasks_app.crypto import EncryptionError
 from tasks_app.models import Connector, Team
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
@@ -116,6 +117,10 @@ def connector_delete(*, connector: Connector, request) -> None:
     connector.delete()
 
 
+class HostCredentialsRefused(Exception):
+    """The host's own AWS identity is not available to whoever asks for it."""
+
+
 @dataclass(frozen=True)
 class TestOutcome:
     ok: bool
@@ -134,6 +139,14 @@ def connector_test(*, connector: Connector, region: str, request) -> TestOutcome
     caller = aws.session_name(request.user.get_username())
     identity = None
     try:
+        if connector.credentials == Connector.Credentials.HOST and not any(
+            host_credentials_available(team)
+            for team in teams_using_connector(request.user, connector)
+        ):
+            raise HostCredentialsRefused(
+                "The portal host's own AWS identity is not available to your teams that use "
+                f"connector {connector.name}. A portal administrator can grant it."
+            )
         principal = principal_for(connector)
         identity = aws.caller_identity(principal, caller=caller, region=region, interactive=True)
         token = aws.ecr_authorization(principal, caller=caller, region=region, interactive=True)
@@ -153,6 +166,8 @@ def connector_test(*, connector: Connector, region: str, request) -> TestOutcome
         )
     except EncryptionError as e:
         outcome = TestOutcome(ok=False, message=str(e), error_code="EncryptionError")
+    except HostCredentialsRefused as e:
+        outcome = TestOutcome(ok=False, message=str(e), error_code="HostCredentialsNotAllowed")
     else:
         outcome = TestOutcome(
             ok=True,

@@ -28,7 +28,15 @@ from tasks_app.models import (
 from tasks_app.services.audit import audit_record
 from tasks_app.services.connectors import principal_for
 from tasks_app.services.status import status_record, statuses_record
-from tasks_app.task_rules import connectors_usable_by, ecr_regions, reference_key
+from tasks_app.task_rules import (
+    HOST_NOT_ALLOWED,
+    NOT_SHARED,
+    connector_refusal,
+    connectors_shared_with,
+    ecr_regions,
+    host_not_allowed_message,
+    reference_key,
+)
 
 
 class RunError(Exception):
@@ -84,10 +92,10 @@ class _Lookup:
         return value, (MASK if variable.masked else repr(value))
 
 
-def _usable(team, connector, memo: dict) -> bool:
-    key = ("usable", team.pk, connector.pk)
+def _refusal(team, connector, memo: dict) -> str | None:
+    key = ("refusal", team.pk, connector.pk)
     if key not in memo:
-        memo[key] = connectors_usable_by(team).filter(pk=connector.pk).exists()
+        memo[key] = connector_refusal(team, connector)
     return memo[key]
 
 
@@ -114,7 +122,7 @@ def _resolve(task: TaskConfig, *, trigger: str, memo: dict | None = None) -> Res
             except ValueError:
                 connector_id = None
             connector = (
-                connectors_usable_by(plan.team).filter(pk=connector_id).first()
+                connectors_shared_with(plan.team).filter(pk=connector_id).first()
                 if connector_id
                 else None
             )
@@ -125,11 +133,14 @@ def _resolve(task: TaskConfig, *, trigger: str, memo: dict | None = None) -> Res
                     "f24e81bc-7aff-42db-86a2-7cf82e24d871).",
                     "InvalidConnectorVariable",
                 )
-        elif not _usable(plan.team, connector, memo):
+        refusal = _refusal(plan.team, connector, memo)
+        if refusal == HOST_NOT_ALLOWED:
+            raise RunError(host_not_allowed_message(plan.team, connector), refusal)
+        if refusal == NOT_SHARED:
             raise RunError(
                 f"Team {plan.team.name} may no longer use connector {connector.name}: "
                 "its owner stopped sharing it. Choose another connector.",
-                "ConnectorNotShared",
+                refusal,
             )
         if trigger != TaskRun.Trigger.MANUAL and not connector.unattended_use:
             raise RunError(
