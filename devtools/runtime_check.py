@@ -8,7 +8,8 @@ Checks, naming the module and the file that imports it when something is missing
    `dependencies` (not merely brought by another package);
 2. every module of ecrportal/ and tasks_app/ imports, after django.setup();
 3. what the portal loads by name rather than by import is there too: the production
-   database and broker drivers, and the commands of the Procfile and of `make run`.
+   database backend and broker transport (PostgreSQL, Redis), and the commands of the
+   Procfile and of `make run`.
 
 Uses the standard library (and Django, for 2), so that it runs in the runtime environment.
 The lock's own completeness (every dependency of a locked package locked too) is pip's
@@ -27,9 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("ecrportal", "tasks_app")
-# Loaded by name: psycopg through DATABASE_URL=postgres://…, redis through
-# CELERY_BROKER_URL=redis://…; neither is imported by the portal's own code.
-NAMED_ONLY = ("psycopg", "redis")
+# Loaded by name in production, never imported by the portal's own code: the database
+# backend of DATABASE_URL=postgres://… (psycopg) and the broker transport of
+# CELERY_BROKER_URL=redis://… (redis, and packaging, which kombu needs only for it).
+PRODUCTION_MODULES = ("django.db.backends.postgresql.base", "kombu.transport.redis")
 # `make run` starts the Procfile with honcho; the Procfile names the others.
 MAKE_RUN_COMMANDS = ("honcho",)
 
@@ -140,25 +142,18 @@ def module_import_problems(names: list[str]) -> list[str]:
     ]
 
 
-def named_only_problems(root: Path = ROOT) -> list[str]:
-    problems = [
-        f"missing module {m!r}, which the portal loads by name in production: "
-        "requirements.lock does not install it"
-        for m in NAMED_ONLY
-        if not installed(m)
-    ]
+def command_problems(root: Path = ROOT) -> list[str]:
     commands = list(MAKE_RUN_COMMANDS)
     for line in (root / "Procfile").read_text().splitlines():
         if ":" in line and not line.lstrip().startswith("#"):
             commands.append(line.partition(":")[2].split()[0])
     bin_dir = Path(sys.executable).parent
-    problems += [
+    return [
         f"missing command {c!r} in {bin_dir}: Procfile or make run starts it, "
         "requirements.lock does not install it"
         for c in commands
         if not (bin_dir / c).exists()
     ]
-    return problems
 
 
 def main() -> int:
@@ -166,15 +161,16 @@ def main() -> int:
     imports = third_party_imports()
     names = module_names()
     problems = import_problems(imports, declared_dependencies())
-    problems += named_only_problems()
-    problems += module_import_problems(names)
+    problems += command_problems()
+    problems += module_import_problems([*names, *PRODUCTION_MODULES])
     if problems:
         print(f"runtime check of {sys.prefix}: {len(problems)} problem(s)", file=sys.stderr)
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
     print(
-        f"runtime check of {sys.prefix}: {len(names)} modules of {', '.join(PACKAGES)} import; "
+        f"runtime check of {sys.prefix}: {len(names)} modules of {', '.join(PACKAGES)} and "
+        f"the production database and broker modules import; "
         f"{len(imports)} third-party modules installed and declared ({', '.join(sorted(imports))})"
     )
     return 0
