@@ -1,5 +1,6 @@
 """The HTTP API's plumbing: errors as {"error", "detail"}, and who may see which task."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -33,6 +34,10 @@ class Conflict(exceptions.APIException):
 
 def handle_exception(exc, context):
     """Every API error as {"error": code, "detail": text}; never a stack trace."""
+    if isinstance(exc, DjangoValidationError):  # a service's rule, as a form would show it
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
     response = exception_handler(exc, context)
     if response is None:
         return None  # a bug: Django's 500 handling (logged, no details shown)

@@ -426,23 +426,6 @@ def test_masked_variables_are_encrypted_and_write_only(client, world):
         assert "Sentinel-Var-Secret-1" not in str(event.changes)
 
 
-def test_renaming_a_variable_between_masked_and_plain_moves_its_value(client, world):
-    team, _connector, _plan, _job = world
-    client.force_login(_user(team, "alice"))
-    url = reverse("variable_create") + f"?team={team.id}"
-    client.post(url, {"key": "registry.secret", "value": "s3cr3t-value"})
-    variable = Variable.objects.get()
-    client.post(
-        reverse("variable_edit", args=[variable.id]), {"key": "registry.name", "value": ""}
-    )
-    variable.refresh_from_db()
-    assert (variable.masked, variable.value, variable.secret_value.token) == (
-        False,
-        "s3cr3t-value",
-        "",
-    )
-
-
 def test_variable_keys_are_checked_and_unique_where_they_live(client, world):
     team, _connector, plan, _job = world
     client.force_login(_user(team, "alice"))

@@ -1,5 +1,6 @@
 """Plans, jobs, input variables and task configurations: saving and deleting, audited."""
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils.timezone import now
@@ -109,19 +110,42 @@ def job_delete(*, job: Job, request) -> None:
 
 @transaction.atomic
 def variable_save(*, variable: Variable, value: str | None, request) -> Variable:
-    """Save an input variable; value None keeps the stored one. Values are never audited."""
+    """Save an input variable; value None keeps the stored one. Values are never audited.
+
+    A secret never becomes readable by renaming: a masked variable renamed to a plain
+    key needs a new value (the secret is discarded), else ValidationError on "value".
+    A plain variable renamed to a masked key keeps its value, now encrypted.
+    """
     creating = variable._state.adding
-    stored = None if creating else Variable.objects.get(pk=variable.pk)
+    stored = None if creating else Variable.objects.select_for_update().get(pk=variable.pk)
     given = value is not None
+    unmasking = stored is not None and stored.masked and not variable.masked
+    if unmasking and not given:
+        raise ValidationError(
+            {
+                "value": (
+                    f"{stored.key} holds a secret, and {variable.key} would show its value "
+                    "to every member. Enter a new value for it (the secret is discarded), "
+                    "or keep a key that contains password, secret, passphrase or sshkey."
+                )
+            }
+        )
     if not given and stored is not None and stored.masked != variable.masked:
-        # The key moved between masked and plain: the stored value moves with it.
-        value = stored.plain_value()
+        value = stored.plain_value()  # plain → masked: the value moves into the secret
     if value is not None:
         variable.set_value(value)
     variable.updated = now()
     variable.save()
     where = f"plan {variable.plan.key}" if variable.plan_id else f"team {variable.team.name}"
     renamed = stored is not None and stored.key != variable.key
+    if unmasking:
+        what = f"replaced; the secret of {stored.key} was discarded (not recorded)"
+    elif given:
+        what = "set (not recorded)"
+    elif stored is not None and variable.masked and not stored.masked:
+        what = "kept, now masked and encrypted"
+    else:
+        what = "kept"
     audit_record(
         action="variable.created" if creating else "variable.updated",
         summary=f"{'Created' if creating else 'Updated'} variable {variable.key} of {where}",
@@ -130,8 +154,10 @@ def variable_save(*, variable: Variable, value: str | None, request) -> Variable
         obj=variable,
         changes={
             "key": [stored.key, variable.key] if renamed else variable.key,
-            "masked": variable.masked,
-            "value": "set (not recorded)" if given else "kept",
+            "masked": [stored.masked, variable.masked]
+            if stored is not None and stored.masked != variable.masked
+            else variable.masked,
+            "value": what,
         },
     )
     return variable

@@ -1,6 +1,7 @@
 import uuid
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -53,9 +54,14 @@ def _variable_form(request, variable: Variable, *, back: str):
     )
     creating = variable._state.adding
     if request.method == "POST" and form.is_valid():
-        saved = variable_save(variable=form.instance, value=form.new_value(), request=request)
-        messages.success(request, f"{'Created' if creating else 'Saved'} variable {saved.key}.")
-        return redirect(back)
+        try:
+            saved = variable_save(variable=form.instance, value=form.new_value(), request=request)
+        except ValidationError as e:
+            form.add_error(None, e)
+        else:
+            verb = "Created" if creating else "Saved"
+            messages.success(request, f"{verb} variable {saved.key}.")
+            return redirect(back)
     context = {"form": form, "variable": variable, "back": back, "creating": creating}
     return render(request, "variables/form.html", context)
 
