@@ -42,20 +42,48 @@ def connectors_for_user(user) -> QuerySet[Connector]:
     return Connector.objects.filter(id__in=Connector.objects.filter(mine).values("id"))
 
 
-def connector_access(user, connector: Connector) -> ConnectorAccess | None:
+def team_roles(user) -> dict:
+    """{team id: Role} of the user's memberships, for deciding about many objects at once."""
+    return {
+        team_id: Role(role)
+        for team_id, role in Membership.objects.filter(user=user).values_list("team_id", "role")
+    }
+
+
+def connector_access(user, connector: Connector, *, roles=None) -> ConnectorAccess | None:
+    """What the user may do with the connector; None: nothing (not even know it exists).
+
+    `roles` (team_roles(user)) saves the query per connector when deciding about a list
+    whose shared_with is prefetched.
+    """
     if user.is_superuser:
         return ConnectorAccess.MANAGE
-    memberships = Membership.objects.filter(user=user).filter(
-        Q(team_id=connector.team_id) | Q(team__shared_connectors=connector)
-    )
+    if roles is None:
+        memberships = Membership.objects.filter(user=user).filter(
+            Q(team_id=connector.team_id) | Q(team__shared_connectors=connector)
+        )
+        relevant = {
+            team_id: Role(role) for team_id, role in memberships.values_list("team_id", "role")
+        }
+    else:
+        teams = {connector.team_id, *(team.pk for team in connector.shared_with.all())}
+        relevant = {team_id: role for team_id, role in roles.items() if team_id in teams}
     best = None
-    for team_id, role in memberships.values_list("team_id", "role"):
-        role = Role(role)
+    for team_id, role in relevant.items():
         if team_id == connector.team_id and role == Role.ADMIN:
             return ConnectorAccess.MANAGE
         level = ConnectorAccess.USE if role.allows(Role.EDITOR) else ConnectorAccess.VIEW
         best = max(best or level, level)
     return best
+
+
+# Settings that identify the connector's AWS principal: only those who manage the
+# connector (admins of its owner team) read them, on its page and through the API.
+CONNECTOR_OWNER_FIELDS = ("access_key_id", "external_id")
+
+
+def connector_owner_fields_visible(access: ConnectorAccess | None) -> bool:
+    return access is not None and access >= ConnectorAccess.MANAGE
 
 
 def teams_using_connector(user, connector: Connector) -> QuerySet[Team]:

@@ -10,10 +10,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, permissions, serializers, viewsets
 
 from tasks_app.access import (
+    CONNECTOR_OWNER_FIELDS,
     ConnectorAccess,
     connector_access,
+    connector_owner_fields_visible,
     connectors_for_user,
     require_team_role,
+    team_roles,
     teams_for_user,
 )
 from tasks_app.api import Conflict, token_of
@@ -106,6 +109,17 @@ class ConnectorSerializer(_Validated):
             "last_test_message",
         ]
         validators = []  # full_clean() checks the constraints, with the forms' messages
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        user = self.context["request"].user
+        if "roles" not in self.context:  # once per request, however many connectors
+            self.context["roles"] = team_roles(user)
+        access = connector_access(user, instance, roles=self.context["roles"])
+        if not connector_owner_fields_visible(access):
+            for name in CONNECTOR_OWNER_FIELDS:
+                data[name] = None
+        return data
 
     def build(self, attrs):
         attrs = dict(attrs)

@@ -11,6 +11,7 @@ from tasks_app import aws
 from tasks_app.access import (
     ConnectorAccess,
     connector_access,
+    connector_owner_fields_visible,
     connectors_for_user,
     teams_administered_by,
 )
@@ -105,6 +106,7 @@ def connector_detail(request, connector_id, test_form=None, outcome=None):
         "connector": connector,
         "access": access,
         "can_manage": access >= ConnectorAccess.MANAGE,
+        "shows_owner_fields": connector_owner_fields_visible(access),
         "can_use": access >= ConnectorAccess.USE,
         "shared_with": connector.shared_with.order_by("name"),
         "test_form": test_form
