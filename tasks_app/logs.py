@@ -64,6 +64,28 @@ def mask(text: str) -> str:
     return text
 
 
+def _mask_traceback(record: logging.LogRecord) -> None:
+    """Mask the exception and stack texts too (an exception's message may hold a secret).
+
+    The exception is formatted here, once, and kept masked as exc_text, which every
+    logging.Formatter prints instead of formatting exc_info again. Where that text held a
+    secret, exc_info is dropped, so that no handler can render the exception itself.
+    """
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        text = _FORMATTER.formatException(record.exc_info)
+        masked = mask(text)
+        record.exc_text = masked
+        if masked != text:
+            record.exc_info = None
+    elif record.exc_text:
+        record.exc_text = mask(record.exc_text)
+    if record.stack_info:
+        record.stack_info = mask(record.stack_info)
+
+
+_FORMATTER = logging.Formatter()
+
+
 def install() -> None:
     """Wrap the log record factory once per process."""
     current = logging.getLogRecordFactory()
@@ -75,10 +97,12 @@ def install() -> None:
         try:
             message = record.getMessage()
         except Exception:  # a broken format string is logging's own problem to report
-            return record
-        masked = mask(message)
-        if masked != message:
-            record.msg, record.args = masked, ()
+            message = None
+        if message is not None:
+            masked = mask(message)
+            if masked != message:
+                record.msg, record.args = masked, ()
+        _mask_traceback(record)
         return record
 
     factory.masks_secrets = True
