@@ -1,8 +1,8 @@
 """Webhook addresses and signed deliveries (SPEC §7).
 
-A webhook URL must be https and its host must not resolve to a loopback,
-link-local, private or otherwise non-public address, unless
-ECRPORTAL_WEBHOOK_ALLOW_PRIVATE is on. The check is made when the URL is saved
+A webhook URL must be https and its host must resolve only to globally routable
+addresses (nor carry a non-public IPv4 address in an IPv6 form: mapped, 6to4,
+Teredo, NAT64), unless ECRPORTAL_WEBHOOK_ALLOW_PRIVATE is on. The check is made when the URL is saved
 and again at every delivery, and the connection goes to the address that was
 checked (a DNS answer that changes in between cannot redirect it), with the
 certificate verified against the URL's host name. Redirects are not followed.
@@ -43,21 +43,51 @@ class Target:
     address: str  # the checked IP address the connection goes to
 
 
-def _refused(address) -> str:
-    """Why this address may not receive webhooks, or "" if it may."""
-    if address.version == 6 and address.ipv4_mapped:
-        address = address.ipv4_mapped
+# IPv6 forms that carry an IPv4 address: the IPv4 address must be public too.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052, well-known prefix
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated, ::a.b.c.d
+# Not globally routable, although Python's is_global says otherwise.
+_NOT_GLOBAL = (ipaddress.ip_network("64:ff9b:1::/48"),)  # RFC 8215, local-use NAT64
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598, carrier-grade NAT
+
+
+def _embedded_ipv4(address) -> list:
+    if address.version == 4:
+        return []
+    found = [address.ipv4_mapped, address.sixtofour, address.teredo and address.teredo[1]]
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):  # not ::, ::1
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [a for a in found if a is not None]
+
+
+def _kind(address) -> str:
+    """Why this one address is not public ("" if it is)."""
+    routable = address.is_global and not any(address in n for n in _NOT_GLOBAL)
+    if routable and not address.is_multicast:
+        return ""
     for flag, name in (
         ("is_unspecified", "an unspecified"),
         ("is_loopback", "a loopback"),
         ("is_link_local", "a link-local"),
-        ("is_private", "a private"),
         ("is_multicast", "a multicast"),
+        ("is_private", "a private"),
         ("is_reserved", "a reserved"),
     ):
         if getattr(address, flag):
             return f"{name} address"
-    return ""
+    if address.version == 4 and address in _SHARED:
+        return "a carrier-grade NAT (shared) address"
+    return "an address that is not globally routable"
+
+
+def _refused(address) -> str:
+    """Why this address may not receive webhooks, or "" if it may: it must be globally
+    routable, and so must any IPv4 address it carries (mapped, 6to4, Teredo, NAT64)."""
+    for embedded in _embedded_ipv4(address):
+        why = _kind(embedded)
+        if why:
+            return f"{why} ({embedded}) in IPv6 form" if embedded != address else why
+    return _kind(address)
 
 
 def webhook_target(url: str) -> Target:

@@ -257,6 +257,20 @@ def test_an_attempt_held_by_a_lost_worker_is_made_again(task, aws_endpoint, aws_
         ("https://192.168.0.10/x", "private"),
         ("https://169.254.169.254/latest/meta-data", "link-local"),
         ("https://0.0.0.0/x", "unspecified"),
+        ("https://[::]/x", "unspecified"),
+        ("https://100.64.0.1/x", "carrier-grade NAT"),
+        ("https://100.127.255.254/x", "carrier-grade NAT"),
+        ("https://[2002:7f00:1::]/x", r"loopback address \(127\.0\.0\.1\) in IPv6 form"),
+        ("https://[2002:a9fe:a9fe::]/x", r"link-local address \(169\.254\.169\.254\)"),
+        ("https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x", "loopback"),
+        ("https://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]/x", "private"),  # Teredo itself
+        ("https://[64:ff9b::a9fe:a9fe]/x", "link-local"),
+        ("https://[64:ff9b:1::1]/x", "reserved"),
+        ("https://[::127.0.0.1]/x", "loopback"),
+        ("https://[ff0e::1]/x", "multicast"),
+        ("https://224.0.0.1/x", "multicast"),
+        ("https://198.18.0.1/x", "private"),
+        ("https://[fd00::1]/x", "private"),
         ("https://user:pw@93.184.216.34/x", "no user name or password"),
         ("https://[::1/x", "not a valid URL"),
         ("https:///x", "no host name"),
@@ -265,6 +279,13 @@ def test_an_attempt_held_by_a_lost_worker_is_made_again(task, aws_endpoint, aws_
 def test_it_refuses_webhooks_to_private_addresses(url, message):
     with pytest.raises(WebhookError, match=message):
         webhook_target(url)
+
+
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "[2606:4700::1111]", "[2002:5db8:d822::1]", "[64:ff9b::808:808]"]
+)
+def test_it_accepts_globally_routable_addresses(address):
+    assert webhook_target(f"https://{address}/hook").address == address.strip("[]")
 
 
 def test_a_deployment_may_allow_private_webhooks(settings):
