@@ -2,10 +2,11 @@
 
 A webhook URL must be https and its host must resolve only to globally routable
 addresses (nor carry a non-public IPv4 address in an IPv6 form: mapped, 6to4,
-Teredo, NAT64), unless ECRPORTAL_WEBHOOK_ALLOW_PRIVATE is on. The check is made when the URL is saved
-and again at every delivery, and the connection goes to the address that was
-checked (a DNS answer that changes in between cannot redirect it), with the
-certificate verified against the URL's host name. Redirects are not followed.
+Teredo, NAT64), unless ECRPORTAL_WEBHOOK_ALLOW_PRIVATE is on. The check is made
+when the URL is saved and again at every delivery, and the connection goes to
+the address that was checked (a DNS answer that changes in between cannot
+redirect it), with the certificate verified against the URL's host name.
+Redirects are not followed.
 """
 
 import hashlib
