@@ -142,6 +142,21 @@ def module_import_problems(names: list[str]) -> list[str]:
     ]
 
 
+def driver_problems() -> list[str]:
+    """psycopg must bring its own libpq (psycopg-binary): the image has none to load."""
+    try:
+        import psycopg
+    except ImportError:
+        return []  # named by module_import_problems
+    if psycopg.pq.__impl__ not in ("binary", "c"):
+        return [
+            f"missing module 'psycopg_binary': psycopg uses the {psycopg.pq.__impl__} "
+            "libpq wrapper, which needs the system's libpq (absent from the image); "
+            "requirements.lock must install psycopg-binary"
+        ]
+    return []
+
+
 def command_problems(root: Path = ROOT) -> list[str]:
     commands = list(MAKE_RUN_COMMANDS)
     for line in (root / "Procfile").read_text().splitlines():
@@ -163,6 +178,7 @@ def main() -> int:
     problems = import_problems(imports, declared_dependencies())
     problems += command_problems()
     problems += module_import_problems([*names, *PRODUCTION_MODULES])
+    problems += driver_problems()
     if problems:
         print(f"runtime check of {sys.prefix}: {len(problems)} problem(s)", file=sys.stderr)
         for problem in problems:
