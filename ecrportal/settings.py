@@ -54,6 +54,7 @@ ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", list(dict.fromkeys([_site.hostname, "127.0.0.1", "localhost"]))
 )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+CSRF_FAILURE_VIEW = "tasks_app.views.errors.csrf_failure"  # JSON under /api/
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -70,6 +71,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Control characters in addresses (400) and oversized bodies (413) stop here.
+    "tasks_app.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

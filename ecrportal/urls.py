@@ -6,3 +6,9 @@ urlpatterns = [
     path("api/v1/", include("tasks_app.api_urls")),
     path("", include("tasks_app.urls")),
 ]
+
+# Error answers: pages for people, JSON {"error", "detail"} under /api/.
+handler400 = "tasks_app.views.errors.bad_request"
+handler403 = "tasks_app.views.errors.permission_denied"
+handler404 = "tasks_app.views.errors.page_not_found"
+handler500 = "tasks_app.views.errors.server_error"

@@ -17,8 +17,10 @@ ERROR_CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
+    413: "too_large",
     415: "unsupported_media_type",
     429: "throttled",
+    500: "server_error",
 }
 
 
