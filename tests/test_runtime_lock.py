@@ -71,7 +71,7 @@ def test_the_import_check_names_an_undeclared_package():
     declared.pop("certifi")
     imports = {"certifi": ["tasks_app/webhooks.py:19"]}
     (problem,) = runtime_check.import_problems(imports, declared)
-    assert "module 'certifi' (imported by tasks_app/webhooks.py:20) comes from certifi" in problem
+    assert "module 'certifi' (imported by tasks_app/webhooks.py:19) comes from certifi" in problem
 
 
 def test_the_import_check_names_a_module_this_environment_lacks():
