@@ -31,7 +31,12 @@ PACKAGES = ("ecrportal", "tasks_app")
 # Loaded by name in production, never imported by the portal's own code: the database
 # backend of DATABASE_URL=postgres://… (psycopg) and the broker transport of
 # CELERY_BROKER_URL=redis://… (redis, and packaging, which kombu needs only for it).
-PRODUCTION_MODULES = ("django.db.backends.postgresql.base", "kombu.transport.redis")
+PRODUCTION_MODULES = (
+    "psycopg",
+    "redis",
+    "django.db.backends.postgresql.base",
+    "kombu.transport.redis",
+)
 # `make run` starts the Procfile with honcho; the Procfile names the others.
 MAKE_RUN_COMMANDS = ("honcho",)
 
@@ -135,6 +140,8 @@ def module_import_problems(names: list[str]) -> list[str]:
         except ImportError as e:
             reason = f"missing module {e.name!r}" if e.name else f"import error: {e}"
             failed.setdefault(reason, []).append(name)
+        except Exception as e:  # e.g. a package that tolerates a missing one, then fails
+            failed.setdefault(f"{type(e).__name__}: {e}", []).append(name)
     return [
         f"{reason}: {len(stopped)} module(s) fail to import ({', '.join(stopped[:4])}"
         f"{' …' if len(stopped) > 4 else ''})"
