@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import render
 from django.urls import reverse
 
 from tasks_app.models import (
@@ -21,11 +22,18 @@ from tasks_app.models import (
     Variable,
     VariableResult,
 )
+from tasks_app.services.audit import audit_record
 
 
 @login_not_required
 def _admin_login(request, extra_context=None):
-    """The admin signs in through the portal's form, which throttles failed attempts."""
+    """The admin signs in through the portal's form, which throttles failed attempts.
+
+    Someone signed in already, but not a portal administrator, gets a page that says so
+    (sending them to sign in again would loop: the form sends them straight back).
+    """
+    if request.user.is_authenticated:
+        return render(request, "admin_forbidden.html", status=403)
     next_url = request.GET.get("next") or reverse("admin:index")
     return redirect_to_login(next_url, settings.LOGIN_URL)
 
@@ -43,6 +51,61 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class PortalManagedAdmin(ReadOnlyAdmin):
+    """Shown here, changed only in the portal: its forms hold the rules (secrets, host
+    credentials, scopes) and its services the audit trail, which a form here would bypass.
+    """
+
+    portal_url_name = ""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def view_on_site(self, obj):
+        return reverse(self.portal_url_name, args=[obj.pk])
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Changes made here are audited like the portal's, with the fields that changed."""
+
+    def _audit(self, request, obj, verb: str, changes: dict) -> None:
+        name = obj._meta.model_name
+        audit_record(
+            action=f"admin.{name}.{verb}",
+            summary=f"{verb.title()} {obj._meta.verbose_name} {obj} in the admin",
+            request=request,
+            team=audit_team(obj),
+            obj=obj,
+            changes=changes,
+        )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        fields = form.changed_data if change else list(form.fields)
+        values = {f: str(form.cleaned_data.get(f)) for f in fields if f in form.cleaned_data}
+        self._audit(request, obj, "updated" if change else "created", values)
+
+    def delete_model(self, request, obj):
+        self._audit(request, obj, "deleted", {})
+        super().delete_model(request, obj)
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            self._audit(request, obj, "created", {})
+        for obj, fields in formset.changed_objects:
+            self._audit(request, obj, "updated", {"fields": fields})
+        for obj in formset.deleted_objects:
+            self._audit(request, obj, "deleted", {})
+
+
+def audit_team(obj) -> Team | None:
+    if isinstance(obj, Team):
+        return obj
+    team = getattr(obj, "team", None)
+    return team if isinstance(team, Team) else None
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
@@ -50,7 +113,9 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AuditedAdmin):
+    # Notifications are set on the team's page, where the webhook address is checked.
+    fields = ["name", "slug", "host_credentials_allowed"]
     list_display = ["name", "slug", "host_credentials_allowed", "created"]
     list_filter = ["host_credentials_allowed"]
     search_fields = ["name", "slug"]
@@ -58,9 +123,11 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Connector)
-class ConnectorAdmin(admin.ModelAdmin):
-    """The secret access key has no form field: it is neither shown nor overwritten here."""
+class ConnectorAdmin(PortalManagedAdmin):
+    """The secret access key is neither shown nor changed here."""
 
+    portal_url_name = "connector_detail"
+    exclude = ["secret_access_key"]
     list_display = ["name", "team", "credentials", "principal_type", "partition", "last_test_ok"]
     list_filter = ["credentials", "principal_type", "partition"]
     list_select_related = ["team"]
@@ -70,7 +137,7 @@ class ConnectorAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin):
     list_display = ["user", "team", "role", "created"]
     list_filter = ["role", "team"]
     list_select_related = ["user", "team"]
@@ -79,7 +146,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Profile)
-class ProfileAdmin(admin.ModelAdmin):
+class ProfileAdmin(AuditedAdmin):
     list_display = ["user", "must_change_password"]
     list_select_related = ["user"]
     search_fields = ["user__username"]
@@ -106,9 +173,19 @@ class JobInline(admin.TabularInline):
     model = Job
     extra = 0
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(PortalManagedAdmin):
+    portal_url_name = "plan_detail"
     list_display = ["key", "name", "team", "created"]
     list_select_related = ["team"]
     search_fields = ["key", "name"]
@@ -116,23 +193,27 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(PortalManagedAdmin):
+    portal_url_name = "job_detail"
     list_display = ["key", "name", "plan", "stage"]
     list_select_related = ["plan"]
     search_fields = ["key", "name", "plan__key"]
 
 
 @admin.register(Variable)
-class VariableAdmin(admin.ModelAdmin):
-    """Masked values are encrypted and have no form field here."""
+class VariableAdmin(PortalManagedAdmin):
+    """Masked values are encrypted and not shown here."""
 
+    portal_url_name = "variable_edit"
+    exclude = ["secret_value"]
     list_display = ["key", "team", "plan", "masked"]
     list_select_related = ["team", "plan"]
     search_fields = ["key"]
 
 
 @admin.register(TaskConfig)
-class TaskConfigAdmin(admin.ModelAdmin):
+class TaskConfigAdmin(PortalManagedAdmin):
+    portal_url_name = "task_detail"
     list_display = ["__str__", "job", "namespace", "scope", "enabled", "expires_at", "last_run_ok"]
     list_filter = ["enabled", "scope", "credentials_source"]
     list_select_related = ["job__plan"]

@@ -105,6 +105,8 @@ class TaskConfig(models.Model):
     def clean(self):
         from tasks_app.task_rules import task_clean
 
+        if self.job_id is None:
+            return  # the job field reports it; the rules need the job's team
         task_clean(self)
 
     @property
