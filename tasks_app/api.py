@@ -85,6 +85,22 @@ def token_may_see(token: ApiToken, *, job_id, plan_id, scope: str) -> bool:
     return own_job or plan_result
 
 
+def check_token_may_run(token: ApiToken | None, task: TaskConfig) -> None:
+    """Tokens read what their job or plan may see, but run only the tasks of their own job:
+    a job may refresh its own credentials, not trigger another job's AWS calls."""
+    if token is None:
+        return
+    if token.job_id is None:
+        raise exceptions.PermissionDenied(
+            "A plan token reads variables; it runs no task. Use a job token of the task's job."
+        )
+    if token.job_id != task.job_id:
+        raise exceptions.PermissionDenied(
+            f"This token runs only the tasks of its own job; this task belongs to job "
+            f"{task.job.plan.key}-{task.job.key}."
+        )
+
+
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     """Documents the bearer tokens in the OpenAPI schema."""
 

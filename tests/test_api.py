@@ -295,6 +295,29 @@ def test_run_now_through_the_api(world, aws_endpoint, ecr_expiry):
     assert client.get(reverse("api_task_run", args=[world["local"].id])).status_code == 405
 
 
+def test_a_token_runs_only_the_tasks_of_its_own_job(world, aws_endpoint, aws_calls):
+    """Reading a result task of another job is right; triggering its AWS calls is not."""
+    deploy_token = _client(_token(world["plan"], world["deploy"]))
+    url = reverse("api_task_run", args=[world["result"].id])  # BUILD's result-scope task
+    assert (
+        deploy_token.get(reverse("api_task_variables", args=[world["result"].id])).status_code
+        == 200
+    )
+    response = deploy_token.post(url)
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "forbidden",
+        "detail": "This token runs only the tasks of its own job; this task belongs to job "
+        "WEB-BUILD-BUILD.",
+    }
+    plan_token = _client(_token(world["plan"]))
+    response = plan_token.post(url)
+    assert response.status_code == 403
+    assert response.json()["detail"].startswith("A plan token reads variables; it runs no task.")
+    assert not TaskRun.objects.exists()
+    assert aws_calls == []
+
+
 # --- reveal -----------------------------------------------------------------------------------
 
 

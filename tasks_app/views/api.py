@@ -14,7 +14,13 @@ from rest_framework.response import Response
 
 from tasks_app import ttl_cache
 from tasks_app.access import require_team_role
-from tasks_app.api import Conflict, check_task_access, token_may_see, token_of
+from tasks_app.api import (
+    Conflict,
+    check_task_access,
+    check_token_may_run,
+    token_may_see,
+    token_of,
+)
 from tasks_app.models import Plan, Role, TaskConfig, TaskRun
 from tasks_app.services.delivery import (
     Delivery,
@@ -189,13 +195,20 @@ def plan_variables(request, plan_key):
 
 @extend_schema(
     summary="Run a task now",
+    description="People who are editors of the task's team, and job tokens of the task's "
+    "own job; plan tokens and tokens of other jobs get 403.",
     request=None,
-    responses={201: RunSerializer, **ERRORS},
+    responses={
+        201: RunSerializer,
+        403: OpenApiResponse(ErrorSerializer, description="This token may not run the task."),
+        **ERRORS,
+    },
 )
 @login_not_required
 @api_view(["POST"])
 def task_run_now(request, task_id):
     task = _task(request, task_id)
+    check_token_may_run(token_of(request), task)
     person = None if token_of(request) else request.user
     try:
         run = task_run(task=task, trigger=TaskRun.Trigger.API, actor=person, request=request)
