@@ -195,3 +195,37 @@ def test_masked_variable_values_are_write_only(world):
     )
     assert wrong.status_code == 400
     assert json.loads(wrong.content)["detail"]["plan"] == ["The plan belongs to another team."]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "message"),
+    [
+        ("/api/v1/plans", {"name": 7}, "name", "Expected a string."),
+        ("/api/v1/variables", {"key": "k", "plan": ""}, "plan", "Expected an ID, or null."),
+        (
+            "/api/v1/jobs",
+            {"key": "JOB1", "name": "x", "stage": "2"},
+            "stage",
+            "Expected an integer.",
+        ),
+        (
+            "/api/v1/jobs",
+            {"key": "JOB1", "name": "x", "stage": True},
+            "stage",
+            "Expected an integer.",
+        ),
+        ("/api/v1/connectors", {"unattended_use": 0}, "unattended_use", "Expected true or false."),
+        (
+            "/api/v1/connectors",
+            {"shared_with": "x"},
+            "shared_with",
+            "Expected a list of IDs (strings).",
+        ),
+        ("/api/v1/tasks", {"enabled": None}, "enabled", "This field may not be null."),
+    ],
+)
+def test_json_values_must_have_the_type_the_schema_gives(world, path, body, field, message):
+    """DRF alone would read 7 as "7", 0 as false and "" as null."""
+    response = _as(world, "ada").post(path, body, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"][field] == [message]

@@ -41,10 +41,52 @@ class PeopleOnly(permissions.BasePermission):
         return request.user.is_authenticated and token_of(request) is None
 
 
+def _json_type_error(field, value) -> str | None:
+    """What is wrong with a JSON value's type for this field, as the schema documents it;
+    DRF alone would coerce 0 into False, 7 into "7" and "" into null."""
+    if value is None:
+        return None if field.allow_null else "This field may not be null."
+    if isinstance(field, serializers.RelatedField) and value == "":
+        return "Expected an ID, or null."
+    if isinstance(field, serializers.ManyRelatedField):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return None
+        return "Expected a list of IDs (strings)."
+    expected = (
+        (serializers.BooleanField, bool, "true or false"),
+        (serializers.IntegerField, int, "an integer"),
+        (serializers.CharField, str, "a string"),
+        (serializers.ChoiceField, str, "a string"),
+        (serializers.RelatedField, str, "an ID (a string)"),
+    )
+    for kind, python_type, words in expected:
+        if isinstance(field, kind):
+            valid = isinstance(value, python_type) and not (
+                python_type is int and isinstance(value, bool)
+            )
+            return None if valid else f"Expected {words}."
+    return None
+
+
 class _Validated(serializers.ModelSerializer):
-    """Builds the instance from the input and runs the model's full_clean()."""
+    """Builds the instance from the input and runs the model's full_clean().
+
+    JSON values must have the type the schema gives their field (no coercion).
+    """
 
     write_fields: tuple[str, ...] = ()
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            errors = {}
+            for name, field in self.fields.items():
+                if not field.read_only and name in data:
+                    problem = _json_type_error(field, data[name])
+                    if problem:
+                        errors[name] = [problem]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
 
     def build(self, attrs) -> object:
         instance = self.instance or self.Meta.model()
