@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from tasks_app.models import (
@@ -32,9 +32,11 @@ def _admin_login(request, extra_context=None):
     Someone signed in already, but not a portal administrator, gets a page that says so
     (sending them to sign in again would loop: the form sends them straight back).
     """
+    next_url = request.GET.get("next") or reverse("admin:index")
+    if admin.site.has_permission(request):
+        return redirect(next_url if next_url.startswith("/admin/") else reverse("admin:index"))
     if request.user.is_authenticated:
         return render(request, "admin_forbidden.html", status=403)
-    next_url = request.GET.get("next") or reverse("admin:index")
     return redirect_to_login(next_url, settings.LOGIN_URL)
 
 
