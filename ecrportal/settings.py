@@ -71,8 +71,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Control characters in addresses (400) and oversized bodies (413) stop here.
-    "tasks_app.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,6 +82,9 @@ MIDDLEWARE = [
     "tasks_app.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Control characters in addresses (400) and oversized bodies (413) stop here, before any
+    # view reads them, and their answers still pass the headers' middleware above.
+    "tasks_app.middleware.RequestGuardMiddleware",
 ]
 
 ROOT_URLCONF = "ecrportal.urls"
