@@ -260,22 +260,12 @@ class NotificationDeliveryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    """The hash is left out; a token is revoked from its page (revoked at)."""
+class ApiTokenAdmin(PortalManagedAdmin):
+    """The hash is left out; tokens are created and revoked in the portal, audited."""
 
     list_display = ["name", "hint", "plan", "job", "created", "expires_at", "revoked_at"]
     list_select_related = ["plan", "job"]
     exclude = ["token_hash"]
-    readonly_fields = [
-        "hint",
-        "team",
-        "plan",
-        "job",
-        "created",
-        "created_by",
-        "last_used_at",
-        "last_used_from",
-    ]
 
-    def has_add_permission(self, request):
-        return False
+    def view_on_site(self, obj):
+        return reverse("token_list")
