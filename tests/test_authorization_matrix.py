@@ -462,6 +462,7 @@ def test_every_url_answers_each_caller_as_the_table_says(world, aws_endpoint):
                 if got != expected:
                     wrong.append(f"{method} {path} ({name}) as {caller}: {got}, not {expected}")
     assert wrong == [], "\n".join(wrong)
+    print(f"{checked} requests")
     assert checked > 3000
 
 
