@@ -97,6 +97,7 @@ from datetime import timedelta
 from django.utils.timezone import now
 from django.contrib.auth import get_user_model
 from tasks_app.models import *
+from tasks_app.actor import SYSTEM
 from tasks_app.services.runs import task_run
 from tasks_app.services.tokens import token_create
 user = get_user_model().objects.create_user("bench", password="x")
@@ -108,7 +109,7 @@ connector.full_clean(); connector.save(); connector.refresh_from_db()
 plan = Plan.objects.create(team=team, key="BENCH-PLAN", name="Bench")
 job = Job.objects.create(plan=plan, key="JOB1", name="Job")
 task = TaskConfig.objects.create(job=job, region="eu-west-1", connector=connector)
-run = task_run(task=task, trigger="manual")
+run = task_run(task=task, trigger="manual", actor=SYSTEM)
 assert run.outcome == "succeeded", run.error_message
 # moto's tokens expire on 2015-01-01; give them AWS's 12 hours so that they are served.
 expiry = now() + timedelta(hours=12)

@@ -5,6 +5,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from tasks_app.actor import actor_for
 from tasks_app.models import (
     ApiToken,
     AuditEvent,
@@ -75,7 +76,7 @@ class AuditedAdmin(admin.ModelAdmin):
         audit_record(
             action=f"admin.{name}.{verb}",
             summary=f"{verb.title()} {obj._meta.verbose_name} {obj} in the admin",
-            request=request,
+            actor=actor_for(request),
             team=audit_team(obj),
             obj=obj,
             changes=changes,

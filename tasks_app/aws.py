@@ -109,7 +109,9 @@ class Identity:
 
 @dataclass(frozen=True)
 class EcrAuthorization:
-    token: str = field(repr=False)
+    token: str = field(repr=False)  # base64 of "<username>:<password>", as AWS returns it
+    username: str
+    password: str = field(repr=False)
     expires_at: datetime
     proxy_endpoint: str
     request_id: str = ""
@@ -342,10 +344,13 @@ def ecr_authorization(
     )
     data = response["authorizationData"][0]
     token = data["authorizationToken"]
+    username, _, password = base64.b64decode(token).decode().partition(":")
     secret_register(token)
-    secret_register(base64.b64decode(token).decode().partition(":")[2])
+    secret_register(password)
     return EcrAuthorization(
         token=token,
+        username=username,
+        password=password,
         expires_at=data["expiresAt"].astimezone(UTC),
         proxy_endpoint=data["proxyEndpoint"],
         request_id=response.get("ResponseMetadata", {}).get("RequestId", ""),

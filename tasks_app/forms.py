@@ -3,8 +3,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.db.models import Q
 
+from tasks_app.actor import actor_for
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, Team, Variable
-from tasks_app.services.logins import login_failed, login_retry_after
+from tasks_app.services.logins import login_retry_after
 
 
 def _minutes(seconds: int) -> str:
@@ -13,20 +14,25 @@ def _minutes(seconds: int) -> str:
 
 
 class LoginForm(AuthenticationForm):
-    """Django's sign-in form, refusing early when the account or address is throttled."""
+    """Django's sign-in form, refusing early when the account or address is throttled.
+
+    It records nothing: `failure` says why it refused ("throttled", "invalid" or None),
+    for the view to record the attempt (services/logins.py).
+    """
 
     error_messages = {
         **AuthenticationForm.error_messages,
         "throttled": "Too many failed sign-in attempts. Try again in %(wait)s.",
     }
+    failure: str | None = None
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
         password = self.cleaned_data.get("password")
         if username and password:
-            wait = login_retry_after(request=self.request, username=username)
+            wait = login_retry_after(actor=actor_for(self.request), username=username)
             if wait is not None:
-                login_failed(request=self.request, username=username, throttled=True)
+                self.failure = "throttled"
                 raise forms.ValidationError(
                     self.error_messages["throttled"],
                     code="throttled",
@@ -36,7 +42,7 @@ class LoginForm(AuthenticationForm):
             return super().clean()
         except forms.ValidationError as e:
             if username and password and e.code == "invalid_login":
-                login_failed(request=self.request, username=username)
+                self.failure = "invalid"
             raise
 
 

@@ -5,6 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tasks_app.actor import SYSTEM
 from tasks_app.models import Job, Plan, Role, TaskConfig
 from tasks_app.services.runs import task_run
 from tests.conftest import make_connector, make_team
@@ -77,7 +78,7 @@ def task(db):
 def test_every_field_has_a_label_and_the_keyboard_reaches_everything(
     live_server, page, task, aws_endpoint, ecr_expiry
 ):
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     _sign_in(page, live_server.url, "alice")
     paths = [
         "/",
@@ -116,7 +117,7 @@ def test_every_field_has_a_label_and_the_keyboard_reaches_everything(
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_pages_fit_a_phone_screen(live_server, browser, task, aws_endpoint, ecr_expiry):
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     context = browser.new_context(viewport={"width": 375, "height": 740})
     page = context.new_page()
     try:

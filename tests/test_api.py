@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 from rest_framework.test import APIClient
 
+from tasks_app.actor import Actor
 from tasks_app.models import (
     ApiToken,
     AuditEvent,
@@ -25,10 +26,8 @@ from tests.conftest import make_connector, make_team
 pytestmark = pytest.mark.django_db
 
 
-class _Request:
-    def __init__(self, user):
-        self.user = user
-        self.META = {"REMOTE_ADDR": "192.0.2.9"}
+def _actor(user):
+    return Actor(user=user, address="192.0.2.9")
 
 
 def _token(plan, job=None, **fields) -> str:
@@ -36,7 +35,7 @@ def _token(plan, job=None, **fields) -> str:
 
     user = plan.team.members.first()
     _, raw = token_create(
-        plan=plan, job=job, name="ci", expires_at=fields.get("expires_at"), request=_Request(user)
+        plan=plan, job=job, name="ci", expires_at=fields.get("expires_at"), actor=_actor(user)
     )
     return raw
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.utils.timezone import now
 
+from tasks_app.actor import Actor
 from tasks_app.models import Job, Plan, Role, TaskConfig, Variable, VariableResult
 from tasks_app.services.tokens import token_create
 from tests.conftest import make_connector, make_team
@@ -40,11 +41,8 @@ positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404",
 """
 
 
-class _Request:
-    META = {"REMOTE_ADDR": "127.0.0.1"}
-
-    def __init__(self, user):
-        self.user = user
+def _actor(user):
+    return Actor(user=user, address="127.0.0.1")
 
 
 @pytest.fixture
@@ -73,7 +71,7 @@ def world(transactional_db):
     variable.set_value("eu-west-1")
     variable.save()
     ada = team.members.get()
-    _, token = token_create(plan=plan, job=job, name="ci", expires_at=None, request=_Request(ada))
+    _, token = token_create(plan=plan, job=job, name="ci", expires_at=None, actor=_actor(ada))
     return {"ada": ada, "token": token, "task": task, "variable": variable}
 
 

@@ -24,6 +24,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.timezone import now
 
+from tasks_app.actor import Actor
 from tasks_app.models import (
     ApiToken,
     Job,
@@ -272,11 +273,8 @@ _ROOT_REQUEST = _RootRequest()
 # --- the world ---------------------------------------------------------------------------
 
 
-class _Request:
-    META = {"REMOTE_ADDR": "127.0.0.1"}
-
-    def __init__(self, user):
-        self.user = user
+def _actor(user):
+    return Actor(user=user, address="127.0.0.1")
 
 
 @pytest.fixture
@@ -311,17 +309,17 @@ def world(settings):
     other_plan = Plan.objects.create(team=other, key="OTHER-PLAN", name="Other")
     tokens = {
         "job_token": token_create(
-            plan=plan, job=job, name="job", expires_at=None, request=_Request(ada)
+            plan=plan, job=job, name="job", expires_at=None, actor=_actor(ada)
         )[1],
         "plan_token": token_create(
-            plan=plan, job=None, name="plan", expires_at=None, request=_Request(ada)
+            plan=plan, job=None, name="plan", expires_at=None, actor=_actor(ada)
         )[1],
         "other_token": token_create(
             plan=other_plan,
             job=None,
             name="other",
             expires_at=None,
-            request=_Request(other.members.get()),
+            actor=_actor(other.members.get()),
         )[1],
     }
     membership = Membership.objects.get(team=platform, user__username="vic")

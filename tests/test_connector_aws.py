@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tasks_app import aws
+from tasks_app.actor import Actor
 from tasks_app.models import Connector, Role
 from tasks_app.services.connectors import connector_test, principal_for
 from tests.conftest import HOST_ACCESS_KEY_ID, make_connector, make_team
@@ -21,17 +22,13 @@ def team(db):
     return make_team("Platform", alice=Role.ADMIN)
 
 
-class _Request:
-    """What connector_test needs of a request: who asks, and from where."""
-
-    def __init__(self, user):
-        self.user = user
-        self.META = {"REMOTE_ADDR": "192.0.2.1"}
+def _actor(user):
+    return Actor(user=user, address="192.0.2.1")
 
 
 @pytest.fixture
 def as_alice(team):
-    return _Request(team.members.get(username="alice"))
+    return _actor(team.members.get(username="alice"))
 
 
 def _ecr_call(calls):
@@ -44,7 +41,7 @@ def _operations(calls):
 
 def test_provided_credentials_are_used_as_they_are(aws_endpoint, aws_calls, team, as_alice):
     connector = make_connector(team)
-    outcome = connector_test(connector=connector, region="eu-west-1", request=as_alice)
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=as_alice)
 
     assert outcome.ok, outcome.message
     assert outcome.identity.account == "123456789012"
@@ -65,7 +62,7 @@ def test_an_assumed_role_gets_its_own_credentials(aws_endpoint, aws_calls, team,
         set_source_identity=True,
         session_policy='{"Version": "2012-10-17",\n "Statement": []}',
     )
-    outcome = connector_test(connector=connector, region="eu-west-1", request=as_alice)
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=as_alice)
 
     assert outcome.ok, outcome.message
     assert (
@@ -91,7 +88,7 @@ def test_the_default_session_duration_and_no_optional_parameters(
     aws_endpoint, aws_calls, team, as_alice
 ):
     connector = make_connector(team, principal_type="assumed_role", role_arn=ROLE)
-    assert connector_test(connector=connector, region="us-east-1", request=as_alice).ok
+    assert connector_test(connector=connector, region="us-east-1", actor=as_alice).ok
     assert aws_calls[0]["params"] == {
         "RoleArn": ROLE,
         "RoleSessionName": "ecrportal-alice",
@@ -101,7 +98,7 @@ def test_the_default_session_duration_and_no_optional_parameters(
 
 def test_a_federated_user_gets_temporary_credentials(aws_endpoint, aws_calls, team, as_alice):
     connector = make_connector(team, principal_type="federated_user")
-    outcome = connector_test(connector=connector, region="eu-west-1", request=as_alice)
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=as_alice)
 
     assert outcome.ok, outcome.message
     federation = aws_calls[0]
@@ -123,7 +120,7 @@ def test_a_federated_user_with_an_inline_policy(aws_endpoint, aws_calls, team, a
         session_duration=7200,
         session_policy=json.dumps(policy, indent=4),
     )
-    assert connector_test(connector=connector, region="eu-west-1", request=as_alice).ok
+    assert connector_test(connector=connector, region="eu-west-1", actor=as_alice).ok
     params = aws_calls[0]["params"]
     assert params["Policy"] == json.dumps(policy, separators=(",", ":"))
     assert params["DurationSeconds"] == 7200
@@ -132,7 +129,7 @@ def test_a_federated_user_with_an_inline_policy(aws_endpoint, aws_calls, team, a
 
 def test_a_session_token_gets_temporary_credentials(aws_endpoint, aws_calls, team, as_alice):
     connector = make_connector(team, principal_type="session_token", session_duration=1800)
-    outcome = connector_test(connector=connector, region="ap-southeast-2", request=as_alice)
+    outcome = connector_test(connector=connector, region="ap-southeast-2", actor=as_alice)
 
     assert outcome.ok, outcome.message
     assert aws_calls[0] == {
@@ -151,14 +148,14 @@ def test_the_host_identity_and_a_role_assumed_from_it(
     team.host_credentials_allowed = True
     team.save()
     host = make_connector(team, name="host", credentials="host")
-    assert connector_test(connector=host, region="eu-west-1", request=as_alice).ok
+    assert connector_test(connector=host, region="eu-west-1", actor=as_alice).ok
     assert f"Credential={HOST_ACCESS_KEY_ID}/" in _ecr_call(aws_calls)["headers"]["Authorization"]
 
     aws_calls.clear()
     chained = make_connector(
         team, name="host-role", credentials="host", principal_type="assumed_role", role_arn=ROLE
     )
-    assert connector_test(connector=chained, region="eu-west-1", request=as_alice).ok
+    assert connector_test(connector=chained, region="eu-west-1", actor=as_alice).ok
     assert f"Credential={HOST_ACCESS_KEY_ID}/" in aws_calls[0]["headers"]["Authorization"]
     assert "Credential=ASIA" in _ecr_call(aws_calls)["headers"]["Authorization"]
 
@@ -203,7 +200,7 @@ def test_aws_errors_are_explained_in_plain_words(
 ):
     connector = make_connector(team)
     aws_failure(operation, code)
-    outcome = connector_test(connector=connector, region="eu-west-1", request=as_alice)
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=as_alice)
 
     assert not outcome.ok
     assert explanation in outcome.message
@@ -222,7 +219,7 @@ def test_a_refused_role_names_what_to_check(aws_endpoint, aws_failure, team, as_
         team, principal_type="assumed_role", role_arn=ROLE, external_id="partner-4711"
     )
     aws_failure("sts:AssumeRole", "AccessDenied")
-    outcome = connector_test(connector=connector, region="eu-west-1", request=as_alice)
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=as_alice)
     assert outcome.message == (
         f"AWS refused to let the connector assume {ROLE}. Check that the role's trust policy "
         "allows this principal to assume it, and that the trust policy expects this external ID."
@@ -237,7 +234,7 @@ def test_an_unreachable_endpoint_is_reported_within_ten_seconds(settings, team, 
     connector = make_connector(team)
 
     started = time.monotonic()
-    outcome = connector_test(connector=connector, region="eu-west-1", request=as_alice)
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=as_alice)
 
     assert time.monotonic() - started < 10
     assert not outcome.ok
@@ -256,7 +253,7 @@ def test_an_endpoint_that_never_answers_is_reported_within_ten_seconds(settings,
         connector = make_connector(team)
 
         started = time.monotonic()
-        outcome = connector_test(connector=connector, region="eu-west-1", request=as_alice)
+        outcome = connector_test(connector=connector, region="eu-west-1", actor=as_alice)
         elapsed = time.monotonic() - started
 
     assert elapsed < 10
@@ -286,11 +283,11 @@ def test_per_service_endpoints_take_precedence(aws_endpoint, settings, team, as_
     settings.AWS_ENDPOINT_URL = dead
     settings.AWS_ENDPOINT_URLS = {"sts": aws_endpoint, "ecr": None}
     connector = make_connector(team)
-    outcome = connector_test(connector=connector, region="eu-west-1", request=as_alice)
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=as_alice)
     # STS went to moto; ECR fell back to the general endpoint, which is down.
     assert outcome.identity is not None
     assert f"Could not connect to {dead}/ for ecr:GetAuthorizationToken" in outcome.message
 
     aws.clear_caches()
     settings.AWS_ENDPOINT_URLS = {"sts": aws_endpoint, "ecr": aws_endpoint}
-    assert connector_test(connector=connector, region="eu-west-1", request=as_alice).ok
+    assert connector_test(connector=connector, region="eu-west-1", actor=as_alice).ok

@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from tasks_app import aws
+from tasks_app.actor import SYSTEM, Actor
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, TaskRun
 from tasks_app.services.connectors import connector_test
 from tasks_app.services.refresh import refresh_group
@@ -16,11 +17,8 @@ from tests.conftest import make_team
 pytestmark = pytest.mark.django_db
 
 
-class _Request:
-    META = {"REMOTE_ADDR": "127.0.0.1"}
-
-    def __init__(self, user):
-        self.user = user
+def _actor(user):
+    return Actor(user=user, address="127.0.0.1")
 
 
 @pytest.fixture
@@ -45,7 +43,7 @@ def _task_of(team, connector, key="WEB-BUILD") -> TaskConfig:
 
 def test_a_granted_team_runs_a_host_connector(granted, aws_endpoint, aws_calls, ecr_expiry):
     team, connector = granted
-    run = task_run(task=_task_of(team, connector), trigger=TaskRun.Trigger.MANUAL)
+    run = task_run(task=_task_of(team, connector), trigger=TaskRun.Trigger.MANUAL, actor=SYSTEM)
     assert run.outcome == TaskRun.Outcome.SUCCEEDED, run.error_message
     assert [c["operation"] for c in aws_calls] == ["api.ecr:GetAuthorizationToken"]
 
@@ -59,7 +57,7 @@ def test_it_refuses_a_host_connector_after_the_grant_is_withdrawn(
     team.save()
 
     for trigger in (TaskRun.Trigger.MANUAL, TaskRun.Trigger.API, TaskRun.Trigger.SCHEDULE):
-        run = task_run(task=task, trigger=trigger)
+        run = task_run(task=task, trigger=trigger, actor=SYSTEM)
         assert (run.outcome, run.error_class) == ("failed", "HostCredentialsNotAllowed")
     assert run.error_message == (
         "Connector host uses the portal host's own AWS identity, which is not available "
@@ -75,7 +73,7 @@ def test_it_refuses_a_host_connector_when_the_deployment_turns_it_off(
     task = _task_of(team, connector)
     settings.ALLOW_HOST_CREDENTIALS = False
 
-    run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL)
+    run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL, actor=SYSTEM)
     assert (run.outcome, run.error_class) == ("failed", "HostCredentialsNotAllowed")
     assert aws_calls == []
 
@@ -95,7 +93,7 @@ def test_a_shared_host_connector_lends_nothing_to_a_team_never_granted(
         "Connector host uses the portal host's own AWS identity, which is not available "
         "to team Web. A portal administrator can grant it."
     ]
-    run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL)
+    run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL, actor=SYSTEM)
     assert (run.outcome, run.error_class) == ("failed", "HostCredentialsNotAllowed")
 
     other.host_credentials_allowed = True
@@ -132,16 +130,16 @@ def test_test_connection_checks_the_grant_of_the_teams_that_use_it(
     bob = other.members.get()
     alice = team.members.get()
 
-    outcome = connector_test(connector=connector, region="eu-west-1", request=_Request(bob))
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=_actor(bob))
     assert (outcome.ok, outcome.error_code) == (False, "HostCredentialsNotAllowed")
     assert aws_calls == []
 
-    outcome = connector_test(connector=connector, region="eu-west-1", request=_Request(alice))
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=_actor(alice))
     assert outcome.ok, outcome.message
 
     settings.ALLOW_HOST_CREDENTIALS = False
     aws_calls.clear()
-    outcome = connector_test(connector=connector, region="eu-west-1", request=_Request(alice))
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=_actor(alice))
     assert (outcome.ok, outcome.error_code) == (False, "HostCredentialsNotAllowed")
     assert aws_calls == []
 

@@ -7,9 +7,11 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from tasks_app.actor import SYSTEM
 from tasks_app.models import (
     AuditEvent,
     Job,
@@ -22,8 +24,9 @@ from tasks_app.models import (
 )
 from tasks_app.services import notifications
 from tasks_app.services.notifications import notification_send, notifications_due
+from tasks_app.services.refresh import expiries_record
 from tasks_app.services.runs import task_run
-from tasks_app.services.status import status_record, status_sweep
+from tasks_app.services.status import statuses_record
 from tasks_app.webhooks import WebhookError, webhook_target
 from tests.conftest import PASSWORD, SECRET, make_connector, make_team, make_user
 
@@ -61,6 +64,13 @@ def _changes(task):
     return [(c.previous, c.status) for c in task.status_changes.order_by("at")]
 
 
+def _record(task_id):
+    """One task's status, recorded if it changed (as runs and ticks record it)."""
+    with transaction.atomic():
+        changes = statuses_record(task_ids=[task_id])
+    return changes[0] if changes else None
+
+
 def _send_all():
     states = []
     for delivery_id in notifications_due(at=timezone.now() + timedelta(seconds=1)):
@@ -69,12 +79,12 @@ def _send_all():
 
 
 def test_it_records_ok_failing_expired_and_recovery(task, aws_endpoint, ecr_expiry, aws_failure):
-    run = task_run(task=task, trigger="manual")
+    run = task_run(task=task, trigger="manual", actor=SYSTEM)
     assert _changes(task) == [("never run", "ok")]
     assert not NotificationDelivery.objects.exists()  # a first success is not news
 
     aws_failure(ECR, "ThrottlingException")
-    failed = task_run(task=task, trigger="manual")
+    failed = task_run(task=task, trigger="manual", actor=SYSTEM)
     task.refresh_from_db()
     assert task.status == "failing"
     assert task.recorded_status == "failing"
@@ -84,13 +94,13 @@ def test_it_records_ok_failing_expired_and_recovery(task, aws_endpoint, ecr_expi
     assert change.expires_at == run.token_expires_at
 
     # Nothing runs, the token runs out: the tick records it.
-    assert status_sweep(at=run.token_expires_at - timedelta(seconds=1)) == 0
+    assert len(expiries_record(at=run.token_expires_at - timedelta(seconds=1))) == 0
     TaskConfig.objects.filter(pk=task.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert status_sweep() == 1
-    assert status_sweep() == 0
+    assert len(expiries_record()) == 1
+    assert len(expiries_record()) == 0
 
     aws_failure(ECR, None)
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     assert _changes(task) == [
         ("never run", "ok"),
         ("ok", "failing"),
@@ -105,25 +115,25 @@ def test_it_records_ok_failing_expired_and_recovery(task, aws_endpoint, ecr_expi
 
 
 def test_a_change_seen_twice_is_recorded_once(task, aws_endpoint, ecr_expiry):
-    task_run(task=task, trigger="manual")
-    assert status_record(task_id=task.id) is None
+    task_run(task=task, trigger="manual", actor=SYSTEM)
+    assert _record(task.id) is None
     TaskConfig.objects.filter(pk=task.pk).update(expires_at=timezone.now() - timedelta(1))
-    first, second = status_record(task_id=task.id), status_record(task_id=task.id)
+    first, second = _record(task.id), _record(task.id)
     assert first is not None
     assert second is None
     assert TaskStatusChange.objects.filter(status="expired").count() == 1
 
 
 def test_disabled_tasks_are_not_swept(task, aws_endpoint, ecr_expiry):
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     TaskConfig.objects.filter(pk=task.pk).update(enabled=False)
-    assert status_sweep(at=timezone.now() + timedelta(days=1)) == 0
+    assert len(expiries_record(at=timezone.now() + timedelta(days=1))) == 0
 
 
 def test_it_emails_the_teams_admins_only(task, email, aws_endpoint, ecr_expiry, aws_failure):
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     aws_failure(ECR, "AccessDeniedException")
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
 
     assert _send_all() == ["sent"]
     (message,) = mail.outbox
@@ -144,7 +154,7 @@ def test_it_emails_the_teams_admins_only(task, email, aws_endpoint, ecr_expiry, 
 
 def test_without_smtp_the_email_is_skipped_with_the_reason(task, aws_endpoint, aws_failure):
     aws_failure(ECR, "AccessDeniedException")
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     assert _send_all() == ["skipped"]
     assert "ECRPORTAL_EMAIL_HOST" in NotificationDelivery.objects.get().last_error
     assert not mail.outbox
@@ -154,9 +164,9 @@ def test_the_webhook_gets_signed_json_without_secrets(
     task, webhook_receiver, aws_endpoint, ecr_expiry, aws_failure
 ):
     _with_webhook(task, webhook_receiver.url)
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     aws_failure(ECR, "AccessDeniedException")
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
 
     assert sorted(_send_all()) == ["sent", "skipped"]  # webhook sent, no SMTP set
     (request,) = webhook_receiver.received
@@ -193,7 +203,7 @@ def test_a_refused_delivery_is_retried_with_back_off_then_marked_failed(
     _with_webhook(task, webhook_receiver.url)
     Team.objects.update(notify_email=False)
     aws_failure(ECR, "AccessDeniedException")
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     delivery = NotificationDelivery.objects.get()
 
     webhook_receiver.answers += [500, 503]
@@ -236,7 +246,7 @@ def test_a_refused_delivery_is_retried_with_back_off_then_marked_failed(
 
 def test_an_attempt_held_by_a_lost_worker_is_made_again(task, aws_endpoint, aws_failure):
     aws_failure(ECR, "AccessDeniedException")
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     delivery = NotificationDelivery.objects.get()
     assert notifications.notification_claim(delivery_id=delivery.id) is not None
     # The worker dies here. The claim is a lease: due again once it runs out.
@@ -359,7 +369,7 @@ def test_members_see_the_delivery_log_but_only_admins_change_settings(
     task, client, username, aws_endpoint, aws_failure
 ):
     aws_failure(ECR, "AccessDeniedException")
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     _send_all()
     team = task.job.plan.team
     _login(client, username)
@@ -377,7 +387,7 @@ def test_the_delivery_log_costs_a_fixed_number_of_queries(
 ):
     aws_failure(ECR, "AccessDeniedException")
     for _ in range(3):
-        task_run(task=task, trigger="manual")
+        task_run(task=task, trigger="manual", actor=SYSTEM)
         TaskConfig.objects.filter(pk=task.pk).update(recorded_status="ok")
     assert NotificationDelivery.objects.count() == 3
     _login(client, "alice")
@@ -387,7 +397,7 @@ def test_the_delivery_log_costs_a_fixed_number_of_queries(
 
 def test_the_task_page_lists_its_status_changes(task, client, aws_endpoint, aws_failure):
     aws_failure(ECR, "AccessDeniedException")
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     _login(client, "vic")
     page = client.get(reverse("task_detail", args=[task.id])).content.decode()
     assert "Status changes" in page
@@ -408,7 +418,9 @@ def test_a_broker_that_cannot_take_a_notification_does_not_fail_the_run(
 
     monkeypatch.setattr(celery_tasks.notification_send, "delay", broker_down)
     aws_failure(ECR, "AccessDeniedException")
-    run = task_run(task=task, trigger="manual")  # commits, then fails to queue: no raise
+    run = task_run(
+        task=task, trigger="manual", actor=SYSTEM
+    )  # commits, then fails to queue: no raise
     assert run.outcome == "failed"
     delivery = NotificationDelivery.objects.get()
     assert delivery.state == "pending"  # the next tick queues it again

@@ -9,9 +9,11 @@ from django.db import connection
 from django.utils import timezone
 
 from ecrportal.celery import app as celery_app
+from tasks_app.actor import SYSTEM, Actor
 from tasks_app.models import Role, TaskConfig, TaskRun, VariableResult
-from tasks_app.services import refresh, runs
-from tasks_app.services.runs import backoff, next_refresh, task_run
+from tasks_app.schedule import backoff, next_refresh
+from tasks_app.services import refresh, results
+from tasks_app.services.runs import task_run
 from tests.conftest import make_due_tasks
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +30,7 @@ def clock(monkeypatch):
             return self.at
 
     fake = Clock()
-    monkeypatch.setattr(runs, "now", fake)
+    monkeypatch.setattr(results, "now", fake)
     monkeypatch.setattr(refresh, "now", fake)
     return fake
 
@@ -64,7 +66,7 @@ def test_back_off_grows_exponentially_with_jitter_up_to_the_cap():
 
 def test_a_good_run_schedules_the_next_refresh(aws_endpoint, ecr_expiry):
     (task,) = _tasks(1)
-    run = task_run(task=task, trigger="manual")
+    run = task_run(task=task, trigger="manual", actor=SYSTEM)
     task.refresh_from_db()
     assert task.failures == 0
     assert task.lease_until is None
@@ -169,18 +171,16 @@ def test_disabled_tasks_are_never_scheduled(aws_endpoint):
 
     (task,) = _tasks(1)
 
-    class Request:
-        user = task.job.plan.team.members.get()
-        META = {}
+    actor = Actor(user=task.job.plan.team.members.get())
 
     task.enabled = False
-    task_save(task=task, request=Request())
+    task_save(task=task, actor=actor)
     task.refresh_from_db()
     assert task.refresh_due_at is None
     assert refresh.refresh_claim(at=timezone.now() + timedelta(days=30)) == []
 
     task.enabled = True
-    task_save(task=task, request=Request())
+    task_save(task=task, actor=actor)
     task.refresh_from_db()
     assert task.refresh_due_at <= timezone.now()
 
@@ -221,15 +221,13 @@ def test_a_failing_refresh_serves_the_old_token_until_it_expires(
     from tasks_app.services.tokens import token_create
 
     (task,) = _tasks(1)
-    assert task_run(task=task, trigger="manual").outcome == "succeeded"
+    assert task_run(task=task, trigger="manual", actor=SYSTEM).outcome == "succeeded"
     good = VariableResult.objects.get(task=task, key="custom.aws.ecr.password").plain_value()
 
-    class Request:
-        user = task.job.plan.team.members.get()
-        META = {}
+    actor = Actor(user=task.job.plan.team.members.get())
 
     _, raw = token_create(
-        plan=task.job.plan, job=task.job, name="ci", expires_at=None, request=Request()
+        plan=task.job.plan, job=task.job, name="ci", expires_at=None, actor=actor
     )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")

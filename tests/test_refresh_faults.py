@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tasks_app.models import TaskConfig, TaskRun, VariableResult
-from tasks_app.services.runs import runs_interrupted_close
+from tasks_app.services.results import runs_interrupted_close
 from tests.conftest import make_due_tasks
 from tests.helpers import (
     Process,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
+from tasks_app.actor import SYSTEM, Actor
 from tasks_app.models import (
     Job,
     Plan,
@@ -65,7 +66,7 @@ def _values(task) -> dict[str, str]:
 def test_a_run_writes_the_seven_variables(setup, aws_endpoint, ecr_expiry):
     _, connector, _, job = setup
     task = _task(job)
-    run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL)
+    run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL, actor=SYSTEM)
 
     assert run.outcome == TaskRun.Outcome.SUCCEEDED, run.error_message
     values = _values(task)
@@ -117,14 +118,14 @@ def test_a_run_writes_the_seven_variables(setup, aws_endpoint, ecr_expiry):
 def test_a_custom_namespace(setup, aws_endpoint, ecr_expiry):
     *_, job = setup
     task = _task(job, namespace="team.registry")
-    assert task_run(task=task, trigger="manual").outcome == "succeeded"
+    assert task_run(task=task, trigger="manual", actor=SYSTEM).outcome == "succeeded"
     assert sorted(_values(task)) == sorted(f"team.registry.{s}" for s in SUFFIXES)
 
 
 def test_a_secondary_account_registry(setup, aws_endpoint, aws_calls, ecr_expiry):
     *_, job = setup
     task = _task(job, registry_id="210987654321", region="ap-southeast-2")
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     call = next(c for c in aws_calls if c["operation"] == "api.ecr:GetAuthorizationToken")
     assert call["params"] == {"registryIds": ["210987654321"]}
     assert _values(task)["custom.aws.ecr.proxyEndpoint"] == (
@@ -135,7 +136,7 @@ def test_a_secondary_account_registry(setup, aws_endpoint, aws_calls, ecr_expiry
 def test_moto_expiry_in_the_past_is_stored_as_expired(setup, aws_endpoint):
     *_, job = setup
     task = _task(job)
-    run = task_run(task=task, trigger="manual")
+    run = task_run(task=task, trigger="manual", actor=SYSTEM)
     task.refresh_from_db()
     assert run.token_expires_at == datetime(2015, 1, 1, tzinfo=UTC)
     assert task.status == "expired"
@@ -147,11 +148,11 @@ def test_a_failed_aws_call_keeps_the_previous_variables(
 ):
     *_, job = setup
     task = _task(job)
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     before = _values(task)
 
     aws_failure("api.ecr:GetAuthorizationToken", "AccessDeniedException")
-    run = task_run(task=task, trigger="manual")
+    run = task_run(task=task, trigger="manual", actor=SYSTEM)
 
     assert run.outcome == TaskRun.Outcome.FAILED
     assert run.error_class == "AccessDeniedException"
@@ -180,7 +181,7 @@ def test_no_transaction_is_open_during_the_aws_call(aws_endpoint, monkeypatch):
             ("before-call", lambda **kw: seen.append(connection.in_atomic_block)),
         ],
     )
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
     assert seen == [False]
 
 
@@ -188,10 +189,10 @@ def test_region_variables_resolve_with_plan_overriding_global(setup, aws_endpoin
     team, _, plan, job = setup
     Variable.objects.create(team=team, key="aws.region", value="us-east-1")
     task = _task(job, region_variable="${bamboo.aws.region}")
-    assert task_run(task=task, trigger="manual").region == "us-east-1"
+    assert task_run(task=task, trigger="manual", actor=SYSTEM).region == "us-east-1"
 
     Variable.objects.create(team=team, plan=plan, key="aws.region", value=" ap-southeast-2 ")
-    run = task_run(task=task, trigger="manual")
+    run = task_run(task=task, trigger="manual", actor=SYSTEM)
     assert run.region == "ap-southeast-2"
     assert "ap-southeast-2" in _values(task)["custom.aws.ecr.proxyEndpoint"]
 
@@ -220,7 +221,7 @@ def test_a_bad_region_variable_fails_the_run_naming_it(setup, aws_endpoint, vari
     for key, value in variables.items():
         Variable.objects.create(team=team, plan=plan, key=key, value=value)
     task = _task(job, region_variable="${bamboo.aws.region}")
-    run = task_run(task=task, trigger="manual")
+    run = task_run(task=task, trigger="manual", actor=SYSTEM)
     assert run.outcome == TaskRun.Outcome.FAILED
     assert run.error_message.startswith(message)
     assert not VariableResult.objects.exists()
@@ -232,7 +233,7 @@ def test_a_masked_variable_value_is_not_shown_in_the_error(setup, aws_endpoint):
     variable.set_value("not-a-region-but-secret")
     variable.save()
     task = _task(job, region_variable="${bamboo.region.secret}")
-    run = task_run(task=task, trigger="manual")
+    run = task_run(task=task, trigger="manual", actor=SYSTEM)
     assert "is ********, which is not a region code" in run.error_message
     assert "not-a-region-but-secret" not in run.error_message
 
@@ -250,13 +251,13 @@ def test_connector_variables_resolve_to_connectors_the_team_may_use(
 
     variable.value = str(shared.id)
     variable.save()
-    run = task_run(task=task, trigger="manual")
+    run = task_run(task=task, trigger="manual", actor=SYSTEM)
     assert (run.outcome, run.connector) == ("succeeded", shared)
 
     for value in (str(foreign.id), "not-a-uuid"):
         variable.value = value
         variable.save()
-        run = task_run(task=task, trigger="manual")
+        run = task_run(task=task, trigger="manual", actor=SYSTEM)
         assert run.outcome == "failed"
         assert run.error_class == "InvalidConnectorVariable"
         assert run.error_message == (
@@ -270,7 +271,7 @@ def test_a_disabled_task_never_runs(setup, aws_endpoint, aws_calls):
     *_, job = setup
     task = _task(job, enabled=False)
     with pytest.raises(TaskDisabled):
-        task_run(task=task, trigger="manual")
+        task_run(task=task, trigger="manual", actor=SYSTEM)
     assert not TaskRun.objects.exists()
     assert aws_calls == []
     assert task.status == "disabled"
@@ -282,9 +283,9 @@ def test_unattended_runs_need_a_connector_that_allows_them(setup, aws_endpoint, 
     connector.save()
     task = _task(job)
     for trigger in ("schedule", "api"):
-        run = task_run(task=task, trigger=trigger)
+        run = task_run(task=task, trigger=trigger, actor=SYSTEM)
         assert (run.outcome, run.error_class) == ("failed", "UnattendedUseNotAllowed")
-    assert task_run(task=task, trigger="manual").outcome == "succeeded"
+    assert task_run(task=task, trigger="manual", actor=SYSTEM).outcome == "succeeded"
 
 
 def test_the_host_role_with_a_role_to_assume(setup, aws_endpoint, aws_calls, ecr_expiry, settings):
@@ -295,14 +296,14 @@ def test_the_host_role_with_a_role_to_assume(setup, aws_endpoint, aws_calls, ecr
     task = _task(
         job, credentials_source="host", role_arn="arn:aws:iam::123456789012:role/ecr-push"
     )
-    run = task_run(task=task, trigger="schedule")
+    run = task_run(task=task, trigger="schedule", actor=SYSTEM)
     assert run.outcome == "succeeded", run.error_message
     assume = aws_calls[0]
     assert assume["operation"] == "sts:AssumeRole"
     assert assume["params"]["RoleSessionName"] == "ecrportal-scheduler"
 
     settings.ALLOW_HOST_CREDENTIALS = False
-    run = task_run(task=task, trigger="manual")
+    run = task_run(task=task, trigger="manual", actor=SYSTEM)
     assert (run.outcome, run.error_class) == ("failed", "HostCredentialsNotAllowed")
 
 
@@ -311,18 +312,16 @@ def test_changing_the_scope_or_namespace_keeps_variables_true(setup, aws_endpoin
 
     *_, job = setup
     task = _task(job)
-    task_run(task=task, trigger="manual")
+    task_run(task=task, trigger="manual", actor=SYSTEM)
 
-    class Request:
-        user = job.plan.team.members.get()
-        META = {}
+    actor = Actor(user=job.plan.team.members.get())
 
     task.scope = Scope.RESULT
-    task_save(task=task, request=Request())
+    task_save(task=task, actor=actor)
     assert set(VariableResult.objects.values_list("scope", flat=True)) == {"result"}
 
     task.namespace = "other.ns"
-    task_save(task=task, request=Request())
+    task_save(task=task, actor=actor)
     assert not VariableResult.objects.exists()
     task.refresh_from_db()
     assert task.status == "never run"
@@ -335,7 +334,7 @@ def test_a_connector_no_longer_shared_is_refused_at_run_time(setup, aws_endpoint
     task = _task(job, connector=shared)
     shared.shared_with.remove(team)
 
-    run = task_run(task=task, trigger="manual")
+    run = task_run(task=task, trigger="manual", actor=SYSTEM)
     assert (run.outcome, run.error_class) == ("failed", "ConnectorNotShared")
     assert run.error_message == (
         "Team Platform may no longer use connector shared: its owner stopped sharing it. "

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model, password_validation
 from django.db import transaction
 
+from tasks_app.actor import SYSTEM
 from tasks_app.models import Profile
 from tasks_app.services.audit import audit_record
 
@@ -48,7 +49,7 @@ def first_admin_ensure(*, username: str, email: str = "", password: str | None =
     audit_record(
         action="admin.created",
         summary=f"Created the first admin account {username}",
-        actor_name="system",
+        actor=SYSTEM,
         changes={"username": username, "one_time_password": one_time is not None},
     )
     return FirstAdmin(username=username, created=True, one_time_password=one_time)

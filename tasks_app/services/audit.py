@@ -1,10 +1,8 @@
 import logging
 import uuid
 
-from django.contrib.auth import get_user_model
-
+from tasks_app.actor import SYSTEM, Actor
 from tasks_app.models import AuditEvent, Team
-from tasks_app.net import client_address
 
 logger = logging.getLogger("ecrportal.audit")
 
@@ -24,35 +22,26 @@ def audit_record(
     *,
     action: str,
     summary: str,
-    request=None,
-    actor=None,
-    actor_name: str = "",
+    actor: Actor | None = None,
     team: Team | None = None,
     obj=None,
     changes: dict | None = None,
     log_level: int = logging.INFO,
 ) -> AuditEvent:
     """Record who did what. ``changes`` must never contain a secret value."""
-    caller = getattr(request, "user", None)
-    if actor is None and caller is not None and caller.is_authenticated:
-        if isinstance(caller, get_user_model()):
-            actor = caller
-        elif not actor_name:
-            actor_name = caller.get_username()  # an API token: "token:ecrp_..."
-    if actor is not None and not actor_name:
-        actor_name = actor.get_username()
+    actor = actor or SYSTEM
     event = AuditEvent.objects.create(
         action=action,
         summary=summary[:500],
-        actor=actor,
-        actor_name=actor_name[:150],
+        actor=actor.user,
+        actor_name=actor.name[:150],
         team=team,
         object_type=obj._meta.model_name if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         changes=changes or {},
-        address=client_address(request) if request is not None else None,
+        address=actor.address,
     )
     logger.log(
-        log_level, "%s by %s from %s: %s", action, actor_name or "-", event.address or "-", summary
+        log_level, "%s by %s from %s: %s", action, actor.name or "-", event.address or "-", summary
     )
     return event

@@ -7,6 +7,7 @@ from django.utils.timezone import now
 
 from tasks_app import aws
 from tasks_app.access import teams_using_connector
+from tasks_app.actor import Actor
 from tasks_app.connector_rules import host_credentials_available, policy_packed
 from tasks_app.crypto import EncryptionError
 from tasks_app.models import Connector, Team
@@ -45,7 +46,7 @@ def principal_for(connector: Connector) -> aws.Principal:
 
 
 def connector_save(
-    *, connector: Connector, shared_with: list[Team], secret_changed: bool, request
+    *, connector: Connector, shared_with: list[Team], secret_changed: bool, actor: Actor
 ) -> Connector:
     """Create or update a connector and its sharing, with audit events for both."""
     creating = connector._state.adding
@@ -56,7 +57,7 @@ def connector_save(
         old_shared = set() if creating else set(connector.shared_with.all())
         connector.updated = now()
         if creating:
-            connector.created_by = request.user
+            connector.created_by = actor.user
         connector.save()
         connector.shared_with.set(shared_with)
 
@@ -69,7 +70,7 @@ def connector_save(
             audit_record(
                 action="connector.created" if creating else "connector.updated",
                 summary=f"{verb} connector {connector.name}",
-                request=request,
+                actor=actor,
                 team=connector.team,
                 obj=connector,
                 changes=after if creating else changes,
@@ -79,7 +80,7 @@ def connector_save(
             audit_record(
                 action="connector.sharing_changed",
                 summary=f"Changed the teams that may use connector {connector.name}",
-                request=request,
+                actor=actor,
                 team=connector.team,
                 obj=connector,
                 changes={
@@ -97,7 +98,7 @@ class ConnectorInUse(Exception):
 
 
 @transaction.atomic
-def connector_delete(*, connector: Connector, request) -> None:
+def connector_delete(*, connector: Connector, actor: Actor) -> None:
     users = list(connector.tasks.select_related("job__plan")[:4])
     if users:
         count = connector.tasks.count()
@@ -109,7 +110,7 @@ def connector_delete(*, connector: Connector, request) -> None:
     audit_record(
         action="connector.deleted",
         summary=f"Deleted connector {connector.name}",
-        request=request,
+        actor=actor,
         team=connector.team,
         obj=connector,
         changes=audit_snapshot(connector, AUDITED_FIELDS),
@@ -130,18 +131,18 @@ class TestOutcome:
     missing_ecr_permission: bool = False
 
 
-def connector_test(*, connector: Connector, region: str, request) -> TestOutcome:
+def connector_test(*, connector: Connector, region: str, actor: Actor) -> TestOutcome:
     """sts:GetCallerIdentity, then ecr:GetAuthorizationToken, with the connector's credentials.
 
     The AWS calls run outside any database transaction; the outcome is stored
     on the connector and in the audit trail afterwards.
     """
-    caller = aws.session_name(request.user.get_username())
+    caller = aws.session_name(actor.name)
     identity = None
     try:
         if connector.credentials == Connector.Credentials.HOST and not any(
             host_credentials_available(team)
-            for team in teams_using_connector(request.user, connector)
+            for team in teams_using_connector(actor.user, connector)
         ):
             raise HostCredentialsRefused(
                 "The portal host's own AWS identity is not available to your teams that use "
@@ -185,7 +186,7 @@ def connector_test(*, connector: Connector, region: str, request) -> TestOutcome
         action="connector.tested",
         summary=f"Tested connector {connector.name} in {region}: "
         + ("works" if outcome.ok else f"failed ({outcome.error_code})"),
-        request=request,
+        actor=actor,
         team=connector.team,
         obj=connector,
         changes={"region": region, "ok": outcome.ok, "error": outcome.error_code},

@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db.models import Prefetch, Q
 from django.utils.timezone import now
 
+from tasks_app.actor import Actor
 from tasks_app.models import Job, Plan, Scope, TaskConfig, VariableResult
 from tasks_app.services.audit import audit_record
 from tasks_app.task_rules import GENERATED_SUFFIXES
@@ -81,12 +82,12 @@ def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
     return Delivery(values, min(expiries) if expiries else None)
 
 
-def record_read(*, request, task: TaskConfig | None, summary: str, team) -> None:
+def record_read(*, actor: Actor, task: TaskConfig | None, summary: str, team) -> None:
     """People reading secrets through the API or the CLI leave an audit event."""
     audit_record(
         action="variables.read",
         summary=summary,
-        request=request,
+        actor=actor,
         team=team,
         obj=task,
     )

@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils.timezone import now
 
+from tasks_app.actor import Actor
 from tasks_app.models import AuditEvent
-from tasks_app.net import client_address
 from tasks_app.services.audit import audit_record
 
 LOGIN_FAILED = "login.failed"
@@ -18,16 +18,15 @@ def _normalise(username: str) -> str:
     return username.strip().lower()[:150]
 
 
-def login_retry_after(*, request, username: str) -> int | None:
+def login_retry_after(*, actor: Actor, username: str) -> int | None:
     """Seconds until this account or address may try again, or None if not throttled."""
     window_start = now() - timedelta(seconds=settings.LOGIN_THROTTLE_SECONDS)
     recent = AuditEvent.objects.filter(action=LOGIN_FAILED, created__gte=window_start)
     limits = [
         (recent.filter(actor_name=_normalise(username)), settings.LOGIN_FAILURES_PER_ACCOUNT)
     ]
-    address = client_address(request)
-    if address:
-        limits.append((recent.filter(address=address), settings.LOGIN_FAILURES_PER_ADDRESS))
+    if actor.address:
+        limits.append((recent.filter(address=actor.address), settings.LOGIN_FAILURES_PER_ADDRESS))
 
     waits = []
     for failures, limit in limits:
@@ -41,7 +40,7 @@ def login_retry_after(*, request, username: str) -> int | None:
     return max(waits) if waits else None
 
 
-def login_failed(*, request, username: str, throttled: bool = False) -> None:
+def login_failed(*, actor: Actor, username: str, throttled: bool = False) -> None:
     action = "login.throttled" if throttled else LOGIN_FAILED
     summary = (
         "Sign-in refused: too many failed attempts"
@@ -51,11 +50,10 @@ def login_failed(*, request, username: str, throttled: bool = False) -> None:
     audit_record(
         action=action,
         summary=summary,
-        request=request,
-        actor_name=_normalise(username),
+        actor=Actor(label=_normalise(username), address=actor.address),
         log_level=logging.WARNING,
     )
 
 
-def login_succeeded(*, request, user) -> None:
-    audit_record(action="login.succeeded", summary="Signed in", request=request, actor=user)
+def login_succeeded(*, actor: Actor) -> None:
+    audit_record(action="login.succeeded", summary="Signed in", actor=actor)

@@ -19,8 +19,14 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from tasks_app.crypto import EncryptionError
-from tasks_app.models import Membership, NotificationDelivery, Role, TaskStatusChange
-from tasks_app.services.runs import backoff
+from tasks_app.models import (
+    Membership,
+    NotificationDelivery,
+    Role,
+    TaskConfig,
+    TaskStatusChange,
+)
+from tasks_app.schedule import backoff
 from tasks_app.webhooks import WebhookError, webhook_post
 
 log = logging.getLogger(__name__)
@@ -40,22 +46,31 @@ class _Skip(Exception):
     """Nothing to send to; the delivery is recorded as skipped, with the reason."""
 
 
-def notifications_queue(*, change: TaskStatusChange) -> list[NotificationDelivery]:
-    """Create the deliveries for a change (inside its transaction); send them after commit."""
-    if not change.kind:
+def notifications_queue(*, changes: list[TaskStatusChange]) -> list[NotificationDelivery]:
+    """Create the deliveries for the changes worth telling (inside their transaction), one
+    per channel of the task's team; they are sent after the commit."""
+    news = [change for change in changes if change.kind]
+    if not news:
         return []
-    team = change.task.job.plan.team
-    channels = []
-    if team.notify_email:
-        channels.append((Channel.EMAIL, ""))
-    if team.webhook_url:
-        channels.append((Channel.WEBHOOK, team.webhook_url))
-    deliveries = NotificationDelivery.objects.bulk_create(
-        NotificationDelivery(
-            team=team, change=change, channel=channel, target=target, next_attempt_at=change.at
-        )
-        for channel, target in channels
+    tasks = TaskConfig.objects.select_related("job__plan__team").in_bulk(
+        [change.task_id for change in news]
     )
+    deliveries = []
+    for change in news:
+        change.task = tasks[change.task_id]
+        team = change.task.job.plan.team
+        channels = []
+        if team.notify_email:
+            channels.append((Channel.EMAIL, ""))
+        if team.webhook_url:
+            channels.append((Channel.WEBHOOK, team.webhook_url))
+        deliveries += [
+            NotificationDelivery(
+                team=team, change=change, channel=channel, target=target, next_attempt_at=change.at
+            )
+            for channel, target in channels
+        ]
+    deliveries = NotificationDelivery.objects.bulk_create(deliveries)
     for delivery in deliveries:
         notification_enqueue(delivery_id=str(delivery.pk))
     return deliveries

@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils.timezone import now
 
+from tasks_app.actor import Actor
 from tasks_app.models import Job, Plan, TaskConfig, Variable, VariableResult
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 
@@ -23,7 +24,7 @@ TASK_AUDITED_FIELDS = [
 ]
 
 
-def _save_audited(obj, *, kind: str, label, fields: list[str], team, request) -> dict:
+def _save_audited(obj, *, kind: str, label, fields: list[str], team, actor: Actor) -> dict:
     """Save obj and record what changed as an audit event ("<kind>.created"/".updated").
 
     ``label`` gives the object's name for the summary, after saving.
@@ -38,7 +39,7 @@ def _save_audited(obj, *, kind: str, label, fields: list[str], team, request) ->
         audit_record(
             action=f"{kind}.{verb}",
             summary=f"{verb.title()} {label(obj)}",
-            request=request,
+            actor=actor,
             team=team,
             obj=obj,
             changes=changes,
@@ -46,11 +47,11 @@ def _save_audited(obj, *, kind: str, label, fields: list[str], team, request) ->
     return changes
 
 
-def _delete_audited(obj, *, kind: str, summary: str, team, changes: dict, request) -> None:
+def _delete_audited(obj, *, kind: str, summary: str, team, changes: dict, actor: Actor) -> None:
     audit_record(
         action=f"{kind}.deleted",
         summary=summary,
-        request=request,
+        actor=actor,
         team=team,
         obj=obj,
         changes=changes,
@@ -59,57 +60,57 @@ def _delete_audited(obj, *, kind: str, summary: str, team, changes: dict, reques
 
 
 @transaction.atomic
-def plan_save(*, plan: Plan, request) -> Plan:
+def plan_save(*, plan: Plan, actor: Actor) -> Plan:
     _save_audited(
         plan,
         kind="plan",
         label=lambda p: f"plan {p.key}",
         fields=["key", "name"],
         team=plan.team,
-        request=request,
+        actor=actor,
     )
     return plan
 
 
 @transaction.atomic
-def plan_delete(*, plan: Plan, request) -> None:
+def plan_delete(*, plan: Plan, actor: Actor) -> None:
     _delete_audited(
         plan,
         kind="plan",
         summary=f"Deleted plan {plan.key} with its jobs, tasks and variables",
         team=plan.team,
         changes={"key": plan.key, "name": plan.name},
-        request=request,
+        actor=actor,
     )
 
 
 @transaction.atomic
-def job_save(*, job: Job, request) -> Job:
+def job_save(*, job: Job, actor: Actor) -> Job:
     _save_audited(
         job,
         kind="job",
         label=lambda j: f"job {j.plan.key}-{j.key}",
         fields=["key", "name", "stage"],
         team=job.plan.team,
-        request=request,
+        actor=actor,
     )
     return job
 
 
 @transaction.atomic
-def job_delete(*, job: Job, request) -> None:
+def job_delete(*, job: Job, actor: Actor) -> None:
     _delete_audited(
         job,
         kind="job",
         summary=f"Deleted job {job.plan.key}-{job.key} with its tasks",
         team=job.plan.team,
         changes={"key": job.key, "name": job.name},
-        request=request,
+        actor=actor,
     )
 
 
 @transaction.atomic
-def variable_save(*, variable: Variable, value: str | None, request) -> Variable:
+def variable_save(*, variable: Variable, value: str | None, actor: Actor) -> Variable:
     """Save an input variable; value None keeps the stored one. Values are never audited.
 
     A secret never becomes readable by renaming: a masked variable renamed to a plain
@@ -149,7 +150,7 @@ def variable_save(*, variable: Variable, value: str | None, request) -> Variable
     audit_record(
         action="variable.created" if creating else "variable.updated",
         summary=f"{'Created' if creating else 'Updated'} variable {variable.key} of {where}",
-        request=request,
+        actor=actor,
         team=variable.team,
         obj=variable,
         changes={
@@ -164,19 +165,19 @@ def variable_save(*, variable: Variable, value: str | None, request) -> Variable
 
 
 @transaction.atomic
-def variable_delete(*, variable: Variable, request) -> None:
+def variable_delete(*, variable: Variable, actor: Actor) -> None:
     _delete_audited(
         variable,
         kind="variable",
         summary=f"Deleted variable {variable.key}",
         team=variable.team,
         changes={"key": variable.key, "plan": variable.plan.key if variable.plan_id else None},
-        request=request,
+        actor=actor,
     )
 
 
 @transaction.atomic
-def task_save(*, task: TaskConfig, request) -> TaskConfig:
+def task_save(*, task: TaskConfig, actor: Actor) -> TaskConfig:
     before = None
     if task._state.adding:
         last = task.job.tasks.aggregate(Max("position"))["position__max"]
@@ -195,7 +196,7 @@ def task_save(*, task: TaskConfig, request) -> TaskConfig:
         label=lambda t: f"task \u201c{t}\u201d of {t.job}",
         fields=TASK_AUDITED_FIELDS,
         team=task.job.plan.team,
-        request=request,
+        actor=actor,
     )
     if before is not None:
         _follow_changes(task, before)
@@ -213,12 +214,12 @@ def _follow_changes(task: TaskConfig, before: TaskConfig) -> None:
 
 
 @transaction.atomic
-def task_delete(*, task: TaskConfig, request) -> None:
+def task_delete(*, task: TaskConfig, actor: Actor) -> None:
     _delete_audited(
         task,
         kind="task",
         summary=f"Deleted task \u201c{task}\u201d of {task.job}",
         team=task.job.plan.team,
         changes=audit_snapshot(task, TASK_AUDITED_FIELDS),
-        request=request,
+        actor=actor,
     )

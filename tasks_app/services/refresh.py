@@ -1,7 +1,7 @@
 """Scheduled refresh (SPEC §7): claim due tasks, group them, one AWS call per group.
 
-- A task is due when refresh_due_at has passed (see runs.next_refresh and
-  runs.backoff for how it is set).
+- A task is due when refresh_due_at has passed (tasks_app/schedule.py says how it
+  is set).
 - Claims are compare-and-set updates of lease_until: two beats, or many
   workers, never take the same task; a lease left by a killed worker expires
   after ECRPORTAL_REFRESH_LEASE seconds and the task is claimed again.
@@ -24,9 +24,14 @@ from kombu.exceptions import OperationalError
 from tasks_app import aws
 from tasks_app.crypto import EncryptionError
 from tasks_app.models import TaskConfig, TaskRun
-from tasks_app.services.notifications import notification_enqueue, notifications_due
-from tasks_app.services.runs import RunError, _deliver_many, _fail, _resolve
-from tasks_app.services.status import status_sweep
+from tasks_app.services.inputs import RunError, task_resolve
+from tasks_app.services.notifications import (
+    notification_enqueue,
+    notifications_due,
+    notifications_queue,
+)
+from tasks_app.services.results import run_fail, runs_deliver
+from tasks_app.services.status import expired_task_ids, statuses_record
 
 # At most this many tasks are claimed per tick, and refreshed per worker message
 # (a larger group is split: one AWS call per part).
@@ -100,9 +105,9 @@ def refresh_groups(task_ids) -> list[list]:
         if task.region_variable or task.connector_variable:
             task = TaskConfig.objects.select_related("job__plan__team").get(pk=task.pk)
             try:
-                resolved = _resolve(task, trigger=SCHEDULE)
+                resolved = task_resolve(task=task, trigger=SCHEDULE)
             except (RunError, EncryptionError) as e:
-                _fail(TaskRun.objects.create(task=task, trigger=SCHEDULE), e)
+                run_fail(run=TaskRun.objects.create(task=task, trigger=SCHEDULE), error=e)
                 continue
             connector_id = resolved.connector.pk if resolved.connector else None
             key = (task.credentials_source, connector_id, task.role_arn, resolved.region)
@@ -133,9 +138,9 @@ def refresh_group(*, task_ids) -> int:
     by_call, memo = defaultdict(list), {}
     for task, run in zip(tasks, runs, strict=True):
         try:
-            resolved = _resolve(task, trigger=SCHEDULE, memo=memo)
+            resolved = task_resolve(task=task, trigger=SCHEDULE, memo=memo)
         except (RunError, EncryptionError) as e:
-            _fail(run, e)
+            run_fail(run=run, error=e)
             continue
         run.region, run.connector = resolved.region, resolved.connector
         by_call[(resolved.principal, resolved.region)].append((task, run))
@@ -147,10 +152,12 @@ def refresh_group(*, task_ids) -> int:
             authorization = aws.ecr_authorization(principal, caller=caller, region=region)
         except (aws.AwsError, EncryptionError) as e:
             for _, run in members:
-                _fail(run, e)
+                run_fail(run=run, error=e)
             continue
-        _deliver_many(
-            [(task, run, for_registry(authorization, task.registry_id)) for task, run in members]
+        runs_deliver(
+            deliveries=[
+                (task, run, for_registry(authorization, task.registry_id)) for task, run in members
+            ]
         )
         refreshed += len(members)
     return refreshed
@@ -185,10 +192,21 @@ def refresh_tick(*, at=None) -> int:
     at = at or now()
     claimed = refresh_claim(at=at)
     _queue_groups(claimed)
-    status_sweep(at=at)
+    expiries_record(at=at)
     for delivery_id in notifications_due(at=at):
         notification_enqueue(delivery_id=delivery_id)
     return len(claimed)
+
+
+def expiries_record(*, at=None) -> list:
+    """Record the tokens that ran out since the last tick (nothing ran), and notify."""
+    ids = expired_task_ids(at=at)
+    if not ids:
+        return []
+    with transaction.atomic():
+        changes = statuses_record(task_ids=ids, at=at)
+        notifications_queue(changes=changes)
+    return changes
 
 
 def refresh_request(*, tasks, at=None) -> tuple[int, int]:

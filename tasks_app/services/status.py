@@ -3,13 +3,12 @@
 A task's `recorded_status` is compared with its live status after every run
 and at every scheduler tick (a token runs out without any run). Changes are
 written with the task rows locked (PostgreSQL) and a compare-and-set update,
-so two processes that see the same change record it once; each change may
-notify (services/notifications.py).
+so two processes that see the same change record it once. Callers queue the
+notifications of the changes they get back (services/notifications.py).
 """
 
 from collections import defaultdict
 
-from django.db import transaction
 from django.utils.timezone import now
 
 from tasks_app.models import Status, TaskConfig, TaskStatusChange, task_status
@@ -20,12 +19,11 @@ SWEEP_BATCH = 1000
 
 
 def statuses_record(*, task_ids, runs=None, at=None) -> list[TaskStatusChange]:
-    """Record the changes of these tasks' statuses since they were last recorded.
+    """Record the changes of these tasks' statuses since they were last recorded, and
+    return them (the caller queues their notifications: notifications_queue).
 
-    Call it inside a transaction: the changes, and their notifications, commit with it.
+    Call it inside a transaction: the changes commit with the caller's work.
     """
-    from tasks_app.services.notifications import notifications_queue
-
     at, runs = at or now(), runs or {}
     rows = (
         TaskConfig.objects.select_for_update()
@@ -58,33 +56,13 @@ def statuses_record(*, task_ids, runs=None, at=None) -> list[TaskStatusChange]:
             recorded_status=status
         )
     TaskStatusChange.objects.bulk_create(changes)
-    news = [change for change in changes if change.kind]
-    if news:
-        tasks = TaskConfig.objects.select_related("job__plan__team").in_bulk(
-            [change.task_id for change in news]
-        )
-        for change in news:
-            change.task = tasks[change.task_id]
-            notifications_queue(change=change)
     return changes
 
 
-def status_record(*, task_id, run=None, at=None) -> TaskStatusChange | None:
-    """Record one task's status if it changed since it was last recorded."""
-    with transaction.atomic():
-        changes = statuses_record(task_ids=[task_id], runs={task_id: run} if run else None, at=at)
-    return changes[0] if changes else None
-
-
-def status_sweep(*, at=None, limit: int = SWEEP_BATCH) -> int:
-    """Record the tasks whose token ran out since their status was recorded."""
-    at = at or now()
-    ids = list(
+def expired_task_ids(*, at=None, limit: int = SWEEP_BATCH) -> list:
+    """Tasks whose token ran out since their status was recorded (nothing ran)."""
+    return list(
         TaskConfig.objects.filter(
-            recorded_status__in=_MAY_EXPIRE, expires_at__lte=at, enabled=True
+            recorded_status__in=_MAY_EXPIRE, expires_at__lte=at or now(), enabled=True
         ).values_list("id", flat=True)[:limit]
     )
-    if not ids:
-        return 0
-    with transaction.atomic():
-        return len(statuses_record(task_ids=ids, at=at))

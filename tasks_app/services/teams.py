@@ -2,6 +2,7 @@
 
 from django.db import IntegrityError, transaction
 
+from tasks_app.actor import Actor
 from tasks_app.models import Membership, Role, Team
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 
@@ -11,14 +12,14 @@ class TeamError(Exception):
 
 
 @transaction.atomic
-def team_create(*, name: str, slug: str, request) -> Team:
+def team_create(*, name: str, slug: str, actor: Actor) -> Team:
     team = Team.objects.create(name=name, slug=slug)
     # Whoever creates a team administers it.
-    Membership.objects.create(team=team, user=request.user, role=Role.ADMIN)
+    Membership.objects.create(team=team, user=actor.user, role=Role.ADMIN)
     audit_record(
         action="team.created",
         summary=f"Created team {name}",
-        request=request,
+        actor=actor,
         team=team,
         obj=team,
         changes={"name": name, "slug": slug},
@@ -27,7 +28,7 @@ def team_create(*, name: str, slug: str, request) -> Team:
 
 
 @transaction.atomic
-def team_update(*, team: Team, name: str, slug: str, request) -> Team:
+def team_update(*, team: Team, name: str, slug: str, actor: Actor) -> Team:
     changes = audit_changes(audit_snapshot(team, ["name", "slug"]), {"name": name, "slug": slug})
     if not changes:
         return team
@@ -36,7 +37,7 @@ def team_update(*, team: Team, name: str, slug: str, request) -> Team:
     audit_record(
         action="team.updated",
         summary=f"Renamed team to {name}" if "name" in changes else f"Updated team {name}",
-        request=request,
+        actor=actor,
         team=team,
         obj=team,
         changes=changes,
@@ -44,14 +45,14 @@ def team_update(*, team: Team, name: str, slug: str, request) -> Team:
     return team
 
 
-def membership_add(*, team: Team, user, role: Role, request) -> Membership:
+def membership_add(*, team: Team, user, role: Role, actor: Actor) -> Membership:
     try:
         with transaction.atomic():
             membership = Membership.objects.create(team=team, user=user, role=role)
             audit_record(
                 action="membership.added",
                 summary=f"Added {user.get_username()} to {team.name} as {Role(role).label}",
-                request=request,
+                actor=actor,
                 team=team,
                 obj=membership,
                 changes={"user": user.get_username(), "role": role},
@@ -71,7 +72,7 @@ def _lock_admins(team: Team) -> list:
 
 
 @transaction.atomic
-def membership_change_role(*, membership: Membership, role: Role, request) -> Membership:
+def membership_change_role(*, membership: Membership, role: Role, actor: Actor) -> Membership:
     old = membership.role
     if old == role:
         return membership
@@ -91,7 +92,7 @@ def membership_change_role(*, membership: Membership, role: Role, request) -> Me
             f"Changed {membership.user.get_username()}'s role in {membership.team.name} "
             f"from {Role(old).label} to {Role(role).label}"
         ),
-        request=request,
+        actor=actor,
         team=membership.team,
         obj=membership,
         changes={"role": [old, role]},
@@ -100,7 +101,7 @@ def membership_change_role(*, membership: Membership, role: Role, request) -> Me
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, request) -> None:
+def membership_remove(*, membership: Membership, actor: Actor) -> None:
     admins = _lock_admins(membership.team)
     if membership.role == Role.ADMIN and admins == [membership.id]:
         raise TeamError(
@@ -111,7 +112,7 @@ def membership_remove(*, membership: Membership, request) -> None:
     audit_record(
         action="membership.removed",
         summary=f"Removed {membership.user.get_username()} from {membership.team.name}",
-        request=request,
+        actor=actor,
         team=membership.team,
         changes={"user": membership.user.get_username(), "role": membership.role},
     )
@@ -119,7 +120,7 @@ def membership_remove(*, membership: Membership, request) -> None:
 
 @transaction.atomic
 def team_notifications_update(
-    *, team: Team, notify_email: bool, webhook_url: str, webhook_secret: str, request
+    *, team: Team, notify_email: bool, webhook_url: str, webhook_secret: str, actor: Actor
 ) -> Team:
     """Change where the team hears about status changes. The secret is never audited."""
     changes = audit_changes(
@@ -140,7 +141,7 @@ def team_notifications_update(
     audit_record(
         action="team.notifications_updated",
         summary=f"Changed the notifications of team {team.name}",
-        request=request,
+        actor=actor,
         team=team,
         obj=team,
         changes=changes,

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from tasks_app import ttl_cache
+from tasks_app.actor import Actor
 from tasks_app.models import ApiToken, Job, Plan
 from tasks_app.services.audit import audit_record
 
@@ -21,7 +22,7 @@ def token_hash(raw: str) -> str:
 
 @transaction.atomic
 def token_create(
-    *, plan: Plan, job: Job | None, name: str, expires_at, request
+    *, plan: Plan, job: Job | None, name: str, expires_at, actor: Actor
 ) -> tuple[ApiToken, str]:
     """Create a token. Returns it with the only copy of its plain text."""
     raw = ApiToken.PREFIX + secrets.token_urlsafe(32)
@@ -32,13 +33,13 @@ def token_create(
         name=name,
         token_hash=token_hash(raw),
         hint=raw[: len(ApiToken.PREFIX) + 6],
-        created_by=request.user,
+        created_by=actor.user,
         expires_at=expires_at,
     )
     audit_record(
         action="token.created",
         summary=f"Created API token {token.name} for {token.binding}",
-        request=request,
+        actor=actor,
         team=plan.team,
         obj=token,
         changes={
@@ -50,7 +51,7 @@ def token_create(
 
 
 @transaction.atomic
-def token_revoke(*, token: ApiToken, request) -> bool:
+def token_revoke(*, token: ApiToken, actor: Actor) -> bool:
     """Revoke once; returns False if it was revoked already."""
     revoked = ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=now())
     ttl_cache.tokens.discard(token.token_hash)  # at once in this process, soon in the others
@@ -58,7 +59,7 @@ def token_revoke(*, token: ApiToken, request) -> bool:
         audit_record(
             action="token.revoked",
             summary=f"Revoked API token {token.name} for {token.binding}",
-            request=request,
+            actor=actor,
             team=token.team,
             obj=token,
         )

@@ -10,10 +10,11 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from tasks_app.actor import actor_for
 from tasks_app.forms import LoginForm
 from tasks_app.models import Profile
 from tasks_app.services.audit import audit_record
-from tasks_app.services.logins import login_succeeded
+from tasks_app.services.logins import login_failed, login_succeeded
 
 SESSION_MUST_CHANGE_PASSWORD = "must_change_password"  # noqa: S105 - a session key name
 
@@ -36,11 +37,18 @@ def login_view(request):
         return redirect(_safe_next(request))
 
     form = LoginForm(request, data=request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    valid = request.method == "POST" and form.is_valid()
+    if form.failure:
+        login_failed(
+            actor=actor_for(request),
+            username=form.cleaned_data.get("username") or "",
+            throttled=form.failure == "throttled",
+        )
+    if valid:
         user = form.get_user()
         # login() gives the session a new key, so a key planted before sign-in is useless.
         login(request, user)
-        login_succeeded(request=request, user=user)
+        login_succeeded(actor=actor_for(request))
         if Profile.objects.filter(user=user, must_change_password=True).exists():
             request.session[SESSION_MUST_CHANGE_PASSWORD] = True
             messages.info(request, "Choose your own password to replace the one-time password.")
@@ -52,7 +60,7 @@ def login_view(request):
 
 @require_POST
 def logout_view(request):
-    audit_record(action="logout", summary="Signed out", request=request)
+    audit_record(action="logout", summary="Signed out", actor=actor_for(request))
     logout(request)
     messages.info(request, "You have signed out.")
     return redirect(settings.LOGOUT_REDIRECT_URL)
@@ -68,7 +76,9 @@ def password_change(request):
         update_session_auth_hash(request, user)
         Profile.objects.filter(user=user).update(must_change_password=False)
         request.session.pop(SESSION_MUST_CHANGE_PASSWORD, None)
-        audit_record(action="password.changed", summary="Changed own password", request=request)
+        audit_record(
+            action="password.changed", summary="Changed own password", actor=actor_for(request)
+        )
         messages.success(request, "Your password has been changed.")
         return redirect("dashboard")
     forced = bool(request.session.get(SESSION_MUST_CHANGE_PASSWORD))

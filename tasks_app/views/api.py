@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from tasks_app import ttl_cache
 from tasks_app.access import require_team_role
+from tasks_app.actor import actor_for
 from tasks_app.api import (
     Conflict,
     check_task_access,
@@ -123,7 +124,7 @@ def _delivery(fn, **kwargs):
 
 def _record_person(request, task, team, summary):
     if token_of(request) is None:
-        record_read(request=request, task=task, summary=summary, team=team)
+        record_read(actor=actor_for(request), task=task, summary=summary, team=team)
 
 
 @extend_schema(
@@ -209,9 +210,8 @@ def plan_variables(request, plan_key):
 def task_run_now(request, task_id):
     task = _task(request, task_id)
     check_token_may_run(token_of(request), task)
-    person = None if token_of(request) else request.user
     try:
-        run = task_run(task=task, trigger=TaskRun.Trigger.API, actor=person, request=request)
+        run = task_run(task=task, trigger=TaskRun.Trigger.API, actor=actor_for(request))
     except TaskDisabled as e:
         raise Conflict("disabled", e.message) from None
     return Response(RunSerializer(run).data, status=201)

@@ -19,6 +19,7 @@ from tasks_app.access import (
     team_roles,
     teams_for_user,
 )
+from tasks_app.actor import actor_for
 from tasks_app.api import Conflict, token_of
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, Team, Variable
 from tasks_app.services.connectors import ConnectorInUse, connector_delete, connector_save
@@ -214,14 +215,14 @@ class ConnectorViewSet(viewsets.ModelViewSet):
             connector=serializer.built,
             shared_with=list(shared),
             secret_changed=serializer.secret_changed,
-            request=self.request,
+            actor=actor_for(self.request),
         )
 
     perform_create = perform_update = _save
 
     def perform_destroy(self, instance):
         try:
-            connector_delete(connector=instance, request=self.request)
+            connector_delete(connector=instance, actor=actor_for(self.request))
         except ConnectorInUse as e:
             raise Conflict("in_use", str(e)) from None
 
@@ -274,15 +275,15 @@ class PlanViewSet(_TeamScopedViewSet):
 
     def perform_create(self, serializer):
         self.check_team(serializer.built)
-        serializer.instance = plan_save(plan=serializer.built, request=self.request)
+        serializer.instance = plan_save(plan=serializer.built, actor=actor_for(self.request))
 
     def perform_update(self, serializer):
         if serializer.built.team_id != serializer.instance.team_id:
             raise serializers.ValidationError({"team": ["A plan cannot move to another team."]})
-        serializer.instance = plan_save(plan=serializer.built, request=self.request)
+        serializer.instance = plan_save(plan=serializer.built, actor=actor_for(self.request))
 
     def perform_destroy(self, instance):
-        plan_delete(plan=instance, request=self.request)
+        plan_delete(plan=instance, actor=actor_for(self.request))
 
 
 class JobSerializer(_Validated):
@@ -299,12 +300,12 @@ class JobViewSet(_TeamScopedViewSet):
 
     def _save(self, serializer):
         self.check_team(serializer.built)
-        serializer.instance = job_save(job=serializer.built, request=self.request)
+        serializer.instance = job_save(job=serializer.built, actor=actor_for(self.request))
 
     perform_create = perform_update = _save
 
     def perform_destroy(self, instance):
-        job_delete(job=instance, request=self.request)
+        job_delete(job=instance, actor=actor_for(self.request))
 
 
 class TaskSerializer(_Validated):
@@ -345,7 +346,7 @@ class TaskViewSet(_TeamScopedViewSet):
 
     def _save(self, serializer):
         self.check_team(serializer.built.job.plan)
-        serializer.instance = task_save(task=serializer.built, request=self.request)
+        serializer.instance = task_save(task=serializer.built, actor=actor_for(self.request))
 
     perform_create = perform_update = _save
 
@@ -353,7 +354,7 @@ class TaskViewSet(_TeamScopedViewSet):
         require_team_role(self.request.user, plan.team, Role.EDITOR)
 
     def perform_destroy(self, instance):
-        task_delete(task=instance, request=self.request)
+        task_delete(task=instance, actor=actor_for(self.request))
 
 
 class VariableSerializer(_Validated):
@@ -400,10 +401,10 @@ class VariableViewSet(_TeamScopedViewSet):
         if value is None and serializer.built._state.adding:
             value = ""
         serializer.instance = variable_save(
-            variable=serializer.built, value=value, request=self.request
+            variable=serializer.built, value=value, actor=actor_for(self.request)
         )
 
     perform_create = perform_update = _save
 
     def perform_destroy(self, instance):
-        variable_delete(variable=instance, request=self.request)
+        variable_delete(variable=instance, actor=actor_for(self.request))

@@ -15,6 +15,7 @@ from tasks_app.access import (
     connectors_for_user,
     teams_administered_by,
 )
+from tasks_app.actor import actor_for
 from tasks_app.connector_rules import host_credentials_available
 from tasks_app.forms import ConnectorForm, ConnectorTestForm
 from tasks_app.models import Connector, Team
@@ -75,7 +76,7 @@ def _connector_form(request, connector: Connector | None, owners):
             connector=form.instance,
             shared_with=list(form.cleaned_data["shared_with"]),
             secret_changed=form.secret_changed,
-            request=request,
+            actor=actor_for(request),
         )
         done = (
             f"Saved connector {saved.name}."
@@ -128,7 +129,7 @@ def connector_test_view(request, connector_id):
     if not form.is_valid():
         return connector_detail(request, connector_id, test_form=form)
     outcome = connector_test(
-        connector=connector, region=form.cleaned_data["region"], request=request
+        connector=connector, region=form.cleaned_data["region"], actor=actor_for(request)
     )
     connector.refresh_from_db()
     return connector_detail(request, connector_id, test_form=form, outcome=outcome)
@@ -139,7 +140,7 @@ def connector_delete_view(request, connector_id):
     if request.method == "POST":
         name = connector.name
         try:
-            connector_delete(connector=connector, request=request)
+            connector_delete(connector=connector, actor=actor_for(request))
         except ConnectorInUse as e:
             messages.error(request, str(e))
             return redirect("connector_detail", connector_id=connector.id)

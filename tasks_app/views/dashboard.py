@@ -6,6 +6,7 @@ from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
 from tasks_app.access import teams_for_user, teams_with_role
+from tasks_app.actor import actor_for
 from tasks_app.models import Plan, Role, Status, TaskConfig, status_filter
 from tasks_app.services.audit import audit_record
 from tasks_app.services.refresh import refresh_request
@@ -82,7 +83,7 @@ def refresh_due(request):
         audit_record(
             action="tasks.refresh_requested",
             summary=f"Asked for the refresh of {queued} due tasks",
-            request=request,
+            actor=actor_for(request),
             changes={"tasks": queued, "groups": groups},
         )
         messages.success(

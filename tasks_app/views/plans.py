@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from tasks_app.access import require_team_role, teams_for_user, teams_with_role
+from tasks_app.actor import actor_for
 from tasks_app.forms import JobForm, PlanForm
 from tasks_app.models import Job, Plan, Role, TaskConfig
 from tasks_app.services.plans import job_delete, job_save, plan_delete, plan_save
@@ -44,7 +45,7 @@ def plan_create(request):
         raise PermissionDenied("Editors and admins of a team create plans.")
     form = PlanForm(request.POST or None, teams=teams)
     if request.method == "POST" and form.is_valid():
-        plan = plan_save(plan=form.instance, request=request)
+        plan = plan_save(plan=form.instance, actor=actor_for(request))
         messages.success(request, f"Created plan {plan.key}. Add a job next.")
         return redirect("plan_detail", plan_id=plan.id)
     return render(request, "plans/form.html", {"form": form, "plan": None})
@@ -54,7 +55,7 @@ def plan_edit(request, plan_id):
     plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
     form = PlanForm(request.POST or None, instance=plan, teams=None)
     if request.method == "POST" and form.is_valid():
-        plan_save(plan=form.instance, request=request)
+        plan_save(plan=form.instance, actor=actor_for(request))
         messages.success(request, f"Saved plan {plan.key}.")
         return redirect("plan_detail", plan_id=plan.id)
     return render(request, "plans/form.html", {"form": form, "plan": plan})
@@ -76,7 +77,7 @@ def plan_detail(request, plan_id):
 def plan_delete_view(request, plan_id):
     plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
     if request.method == "POST":
-        plan_delete(plan=plan, request=request)
+        plan_delete(plan=plan, actor=actor_for(request))
         messages.success(request, f"Deleted plan {plan.key}.")
         return redirect("plan_list")
     cancel = reverse("plan_detail", args=[plan.id])
@@ -87,7 +88,7 @@ def job_create(request, plan_id):
     plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
     form = JobForm(request.POST or None, plan=plan)
     if request.method == "POST" and form.is_valid():
-        job = job_save(job=form.instance, request=request)
+        job = job_save(job=form.instance, actor=actor_for(request))
         messages.success(request, f"Created job {job.key}. Add a task next.")
         return redirect("job_detail", job_id=job.id)
     return render(request, "plans/job_form.html", {"form": form, "plan": plan, "job": None})
@@ -97,7 +98,7 @@ def job_edit(request, job_id):
     job, _ = _get_job_for_user(request, job_id, need=Role.EDITOR)
     form = JobForm(request.POST or None, instance=job, plan=job.plan)
     if request.method == "POST" and form.is_valid():
-        job_save(job=form.instance, request=request)
+        job_save(job=form.instance, actor=actor_for(request))
         messages.success(request, f"Saved job {job.key}.")
         return redirect("job_detail", job_id=job.id)
     return render(request, "plans/job_form.html", {"form": form, "plan": job.plan, "job": job})
@@ -118,7 +119,7 @@ def job_detail(request, job_id):
 def job_delete_view(request, job_id):
     job, _ = _get_job_for_user(request, job_id, need=Role.EDITOR)
     if request.method == "POST":
-        job_delete(job=job, request=request)
+        job_delete(job=job, actor=actor_for(request))
         messages.success(request, f"Deleted job {job.key}.")
         return redirect("plan_detail", plan_id=job.plan_id)
     cancel = reverse("job_detail", args=[job.id])

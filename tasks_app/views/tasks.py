@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from tasks_app import aws
 from tasks_app.access import require_team_role, teams_for_user
+from tasks_app.actor import actor_for
 from tasks_app.connector_rules import host_credentials_available
 from tasks_app.crypto import MASK
 from tasks_app.forms import TaskForm
@@ -58,7 +59,7 @@ def _task_form(request, job, task: TaskConfig | None):
         regions=_region_groups(),
     )
     if request.method == "POST" and form.is_valid():
-        saved = task_save(task=form.instance, request=request)
+        saved = task_save(task=form.instance, actor=actor_for(request))
         messages.success(request, "Saved the task." if task else "Created the task. Run it now.")
         return redirect("task_detail", task_id=saved.id)
     return render(request, "tasks/form.html", {"form": form, "job": job, "task": task})
@@ -133,7 +134,7 @@ def task_reveal(request, task_id):
     audit_record(
         action="variables.revealed",
         summary=f"Revealed the variables of \u201c{task}\u201d",
-        request=request,
+        actor=actor_for(request),
         team=task.job.plan.team,
         obj=task,
     )
@@ -144,9 +145,7 @@ def task_reveal(request, task_id):
 def task_run_view(request, task_id):
     task, _ = _get_task_for_user(request, task_id, need=Role.EDITOR)
     try:
-        run = task_run(
-            task=task, trigger=TaskRun.Trigger.MANUAL, actor=request.user, request=request
-        )
+        run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL, actor=actor_for(request))
     except TaskDisabled as e:
         messages.error(request, e.message)
     else:
@@ -164,7 +163,7 @@ def task_delete_view(request, task_id):
     task, _ = _get_task_for_user(request, task_id, need=Role.EDITOR)
     if request.method == "POST":
         job = task.job
-        task_delete(task=task, request=request)
+        task_delete(task=task, actor=actor_for(request))
         messages.success(request, "Deleted the task and its variables.")
         return redirect("job_detail", job_id=job.id)
     cancel = reverse("task_detail", args=[task.id])

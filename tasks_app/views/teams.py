@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from tasks_app.access import require_team_role, teams_for_user
+from tasks_app.actor import actor_for
 from tasks_app.crypto import EncryptionError
 from tasks_app.forms import MemberAddForm, MemberRoleForm, NotificationSettingsForm, TeamForm
 from tasks_app.models import Membership, NotificationDelivery, Role, Team
@@ -46,7 +47,9 @@ def team_create_view(request):
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         team = team_create(
-            name=form.cleaned_data["name"], slug=form.cleaned_data["slug"], request=request
+            name=form.cleaned_data["name"],
+            slug=form.cleaned_data["slug"],
+            actor=actor_for(request),
         )
         messages.success(request, f"Created team {team.name}. You are its admin.")
         return redirect("team_detail", team_id=team.id)
@@ -62,7 +65,7 @@ def team_edit(request, team_id):
             team=team,
             name=form.cleaned_data["name"],
             slug=form.cleaned_data["slug"],
-            request=request,
+            actor=actor_for(request),
         )
         messages.success(request, "Saved the team.")
         return redirect("team_detail", team_id=team.id)
@@ -91,7 +94,9 @@ def member_add(request, team_id):
         return team_detail(request, team_id, add_form=form)
     user = form.cleaned_data["user"]
     try:
-        membership_add(team=team, user=user, role=Role(form.cleaned_data["role"]), request=request)
+        membership_add(
+            team=team, user=user, role=Role(form.cleaned_data["role"]), actor=actor_for(request)
+        )
     except TeamError as e:
         form.add_error("user", str(e))
         return team_detail(request, team_id, add_form=form)
@@ -109,7 +114,7 @@ def member_role(request, team_id, membership_id):
         return redirect("team_detail", team_id=team.id)
     try:
         membership_change_role(
-            membership=membership, role=Role(form.cleaned_data["role"]), request=request
+            membership=membership, role=Role(form.cleaned_data["role"]), actor=actor_for(request)
         )
     except TeamError as e:
         messages.error(request, str(e))
@@ -126,7 +131,7 @@ def member_remove(request, team_id, membership_id):
     membership = _get_membership(team, membership_id)
     username = membership.user.get_username()
     try:
-        membership_remove(membership=membership, request=request)
+        membership_remove(membership=membership, actor=actor_for(request))
     except TeamError as e:
         messages.error(request, str(e))
         return redirect("team_detail", team_id=team.id)
@@ -145,7 +150,7 @@ def team_notifications(request, team_id):
         if not can_manage:
             raise PermissionDenied("Only the team's admins change its notifications.")
         if form.is_valid():
-            team_notifications_update(team=team, request=request, **form.cleaned_data)
+            team_notifications_update(team=team, actor=actor_for(request), **form.cleaned_data)
             messages.success(request, "Saved the notification settings.")
             return redirect("team_notifications", team_id=team.id)
     deliveries = (

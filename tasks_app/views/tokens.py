@@ -8,6 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from tasks_app.access import require_team_role, teams_for_user, teams_with_role
+from tasks_app.actor import actor_for
 from tasks_app.forms import ApiTokenForm
 from tasks_app.models import ApiToken, Plan, Role
 from tasks_app.services.tokens import token_create, token_revoke
@@ -41,7 +42,7 @@ def token_create_view(request):
             job=job,
             name=form.cleaned_data["name"],
             expires_at=now() + timedelta(days=days) if days else None,
-            request=request,
+            actor=actor_for(request),
         )
         # Shown once, on this response only; never stored or cached.
         response = render(request, "tokens/created.html", {"token": token, "raw": raw})
@@ -54,7 +55,7 @@ def token_create_view(request):
 def token_revoke_view(request, token_id):
     token = get_object_or_404(ApiToken.objects.select_related("team", "plan", "job"), id=token_id)
     require_team_role(request.user, token.team, Role.EDITOR)
-    if token_revoke(token=token, request=request):
+    if token_revoke(token=token, actor=actor_for(request)):
         messages.success(request, f"Revoked {token}. It no longer works.")
     else:
         messages.info(request, f"{token} was revoked already.")

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from tasks_app.access import require_team_role, teams_for_user, teams_with_role
+from tasks_app.actor import actor_for
 from tasks_app.forms import VariableForm
 from tasks_app.models import Role, Team, Variable
 from tasks_app.services.plans import variable_delete, variable_save
@@ -55,7 +56,9 @@ def _variable_form(request, variable: Variable, *, back: str):
     creating = variable._state.adding
     if request.method == "POST" and form.is_valid():
         try:
-            saved = variable_save(variable=form.instance, value=form.new_value(), request=request)
+            saved = variable_save(
+                variable=form.instance, value=form.new_value(), actor=actor_for(request)
+            )
         except ValidationError as e:
             form.add_error(None, e)
         else:
@@ -87,7 +90,7 @@ def variable_delete_view(request, variable_id):
     variable = _get_variable_for_user(request, variable_id, need=Role.EDITOR)
     if request.method == "POST":
         back = _back(variable)
-        variable_delete(variable=variable, request=request)
+        variable_delete(variable=variable, actor=actor_for(request))
         messages.success(request, f"Deleted variable {variable.key}.")
         return redirect(back)
     return render(

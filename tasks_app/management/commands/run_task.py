@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app.management.commands._tasks import task_from_argument
+from tasks_app.actor import COMMAND_LINE
+from tasks_app.management.arguments import task_from_argument
 from tasks_app.models import TaskRun
 from tasks_app.services.runs import TaskDisabled, task_run
 
@@ -14,7 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, task_id, **options):
         task = task_from_argument(task_id)
         try:
-            run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL)
+            run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL, actor=COMMAND_LINE)
         except TaskDisabled as e:
             raise CommandError(e.message) from None
         if run.outcome != TaskRun.Outcome.SUCCEEDED:

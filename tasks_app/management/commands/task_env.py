@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app.management.commands._tasks import task_from_argument
+from tasks_app.actor import COMMAND_LINE
+from tasks_app.management.arguments import task_from_argument
 from tasks_app.services.delivery import NotServable, record_read, task_delivery
 from tasks_app.snippets import SHELLS, env_snippet
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         except NotServable as e:
             raise CommandError(e.detail) from None
         record_read(
-            request=None,
+            actor=COMMAND_LINE,
             task=task,
             summary=f"Read the variables of \u201c{task}\u201d with manage.py task_env",
             team=task.job.plan.team,

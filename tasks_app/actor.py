@@ -1,0 +1,51 @@
+"""Who causes a change: a person, an API token (a CI job), or the portal itself (the scheduler).
+
+Views build one per request with actor_for(request) and pass it to services as actor=;
+services and their tests never see an HttpRequest.
+"""
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+
+from tasks_app.models import ApiToken
+from tasks_app.net import client_address
+
+
+@dataclass(frozen=True)
+class Actor:
+    user: object | None = None  # a signed-in person (the user model)
+    token: ApiToken | None = None  # an API token: a CI job, not a person
+    address: str | None = None  # the client's address, as far as proxies are trusted
+    label: str = ""  # who, without an account: the name typed at a failed sign-in, "system"
+
+    @property
+    def name(self) -> str:
+        if self.user is not None:
+            return self.user.get_username()
+        if self.token is not None:
+            return f"token:{self.token.hint}"
+        return self.label
+
+    def as_user(self, user) -> "Actor":
+        """The same request, now on behalf of this person (just signed in)."""
+        return Actor(user=user, address=self.address)
+
+    @property
+    def is_superuser(self) -> bool:
+        return bool(self.user is not None and self.user.is_superuser)
+
+
+# The scheduler, housekeeping and other work nobody asked for in person.
+SYSTEM = Actor(label="system")
+# Whoever runs manage.py on the portal's host.
+COMMAND_LINE = Actor(label="manage.py")
+
+
+def actor_for(request) -> Actor:
+    """The actor of a request: its signed-in person or its API token, and its address."""
+    user = getattr(request, "user", None)
+    person = user if isinstance(user, get_user_model()) else None
+    auth = getattr(request, "auth", None)
+    token = auth if isinstance(auth, ApiToken) else None
+    return Actor(user=person, token=token, address=client_address(request))

@@ -1,0 +1,64 @@
+"""The variables a run writes (SPEC §5), in one list that the rules, the runs, the delivery
+order and the snippets all read.
+
+With namespace `ns`, a run writes `ns.<suffix>` for every entry: the six fields of the
+authorization (also under their JSON key in `ns.ecr.json.password`) and that JSON object.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Generated:
+    suffix: str  # the key under the namespace
+    field: str | None  # its key in the JSON variable; None: the JSON variable itself
+    standard: str | None  # the reference document's environment name, for tools
+
+
+GENERATED = (
+    Generated("ecr.authorizationToken.password", "authorizationToken", "AUTHORIZATION_TOKEN"),
+    Generated("ecr.expirationDate", "expirationDate", "EXPIRATION_DATE"),
+    Generated("ecr.proxyEndpoint", "proxyEndpoint", "PROXY_ENDPOINT"),
+    Generated("ecr.proxyEndpointDomain", "proxyEndpointDomain", "PROXY_ENDPOINT_DOMAIN"),
+    Generated("ecr.username", "username", "USERNAME"),
+    Generated("ecr.password", "password", "PASSWORD"),
+    Generated("ecr.json.password", None, None),
+)
+SUFFIXES = tuple(g.suffix for g in GENERATED)
+
+
+def generated_keys(namespace: str) -> list[str]:
+    return [f"{namespace}.{suffix}" for suffix in SUFFIXES]
+
+
+def generated_rank(namespace: str, key: str) -> tuple[int, str]:
+    """Sorts a task's variables in the reference document's order."""
+    suffix = key.removeprefix(namespace + ".")
+    return (SUFFIXES.index(suffix) if suffix in SUFFIXES else len(SUFFIXES), key)
+
+
+def generated_values(
+    *,
+    namespace: str,
+    token: str,
+    username: str,
+    password: str,
+    expires_at: datetime,
+    proxy_endpoint: str,
+) -> dict[str, str]:
+    """The seven variables of a token, by key."""
+    fields = {
+        "authorizationToken": token,
+        "expirationDate": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "proxyEndpoint": proxy_endpoint,
+        "proxyEndpointDomain": urlsplit(proxy_endpoint).netloc or proxy_endpoint,
+        "username": username,
+        "password": password,
+    }
+    return {
+        f"{namespace}.{g.suffix}": fields[g.field] if g.field else json.dumps(fields)
+        for g in GENERATED
+    }

@@ -1,0 +1,206 @@
+"""The outcome of runs: the variables of those that obtained credentials, written for many
+tasks at once, all or none (SPEC §5); the failure of those that did not, with back-off
+(SPEC §7). Status changes are recorded with them, and their notifications queued.
+"""
+
+from collections import defaultdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils.timezone import now
+
+from tasks_app import aws
+from tasks_app.crypto import EncryptionError
+from tasks_app.generated import generated_values
+from tasks_app.models import TaskConfig, TaskRun, VariableResult, is_masked_key
+from tasks_app.schedule import backoff, next_refresh
+from tasks_app.services.inputs import RunError
+from tasks_app.services.notifications import notifications_queue
+from tasks_app.services.status import statuses_record
+
+
+def run_record_failure(
+    *, run: TaskRun, error_class: str, message: str, request_id: str = ""
+) -> None:
+    """Record a failed run, and the task's state: back off, keep its variables."""
+    finished = now()
+    run_fields = {
+        "finished": finished,
+        "outcome": TaskRun.Outcome.FAILED,
+        "region": run.region,
+        "connector": run.connector,
+        "error_class": error_class,
+        "error_message": message,
+        "aws_request_id": request_id,
+        "token_expires_at": None,
+    }
+    TaskRun.objects.filter(pk=run.pk).update(**run_fields)
+    for name, value in run_fields.items():
+        setattr(run, name, value)
+    tasks = TaskConfig.objects.filter(pk=run.task_id)
+    with transaction.atomic():
+        tasks.update(
+            last_run_at=finished,
+            last_run_ok=False,
+            last_error=message[:1000],
+            lease_until=None,
+            failures=F("failures") + 1,
+        )
+        failures = tasks.values_list("failures", flat=True).first()
+        if failures is None:  # the task was deleted meanwhile
+            return
+        tasks.update(refresh_due_at=finished + backoff(failures))
+        changes = statuses_record(task_ids=[run.task_id], runs={run.task_id: run}, at=finished)
+        notifications_queue(changes=changes)
+
+
+def runs_interrupted_close(*, at=None) -> int:
+    """Mark as failed the runs whose worker died before finishing (killed, restarted).
+
+    Their tasks are refreshed again when the claim runs out; this only tidies the
+    history. A run may last at most the task time limit.
+    """
+    at = at or now()
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    return TaskRun.objects.filter(outcome=TaskRun.Outcome.RUNNING, started__lt=at - limit).update(
+        outcome=TaskRun.Outcome.FAILED,
+        finished=at,
+        error_class="Interrupted",
+        error_message="The worker stopped before this run finished (killed or restarted). "
+        "Nothing it fetched was written; the task is refreshed again.",
+    )
+
+
+def run_fail(*, run: TaskRun, error: RunError | aws.AwsError | EncryptionError) -> None:
+    """Record a run that could not obtain credentials; the variables stay as they were."""
+    if isinstance(error, RunError):
+        run_record_failure(run=run, error_class=error.error_class, message=error.message)
+    elif isinstance(error, aws.AwsError):
+        run_record_failure(
+            run=run,
+            error_class=error.code,
+            message=error.explanation,
+            request_id=error.request_id,
+        )
+    else:
+        run_record_failure(run=run, error_class=type(error).__name__, message=str(error))
+
+
+def _results(task, run, authorization: aws.EcrAuthorization, stamp) -> list[VariableResult]:
+    values = generated_values(
+        namespace=task.namespace,
+        token=authorization.token,
+        username=authorization.username,
+        password=authorization.password,
+        expires_at=authorization.expires_at,
+        proxy_endpoint=authorization.proxy_endpoint,
+    )
+    return [
+        VariableResult(
+            task=task,
+            plan_id=task.job.plan_id,
+            job_id=task.job_id,
+            run=run,
+            key=key,
+            value="" if is_masked_key(key) else value,
+            secret_value=value if is_masked_key(key) else "",
+            masked=is_masked_key(key),
+            scope=task.scope,
+            expires_at=authorization.expires_at,
+            updated=stamp,
+        )
+        for key, value in values.items()
+    ]
+
+
+RUN_FIELDS = [
+    "finished",
+    "outcome",
+    "region",
+    "connector",
+    "error_class",
+    "error_message",
+    "aws_request_id",
+    "token_expires_at",
+]
+TASK_FIELDS = [
+    "last_run_at",
+    "last_run_ok",
+    "last_error",
+    "lease_until",
+    "expires_at",
+    "failures",
+    "refresh_due_at",
+]
+
+
+def _update_each(model, objects, fields: list[str]) -> None:
+    """Save these fields of each object, with one UPDATE per distinct set of values.
+
+    The tasks of a refresh group share their values, so this is one statement
+    where bulk_update would build a CASE per object and field.
+    """
+    same = defaultdict(list)
+    for obj in objects:
+        same[
+            tuple(getattr(obj, f"{name}_id", None) or getattr(obj, name) for name in fields)
+        ].append(obj.pk)
+    for values, ids in same.items():
+        columns = [model._meta.get_field(name).attname for name in fields]
+        model.objects.filter(pk__in=ids).update(**dict(zip(columns, values, strict=True)))
+
+
+def runs_deliver(*, deliveries: list[tuple[TaskConfig, TaskRun, aws.EcrAuthorization]]) -> None:
+    """Write the variables of runs that obtained credentials and finish them, in one
+    transaction: every task gets all seven new variables, or none does.
+
+    Tasks served by one token get one refresh time (with one jitter), so they stay
+    one group, refreshed with one AWS call, next time too.
+    """
+    finished = now()
+    results = []
+    members = deliveries
+    for task, run, authorization in members:
+        results += _results(task, run, authorization, finished)
+        run.finished, run.outcome = finished, TaskRun.Outcome.SUCCEEDED
+        run.error_class = run.error_message = ""
+        run.aws_request_id = authorization.request_id
+        run.token_expires_at = authorization.expires_at
+    ids = [task.pk for task, _, _ in members]
+    due = {}
+    with transaction.atomic():
+        # Lock the rows first (PostgreSQL): failures counts on from the latest value.
+        failures = dict(
+            TaskConfig.objects.select_for_update().filter(pk__in=ids).values_list("id", "failures")
+        )
+        members = [m for m in members if m[0].pk in failures]  # deleted meanwhile
+        if not members:
+            return
+        for task, _, authorization in members:
+            expires = authorization.expires_at
+            task.last_run_at, task.last_run_ok, task.lease_until = finished, True, None
+            task.expires_at = expires
+            if expires > finished:
+                task.failures, task.last_error = 0, ""
+                if expires not in due:
+                    due[expires] = next_refresh(expires_at=expires, at=finished)
+                task.refresh_due_at = due[expires]
+            else:  # a token that arrived expired already: retry later, never at once
+                task.failures = failures[task.pk] + 1
+                task.last_error = (
+                    f"AWS returned a token that expired already ({expires:%Y-%m-%dT%H:%M:%SZ}); "
+                    "check the clocks. Retrying with back-off."
+                )
+                task.refresh_due_at = finished + backoff(task.failures)
+        VariableResult.objects.filter(task__in=[m[0].pk for m in members]).delete()
+        VariableResult.objects.bulk_create([r for r in results if r.task_id in failures])
+        _update_each(TaskRun, [run for _, run, _ in members], RUN_FIELDS)
+        _update_each(TaskConfig, [task for task, _, _ in members], TASK_FIELDS)
+        changes = statuses_record(
+            task_ids=[task.pk for task, _, _ in members],
+            runs={task.pk: run for task, run, _ in members},
+            at=finished,
+        )
+        notifications_queue(changes=changes)
