@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from django.conf import settings
+
 
 @dataclass(frozen=True)
 class Generated:
@@ -28,6 +30,13 @@ GENERATED = (
     Generated("ecr.json.password", None, None),
 )
 SUFFIXES = tuple(g.suffix for g in GENERATED)
+
+
+def env_name(key: str, prefix: str | None = None) -> str:
+    """A variable's environment name: bamboo_ (ECRPORTAL_ENV_PREFIX) + the key with dots as
+    underscores, case kept. Two keys with the same environment name collide."""
+    prefix = settings.ENV_PREFIX if prefix is None else prefix
+    return prefix + key.replace(".", "_")
 
 
 def generated_keys(namespace: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Environment snippets for Bash, PowerShell, cmd and dotenv (SPEC §6).
+"""Environment snippets for Bash, PowerShell, cmd and dotenv (SPEC §6), from one table of shells.
 
 Values are quoted so that any value survives the shell unchanged:
 
@@ -13,29 +13,19 @@ Values are quoted so that any value survives the shell unchanged:
 """
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from django.conf import settings
+from tasks_app.generated import GENERATED, env_name
 
-SHELLS = ("bash", "powershell", "cmd", "dotenv")
-SHELL_LABELS = {"bash": "Bash", "powershell": "PowerShell", "cmd": "cmd"}
-
-# The standard names of the reference document, for tools such as the AWS CLI.
-STANDARD_NAMES = (
-    ("AUTHORIZATION_TOKEN", "ecr.authorizationToken.password"),
-    ("EXPIRATION_DATE", "ecr.expirationDate"),
-    ("PROXY_ENDPOINT", "ecr.proxyEndpoint"),
-    ("PROXY_ENDPOINT_DOMAIN", "ecr.proxyEndpointDomain"),
-    ("USERNAME", "ecr.username"),
-    ("PASSWORD", "ecr.password"),
-)
 _POWERSHELL_QUOTES = "'\u2018\u2019\u201a\u201b"
 _CMD_SPECIAL = set("^&|<>()")
-
-
-def env_name(key: str, prefix: str | None = None) -> str:
-    """bamboo_ + the key with dots as underscores, case kept."""
-    prefix = settings.ENV_PREFIX if prefix is None else prefix
-    return prefix + key.replace(".", "_")
+# Registry logins the CI snippet shows: the command, and the variable with the registry.
+LOGINS = (
+    ("docker login", "ecr.proxyEndpoint"),
+    ("podman login", "ecr.proxyEndpointDomain"),
+    ("helm registry login", "ecr.proxyEndpointDomain"),
+)
 
 
 def quote_bash(value: str) -> str:
@@ -67,16 +57,71 @@ def set_cmd(name: str, value: str) -> str:
     return f'set "{name}={"".join(out)}"'
 
 
+@dataclass(frozen=True)
+class Shell:
+    label: str
+    assign: Callable[[str, str], str]  # NAME, value -> the line that sets it
+    read: Callable[[str], str] | None = None  # NAME -> how a script reads it
+    alias: Callable[[str, str], str] | None = None  # NAME, what it reads -> the line
+    fetch: Callable[[str], str] | None = None  # the env URL -> the line that loads it
+    pipe: Callable[[str, str, str], str] | None = None  # password, login command, registry
+
+
+SHELLS_TABLE = {
+    "bash": Shell(
+        label="Bash",
+        assign=lambda name, value: f"export {name}={quote_bash(value)}",
+        read=lambda name: f"${name}",
+        alias=lambda name, source: f"export {name}={source}",
+        fetch=lambda url: (
+            f'eval "$(curl -fsS -H "Authorization: Bearer $ECRPORTAL_TOKEN" \'{url}?shell=bash\')"'
+        ),
+        pipe=lambda password, login, registry: (
+            f'printf %s "{password}" | {login} --username AWS --password-stdin "{registry}"'
+        ),
+    ),
+    "powershell": Shell(
+        label="PowerShell",
+        assign=lambda name, value: f"$Env:{name} = {quote_powershell(value)}",
+        read=lambda name: f"$Env:{name}",
+        alias=lambda name, source: f"${name} = {source}",
+        fetch=lambda url: (
+            "Invoke-Expression (Invoke-RestMethod -Headers @{Authorization = "
+            f"\"Bearer $Env:ECRPORTAL_TOKEN\"}} -Uri '{url}?shell=powershell')"
+        ),
+        pipe=lambda password, login, registry: (
+            f"{password} | {login} --username AWS --password-stdin {registry}"
+        ),
+    ),
+    "cmd": Shell(
+        label="cmd",
+        assign=set_cmd,
+        read=lambda name: f"%{name}%",
+        alias=lambda name, source: f"set {name}={source}",
+        fetch=lambda url: (
+            f'curl -fsS -H "Authorization: Bearer %ECRPORTAL_TOKEN%" -o ecr-env.cmd '
+            f'"{url}?shell=cmd" && call ecr-env.cmd && del ecr-env.cmd'
+        ),
+        pipe=lambda password, login, registry: (
+            f"echo {password}| {login} --username AWS --password-stdin {registry}"
+        ),
+    ),
+    "dotenv": Shell(label="dotenv", assign=lambda name, value: f"{name}={quote_dotenv(value)}"),
+}
+SHELLS = tuple(SHELLS_TABLE)
+# The shells people copy snippets for in the browser (dotenv is an API format).
+SHELL_LABELS = {name: shell.label for name, shell in SHELLS_TABLE.items() if shell.read}
+
+
+def _shell(name: str, needs: str) -> Shell:
+    shell = SHELLS_TABLE.get(name)
+    if shell is None or getattr(shell, needs) is None:
+        raise ValueError(f"no {needs} snippet for {name!r}")
+    return shell
+
+
 def assignment(shell: str, name: str, value: str) -> str:
-    if shell == "bash":
-        return f"export {name}={quote_bash(value)}"
-    if shell == "powershell":
-        return f"$Env:{name} = {quote_powershell(value)}"
-    if shell == "cmd":
-        return set_cmd(name, value)
-    if shell == "dotenv":
-        return f"{name}={quote_dotenv(value)}"
-    raise ValueError(f"unknown shell {shell!r}")
+    return _shell(shell, "assign").assign(name, value)
 
 
 def env_snippet(shell: str, values: dict[str, str]) -> str:
@@ -87,52 +132,20 @@ def env_snippet(shell: str, values: dict[str, str]) -> str:
 
 def mapping_snippet(shell: str, namespace: str) -> str:
     """The reference document's snippet: the standard names from the portal's variables."""
-    lines = []
-    for standard, suffix in STANDARD_NAMES:
-        source = env_name(f"{namespace}.{suffix}")
-        if shell == "bash":
-            lines.append(f"export {standard}=${source}")
-        elif shell == "powershell":
-            lines.append(f"${standard} = $Env:{source}")
-        elif shell == "cmd":
-            lines.append(f"set {standard}=%{source}%")
-        else:
-            raise ValueError(f"no mapping snippet for {shell!r}")
+    table = _shell(shell, "alias")
+    lines = [
+        table.alias(g.standard, table.read(env_name(f"{namespace}.{g.suffix}")))
+        for g in GENERATED
+        if g.standard
+    ]
     return "\n".join(lines) + "\n"
 
 
 def ci_snippet(shell: str, *, env_url: str, namespace: str) -> str:
     """Fetch fresh credentials with an API token, then log in with docker, podman or helm."""
-    password = env_name(f"{namespace}.ecr.password")
-    endpoint = env_name(f"{namespace}.ecr.proxyEndpoint")
-    domain = env_name(f"{namespace}.ecr.proxyEndpointDomain")
-    if shell == "bash":
-        return (
-            f'eval "$(curl -fsS -H "Authorization: Bearer $ECRPORTAL_TOKEN" '
-            f"'{env_url}?shell=bash')\"\n"
-            f'printf %s "${password}" | docker login --username AWS --password-stdin '
-            f'"${endpoint}"\n'
-            f'printf %s "${password}" | podman login --username AWS --password-stdin '
-            f'"${domain}"\n'
-            f'printf %s "${password}" | helm registry login --username AWS --password-stdin '
-            f'"${domain}"\n'
-        )
-    if shell == "powershell":
-        return (
-            "Invoke-Expression (Invoke-RestMethod -Headers @{Authorization = "
-            f"\"Bearer $Env:ECRPORTAL_TOKEN\"}} -Uri '{env_url}?shell=powershell')\n"
-            f"$Env:{password} | docker login --username AWS --password-stdin $Env:{endpoint}\n"
-            f"$Env:{password} | podman login --username AWS --password-stdin $Env:{domain}\n"
-            f"$Env:{password} | helm registry login --username AWS --password-stdin "
-            f"$Env:{domain}\n"
-        )
-    if shell == "cmd":
-        return (
-            f'curl -fsS -H "Authorization: Bearer %ECRPORTAL_TOKEN%" -o ecr-env.cmd '
-            f'"{env_url}?shell=cmd" && call ecr-env.cmd && del ecr-env.cmd\n'
-            f"echo %{password}%| docker login --username AWS --password-stdin %{endpoint}%\n"
-            f"echo %{password}%| podman login --username AWS --password-stdin %{domain}%\n"
-            f"echo %{password}%| helm registry login --username AWS --password-stdin "
-            f"%{domain}%\n"
-        )
-    raise ValueError(f"no CI snippet for {shell!r}")
+    table = _shell(shell, "fetch")
+    password = table.read(env_name(f"{namespace}.ecr.password"))
+    lines = [table.fetch(env_url)]
+    for login, registry in LOGINS:
+        lines.append(table.pipe(password, login, table.read(env_name(f"{namespace}.{registry}"))))
+    return "\n".join(lines) + "\n"

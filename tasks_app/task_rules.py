@@ -7,26 +7,12 @@ from django.db.models import Q
 
 from tasks_app import aws
 from tasks_app.connector_rules import ROLE_ARN, host_credentials_available
+from tasks_app.generated import env_name, generated_keys
 
 REFERENCE = re.compile(r"^\$\{bamboo\.(?P<key>[A-Za-z][A-Za-z0-9_.-]{0,99})\}$")
 REGISTRY_ID = re.compile(r"^\d{12}$")
 NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
-
-# What a run writes under the namespace (SPEC §5), in the reference document's order.
-GENERATED_SUFFIXES = (
-    "ecr.authorizationToken.password",
-    "ecr.expirationDate",
-    "ecr.proxyEndpoint",
-    "ecr.proxyEndpointDomain",
-    "ecr.username",
-    "ecr.password",
-    "ecr.json.password",
-)
-
-
-def generated_keys(namespace: str) -> list[str]:
-    return [f"{namespace}.{suffix}" for suffix in GENERATED_SUFFIXES]
 
 
 def reference_key(reference: str) -> str | None:
@@ -92,17 +78,13 @@ def task_partition(task) -> str | None:
     return None
 
 
-def _env_name(key: str) -> str:
-    return key.replace(".", "_")
-
-
 def colliding_task(task):
     """Another enabled task of the plan writing the same variables where both are visible."""
     from tasks_app.models import Scope, TaskConfig
 
     if not task.enabled:
         return None
-    mine = {_env_name(k) for k in generated_keys(task.namespace)}
+    mine = {env_name(k, prefix="") for k in generated_keys(task.namespace)}
     others = (
         TaskConfig.objects.filter(job__plan_id=task.job.plan_id, enabled=True)
         .exclude(pk=task.pk)
@@ -112,7 +94,7 @@ def colliding_task(task):
         both_local = task.scope == Scope.LOCAL and other.scope == Scope.LOCAL
         if both_local and other.job_id != task.job_id:
             continue  # each job sees only its own local variables
-        if mine & {_env_name(k) for k in generated_keys(other.namespace)}:
+        if mine & {env_name(k, prefix="") for k in generated_keys(other.namespace)}:
             return other
     return None
 

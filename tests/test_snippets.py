@@ -9,9 +9,9 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tasks_app.generated import env_name
 from tasks_app.snippets import (
     ci_snippet,
-    env_name,
     env_snippet,
     mapping_snippet,
     set_cmd,

@@ -7,9 +7,9 @@ from django.db.models import Prefetch, Q
 from django.utils.timezone import now
 
 from tasks_app.actor import Actor
+from tasks_app.generated import generated_rank
 from tasks_app.models import Job, Plan, Scope, TaskConfig, VariableResult
 from tasks_app.services.audit import audit_record
-from tasks_app.task_rules import GENERATED_SUFFIXES
 
 
 class NotServable(Exception):
@@ -30,14 +30,7 @@ class Delivery:
 def ordered_results(task: TaskConfig) -> list[VariableResult]:
     """The task's variables in the reference document's order."""
 
-    def rank(result):
-        suffix = result.key.removeprefix(task.namespace + ".")
-        return (
-            GENERATED_SUFFIXES.index(suffix) if suffix in GENERATED_SUFFIXES else 99,
-            result.key,
-        )
-
-    return sorted(task.results.all(), key=rank)
+    return sorted(task.results.all(), key=lambda r: generated_rank(task.namespace, r.key))
 
 
 def task_delivery(task: TaskConfig) -> Delivery:

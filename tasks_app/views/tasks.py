@@ -13,13 +13,14 @@ from tasks_app.actor import actor_for
 from tasks_app.connector_rules import host_credentials_available
 from tasks_app.crypto import MASK
 from tasks_app.forms import TaskForm
+from tasks_app.generated import env_name, generated_keys
 from tasks_app.models import Role, TaskConfig, TaskRun
 from tasks_app.services.audit import audit_record
 from tasks_app.services.delivery import Delivery, NotServable, ordered_results, task_delivery
 from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
-from tasks_app.snippets import SHELL_LABELS, ci_snippet, env_name, env_snippet, mapping_snippet
-from tasks_app.task_rules import PARTITIONS, connectors_usable_by, generated_keys
+from tasks_app.snippets import SHELL_LABELS, ci_snippet, env_snippet, mapping_snippet
+from tasks_app.task_rules import PARTITIONS, connectors_usable_by
 from tasks_app.timeline import timeline
 from tasks_app.views.plans import _get_job_for_user
 
