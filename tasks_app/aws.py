@@ -367,6 +367,15 @@ def regions(service: str, partition: str) -> tuple[str, ...]:
     return tuple(sorted(boto3.Session().get_available_regions(service, partition_name=partition)))
 
 
+PARTITIONS = tuple(DEFAULT_REGION)
+
+
+def ecr_regions(partition: str | None = None) -> list[str]:
+    """Region codes where Amazon ECR exists, of one partition or of all."""
+    partitions = [partition] if partition else PARTITIONS
+    return [region for p in partitions for region in regions("ecr", p)]
+
+
 def _call(operation: str, principal: Principal, fn):
     try:
         return fn()

@@ -1,4 +1,5 @@
-"""The rules of SPEC §3 for connectors. Each message names the expected form."""
+"""The rules of SPEC §3 for connectors that need only the connector itself. Each message
+names the expected form. Rules that need other rows are in tasks_app/validation.py."""
 
 import json
 import re
@@ -60,11 +61,11 @@ def _policy_error(text: str) -> str | None:
 
 
 def connector_clean(connector) -> None:
-    """Drop the settings that do not apply, then check the rest. Raises ValidationError."""
-    from tasks_app.models import Connector
-
-    Principal, Credentials = Connector.Principal, Connector.Credentials
+    """Drop the settings that do not apply, then check the form of the rest (no other rows:
+    the owner team's grant of the host's identity is checked by connector_validate).
+    Raises ValidationError."""
     c = connector
+    Principal, Credentials = c.Principal, c.Credentials
 
     # Fields hidden in the form are ignored: never stored, never checked.
     if c.credentials == Credentials.HOST:
@@ -91,19 +92,15 @@ def connector_clean(connector) -> None:
             errors["secret_access_key"] = (
                 "Enter the secret access key: 40 characters of letters, digits, / + and =."
             )
-    elif c.credentials == Credentials.HOST:
-        team = c.team if c.team_id else None
-        if not host_credentials_available(team):
-            errors["credentials"] = (
-                "The portal host's AWS identity is not available to this team. "
-                "A portal administrator can grant it."
-            )
-        if c.principal_type in (Principal.FEDERATED_USER, Principal.SESSION_TOKEN):
-            label = Principal(c.principal_type).label
-            errors["principal_type"] = (
-                f"{label} needs access-key credentials: AWS offers it to IAM users, "
-                "not to the host's role. Choose an access key, or assume a role."
-            )
+    elif c.credentials == Credentials.HOST and c.principal_type in (
+        Principal.FEDERATED_USER,
+        Principal.SESSION_TOKEN,
+    ):
+        label = Principal(c.principal_type).label
+        errors["principal_type"] = (
+            f"{label} needs access-key credentials: AWS offers it to IAM users, "
+            "not to the host's role. Choose an access key, or assume a role."
+        )
 
     if c.principal_type == Principal.ASSUMED_ROLE:
         c.role_arn = c.role_arn.strip()

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from tasks_app.actor import actor_for
@@ -11,6 +12,36 @@ from tasks_app.services.logins import login_retry_after
 def _minutes(seconds: int) -> str:
     minutes = max(1, round(seconds / 60))
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def form_errors_add(form: forms.BaseForm, error: ValidationError) -> None:
+    """Show a save service's ValidationError on the form: at the control people use for the
+    field (a form's `error_fields` maps model fields to it), else above the form."""
+    aliases = getattr(form, "error_fields", {})
+    errors = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
+    for field, messages in errors.items():
+        target = aliases.get(field, field)
+        form.add_error(target if target in form.fields else None, messages)
+
+
+def form_save(request, form: forms.BaseForm, save):
+    """On a POST with a valid form, save() through the service and return what it saved;
+    the service's ValidationError goes onto the form (then, and otherwise, None)."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    try:
+        return save()
+    except ValidationError as e:
+        form_errors_add(form, e)
+        return None
+
+
+class ServiceValidated:
+    """A model form whose uniqueness and cross-row rules are checked by the save service
+    (tasks_app/validation.py), so that the API and the form give the same messages."""
+
+    def validate_unique(self):
+        pass
 
 
 class LoginForm(AuthenticationForm):
@@ -136,7 +167,7 @@ class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class ConnectorForm(forms.ModelForm):
+class ConnectorForm(ServiceValidated, forms.ModelForm):
     """Create or edit a connector. The secret access key is write-only."""
 
     owner = forms.ModelChoiceField(
@@ -238,15 +269,7 @@ class ConnectorForm(forms.ModelForm):
         cleaned = super().clean()
         team = cleaned.get("owner") if self.creating else self.instance.team
         if team is not None:
-            # Model validation (and the host-credentials rule) needs the owner.
-            self.instance.team = team
-            name = cleaned.get("name")
-            taken = Connector.objects.filter(team=team, name=name).exclude(pk=self.instance.pk)
-            if name and taken.exists():
-                self.add_error("name", f"{team.name} already has a connector called {name}.")
-            shared = cleaned.get("shared_with") or []
-            if team in shared:
-                self.add_error("shared_with", "The owner team uses the connector anyway.")
+            self.instance.team = team  # the save service's rules need the owner
         return cleaned
 
 
@@ -259,7 +282,7 @@ class ConnectorTestForm(forms.Form):
         self.fields["region"].initial = initial_region
 
 
-class PlanForm(forms.ModelForm):
+class PlanForm(ServiceValidated, forms.ModelForm):
     class Meta:
         model = Plan
         fields = ["team", "key", "name"]
@@ -279,7 +302,7 @@ class PlanForm(forms.ModelForm):
             del self.fields["team"]
 
 
-class JobForm(forms.ModelForm):
+class JobForm(ServiceValidated, forms.ModelForm):
     class Meta:
         model = Job
         fields = ["key", "name", "stage"]
@@ -289,15 +312,8 @@ class JobForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.instance.plan = plan
 
-    def clean_key(self):
-        key = self.cleaned_data["key"]
-        taken = Job.objects.filter(plan=self.instance.plan, key=key).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise forms.ValidationError(f"Plan {self.instance.plan.key} already has a job {key}.")
-        return key
 
-
-class VariableForm(forms.ModelForm):
+class VariableForm(ServiceValidated, forms.ModelForm):
     """An input variable. Values of masked keys are write-only, like connector secrets."""
 
     value = forms.CharField(required=False, strip=False, widget=forms.TextInput)
@@ -319,20 +335,6 @@ class VariableForm(forms.ModelForm):
         elif not self.instance._state.adding:
             self.initial["value"] = self.instance.value
 
-    def clean(self):
-        cleaned = super().clean()
-        key = cleaned.get("key")
-        if key:
-            scope = Variable.objects.filter(team=self.instance.team, plan=self.instance.plan)
-            if scope.filter(key=key).exclude(pk=self.instance.pk).exists():
-                where = (
-                    f"plan {self.instance.plan.key}"
-                    if self.instance.plan
-                    else f"team {self.instance.team.name}"
-                )
-                self.add_error("key", f"A variable {key} exists already for {where}.")
-        return cleaned
-
     def new_value(self) -> str | None:
         """The value to store, or None to keep the stored one (masked, left empty)."""
         value = self.cleaned_data["value"]
@@ -346,7 +348,7 @@ class VariableForm(forms.ModelForm):
 USE_VARIABLE = "variable"
 
 
-class TaskForm(forms.ModelForm):
+class TaskForm(ServiceValidated, forms.ModelForm):
     """The settings of the Amazon ECR Credentials Variables task, as in the reference document."""
 
     disabled = forms.BooleanField(
@@ -443,12 +445,12 @@ class TaskForm(forms.ModelForm):
 
     # Model validation names the model's fields; show those errors at the controls
     # people actually use.
-    _error_fields = {"region": "region_choice", "connector": "connector_choice"}
+    error_fields = {"region": "region_choice", "connector": "connector_choice"}
 
     def _update_errors(self, errors):
         if hasattr(errors, "error_dict"):
             errors = forms.ValidationError(
-                {self._error_fields.get(k, k): v for k, v in errors.error_dict.items()}
+                {self.error_fields.get(k, k): v for k, v in errors.error_dict.items()}
             )
         super()._update_errors(errors)
 

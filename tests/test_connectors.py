@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from tasks_app.models import AuditEvent, Connector, Membership, Role, Team
+from tasks_app.validation import connector_validate
 from tests.conftest import SECRET, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
@@ -426,7 +427,7 @@ def test_host_credentials_need_the_setting_and_a_grant(client, world, settings):
 
     settings.ALLOW_HOST_CREDENTIALS = False  # turned off later: refused on the next save
     with pytest.raises(ValidationError, match="not available to this team"):
-        connector.full_clean()
+        connector_validate(connector)
 
 
 def test_federated_users_and_session_tokens_need_an_access_key(client, world, settings):

@@ -8,10 +8,11 @@ from django.core.exceptions import ValidationError
 from tasks_app import aws
 from tasks_app.actor import SYSTEM, Actor
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, TaskRun
+from tasks_app.selectors import connectors_usable_by
 from tasks_app.services.connectors import connector_test
 from tasks_app.services.refresh import refresh_group
 from tasks_app.services.runs import task_run
-from tasks_app.task_rules import connectors_usable_by
+from tasks_app.validation import task_validate
 from tests.conftest import make_team
 
 pytestmark = pytest.mark.django_db
@@ -88,7 +89,7 @@ def test_a_shared_host_connector_lends_nothing_to_a_team_never_granted(
 
     assert connector not in connectors_usable_by(other)
     with pytest.raises(ValidationError) as refused:
-        task.full_clean()
+        task_validate(task)
     assert refused.value.message_dict["connector"] == [
         "Connector host uses the portal host's own AWS identity, which is not available "
         "to team Web. A portal administrator can grant it."
@@ -99,7 +100,7 @@ def test_a_shared_host_connector_lends_nothing_to_a_team_never_granted(
     other.host_credentials_allowed = True
     other.save()
     assert connector in connectors_usable_by(other)
-    task.full_clean()
+    task_validate(task)
     assert aws_calls == []
 
 

@@ -20,6 +20,7 @@ from tasks_app.models import (
     VariableResult,
 )
 from tasks_app.services.scopes import variables_for_job, variables_for_plan
+from tasks_app.validation import task_validate
 from tests.conftest import make_connector, make_team
 
 pytestmark = pytest.mark.django_db
@@ -291,7 +292,7 @@ def test_enabling_a_task_that_would_collide_is_rejected(world):
     disabled = _create(job, connector, scope="result", enabled=False, namespace="custom.aws")
     disabled.enabled = True
     with pytest.raises(Exception, match="already writes"):
-        disabled.full_clean()
+        task_validate(disabled)
 
 
 # --- scope ------------------------------------------------------------------------------

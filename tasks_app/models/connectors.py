@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.timezone import now
 
+from tasks_app.connector_rules import DURATIONS, connector_clean
 from tasks_app.crypto import EncryptedTextField
 from tasks_app.models.teams import Team
 
@@ -73,14 +74,10 @@ class Connector(models.Model):
         return self.name
 
     def clean(self):
-        from tasks_app.connector_rules import connector_clean
-
         connector_clean(self)
 
     @property
     def duration_or_default(self) -> int | None:
-        from tasks_app.connector_rules import DURATIONS
-
         limits = DURATIONS.get(self.principal_type)
         if limits is None:
             return None

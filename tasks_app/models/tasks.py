@@ -9,6 +9,7 @@ from django.utils.timezone import now
 from tasks_app.crypto import EncryptedTextField
 from tasks_app.models.connectors import Connector
 from tasks_app.models.plans import Job, Plan, Scope
+from tasks_app.task_rules import task_clean
 
 
 class Status(models.TextChoices):
@@ -103,8 +104,6 @@ class TaskConfig(models.Model):
         return self.description or f"Amazon ECR credentials ({self.namespace})"
 
     def clean(self):
-        from tasks_app.task_rules import task_clean
-
         if self.job_id is None:
             return  # the job field reports it; the rules need the job's team
         task_clean(self)

@@ -12,6 +12,7 @@ from tasks_app.connector_rules import host_credentials_available, policy_packed
 from tasks_app.crypto import EncryptionError
 from tasks_app.models import Connector, Team
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
+from tasks_app.validation import connector_validate
 
 # What the audit trail records of a change: settings, never the secret itself.
 AUDITED_FIELDS = [
@@ -49,6 +50,7 @@ def connector_save(
     *, connector: Connector, shared_with: list[Team], secret_changed: bool, actor: Actor
 ) -> Connector:
     """Create or update a connector and its sharing, with audit events for both."""
+    connector_validate(connector, shared_with=shared_with)
     creating = connector._state.adding
     before = (
         {} if creating else audit_snapshot(Connector.objects.get(pk=connector.pk), AUDITED_FIELDS)

@@ -10,16 +10,15 @@ from tasks_app import aws
 from tasks_app.connector_rules import ROLE_ARN, host_credentials_available
 from tasks_app.crypto import MASK
 from tasks_app.models import Connector, TaskConfig, TaskRun, Variable
-from tasks_app.services.connectors import principal_for
-from tasks_app.task_rules import (
+from tasks_app.selectors import (
     HOST_NOT_ALLOWED,
     NOT_SHARED,
     connector_refusal,
     connectors_shared_with,
-    ecr_regions,
     host_not_allowed_message,
-    reference_key,
 )
+from tasks_app.services.connectors import principal_for
+from tasks_app.task_rules import reference_key
 
 
 class RunError(Exception):
@@ -152,7 +151,7 @@ def task_resolve(*, task: TaskConfig, trigger: str, memo: dict | None = None) ->
 
     if task.region_variable:
         region, shown = lookup(task.region_variable, "region")
-        if region not in ecr_regions(partition):
+        if region not in aws.ecr_regions(partition):
             where = f" of partition {partition}" if partition else ""
             raise RunError(
                 f"The region variable {task.region_variable} is {shown}, which is not a "
@@ -161,7 +160,7 @@ def task_resolve(*, task: TaskConfig, trigger: str, memo: dict | None = None) ->
             )
     else:
         region = task.region
-        if partition and region not in ecr_regions(partition):
+        if partition and region not in aws.ecr_regions(partition):
             raise RunError(
                 f"Region {region} is not in partition {partition} of the credentials.",
                 "RegionNotInPartition",

@@ -8,6 +8,7 @@ from django.utils.timezone import now
 from tasks_app.actor import Actor
 from tasks_app.models import Job, Plan, TaskConfig, Variable, VariableResult
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
+from tasks_app.validation import job_validate, plan_validate, task_validate, variable_validate
 
 TASK_AUDITED_FIELDS = [
     "description",
@@ -61,6 +62,7 @@ def _delete_audited(obj, *, kind: str, summary: str, team, changes: dict, actor:
 
 @transaction.atomic
 def plan_save(*, plan: Plan, actor: Actor) -> Plan:
+    plan_validate(plan)
     _save_audited(
         plan,
         kind="plan",
@@ -86,6 +88,7 @@ def plan_delete(*, plan: Plan, actor: Actor) -> None:
 
 @transaction.atomic
 def job_save(*, job: Job, actor: Actor) -> Job:
+    job_validate(job)
     _save_audited(
         job,
         kind="job",
@@ -117,6 +120,7 @@ def variable_save(*, variable: Variable, value: str | None, actor: Actor) -> Var
     key needs a new value (the secret is discarded), else ValidationError on "value".
     A plain variable renamed to a masked key keeps its value, now encrypted.
     """
+    variable_validate(variable)
     creating = variable._state.adding
     stored = None if creating else Variable.objects.select_for_update().get(pk=variable.pk)
     given = value is not None
@@ -178,6 +182,7 @@ def variable_delete(*, variable: Variable, actor: Actor) -> None:
 
 @transaction.atomic
 def task_save(*, task: TaskConfig, actor: Actor) -> TaskConfig:
+    task_validate(task)
     before = None
     if task._state.adding:
         last = task.job.tasks.aggregate(Max("position"))["position__max"]

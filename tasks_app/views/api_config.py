@@ -1,13 +1,15 @@
 """API v1: the portal's configuration (connectors, plans, jobs, tasks, variables).
 
 For people (session authentication); API tokens only read credentials. Each
-serializer runs the model's own validation, so the API and the forms share
-every rule and message. Saving and deleting go through the audited services.
+serializer runs the model's field checks; the save services check the rest
+(tasks_app/validation.py) for the API and the forms alike, so both share every
+rule and message. Saving and deleting go through the audited services.
 Secrets are write-only.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, permissions, serializers, viewsets
+from rest_framework.validators import UniqueValidator
 
 from tasks_app.access import (
     CONNECTOR_OWNER_FIELDS,
@@ -77,6 +79,12 @@ class _Validated(serializers.ModelSerializer):
 
     write_fields: tuple[str, ...] = ()
 
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():  # uniqueness is the save service's, with its message
+            field.validators = [v for v in field.validators if not isinstance(v, UniqueValidator)]
+        return fields
+
     def to_internal_value(self, data):
         if isinstance(data, dict):
             errors = {}
@@ -100,8 +108,8 @@ class _Validated(serializers.ModelSerializer):
 
     def validate(self, attrs):
         instance = self.build(attrs)
-        try:
-            instance.full_clean()
+        try:  # the save service checks uniqueness and other rows (one message per rule)
+            instance.full_clean(validate_unique=False, validate_constraints=False)
         except DjangoValidationError as e:
             raise serializers.ValidationError(e.message_dict) from None
         self.built = instance
@@ -381,15 +389,7 @@ class VariableSerializer(_Validated):
     def build(self, attrs):
         attrs = dict(attrs)
         self.new_value = attrs.pop("value", None)
-        instance = super().build(attrs)
-        if instance.plan_id and instance.plan.team_id != instance.team_id:
-            raise serializers.ValidationError({"plan": ["The plan belongs to another team."]})
-        scope = Variable.objects.filter(team=instance.team, plan=instance.plan, key=instance.key)
-        if scope.exclude(pk=instance.pk).exists():
-            raise serializers.ValidationError(
-                {"key": [f"A variable {instance.key} exists already."]}
-            )
-        return instance
+        return super().build(attrs)
 
 
 class VariableViewSet(_TeamScopedViewSet):

@@ -1,5 +1,3 @@
-import json
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
@@ -7,7 +5,6 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from tasks_app import aws
 from tasks_app.access import (
     ConnectorAccess,
     connector_access,
@@ -17,8 +14,9 @@ from tasks_app.access import (
 )
 from tasks_app.actor import actor_for
 from tasks_app.connector_rules import host_credentials_available
-from tasks_app.forms import ConnectorForm, ConnectorTestForm
+from tasks_app.forms import ConnectorForm, ConnectorTestForm, form_save
 from tasks_app.models import Connector, Team
+from tasks_app.selectors import connector_test_regions, ecr_policy_document
 from tasks_app.services.connectors import (
     ConnectorInUse,
     connector_delete,
@@ -71,13 +69,17 @@ def _connector_form(request, connector: Connector | None, owners):
         owners=owners,
         host_allowed=_host_allowed(request, connector),
     )
-    if request.method == "POST" and form.is_valid():
-        saved = connector_save(
+    saved = form_save(
+        request,
+        form,
+        lambda: connector_save(
             connector=form.instance,
             shared_with=list(form.cleaned_data["shared_with"]),
             secret_changed=form.secret_changed,
             actor=actor_for(request),
-        )
+        ),
+    )
+    if saved is not None:
         done = (
             f"Saved connector {saved.name}."
             if connector
@@ -102,7 +104,7 @@ def connector_edit(request, connector_id):
 
 def connector_detail(request, connector_id, test_form=None, outcome=None):
     connector, access = _get_connector_for_user(request, connector_id)
-    regions = aws.regions("ecr", connector.partition)
+    regions, default_region = connector_test_regions(connector.partition)
     context = {
         "connector": connector,
         "access": access,
@@ -111,9 +113,7 @@ def connector_detail(request, connector_id, test_form=None, outcome=None):
         "can_use": access >= ConnectorAccess.USE,
         "shared_with": connector.shared_with.order_by("name"),
         "test_form": test_form
-        or ConnectorTestForm(
-            regions=regions, initial_region=aws.DEFAULT_REGION[connector.partition]
-        ),
+        or ConnectorTestForm(regions=regions, initial_region=default_region),
         "outcome": outcome,
     }
     return render(request, "connectors/detail.html", context)
@@ -122,10 +122,8 @@ def connector_detail(request, connector_id, test_form=None, outcome=None):
 @require_POST
 def connector_test_view(request, connector_id):
     connector, _ = _get_connector_for_user(request, connector_id, need=ConnectorAccess.USE)
-    regions = aws.regions("ecr", connector.partition)
-    form = ConnectorTestForm(
-        request.POST, regions=regions, initial_region=aws.DEFAULT_REGION[connector.partition]
-    )
+    regions, default_region = connector_test_regions(connector.partition)
+    form = ConnectorTestForm(request.POST, regions=regions, initial_region=default_region)
     if not form.is_valid():
         return connector_detail(request, connector_id, test_form=form)
     outcome = connector_test(
@@ -152,9 +150,9 @@ def connector_delete_view(request, connector_id):
 
 def ecr_policy(request):
     """The IAM policy the ECR credentials task needs (SPEC §4.3), ready to copy."""
-    document = json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2)
+    policy_name, document = ecr_policy_document()
     return render(
         request,
         "connectors/ecr_policy.html",
-        {"document": document, "policy_name": aws.ECR_MANAGED_POLICY},
+        {"document": document, "policy_name": policy_name},
     )

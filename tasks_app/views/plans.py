@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from tasks_app.access import require_team_role, teams_for_user, teams_with_role
 from tasks_app.actor import actor_for
-from tasks_app.forms import JobForm, PlanForm
+from tasks_app.forms import JobForm, PlanForm, form_save
 from tasks_app.models import Job, Plan, Role, TaskConfig
 from tasks_app.services.plans import job_delete, job_save, plan_delete, plan_save
 from tasks_app.services.scopes import variables_for_job, variables_for_plan
@@ -44,8 +44,10 @@ def plan_create(request):
     if not teams.exists():
         raise PermissionDenied("Editors and admins of a team create plans.")
     form = PlanForm(request.POST or None, teams=teams)
-    if request.method == "POST" and form.is_valid():
-        plan = plan_save(plan=form.instance, actor=actor_for(request))
+    plan = form_save(
+        request, form, lambda: plan_save(plan=form.instance, actor=actor_for(request))
+    )
+    if plan is not None:
         messages.success(request, f"Created plan {plan.key}. Add a job next.")
         return redirect("plan_detail", plan_id=plan.id)
     return render(request, "plans/form.html", {"form": form, "plan": None})
@@ -54,8 +56,7 @@ def plan_create(request):
 def plan_edit(request, plan_id):
     plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
     form = PlanForm(request.POST or None, instance=plan, teams=None)
-    if request.method == "POST" and form.is_valid():
-        plan_save(plan=form.instance, actor=actor_for(request))
+    if form_save(request, form, lambda: plan_save(plan=form.instance, actor=actor_for(request))):
         messages.success(request, f"Saved plan {plan.key}.")
         return redirect("plan_detail", plan_id=plan.id)
     return render(request, "plans/form.html", {"form": form, "plan": plan})
@@ -87,8 +88,8 @@ def plan_delete_view(request, plan_id):
 def job_create(request, plan_id):
     plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
     form = JobForm(request.POST or None, plan=plan)
-    if request.method == "POST" and form.is_valid():
-        job = job_save(job=form.instance, actor=actor_for(request))
+    job = form_save(request, form, lambda: job_save(job=form.instance, actor=actor_for(request)))
+    if job is not None:
         messages.success(request, f"Created job {job.key}. Add a task next.")
         return redirect("job_detail", job_id=job.id)
     return render(request, "plans/job_form.html", {"form": form, "plan": plan, "job": None})
@@ -97,8 +98,7 @@ def job_create(request, plan_id):
 def job_edit(request, job_id):
     job, _ = _get_job_for_user(request, job_id, need=Role.EDITOR)
     form = JobForm(request.POST or None, instance=job, plan=job.plan)
-    if request.method == "POST" and form.is_valid():
-        job_save(job=form.instance, actor=actor_for(request))
+    if form_save(request, form, lambda: job_save(job=form.instance, actor=actor_for(request))):
         messages.success(request, f"Saved job {job.key}.")
         return redirect("job_detail", job_id=job.id)
     return render(request, "plans/job_form.html", {"form": form, "plan": job.plan, "job": job})

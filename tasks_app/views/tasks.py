@@ -7,24 +7,22 @@ from django.urls import reverse
 from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
-from tasks_app import aws
 from tasks_app.access import require_team_role, teams_for_user
 from tasks_app.actor import actor_for
 from tasks_app.connector_rules import host_credentials_available
 from tasks_app.crypto import MASK
-from tasks_app.forms import TaskForm
+from tasks_app.forms import TaskForm, form_save
 from tasks_app.generated import env_name, generated_keys
 from tasks_app.models import Role, TaskConfig, TaskRun
+from tasks_app.selectors import connectors_usable_by, ecr_policy_document, region_groups
 from tasks_app.services.audit import audit_record
 from tasks_app.services.delivery import Delivery, NotServable, ordered_results, task_delivery
 from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.snippets import SHELL_LABELS, ci_snippet, env_snippet, mapping_snippet
-from tasks_app.task_rules import PARTITIONS, connectors_usable_by
 from tasks_app.timeline import timeline
 from tasks_app.views.plans import _get_job_for_user
 
-PARTITION_LABELS = {"aws": "AWS", "aws-cn": "AWS China", "aws-us-gov": "AWS GovCloud (US)"}
 RECENT_RUNS = 25
 
 
@@ -33,10 +31,6 @@ def _get_task_for_user(request, task_id, *, need: Role = Role.VIEWER) -> tuple[T
         TaskConfig.objects.select_related("job__plan__team", "connector__team"), id=task_id
     )
     return task, require_team_role(request.user, task.job.plan.team, need)
-
-
-def _region_groups():
-    return [(PARTITION_LABELS[p], aws.regions("ecr", p)) for p in PARTITIONS]
 
 
 def task_list(request):
@@ -57,10 +51,12 @@ def _task_form(request, job, task: TaskConfig | None):
         job=job,
         connectors=connectors,
         host_allowed=host_credentials_available(team),
-        regions=_region_groups(),
+        regions=region_groups(),
     )
-    if request.method == "POST" and form.is_valid():
-        saved = task_save(task=form.instance, actor=actor_for(request))
+    saved = form_save(
+        request, form, lambda: task_save(task=form.instance, actor=actor_for(request))
+    )
+    if saved is not None:
         messages.success(request, "Saved the task." if task else "Created the task. Run it now.")
         return redirect("task_detail", task_id=saved.id)
     return render(request, "tasks/form.html", {"form": form, "job": job, "task": task})
@@ -114,7 +110,7 @@ def task_detail(request, task_id, delivery=None, problem=None, status=200):
         "runs": task.runs.select_related("actor", "connector")[:RECENT_RUNS],
         "status_changes": task.status_changes.all()[:RECENT_RUNS],
         "timeline": timeline([task], at=now()),
-        "policy": json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2),
+        "policy": ecr_policy_document()[1],
         "usage": _usage(task, results, delivery),
         "problem": problem,
     }

@@ -1,14 +1,13 @@
 import uuid
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from tasks_app.access import require_team_role, teams_for_user, teams_with_role
 from tasks_app.actor import actor_for
-from tasks_app.forms import VariableForm
+from tasks_app.forms import VariableForm, form_save
 from tasks_app.models import Role, Team, Variable
 from tasks_app.services.plans import variable_delete, variable_save
 from tasks_app.views.plans import _get_plan_for_user
@@ -54,17 +53,17 @@ def _variable_form(request, variable: Variable, *, back: str):
         request.POST or None, instance=variable, team=variable.team, plan=variable.plan
     )
     creating = variable._state.adding
-    if request.method == "POST" and form.is_valid():
-        try:
-            saved = variable_save(
-                variable=form.instance, value=form.new_value(), actor=actor_for(request)
-            )
-        except ValidationError as e:
-            form.add_error(None, e)
-        else:
-            verb = "Created" if creating else "Saved"
-            messages.success(request, f"{verb} variable {saved.key}.")
-            return redirect(back)
+    saved = form_save(
+        request,
+        form,
+        lambda: variable_save(
+            variable=form.instance, value=form.new_value(), actor=actor_for(request)
+        ),
+    )
+    if saved is not None:
+        verb = "Created" if creating else "Saved"
+        messages.success(request, f"{verb} variable {saved.key}.")
+        return redirect(back)
     context = {"form": form, "variable": variable, "back": back, "creating": creating}
     return render(request, "variables/form.html", context)
 

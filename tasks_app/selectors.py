@@ -1,0 +1,89 @@
+"""Reads that views and services share: which connectors a team may use, which tasks collide,
+the regions a form offers. Queries only; no side effects."""
+
+import json
+
+from django.db.models import Q
+
+from tasks_app import aws
+from tasks_app.connector_rules import host_credentials_available
+from tasks_app.generated import env_name, generated_keys
+from tasks_app.models import Connector, Scope, TaskConfig
+
+PARTITION_LABELS = {"aws": "AWS", "aws-cn": "AWS China", "aws-us-gov": "AWS GovCloud (US)"}
+
+
+def ecr_policy_document() -> tuple[str, str]:
+    """The recommended policy (SPEC §4.3): the managed policy's name, and its document."""
+    return aws.ECR_MANAGED_POLICY, json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2)
+
+
+def connector_test_regions(partition: str) -> tuple[tuple[str, ...], str]:
+    """The regions a connector of the partition can be tested in, and the default one."""
+    return aws.regions("ecr", partition), aws.DEFAULT_REGION[partition]
+
+
+def region_groups() -> list[tuple[str, tuple[str, ...]]]:
+    """The regions where ECR exists, by partition, for a form's choices."""
+    return [(label, aws.regions("ecr", p)) for p, label in PARTITION_LABELS.items()]
+
+
+def connectors_shared_with(team):
+    """Connectors of the team and those shared with it, whatever their credentials."""
+    return Connector.objects.filter(
+        id__in=Connector.objects.filter(Q(team=team) | Q(shared_with=team)).values("id")
+    )
+
+
+def connectors_usable_by(team):
+    """Connectors a team may use: its own and those shared with it, without those that
+    reach the portal host's own AWS identity unless the team may use it (SPEC §3)."""
+    connectors = connectors_shared_with(team)
+    if not host_credentials_available(team):
+        connectors = connectors.exclude(credentials=Connector.Credentials.HOST)
+    return connectors
+
+
+HOST_NOT_ALLOWED = "HostCredentialsNotAllowed"
+NOT_SHARED = "ConnectorNotShared"
+
+
+def connector_refusal(team, connector) -> str | None:
+    """Why the team may not use the connector now (HOST_NOT_ALLOWED or NOT_SHARED), or None.
+
+    The host's credentials are checked for the team that uses them, not the owner: a
+    connector shared with a team that was never granted them does not lend them to it.
+    """
+    if connector.credentials == Connector.Credentials.HOST and not host_credentials_available(
+        team
+    ):
+        return HOST_NOT_ALLOWED
+    if not connectors_shared_with(team).filter(pk=connector.pk).exists():
+        return NOT_SHARED
+    return None
+
+
+def host_not_allowed_message(team, connector) -> str:
+    return (
+        f"Connector {connector.name} uses the portal host's own AWS identity, which is not "
+        f"available to team {team.name}. A portal administrator can grant it."
+    )
+
+
+def colliding_task(task) -> TaskConfig | None:
+    """Another enabled task of the plan writing the same variables where both are visible."""
+    if not task.enabled:
+        return None
+    mine = {env_name(k, prefix="") for k in generated_keys(task.namespace)}
+    others = (
+        TaskConfig.objects.filter(job__plan_id=task.job.plan_id, enabled=True)
+        .exclude(pk=task.pk)
+        .select_related("job")
+    )
+    for other in others:
+        both_local = task.scope == Scope.LOCAL and other.scope == Scope.LOCAL
+        if both_local and other.job_id != task.job_id:
+            continue  # each job sees only its own local variables
+        if mine & {env_name(k, prefix="") for k in generated_keys(other.namespace)}:
+            return other
+    return None

@@ -1,0 +1,124 @@
+"""The rules that need more than the object itself: other rows (uniqueness, sharing,
+collisions) or AWS data (regions). The save services call them, so that the forms and the
+API apply the same rules with the same messages. Each raises ValidationError by field.
+
+Each first runs the model's own field checks (full_clean without the uniqueness and
+constraint checks, which are made here, once, with the portal's messages).
+"""
+
+from django.core.exceptions import ValidationError
+
+from tasks_app import aws
+from tasks_app.connector_rules import host_credentials_available
+from tasks_app.models import Connector, Job, Plan, TaskConfig, Variable
+from tasks_app.selectors import (
+    HOST_NOT_ALLOWED,
+    NOT_SHARED,
+    colliding_task,
+    connector_refusal,
+    host_not_allowed_message,
+)
+from tasks_app.task_rules import task_partition
+
+
+def _field_checks(obj) -> dict[str, list[str]]:
+    try:
+        obj.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as e:
+        return e.message_dict
+    return {}
+
+
+def _raise(errors: dict) -> None:
+    if errors:
+        raise ValidationError(errors)
+
+
+def task_validate(task: TaskConfig) -> None:
+    errors = _field_checks(task)
+    team = task.job.plan.team
+    if task.credentials_source == TaskConfig.Source.CONNECTOR and task.connector_id:
+        refusal = connector_refusal(team, task.connector)
+        if refusal == HOST_NOT_ALLOWED:
+            errors.setdefault("connector", []).append(
+                host_not_allowed_message(team, task.connector)
+            )
+        elif refusal == NOT_SHARED:
+            errors.setdefault("connector", []).append(
+                f"Choose a connector that team {team.name} may use."
+            )
+    elif task.credentials_source == TaskConfig.Source.HOST and not host_credentials_available(
+        team
+    ):
+        errors.setdefault("credentials_source", []).append(
+            f"The portal host's own role is not available to team {team.name}. "
+            "A portal administrator can grant it."
+        )
+    if task.region and not errors.keys() & {"region", "connector", "role_arn"}:
+        partition = task_partition(task)
+        if task.region not in aws.ecr_regions(partition):
+            where = f"of partition {partition} " if partition else ""
+            errors["region"] = [
+                f"{task.region} is not a region code {where}where Amazon ECR exists; "
+                "choose one such as ap-southeast-2."
+            ]
+    if not errors:
+        other = colliding_task(task)
+        if other is not None:
+            errors["namespace"] = [
+                f"The task \u201c{other}\u201d of job {other.job.key} already writes "
+                f"{other.namespace}.ecr.* variables that the same jobs see. "
+                "Choose another namespace, or local scope in different jobs."
+            ]
+    _raise(errors)
+
+
+def connector_validate(connector: Connector, *, shared_with=()) -> None:
+    errors = _field_checks(connector)
+    team = connector.team if connector.team_id else None
+    if team is not None:
+        taken = Connector.objects.filter(team=team, name=connector.name).exclude(pk=connector.pk)
+        if connector.name and taken.exists():
+            errors.setdefault("name", []).append(
+                f"{team.name} already has a connector called {connector.name}."
+            )
+        if team in shared_with:
+            errors.setdefault("shared_with", []).append(
+                "The owner team uses the connector anyway."
+            )
+    if connector.credentials == Connector.Credentials.HOST and not host_credentials_available(
+        team
+    ):
+        errors.setdefault("credentials", []).append(
+            "The portal host's AWS identity is not available to this team. "
+            "A portal administrator can grant it."
+        )
+    _raise(errors)
+
+
+def plan_validate(plan: Plan) -> None:
+    errors = _field_checks(plan)
+    if plan.key and Plan.objects.filter(key=plan.key).exclude(pk=plan.pk).exists():
+        errors.setdefault("key", []).append(f"A plan {plan.key} exists already.")
+    _raise(errors)
+
+
+def job_validate(job: Job) -> None:
+    errors = _field_checks(job)
+    taken = Job.objects.filter(plan=job.plan, key=job.key).exclude(pk=job.pk)
+    if job.key and taken.exists():
+        errors.setdefault("key", []).append(f"Plan {job.plan.key} already has a job {job.key}.")
+    _raise(errors)
+
+
+def variable_validate(variable: Variable) -> None:
+    errors = _field_checks(variable)
+    if variable.plan_id and variable.plan.team_id != variable.team_id:
+        errors.setdefault("plan", []).append("The plan belongs to another team.")
+    scope = Variable.objects.filter(team=variable.team, plan=variable.plan, key=variable.key)
+    if variable.key and scope.exclude(pk=variable.pk).exists():
+        where = f"plan {variable.plan.key}" if variable.plan_id else f"team {variable.team.name}"
+        errors.setdefault("key", []).append(
+            f"A variable {variable.key} exists already for {where}."
+        )
+    _raise(errors)
