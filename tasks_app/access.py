@@ -2,9 +2,11 @@
 
 import enum
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
+from django.http import Http404
 
-from tasks_app.models import Connector, Membership, Role, Team
+from tasks_app.models import ApiToken, Connector, Membership, Role, Scope, TaskConfig, Team
 
 
 def teams_for_user(user) -> QuerySet[Team]:
@@ -99,9 +101,6 @@ def teams_using_connector(user, connector: Connector) -> QuerySet[Team]:
 
 def require_team_role(user, team: Team, need: Role = Role.VIEWER) -> Role:
     """The user's role in the team. Non-members: 404 (as if nothing existed); too low: 403."""
-    from django.core.exceptions import PermissionDenied
-    from django.http import Http404
-
     role = role_in_team(user, team)
     if role is None:
         raise Http404("Not found.")
@@ -116,3 +115,41 @@ def teams_with_role(user, need: Role) -> QuerySet[Team]:
         return Team.objects.all()
     roles = [r for r in Role if r.allows(need)]
     return Team.objects.filter(memberships__user=user, memberships__role__in=roles)
+
+
+# --- what an API token may see and do (SPEC §8.4) ------------------------------------------
+
+
+def token_may_see(token: ApiToken, *, job_id, plan_id, scope: str) -> bool:
+    """A token sees the tasks of its job, and the result-scoped tasks of its plan."""
+    own_job = token.job_id is not None and token.job_id == job_id
+    plan_result = plan_id == token.plan_id and scope == Scope.RESULT
+    return own_job or plan_result
+
+
+def require_task_access(actor, task: TaskConfig) -> None:
+    """A token sees a task of its job, or a result-scoped task of its plan; people need to
+    be editors (credentials are served in clear). Anything else: 404."""
+    if actor.token is None:
+        require_team_role(actor.user, task.job.plan.team, Role.EDITOR)
+        return
+    if not token_may_see(
+        actor.token, job_id=task.job_id, plan_id=task.job.plan_id, scope=task.scope
+    ):
+        raise Http404("No such task.")
+
+
+def require_token_may_run(token: ApiToken | None, task: TaskConfig) -> None:
+    """Tokens read what their job or plan may see, but run only the tasks of their own job:
+    a job may refresh its own credentials, not trigger another job's AWS calls."""
+    if token is None:
+        return
+    if token.job_id is None:
+        raise PermissionDenied(
+            "A plan token reads variables; it runs no task. Use a job token of the task's job."
+        )
+    if token.job_id != task.job_id:
+        raise PermissionDenied(
+            f"This token runs only the tasks of its own job; this task belongs to job "
+            f"{task.job.plan.key}-{task.job.key}."
+        )

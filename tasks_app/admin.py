@@ -27,7 +27,7 @@ from tasks_app.services.audit import audit_record
 
 
 @login_not_required
-def _admin_login(request, extra_context=None):
+def admin_login(request, extra_context=None):
     """The admin signs in through the portal's form, which throttles failed attempts.
 
     Someone signed in already, but not a portal administrator, gets a page that says so
@@ -41,7 +41,7 @@ def _admin_login(request, extra_context=None):
     return redirect_to_login(next_url, settings.LOGIN_URL)
 
 
-admin.site.login = _admin_login
+admin.site.login = admin_login
 admin.site.site_header = "ECR Portal administration"
 admin.site.site_title = "ECR Portal"
 

@@ -1,4 +1,4 @@
-"""The HTTP API's plumbing: errors as {"error", "detail"}, and who may see which task."""
+"""The HTTP API's plumbing: errors as {"error", "detail"}, the token of a request, schema hooks."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -6,8 +6,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from tasks_app.access import require_team_role
-from tasks_app.models import ApiToken, Role, Scope, TaskConfig
+from tasks_app.models import ApiToken
 
 ERROR_CODES = {
     400: "bad_request",
@@ -66,39 +65,6 @@ def _headers(response):
 
 def token_of(request) -> ApiToken | None:
     return request.auth if isinstance(request.auth, ApiToken) else None
-
-
-def check_task_access(request, task: TaskConfig) -> None:
-    """A token sees a task of its job, or a result-scoped task of its plan; people need
-    to be editors (the API returns secrets in clear). Anything else: 404."""
-    token = token_of(request)
-    if token is None:
-        require_team_role(request.user, task.job.plan.team, Role.EDITOR)
-        return
-    if not token_may_see(token, job_id=task.job_id, plan_id=task.job.plan_id, scope=task.scope):
-        raise exceptions.NotFound("No such task.")
-
-
-def token_may_see(token: ApiToken, *, job_id, plan_id, scope: str) -> bool:
-    own_job = token.job_id is not None and token.job_id == job_id
-    plan_result = plan_id == token.plan_id and scope == Scope.RESULT
-    return own_job or plan_result
-
-
-def check_token_may_run(token: ApiToken | None, task: TaskConfig) -> None:
-    """Tokens read what their job or plan may see, but run only the tasks of their own job:
-    a job may refresh its own credentials, not trigger another job's AWS calls."""
-    if token is None:
-        return
-    if token.job_id is None:
-        raise exceptions.PermissionDenied(
-            "A plan token reads variables; it runs no task. Use a job token of the task's job."
-        )
-    if token.job_id != task.job_id:
-        raise exceptions.PermissionDenied(
-            f"This token runs only the tasks of its own job; this task belongs to job "
-            f"{task.job.plan.key}-{task.job.key}."
-        )
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

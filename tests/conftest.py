@@ -315,3 +315,29 @@ def make_due_tasks(count: int, *, due: bool = True, registry_ids=(), **members: 
     for task in tasks:
         task.refresh_from_db()
     return tasks
+
+
+def api_token(plan, job=None, *, expires_at=None) -> str:
+    """A new API token of the plan (or job), created by a member; its plain text."""
+    from tasks_app.actor import Actor
+    from tasks_app.services.tokens import token_create
+
+    user = plan.team.members.first()
+    _, raw = token_create(
+        plan=plan,
+        job=job,
+        name="ci",
+        expires_at=expires_at,
+        actor=Actor(user=user, address="192.0.2.9"),
+    )
+    return raw
+
+
+def token_client(raw=None):
+    """An API client that sends the token, if any, as a bearer token."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    if raw:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client

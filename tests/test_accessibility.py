@@ -8,10 +8,9 @@ from playwright.sync_api import expect
 from tasks_app.actor import SYSTEM
 from tasks_app.models import Job, Plan, Role, TaskConfig
 from tasks_app.services.runs import task_run
+from tests.browser import screenshot, sign_in
 from tests.conftest import make_connector, make_team
 from tests.helpers import ROOT
-from tests.test_browser_login import _shot
-from tests.test_browser_teams import _sign_in
 
 CSS = (ROOT / "tasks_app/static/tasks_app/portal.css").read_text()
 
@@ -79,7 +78,7 @@ def test_every_field_has_a_label_and_the_keyboard_reaches_everything(
     live_server, page, task, aws_endpoint, ecr_expiry
 ):
     task_run(task=task, trigger="manual", actor=SYSTEM)
-    _sign_in(page, live_server.url, "alice")
+    sign_in(page, live_server.url, "alice")
     paths = [
         "/",
         "/connectors/new/",
@@ -121,7 +120,7 @@ def test_pages_fit_a_phone_screen(live_server, browser, task, aws_endpoint, ecr_
     context = browser.new_context(viewport={"width": 375, "height": 740})
     page = context.new_page()
     try:
-        _sign_in(page, live_server.url, "alice")
+        sign_in(page, live_server.url, "alice")
         for name, path in [
             ("dashboard", "/"),
             ("task", f"/tasks/{task.id}/"),
@@ -133,6 +132,6 @@ def test_pages_fit_a_phone_screen(live_server, browser, task, aws_endpoint, ecr_
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
             assert overflow <= 1, (path, overflow)
-            _shot(page, f"phone-{name}")
+            screenshot(page, f"phone-{name}")
     finally:
         context.close()

@@ -21,7 +21,7 @@ from tasks_app.models import (
     VariableResult,
 )
 from tasks_app.services.tokens import token_hash
-from tests.conftest import make_connector, make_team
+from tests.conftest import api_token, make_connector, make_team, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -31,13 +31,7 @@ def _actor(user):
 
 
 def _token(plan, job=None, **fields) -> str:
-    from tasks_app.services.tokens import token_create
-
-    user = plan.team.members.first()
-    _, raw = token_create(
-        plan=plan, job=job, name="ci", expires_at=fields.get("expires_at"), actor=_actor(user)
-    )
-    return raw
+    return api_token(plan, job, expires_at=fields.get("expires_at"))
 
 
 def _results(task, expires_in=timedelta(hours=6)):
@@ -90,11 +84,7 @@ def world(db):
     }
 
 
-def _client(raw=None):
-    client = APIClient()
-    if raw:
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+_client = token_client
 
 
 def _keys(response):

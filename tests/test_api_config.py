@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tasks_app.models import AuditEvent, Connector, Job, Plan, Role, TaskConfig, Variable
-from tests.conftest import SECRET, make_connector, make_team
+from tests.conftest import SECRET, api_token, make_connector, make_team, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -109,9 +109,7 @@ def test_roles_and_teams_bound_what_the_api_does(world):
 
 
 def test_api_tokens_cannot_change_the_configuration(world):
-    from tests.test_api import _client, _token
-
-    client = _client(_token(world["plan"]))
+    client = token_client(api_token(world["plan"]))
     response = client.get("/api/v1/plans")
     assert response.status_code == 403
     assert response.json()["detail"].startswith("API tokens read credentials only")

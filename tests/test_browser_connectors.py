@@ -4,16 +4,15 @@ import pytest
 from playwright.sync_api import expect
 
 from tasks_app.models import Connector, Role
+from tests.browser import screenshot, sign_in
 from tests.conftest import SECRET, make_team
-from tests.test_browser_login import _shot
-from tests.test_browser_teams import _sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_admin_creates_and_tests_a_connector(live_server, page, aws_endpoint):
     make_team("Platform", alice=Role.ADMIN)
-    _sign_in(page, live_server.url, "alice")
+    sign_in(page, live_server.url, "alice")
     page.get_by_role("link", name="Connectors").click()
     expect(page.get_by_role("heading", name="No connectors yet")).to_be_visible()
     page.get_by_role("link", name="New connector").click()
@@ -39,7 +38,7 @@ def test_an_admin_creates_and_tests_a_connector(live_server, page, aws_endpoint)
     page.get_by_label("Secret access key").fill(SECRET)
     role_arn.fill("arn:aws:iam::123456789012:role/ecr-push")
     page.get_by_label("External ID").fill("partner-4711")
-    _shot(page, "connector-form")
+    screenshot(page, "connector-form")
     page.get_by_role("button", name="Create connector").click()
 
     expect(page.get_by_role("heading", name="prod push")).to_be_visible()
@@ -48,6 +47,6 @@ def test_an_admin_creates_and_tests_a_connector(live_server, page, aws_endpoint)
     expect(page.locator(".outcome[role=status]")).to_contain_text(
         "Signed in as arn:aws:sts::123456789012:assumed-role/ecr-push/ecrportal-alice"
     )
-    _shot(page, "connector")
+    screenshot(page, "connector")
     assert SECRET not in page.content()
     assert Connector.objects.get().last_test_ok is True

@@ -4,16 +4,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tasks_app.models import Profile, Role
+from tests.browser import screenshot
 from tests.conftest import PASSWORD, make_team, make_user
-from tests.helpers import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _shot(page, name):
-    folder = ARTIFACTS / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def test_a_member_signs_in_through_the_form_and_sees_the_dashboard(live_server, page):
@@ -22,7 +16,7 @@ def test_a_member_signs_in_through_the_form_and_sees_the_dashboard(live_server, 
     page.goto(live_server.url + "/teams/")
     # Anonymous: sent to the sign-in form, which remembers where we were going.
     expect(page).to_have_url(f"{live_server.url}/login/?next=/teams/")
-    _shot(page, "login")
+    screenshot(page, "login")
     page.get_by_label("Username").fill("carol")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -32,7 +26,7 @@ def test_a_member_signs_in_through_the_form_and_sees_the_dashboard(live_server, 
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     expect(page.get_by_role("link", name="Platform")).to_be_visible()
     expect(page.get_by_text("No credential tasks yet")).to_be_visible()
-    _shot(page, "dashboard")
+    screenshot(page, "dashboard")
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(f"{live_server.url}/login/")
@@ -66,4 +60,4 @@ def test_the_first_admin_replaces_the_one_time_password(live_server, page):
 
     expect(page.get_by_text("Your password has been changed.")).to_be_visible()
     expect(page.get_by_role("link", name="Create a team")).to_be_visible()
-    _shot(page, "dashboard-empty-admin")
+    screenshot(page, "dashboard-empty-admin")

@@ -9,9 +9,8 @@ from playwright.sync_api import expect
 from tasks_app.actor import SYSTEM
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, Team, VariableResult
 from tasks_app.services.runs import task_run
+from tests.browser import screenshot, sign_in
 from tests.conftest import SECRET, make_connector, make_team
-from tests.test_browser_login import _shot
-from tests.test_browser_teams import _sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -21,9 +20,9 @@ def test_the_main_flow_from_sign_in_to_an_evaluated_bash_snippet(
 ):
     make_team("Platform", alice=Role.ADMIN)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-    _sign_in(page, live_server.url, "alice")
+    sign_in(page, live_server.url, "alice")
     expect(page.get_by_role("heading", name="No credential tasks yet")).to_be_visible()
-    _shot(page, "dashboard-empty")
+    screenshot(page, "dashboard-empty")
 
     # A connector, tested against the (moto) AWS endpoint.
     page.get_by_role("link", name="Connectors").click()
@@ -52,7 +51,7 @@ def test_the_main_flow_from_sign_in_to_an_evaluated_bash_snippet(
     page.get_by_label("Region", exact=True).select_option("eu-west-1")
     page.get_by_label("Connector", exact=True).select_option(label="prod-ecr (Platform)")
     page.get_by_label("Result: in subsequent plan stages and deployment releases").check()
-    _shot(page, "task-form")
+    screenshot(page, "task-form")
     page.get_by_role("button", name="Create task").click()
 
     # Run now: progress, then the outcome, without leaving the page.
@@ -69,7 +68,7 @@ def test_the_main_flow_from_sign_in_to_an_evaluated_bash_snippet(
     for secret in [*secrets, SECRET]:
         assert secret not in html
     expect(page.locator("#values-bash")).to_contain_text("********")
-    _shot(page, "task")
+    screenshot(page, "task")
 
     # Reveal in place, copy the Bash snippet, evaluate what was copied.
     page.get_by_role("button", name="Reveal values").click()
@@ -92,7 +91,7 @@ def test_the_main_flow_from_sign_in_to_an_evaluated_bash_snippet(
     assert out.split("\0")[:-1] == [
         VariableResult.objects.get(key=key).plain_value() for key in names
     ]
-    _shot(page, "task-revealed")
+    screenshot(page, "task-revealed")
 
     # The dashboard: status, a live countdown, the next refresh and the timeline.
     page.get_by_role("link", name="Dashboard").click()
@@ -105,19 +104,19 @@ def test_the_main_flow_from_sign_in_to_an_evaluated_bash_snippet(
     assert countdown.inner_text() != first or "min" in first  # it ticks (seconds under 1 h)
     expect(page.locator("svg.timeline-svg rect.valid")).to_have_count(1)
     expect(page.locator("svg.timeline-svg path.next")).to_have_count(1)
-    _shot(page, "dashboard")
+    screenshot(page, "dashboard")
 
     # What happened, for the team's admin: the runs and the audit log.
     page.get_by_role("link", name="Runs").click()
     expect(page.locator("table.list tbody tr")).to_have_count(1)
-    _shot(page, "runs")
+    screenshot(page, "runs")
     page.get_by_role("link", name="Audit log").click()
     page.get_by_label("Action").select_option("variables.revealed")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("table.list tbody tr")).to_have_count(1)
     expect(page.locator("table.list")).to_contain_text("alice")
     page.goto(live_server.url + "/audit/")
-    _shot(page, "audit-log")
+    screenshot(page, "audit-log")
 
 
 def _choose(page, name: str, value: str) -> None:
@@ -139,7 +138,7 @@ def test_connector_fields_follow_every_source_and_principal_type(
     settings.ALLOW_HOST_CREDENTIALS = True
     make_team("Platform", alice=Role.ADMIN)
     Team.objects.update(host_credentials_allowed=True)
-    _sign_in(page, live_server.url, "alice")
+    sign_in(page, live_server.url, "alice")
     page.goto(live_server.url + "/connectors/new/")
     _choose(page, "credentials", credentials)
     for principal in Connector.Principal.values:
@@ -176,7 +175,7 @@ def test_task_fields_follow_every_source_region_and_connector_choice(
     job = Job.objects.create(
         plan=Plan.objects.create(team=team, key="WEB-BUILD", name="Web"), key="BUILD", name="B"
     )
-    _sign_in(page, live_server.url, "alice")
+    sign_in(page, live_server.url, "alice")
     page.goto(f"{live_server.url}/jobs/{job.id}/tasks/new/")
     _choose(page, "credentials_source", source)
     connector = Connector.objects.get()
@@ -204,7 +203,7 @@ def test_a_viewer_sees_no_reveal_button_and_no_secret(live_server, page, aws_end
     secrets = [r.plain_value() for r in VariableResult.objects.filter(masked=True)]
     assert len(secrets) == 3
 
-    _sign_in(page, live_server.url, "vic")
+    sign_in(page, live_server.url, "vic")
     for path in ("/", f"/tasks/{task.id}/", "/tasks/", f"/connectors/{connector.id}/"):
         page.goto(live_server.url + path)
         source = page.content()
@@ -214,7 +213,7 @@ def test_a_viewer_sees_no_reveal_button_and_no_secret(live_server, page, aws_end
     expect(page.get_by_role("button", name="Reveal values")).to_have_count(0)
     expect(page.get_by_role("button", name="Run now")).to_have_count(0)
     expect(page.locator("#values-bash")).to_contain_text("********")
-    _shot(page, "task-viewer")
+    screenshot(page, "task-viewer")
 
 
 def test_refresh_all_due_shows_progress_until_the_workers_are_done(
@@ -236,13 +235,13 @@ def test_refresh_all_due_shows_progress_until_the_workers_are_done(
             connector=connector,
             description=f"Task {i}",
         )
-    _sign_in(page, live_server.url, "alice")
+    sign_in(page, live_server.url, "alice")
     button = page.get_by_role("button", name="Refresh all due (3)")
     button.click()
     expect(page.locator("#messages")).to_contain_text("Queued 3 tasks in 1 AWS call")
     expect(page.locator("#tasks .badge.busy")).to_have_count(3)
     expect(page.get_by_role("button", name="Refresh all due (0)")).to_be_disabled()
-    _shot(page, "dashboard-refreshing")
+    screenshot(page, "dashboard-refreshing")
     url = page.url
     (group,) = queued
     refresh_group(task_ids=group)

@@ -4,23 +4,16 @@ import pytest
 from playwright.sync_api import expect
 
 from tasks_app.models import Membership, Role
-from tests.conftest import PASSWORD, make_user
-from tests.test_browser_login import _shot
+from tests.browser import screenshot, sign_in
+from tests.conftest import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _sign_in(page, base, username):
-    page.goto(base + "/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_a_portal_admin_creates_a_team_and_adds_a_member(live_server, page):
     make_user("root", is_superuser=True, is_staff=True)
     make_user("erin", email="erin@example.com")
-    _sign_in(page, live_server.url, "root")
+    sign_in(page, live_server.url, "root")
 
     page.get_by_role("link", name="Create a team").click()
     page.get_by_label("Name").fill("Platform Engineering")
@@ -39,4 +32,4 @@ def test_a_portal_admin_creates_a_team_and_adds_a_member(live_server, page):
     expect(page.get_by_text("Added erin to Platform Engineering.")).to_be_visible()
     expect(page.get_by_label("Role of erin")).to_have_value("editor")
     assert Membership.objects.get(user__username="erin").role == Role.EDITOR
-    _shot(page, "team")
+    screenshot(page, "team")

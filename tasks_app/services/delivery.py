@@ -4,11 +4,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Prefetch, Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.utils.timezone import now
 
+from tasks_app import ttl_cache
+from tasks_app.access import require_task_access, require_team_role, token_may_see
 from tasks_app.actor import Actor
 from tasks_app.generated import generated_rank
-from tasks_app.models import Job, Plan, Scope, TaskConfig, VariableResult
+from tasks_app.models import Job, Plan, Role, Scope, TaskConfig, VariableResult
 from tasks_app.services.audit import audit_record
 
 
@@ -73,6 +77,76 @@ def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
         values.update(delivery.values)
         expiries.append(delivery.expires_at)
     return Delivery(values, min(expiries) if expiries else None)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A task's variables as served, with what deciding access needs: what the token path
+    keeps for ECRPORTAL_API_CACHE_SECONDS (never past the values' expiry)."""
+
+    job_id: object
+    plan_id: object
+    scope: str
+    status: str
+    delivery: Delivery
+
+
+def task_for_actor(*, task_id, actor: Actor) -> TaskConfig:
+    """The task, if the actor may read its credentials (else Http404 or PermissionDenied)."""
+    task = get_object_or_404(
+        TaskConfig.objects.select_related("job__plan__team").prefetch_related("results"),
+        id=task_id,
+    )
+    require_task_access(actor, task)
+    return task
+
+
+def task_served(*, task_id, actor: Actor) -> Served:
+    """A task's variables for the actor, or NotServable. A token's come from the per-process
+    cache; a person's read is audited."""
+    token = actor.token
+    served = ttl_cache.deliveries.get(task_id) if token is not None else None
+    if served is not None and served.delivery.expires_at > now():
+        if not token_may_see(
+            token, job_id=served.job_id, plan_id=served.plan_id, scope=served.scope
+        ):
+            raise Http404("No such task.")
+        return served
+    task = task_for_actor(task_id=task_id, actor=actor)
+    served = Served(task.job_id, task.job.plan_id, task.scope, task.status, task_delivery(task))
+    if token is not None:
+        ttl_cache.deliveries.put(task_id, served)
+    else:
+        record_read(
+            actor=actor,
+            task=task,
+            summary=f"Read the variables of \u201c{task}\u201d",
+            team=task.job.plan.team,
+        )
+    return served
+
+
+def plan_served(*, plan_key: str, job_key: str | None, actor: Actor) -> Delivery:
+    """What a plan (its result variables), or one of its jobs (also its local ones), may see,
+    for the actor: a token of that plan (and that job), or an editor of its team."""
+    plan = Plan.objects.select_related("team").filter(key=plan_key).first()
+    token = actor.token
+    if plan is None or (token is not None and token.plan_id != plan.id):
+        raise Http404("No such plan.")
+    if token is None:
+        require_team_role(actor.user, plan.team, Role.EDITOR)
+    job = None
+    if job_key:
+        job = plan.jobs.filter(key=job_key).first()
+        if job is None or (token is not None and token.job_id != job.id):
+            raise Http404("No such job in this plan.")
+    delivery = scope_delivery(plan=plan, job=job)
+    if token is None:
+        where = f"job {plan.key}-{job.key}" if job else f"plan {plan.key}"
+        record_read(
+            actor=actor, task=None, summary=f"Read the variables of {where}", team=plan.team
+        )
+    return delivery
 
 
 def record_read(*, actor: Actor, task: TaskConfig | None, summary: str, team) -> None:

@@ -1,34 +1,23 @@
 """API v1: credentials for CI jobs (SPEC §8.2). Errors are {"error", "detail"}."""
 
-from dataclasses import dataclass
-
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
-from django.utils.timezone import now
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from tasks_app import ttl_cache
-from tasks_app.access import require_team_role
+from tasks_app.access import require_token_may_run
 from tasks_app.actor import actor_for
-from tasks_app.api import (
-    Conflict,
-    check_task_access,
-    check_token_may_run,
-    token_may_see,
-    token_of,
-)
-from tasks_app.models import Plan, Role, TaskConfig, TaskRun
+from tasks_app.api import Conflict
+from tasks_app.models import TaskRun
 from tasks_app.services.delivery import (
-    Delivery,
     NotServable,
-    record_read,
-    scope_delivery,
-    task_delivery,
+    Served,
+    plan_served,
+    task_for_actor,
+    task_served,
 )
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.snippets import SHELLS, env_snippet
@@ -74,57 +63,11 @@ ERRORS = {
 }
 
 
-def _task(request, task_id) -> TaskConfig:
-    task = get_object_or_404(
-        TaskConfig.objects.select_related("job__plan__team").prefetch_related("results"),
-        id=task_id,
-    )
-    check_task_access(request, task)
-    return task
-
-
-@dataclass(frozen=True)
-class _Served:
-    """What the token path keeps of a task for ECRPORTAL_API_CACHE_SECONDS."""
-
-    job_id: object
-    plan_id: object
-    scope: str
-    status: str
-    delivery: Delivery
-
-
-def _served(request, task_id) -> _Served:
-    """A task's variables for the caller: from the per-process cache on the token path."""
-    token = token_of(request)
-    served = ttl_cache.deliveries.get(task_id) if token is not None else None
-    if served is None or served.delivery.expires_at <= now():
-        task = _task(request, task_id)
-        delivery = _delivery(task_delivery, task=task)
-        served = _Served(task.job_id, task.job.plan_id, task.scope, task.status, delivery)
-        if token is not None:
-            ttl_cache.deliveries.put(task_id, served)
-        else:
-            _record_person(
-                request, task, task.job.plan.team, f"Read the variables of \u201c{task}\u201d"
-            )
-    elif not token_may_see(
-        token, job_id=served.job_id, plan_id=served.plan_id, scope=served.scope
-    ):
-        raise exceptions.NotFound("No such task.")
-    return served
-
-
-def _delivery(fn, **kwargs):
+def _served(request, task_id) -> Served:
     try:
-        return fn(**kwargs)
+        return task_served(task_id=task_id, actor=actor_for(request))
     except NotServable as e:
         raise Conflict(e.code, e.detail) from None
-
-
-def _record_person(request, task, team, summary):
-    if token_of(request) is None:
-        record_read(actor=actor_for(request), task=task, summary=summary, team=team)
 
 
 @extend_schema(
@@ -176,20 +119,12 @@ def task_env(request, task_id):
 @login_not_required
 @api_view(["GET"])
 def plan_variables(request, plan_key):
-    plan = Plan.objects.select_related("team").filter(key=plan_key).first()
-    token = token_of(request)
-    if plan is None or (token is not None and token.plan_id != plan.id):
-        raise exceptions.NotFound("No such plan.")
-    if token is None:
-        require_team_role(request.user, plan.team, Role.EDITOR)
-    job = None
-    if job_key := request.query_params.get("job"):
-        job = plan.jobs.filter(key=job_key).first()
-        if job is None or (token is not None and token.job_id != job.id):
-            raise exceptions.NotFound("No such job in this plan.")
-    delivery = _delivery(scope_delivery, plan=plan, job=job)
-    where = f"job {plan.key}-{job.key}" if job else f"plan {plan.key}"
-    _record_person(request, None, plan.team, f"Read the variables of {where}")
+    try:
+        delivery = plan_served(
+            plan_key=plan_key, job_key=request.query_params.get("job"), actor=actor_for(request)
+        )
+    except NotServable as e:
+        raise Conflict(e.code, e.detail) from None
     body = {"variables": delivery.values, "expires_at": delivery.expires_at}
     return Response(VariablesSerializer(body).data, headers=NO_STORE)
 
@@ -208,10 +143,11 @@ def plan_variables(request, plan_key):
 @login_not_required
 @api_view(["POST"])
 def task_run_now(request, task_id):
-    task = _task(request, task_id)
-    check_token_may_run(token_of(request), task)
+    actor = actor_for(request)
+    task = task_for_actor(task_id=task_id, actor=actor)
+    require_token_may_run(actor.token, task)
     try:
-        run = task_run(task=task, trigger=TaskRun.Trigger.API, actor=actor_for(request))
+        run = task_run(task=task, trigger=TaskRun.Trigger.API, actor=actor)
     except TaskDisabled as e:
         raise Conflict("disabled", e.message) from None
     return Response(RunSerializer(run).data, status=201)

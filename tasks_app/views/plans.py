@@ -12,12 +12,12 @@ from tasks_app.services.plans import job_delete, job_save, plan_delete, plan_sav
 from tasks_app.services.scopes import variables_for_job, variables_for_plan
 
 
-def _get_plan_for_user(request, plan_id, *, need: Role = Role.VIEWER) -> tuple[Plan, Role]:
+def get_plan_for_user(request, plan_id, *, need: Role = Role.VIEWER) -> tuple[Plan, Role]:
     plan = get_object_or_404(Plan.objects.select_related("team"), id=plan_id)
     return plan, require_team_role(request.user, plan.team, need)
 
 
-def _get_job_for_user(request, job_id, *, need: Role = Role.VIEWER) -> tuple[Job, Role]:
+def get_job_for_user(request, job_id, *, need: Role = Role.VIEWER) -> tuple[Job, Role]:
     job = get_object_or_404(Job.objects.select_related("plan__team"), id=job_id)
     return job, require_team_role(request.user, job.plan.team, need)
 
@@ -54,7 +54,7 @@ def plan_create(request):
 
 
 def plan_edit(request, plan_id):
-    plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
+    plan, _ = get_plan_for_user(request, plan_id, need=Role.EDITOR)
     form = PlanForm(request.POST or None, instance=plan, teams=None)
     if form_save(request, form, lambda: plan_save(plan=form.instance, actor=actor_for(request))):
         messages.success(request, f"Saved plan {plan.key}.")
@@ -63,7 +63,7 @@ def plan_edit(request, plan_id):
 
 
 def plan_detail(request, plan_id):
-    plan, role = _get_plan_for_user(request, plan_id)
+    plan, role = get_plan_for_user(request, plan_id)
     jobs = plan.jobs.prefetch_related(Prefetch("tasks", queryset=_tasks_with_related()))
     context = {
         "plan": plan,
@@ -76,7 +76,7 @@ def plan_detail(request, plan_id):
 
 
 def plan_delete_view(request, plan_id):
-    plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
+    plan, _ = get_plan_for_user(request, plan_id, need=Role.EDITOR)
     if request.method == "POST":
         plan_delete(plan=plan, actor=actor_for(request))
         messages.success(request, f"Deleted plan {plan.key}.")
@@ -86,7 +86,7 @@ def plan_delete_view(request, plan_id):
 
 
 def job_create(request, plan_id):
-    plan, _ = _get_plan_for_user(request, plan_id, need=Role.EDITOR)
+    plan, _ = get_plan_for_user(request, plan_id, need=Role.EDITOR)
     form = JobForm(request.POST or None, plan=plan)
     job = form_save(request, form, lambda: job_save(job=form.instance, actor=actor_for(request)))
     if job is not None:
@@ -96,7 +96,7 @@ def job_create(request, plan_id):
 
 
 def job_edit(request, job_id):
-    job, _ = _get_job_for_user(request, job_id, need=Role.EDITOR)
+    job, _ = get_job_for_user(request, job_id, need=Role.EDITOR)
     form = JobForm(request.POST or None, instance=job, plan=job.plan)
     if form_save(request, form, lambda: job_save(job=form.instance, actor=actor_for(request))):
         messages.success(request, f"Saved job {job.key}.")
@@ -105,7 +105,7 @@ def job_edit(request, job_id):
 
 
 def job_detail(request, job_id):
-    job, role = _get_job_for_user(request, job_id)
+    job, role = get_job_for_user(request, job_id)
     context = {
         "job": job,
         "plan": job.plan,
@@ -117,7 +117,7 @@ def job_detail(request, job_id):
 
 
 def job_delete_view(request, job_id):
-    job, _ = _get_job_for_user(request, job_id, need=Role.EDITOR)
+    job, _ = get_job_for_user(request, job_id, need=Role.EDITOR)
     if request.method == "POST":
         job_delete(job=job, actor=actor_for(request))
         messages.success(request, f"Deleted job {job.key}.")

@@ -21,7 +21,7 @@ from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.snippets import SHELL_LABELS, ci_snippet, env_snippet, mapping_snippet
 from tasks_app.timeline import timeline
-from tasks_app.views.plans import _get_job_for_user
+from tasks_app.views.plans import get_job_for_user
 
 RECENT_RUNS = 25
 
@@ -63,7 +63,7 @@ def _task_form(request, job, task: TaskConfig | None):
 
 
 def task_create(request, job_id):
-    job, _ = _get_job_for_user(request, job_id, need=Role.EDITOR)
+    job, _ = get_job_for_user(request, job_id, need=Role.EDITOR)
     return _task_form(request, job, None)
 
 

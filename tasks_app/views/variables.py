@@ -10,7 +10,7 @@ from tasks_app.actor import actor_for
 from tasks_app.forms import VariableForm, form_save
 from tasks_app.models import Role, Team, Variable
 from tasks_app.services.plans import variable_delete, variable_save
-from tasks_app.views.plans import _get_plan_for_user
+from tasks_app.views.plans import get_plan_for_user
 
 
 def _get_variable_for_user(request, variable_id, *, need: Role = Role.VIEWER) -> Variable:
@@ -71,7 +71,7 @@ def _variable_form(request, variable: Variable, *, back: str):
 def variable_create(request):
     """A global variable of a team (?team=<id>) or a plan variable (?plan=<id>)."""
     if "plan" in request.GET:
-        plan, _ = _get_plan_for_user(request, _uuid_or_404(request.GET["plan"]), need=Role.EDITOR)
+        plan, _ = get_plan_for_user(request, _uuid_or_404(request.GET["plan"]), need=Role.EDITOR)
         variable = Variable(team=plan.team, plan=plan)
     else:
         team = get_object_or_404(Team, id=_uuid_or_404(request.GET.get("team", "")))
