@@ -39,6 +39,7 @@ $(DEV_STAMP): requirements-dev.lock $(RUNTIME_STAMP)
 install: $(RUNTIME_STAMP)
 
 run: $(RUNTIME_STAMP)
+	$(BIN)/python manage.py init_data
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensure_admin
@@ -50,6 +51,7 @@ demo: export ECRPORTAL_DATA_DIR ?= $(abspath var/demo)
 demo: export ECRPORTAL_DEMO_AWS_PORT ?= 5000
 demo: export ECRPORTAL_AWS_ENDPOINT_URL = http://127.0.0.1:$(ECRPORTAL_DEMO_AWS_PORT)
 demo: $(DEV_STAMP)
+	$(BIN)/python manage.py init_data
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensure_admin
@@ -58,6 +60,7 @@ demo: $(DEV_STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start --procfile Procfile.demo --no-colour
 
 test: $(DEV_STAMP)
+	$(BIN)/python manage.py init_data --verbosity 0
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)

@@ -5,7 +5,8 @@
 1. clone the project into a temporary folder (--worktree: copy the files git would commit
    now, uncommitted changes included, as the tests do);
 2. `make install`: a new .venv from requirements.lock alone, as `make run` builds it;
-3. `python -m devtools.runtime_check` and `manage.py check` in that environment;
+3. `python -m devtools.runtime_check`, `manage.py init_data` and `manage.py check` in
+   that environment;
 4. `make run` in the background on the embedded defaults; wait for /healthz and /readyz;
    read the printed one-time password; sign in through the login form (CSRF included) and
    choose a new password as the portal asks;
@@ -110,12 +111,13 @@ def install(project: Path) -> float:
 
 
 def check_runtime(project: Path) -> str:
-    """devtools.runtime_check and `manage.py check`, in the project's .venv."""
+    """devtools.runtime_check, `manage.py init_data` and `manage.py check`, in the .venv."""
     python = str(project / ".venv" / "bin" / "python")
     env = newcomer_environ(ECRPORTAL_DATA_DIR=str(project / "var" / "check"))
     out = _run(
         [python, "-m", "devtools.runtime_check"], project, env, "the runtime environment check"
     )
+    out += _run([python, "manage.py", "init_data"], project, env, "manage.py init_data")
     out += _run([python, "manage.py", "check"], project, env, "manage.py check")
     return out
 

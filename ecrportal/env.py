@@ -92,6 +92,14 @@ def env_url(
     return value.rstrip("/")
 
 
+def secret_read(path: Path) -> str:
+    """The secret stored at ``path``, or "" if there is none (nothing is created here)."""
+    try:
+        return path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
+
+
 def secret_file(path: Path, *, generate) -> str:
     """Return the secret stored at ``path``, creating it first if needed.
 
@@ -135,13 +143,15 @@ def env_float(
     return number
 
 
-def env_fernet_keys(name: str, *, default_file: Path) -> list[str]:
-    """Fernet keys from a comma-separated variable, else one generated into a file."""
+def env_fernet_keys(name: str, *, file: Path) -> list[str]:
+    """Fernet keys from a comma-separated variable, else the one in `file` (manage.py
+    init_data writes it); none at all when neither exists."""
     from cryptography.fernet import Fernet
 
     keys = env_list(name, [], secret=True)
     if not keys:
-        keys = [secret_file(default_file, generate=lambda: Fernet.generate_key().decode())]
+        stored = secret_read(file)
+        keys = [stored] if stored else []
     for number, key in enumerate(keys, 1):
         try:
             Fernet(key)
@@ -152,6 +162,12 @@ def env_fernet_keys(name: str, *, default_file: Path) -> list[str]:
                 'Fernet; print(Fernet.generate_key().decode())"`).'
             ) from None
     return keys
+
+
+def fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
 
 
 def random_secret_key() -> str:

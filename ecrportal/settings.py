@@ -21,13 +21,13 @@ from ecrportal.env import (
     env_list,
     env_str,
     env_url,
-    random_secret_key,
-    secret_file,
+    secret_read,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Settings read the environment and the data folder; they create nothing. `manage.py
+# init_data` (run by make run and make test) creates the folder and the generated keys.
 DATA_DIR = Path(env_str("ECRPORTAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -39,16 +39,12 @@ SITE_NAME = env_str("ECRPORTAL_SITE_NAME", "ECR Portal")
 _site = urlsplit(SITE_URL)
 HTTPS = _site.scheme == "https"
 
-SECRET_KEY = env_str("SECRET_KEY") or secret_file(
-    DATA_DIR / "secret_key", generate=random_secret_key
-)
+SECRET_KEY = env_str("SECRET_KEY") or secret_read(DATA_DIR / "secret_key")
 
 # Secrets at rest (connector keys, masked variables, tokens): the first key
 # encrypts, every key decrypts. `manage.py rotate_encryption_keys` re-encrypts
-# everything under the first. Default: one key generated into the data folder.
-ENCRYPTION_KEYS = env_fernet_keys(
-    "ECRPORTAL_ENCRYPTION_KEYS", default_file=DATA_DIR / "encryption_key"
-)
+# everything under the first. Default: the key manage.py init_data writes to the data folder.
+ENCRYPTION_KEYS = env_fernet_keys("ECRPORTAL_ENCRYPTION_KEYS", file=DATA_DIR / "encryption_key")
 
 ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", list(dict.fromkeys([_site.hostname, "127.0.0.1", "localhost"]))
@@ -222,7 +218,6 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("ECRPORTAL_STATIC_ROOT", str(DATA_DIR / "static")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -255,9 +250,7 @@ if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
         f"ECRPORTAL_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT})."
     )
 if _broker_scheme == "filesystem":
-    _broker_dir = DATA_DIR / "broker"
-    for _sub in ("queue", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    _broker_dir = DATA_DIR / "broker"  # its folders: manage.py init_data
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

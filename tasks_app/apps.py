@@ -8,7 +8,7 @@ class TasksAppConfig(AppConfig):
     def ready(self):
         from django.conf import settings
 
-        from tasks_app import logs
+        from tasks_app import checks, logs  # noqa: F401 - checks registers itself
 
         logs.install()
         logs.secret_register(settings.EMAIL_HOST_PASSWORD)

@@ -122,7 +122,10 @@ def test_the_default_key_is_generated_once_into_the_data_folder(tmp_path):
     )
     run = [sys.executable, "-c", code]
     env["DJANGO_SETTINGS_MODULE"] = "ecrportal.settings"
+    init = [sys.executable, "manage.py", "init_data"]
+    subprocess.run(init, cwd=ROOT, env=env, capture_output=True, check=True)
     first = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    subprocess.run(init, cwd=ROOT, env=env, capture_output=True, check=True)
     second = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     key_file = tmp_path / "encryption_key"
     assert first.stdout == second.stdout == key_file.read_text()

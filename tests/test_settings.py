@@ -13,6 +13,7 @@ PRODUCTION = {
     "DEBUG": "0",
     "ECRPORTAL_SITE_URL": "https://ecr-portal.example.com",
     "SECRET_KEY": "x7-" + "q9Zr2LmV" * 8,
+    "ECRPORTAL_ENCRYPTION_KEYS": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
 }
 
 
@@ -85,11 +86,24 @@ def test_plain_http_is_flagged_by_the_deploy_check(tmp_path):
 
 
 def test_a_generated_secret_key_is_kept_in_the_data_folder(tmp_path):
-    result = manage("check", env={"DEBUG": "0"}, data_dir=tmp_path)
+    result = manage("init_data", env={"DEBUG": "0"}, data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     key = (tmp_path / "secret_key").read_text().strip()
     assert len(key) >= 50
     assert stat.S_IMODE((tmp_path / "secret_key").stat().st_mode) == 0o600
+    assert manage("check", env={"DEBUG": "0"}, data_dir=tmp_path).returncode == 0
+    manage("init_data", data_dir=tmp_path)
+    assert (tmp_path / "secret_key").read_text().strip() == key  # kept, not replaced
+
+
+def test_settings_create_nothing_and_the_checks_name_the_remedy(tmp_path):
+    data = tmp_path / "data"
+    result = manage("check", data_dir=data)
+    assert result.returncode != 0
+    assert "ecrportal.E001" in result.stderr
+    assert "ecrportal.E002" in result.stderr
+    assert "Run `manage.py init_data`" in result.stderr
+    assert not data.exists()  # importing the settings wrote nothing
 
 
 @pytest.mark.parametrize(
