@@ -16,7 +16,7 @@ help:
 	@echo "make install  set up .venv with the runtime dependencies only (make run does this first)"
 	@echo "make demo   like run, against a local AWS stand-in with a seeded demo task"
 	@echo "make test   set up .venv, run the whole test suite"
-	@echo "make lint   ruff check, ruff format --check, makemigrations --check"
+	@echo "make lint   ruff check, ruff format --check, import contracts, mypy, makemigrations --check"
 	@echo "make format ruff format and ruff check --fix"
 	@echo "make lock   re-resolve requirements*.lock from pyproject.toml"
 	@echo "make screenshots  take the browser tests' screenshots and copy the README's to docs/screenshots"
@@ -66,6 +66,8 @@ test: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 format: $(DEV_STAMP)

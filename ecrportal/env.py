@@ -7,7 +7,9 @@ present but malformed. An unset or empty variable yields the default.
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import overload
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -23,11 +25,15 @@ def _raw(name: str) -> str | None:
     return value.strip()
 
 
-def _bad(name: str, value: str, expected: str, *, secret=False) -> ImproperlyConfigured:
+def _bad(name: str, value: str, expected: str, *, secret: bool = False) -> ImproperlyConfigured:
     shown = "(value hidden)" if secret else repr(value)
     return ImproperlyConfigured(f"{name}={shown} is not valid: expected {expected}.")
 
 
+@overload
+def env_str(name: str, default: str) -> str: ...
+@overload
+def env_str(name: str, default: None = None) -> str | None: ...
 def env_str(name: str, default: str | None = None) -> str | None:
     value = _raw(name)
     return default if value is None else value
@@ -100,7 +106,7 @@ def secret_read(path: Path) -> str:
         return ""
 
 
-def secret_file(path: Path, *, generate) -> str:
+def secret_file(path: Path, *, generate: Callable[[], str]) -> str:
     """Return the secret stored at ``path``, creating it first if needed.
 
     The file is created atomically with mode 0600, so that several processes
@@ -122,7 +128,7 @@ def secret_file(path: Path, *, generate) -> str:
             f.write(value + "\n")
         os.link(tmp, path)
     except FileExistsError:
-        return path.read_text().strip()
+        return str(path.read_text().strip())
     finally:
         tmp.unlink(missing_ok=True)
     return value

@@ -47,7 +47,7 @@ SECRET_KEY = env_str("SECRET_KEY") or secret_read(DATA_DIR / "secret_key")
 ENCRYPTION_KEYS = env_fernet_keys("ECRPORTAL_ENCRYPTION_KEYS", file=DATA_DIR / "encryption_key")
 
 ALLOWED_HOSTS = env_list(
-    "ALLOWED_HOSTS", list(dict.fromkeys([_site.hostname, "127.0.0.1", "localhost"]))
+    "ALLOWED_HOSTS", list(dict.fromkeys([str(_site.hostname), "127.0.0.1", "localhost"]))
 )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 CSRF_FAILURE_VIEW = "tasks_app.views.errors.csrf_failure"  # JSON under /api/
@@ -128,13 +128,13 @@ if DATABASE_URL:
 else:
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "db.sqlite3",
+        "NAME": str(DATA_DIR / "db.sqlite3"),
         "OPTIONS": _SQLITE_OPTIONS,
     }
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that worker and web processes started by the
     # integration tests share the test database.
-    _db["TEST"] = {"NAME": DATA_DIR / "test-db.sqlite3"}
+    _db["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -341,7 +341,7 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
         "ECRPORTAL_EMAIL_STARTTLS and ECRPORTAL_EMAIL_SSL cannot both be on."
     )
 EMAIL_TIMEOUT = 10
-DEFAULT_FROM_EMAIL = env_str("ECRPORTAL_EMAIL_FROM", f"ECR Portal <ecr-portal@{_site.hostname}>")
+DEFAULT_FROM_EMAIL = env_str("ECRPORTAL_EMAIL_FROM", f"ECR Portal <ecr-portal@{_site.hostname!s}>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 NOTIFY_ATTEMPTS = env_int("ECRPORTAL_NOTIFY_ATTEMPTS", 8, minimum=1, maximum=50)
 WEBHOOK_ALLOW_PRIVATE = env_bool("ECRPORTAL_WEBHOOK_ALLOW_PRIVATE", False)

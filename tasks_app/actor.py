@@ -5,16 +5,22 @@ services and their tests never see an HttpRequest.
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 
 from tasks_app.models import ApiToken
 from tasks_app.net import client_address
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.http import HttpRequest
+    from rest_framework.request import Request
+
 
 @dataclass(frozen=True)
 class Actor:
-    user: object | None = None  # a signed-in person (the user model)
+    user: "User | None" = None  # a signed-in person (the user model)
     token: ApiToken | None = None  # an API token: a CI job, not a person
     address: str | None = None  # the client's address, as far as proxies are trusted
     label: str = ""  # who, without an account: the name typed at a failed sign-in, "system"
@@ -27,7 +33,7 @@ class Actor:
             return f"token:{self.token.hint}"
         return self.label
 
-    def as_user(self, user) -> "Actor":
+    def as_user(self, user: "User") -> "Actor":
         """The same request, now on behalf of this person (just signed in)."""
         return Actor(user=user, address=self.address)
 
@@ -42,7 +48,7 @@ SYSTEM = Actor(label="system")
 COMMAND_LINE = Actor(label="manage.py")
 
 
-def actor_for(request) -> Actor:
+def actor_for(request: "HttpRequest | Request") -> Actor:
     """The actor of a request: its signed-in person or its API token, and its address."""
     user = getattr(request, "user", None)
     person = user if isinstance(user, get_user_model()) else None

@@ -41,7 +41,7 @@ def admin_login(request, extra_context=None):
     return redirect_to_login(next_url, settings.LOGIN_URL)
 
 
-admin.site.login = admin_login
+admin.site.login = admin_login  # type: ignore[method-assign]
 admin.site.site_header = "ECR Portal administration"
 admin.site.site_title = "ECR Portal"
 

@@ -1,5 +1,5 @@
 from django.contrib.auth.decorators import login_not_required
-from django.urls import path
+from django.urls import URLPattern, path
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
@@ -27,7 +27,8 @@ urlpatterns = [
     ),
     *[
         # Each view authenticates itself (token or session) and answers 401 JSON.
-        type(route)(route.pattern, login_not_required(route.callback), name=route.name)
+        URLPattern(route.pattern, login_not_required(route.callback), name=route.name)
         for route in router.urls
+        if isinstance(route, URLPattern)
     ],
 ]

@@ -34,7 +34,7 @@ from botocore.exceptions import (
 )
 from django.conf import settings
 
-from tasks_app.crypto import Secret
+from tasks_app.crypto import Secret, plain
 from tasks_app.logs import secret_register
 
 logger = logging.getLogger("ecrportal.aws")
@@ -73,7 +73,7 @@ class Principal:
     credentials: str  # "access_key" | "host"
     principal_type: str = "provided"  # provided | assumed_role | federated_user | session_token
     access_key_id: str = ""
-    secret_access_key: Secret | None = None
+    secret_access_key: Secret | str | None = None
     role_arn: str = ""
     external_id: str = ""
     duration: int | None = None
@@ -242,7 +242,7 @@ def _base_session(principal: Principal) -> boto3.Session:
     if principal.credentials == "access_key":
         return _new_session(
             aws_access_key_id=principal.access_key_id,
-            aws_secret_access_key=principal.secret_access_key.reveal(),
+            aws_secret_access_key=plain(principal.secret_access_key),
         )
     return _new_session()  # the host's default credential chain
 

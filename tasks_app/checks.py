@@ -8,7 +8,7 @@ REMEDY = "Run `manage.py init_data` (make run does) to generate it into ECRPORTA
 
 
 @register("ecrportal")
-def keys_check(app_configs, **kwargs) -> list[Error]:
+def keys_check(app_configs: object, **kwargs: object) -> list[Error]:
     errors = []
     try:
         settings.SECRET_KEY  # noqa: B018 - Django raises when it is empty

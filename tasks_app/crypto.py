@@ -8,6 +8,7 @@ never handed out as if it were the value.
 """
 
 import functools
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -15,7 +16,7 @@ from django.core.signals import setting_changed
 from django.db import models
 from django.dispatch import receiver
 
-MASK = "********"
+from tasks_app.logs import MASK, secret_register
 
 
 class EncryptionError(Exception):
@@ -69,8 +70,6 @@ class Secret:
     def reveal(self) -> str:
         if not self.token:
             return ""
-        from tasks_app.logs import secret_register
-
         value = decrypt(self.token, what=self.what)
         secret_register(value)
         return value
@@ -91,7 +90,20 @@ class Secret:
         return hash(self.token)
 
 
-class EncryptedTextField(models.TextField):
+def plain(value: "Secret | str | None") -> str:
+    """The value of a secret field: decrypted when read back, as given when just assigned."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    return value or ""
+
+
+if TYPE_CHECKING:  # what the field holds: a Secret read back, or a str just assigned
+    _EncryptedBase = models.TextField[Secret | str, Secret | str]
+else:
+    _EncryptedBase = models.TextField
+
+
+class EncryptedTextField(_EncryptedBase):
     """A text column holding a Fernet token.
 
     Assign a plain ``str`` to store a new secret (encrypted on save); read back

@@ -36,11 +36,24 @@ def form_save(request, form: forms.BaseForm, save):
         return None
 
 
-class ServiceValidated:
+def choice_field(form: forms.BaseForm, name: str) -> forms.ChoiceField:
+    """A form's choice field, as the type checker should see it."""
+    field = form.fields[name]
+    assert isinstance(field, forms.ChoiceField)
+    return field
+
+
+def model_choice_field(form: forms.BaseForm, name: str) -> forms.ModelChoiceField:
+    field = form.fields[name]
+    assert isinstance(field, forms.ModelChoiceField)
+    return field
+
+
+class ServiceValidatedModelForm(forms.ModelForm):
     """A model form whose uniqueness and cross-row rules are checked by the save service
     (tasks_app/validation.py), so that the API and the form give the same messages."""
 
-    def validate_unique(self):
+    def validate_unique(self) -> None:
         pass
 
 
@@ -61,6 +74,7 @@ class LoginForm(AuthenticationForm):
         username = self.cleaned_data.get("username") or ""
         password = self.cleaned_data.get("password")
         if username and password:
+            assert self.request is not None  # the sign-in view always passes it
             wait = login_retry_after(actor=actor_for(self.request), username=username)
             if wait is not None:
                 self.failure = "throttled"
@@ -133,7 +147,8 @@ class NotificationSettingsForm(forms.Form):
         return url
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         needs_secret = data.get("webhook_url") and not self.team.webhook_secret
         if needs_secret and not data.get("webhook_secret") and "webhook_secret" not in self.errors:
             self.add_error("webhook_secret", "Enter a signing secret for the signatures.")
@@ -167,7 +182,7 @@ class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class ConnectorForm(ServiceValidated, forms.ModelForm):
+class ConnectorForm(ServiceValidatedModelForm):
     """Create or edit a connector. The secret access key is write-only."""
 
     owner = forms.ModelChoiceField(
@@ -243,19 +258,20 @@ class ConnectorForm(ServiceValidated, forms.ModelForm):
         self.creating = self.instance._state.adding
         self.secret_changed = False
         if self.creating:
-            self.fields["owner"].queryset = owners
+            model_choice_field(self, "owner").queryset = owners
             only_owner = owners.first() if owners.count() == 1 else None
             self.fields["owner"].initial = only_owner
-            owner_id = only_owner.id if only_owner else None
+            owner_id = only_owner.pk if only_owner else None
         else:
             del self.fields["owner"]
             keep = "Stored encrypted. Leave empty to keep the stored secret."
             self.fields["secret_access_key"].help_text = keep
             owner_id = self.instance.team_id
-        self.fields["shared_with"].queryset = Team.objects.exclude(id=owner_id).order_by("name")
+        others = Team.objects.exclude(pk=owner_id) if owner_id else Team.objects.all()
+        model_choice_field(self, "shared_with").queryset = others.order_by("name")
         if not host_allowed:
-            self.fields["credentials"].choices = [
-                c for c in self.fields["credentials"].choices if c[0] != Connector.Credentials.HOST
+            choice_field(self, "credentials").choices = [
+                c for c in Connector.Credentials.choices if c[0] != Connector.Credentials.HOST
             ]
 
     def clean_secret_access_key(self):
@@ -266,7 +282,8 @@ class ConnectorForm(ServiceValidated, forms.ModelForm):
         return value
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         team = cleaned.get("owner") if self.creating else self.instance.team
         if team is not None:
             self.instance.team = team  # the save service's rules need the owner
@@ -276,13 +293,13 @@ class ConnectorForm(ServiceValidated, forms.ModelForm):
 class ConnectorTestForm(forms.Form):
     region = forms.ChoiceField(help_text="Where to call ecr:GetAuthorizationToken.")
 
-    def __init__(self, *args, regions: list[str], initial_region: str, **kwargs):
+    def __init__(self, *args, regions: tuple[str, ...], initial_region: str, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["region"].choices = [(r, r) for r in regions]
+        choice_field(self, "region").choices = [(r, r) for r in regions]
         self.fields["region"].initial = initial_region
 
 
-class PlanForm(ServiceValidated, forms.ModelForm):
+class PlanForm(ServiceValidatedModelForm):
     class Meta:
         model = Plan
         fields = ["team", "key", "name"]
@@ -295,14 +312,14 @@ class PlanForm(ServiceValidated, forms.ModelForm):
     def __init__(self, *args, teams, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance._state.adding:
-            self.fields["team"].queryset = teams
+            model_choice_field(self, "team").queryset = teams
             if teams.count() == 1:
                 self.fields["team"].initial = teams.first()
         else:
             del self.fields["team"]
 
 
-class JobForm(ServiceValidated, forms.ModelForm):
+class JobForm(ServiceValidatedModelForm):
     class Meta:
         model = Job
         fields = ["key", "name", "stage"]
@@ -313,7 +330,7 @@ class JobForm(ServiceValidated, forms.ModelForm):
         self.instance.plan = plan
 
 
-class VariableForm(ServiceValidated, forms.ModelForm):
+class VariableForm(ServiceValidatedModelForm):
     """An input variable. Values of masked keys are write-only, like connector secrets."""
 
     value = forms.CharField(required=False, strip=False, widget=forms.TextInput)
@@ -348,7 +365,7 @@ class VariableForm(ServiceValidated, forms.ModelForm):
 USE_VARIABLE = "variable"
 
 
-class TaskForm(ServiceValidated, forms.ModelForm):
+class TaskForm(ServiceValidatedModelForm):
     """The settings of the Amazon ECR Credentials Variables task, as in the reference document."""
 
     disabled = forms.BooleanField(
@@ -406,7 +423,7 @@ class TaskForm(ServiceValidated, forms.ModelForm):
         task = self.instance
         task.job = job
         self.fields["disabled"].initial = not task.enabled
-        self.fields["region_choice"].choices = [
+        choice_field(self, "region_choice").choices = [
             ("", "Choose a region"),
             *[(label, [(r, r) for r in codes]) for label, codes in regions],
             (USE_VARIABLE, "[Use region variable ...]"),
@@ -414,7 +431,7 @@ class TaskForm(ServiceValidated, forms.ModelForm):
         self.fields["region_choice"].initial = (
             USE_VARIABLE if task.region_variable else task.region
         )
-        self.fields["connector_choice"].choices = [
+        choice_field(self, "connector_choice").choices = [
             ("", "Choose a connector"),
             *[(str(c.id), f"{c.name} ({c.team.name})") for c in connectors],
             (USE_VARIABLE, "[Use connector variable ...]"),
@@ -424,11 +441,13 @@ class TaskForm(ServiceValidated, forms.ModelForm):
         )
         self._connectors = {str(c.id): c for c in connectors}
         if not host_allowed:
-            source = self.fields["credentials_source"]
-            source.choices = [c for c in source.choices if c[0] != TaskConfig.Source.HOST]
+            choice_field(self, "credentials_source").choices = [
+                c for c in TaskConfig.Source.choices if c[0] != TaskConfig.Source.HOST
+            ]
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         task = self.instance
         task.enabled = not cleaned.get("disabled")
         region = cleaned.get("region_choice")
@@ -439,7 +458,7 @@ class TaskForm(ServiceValidated, forms.ModelForm):
         if choice == USE_VARIABLE:
             task.connector = None
         else:
-            task.connector = self._connectors.get(choice)
+            task.connector = self._connectors.get(choice or "")
             cleaned["connector_variable"] = ""
         return cleaned
 
@@ -452,7 +471,7 @@ class TaskForm(ServiceValidated, forms.ModelForm):
             errors = forms.ValidationError(
                 {self.error_fields.get(k, k): v for k, v in errors.error_dict.items()}
             )
-        super()._update_errors(errors)
+        super()._update_errors(errors)  # type: ignore[misc]
 
 
 class ApiTokenForm(forms.Form):
@@ -480,7 +499,7 @@ class ApiTokenForm(forms.Form):
                 group.append((f"job:{job.id}", f"Job {plan.key}-{job.key}"))
                 self._targets[f"job:{job.id}"] = (plan, job)
             choices.append((f"{plan.key} {plan.name}", group))
-        self.fields["binding"].choices = choices
+        choice_field(self, "binding").choices = choices
 
     def target(self):
         return self._targets[self.cleaned_data["binding"]]

@@ -35,8 +35,8 @@ SUFFIXES = tuple(g.suffix for g in GENERATED)
 def env_name(key: str, prefix: str | None = None) -> str:
     """A variable's environment name: bamboo_ (ECRPORTAL_ENV_PREFIX) + the key with dots as
     underscores, case kept. Two keys with the same environment name collide."""
-    prefix = settings.ENV_PREFIX if prefix is None else prefix
-    return prefix + key.replace(".", "_")
+    start: str = settings.ENV_PREFIX if prefix is None else prefix
+    return start + key.replace(".", "_")
 
 
 def generated_keys(namespace: str) -> list[str]:

@@ -58,70 +58,91 @@ def set_cmd(name: str, value: str) -> str:
 
 
 @dataclass(frozen=True)
+class Script:
+    """How a shell's scripts read variables and log in: for the snippets people copy."""
+
+    read: Callable[[str], str]  # NAME -> how a script reads it
+    alias: Callable[[str, str], str]  # NAME, what it reads -> the line that sets it
+    fetch: Callable[[str], str]  # the env URL -> the line that loads the variables
+    pipe: Callable[[str, str, str], str]  # password, login command, registry -> login line
+
+
+@dataclass(frozen=True)
 class Shell:
     label: str
     assign: Callable[[str, str], str]  # NAME, value -> the line that sets it
-    read: Callable[[str], str] | None = None  # NAME -> how a script reads it
-    alias: Callable[[str, str], str] | None = None  # NAME, what it reads -> the line
-    fetch: Callable[[str], str] | None = None  # the env URL -> the line that loads it
-    pipe: Callable[[str, str, str], str] | None = None  # password, login command, registry
+    script: Script | None = None  # None: a format to load, not a shell to type in
 
 
 SHELLS_TABLE = {
     "bash": Shell(
         label="Bash",
         assign=lambda name, value: f"export {name}={quote_bash(value)}",
-        read=lambda name: f"${name}",
-        alias=lambda name, source: f"export {name}={source}",
-        fetch=lambda url: (
-            f'eval "$(curl -fsS -H "Authorization: Bearer $ECRPORTAL_TOKEN" \'{url}?shell=bash\')"'
-        ),
-        pipe=lambda password, login, registry: (
-            f'printf %s "{password}" | {login} --username AWS --password-stdin "{registry}"'
+        script=Script(
+            read=lambda name: f"${name}",
+            alias=lambda name, source: f"export {name}={source}",
+            fetch=lambda url: (
+                f'eval "$(curl -fsS -H "Authorization: Bearer $ECRPORTAL_TOKEN" '
+                f"'{url}?shell=bash')\""
+            ),
+            pipe=lambda password, login, registry: (
+                f'printf %s "{password}" | {login} --username AWS --password-stdin "{registry}"'
+            ),
         ),
     ),
     "powershell": Shell(
         label="PowerShell",
         assign=lambda name, value: f"$Env:{name} = {quote_powershell(value)}",
-        read=lambda name: f"$Env:{name}",
-        alias=lambda name, source: f"${name} = {source}",
-        fetch=lambda url: (
-            "Invoke-Expression (Invoke-RestMethod -Headers @{Authorization = "
-            f"\"Bearer $Env:ECRPORTAL_TOKEN\"}} -Uri '{url}?shell=powershell')"
-        ),
-        pipe=lambda password, login, registry: (
-            f"{password} | {login} --username AWS --password-stdin {registry}"
+        script=Script(
+            read=lambda name: f"$Env:{name}",
+            alias=lambda name, source: f"${name} = {source}",
+            fetch=lambda url: (
+                "Invoke-Expression (Invoke-RestMethod -Headers @{Authorization = "
+                f"\"Bearer $Env:ECRPORTAL_TOKEN\"}} -Uri '{url}?shell=powershell')"
+            ),
+            pipe=lambda password, login, registry: (
+                f"{password} | {login} --username AWS --password-stdin {registry}"
+            ),
         ),
     ),
     "cmd": Shell(
         label="cmd",
         assign=set_cmd,
-        read=lambda name: f"%{name}%",
-        alias=lambda name, source: f"set {name}={source}",
-        fetch=lambda url: (
-            f'curl -fsS -H "Authorization: Bearer %ECRPORTAL_TOKEN%" -o ecr-env.cmd '
-            f'"{url}?shell=cmd" && call ecr-env.cmd && del ecr-env.cmd'
-        ),
-        pipe=lambda password, login, registry: (
-            f"echo {password}| {login} --username AWS --password-stdin {registry}"
+        script=Script(
+            read=lambda name: f"%{name}%",
+            alias=lambda name, source: f"set {name}={source}",
+            fetch=lambda url: (
+                f'curl -fsS -H "Authorization: Bearer %ECRPORTAL_TOKEN%" -o ecr-env.cmd '
+                f'"{url}?shell=cmd" && call ecr-env.cmd && del ecr-env.cmd'
+            ),
+            pipe=lambda password, login, registry: (
+                f"echo {password}| {login} --username AWS --password-stdin {registry}"
+            ),
         ),
     ),
     "dotenv": Shell(label="dotenv", assign=lambda name, value: f"{name}={quote_dotenv(value)}"),
 }
 SHELLS = tuple(SHELLS_TABLE)
 # The shells people copy snippets for in the browser (dotenv is an API format).
-SHELL_LABELS = {name: shell.label for name, shell in SHELLS_TABLE.items() if shell.read}
+SHELL_LABELS = {name: shell.label for name, shell in SHELLS_TABLE.items() if shell.script}
 
 
-def _shell(name: str, needs: str) -> Shell:
+def _shell(name: str) -> Shell:
     shell = SHELLS_TABLE.get(name)
-    if shell is None or getattr(shell, needs) is None:
-        raise ValueError(f"no {needs} snippet for {name!r}")
+    if shell is None:
+        raise ValueError(f"unknown shell {name!r}")
     return shell
 
 
+def _script(name: str, what: str) -> Script:
+    script = _shell(name).script
+    if script is None:
+        raise ValueError(f"no {what} snippet for {name!r}")
+    return script
+
+
 def assignment(shell: str, name: str, value: str) -> str:
-    return _shell(shell, "assign").assign(name, value)
+    return _shell(shell).assign(name, value)
 
 
 def env_snippet(shell: str, values: dict[str, str]) -> str:
@@ -132,9 +153,9 @@ def env_snippet(shell: str, values: dict[str, str]) -> str:
 
 def mapping_snippet(shell: str, namespace: str) -> str:
     """The reference document's snippet: the standard names from the portal's variables."""
-    table = _shell(shell, "alias")
+    script = _script(shell, "mapping")
     lines = [
-        table.alias(g.standard, table.read(env_name(f"{namespace}.{g.suffix}")))
+        script.alias(g.standard, script.read(env_name(f"{namespace}.{g.suffix}")))
         for g in GENERATED
         if g.standard
     ]
@@ -143,9 +164,11 @@ def mapping_snippet(shell: str, namespace: str) -> str:
 
 def ci_snippet(shell: str, *, env_url: str, namespace: str) -> str:
     """Fetch fresh credentials with an API token, then log in with docker, podman or helm."""
-    table = _shell(shell, "fetch")
-    password = table.read(env_name(f"{namespace}.ecr.password"))
-    lines = [table.fetch(env_url)]
+    script = _script(shell, "CI")
+    password = script.read(env_name(f"{namespace}.ecr.password"))
+    lines = [script.fetch(env_url)]
     for login, registry in LOGINS:
-        lines.append(table.pipe(password, login, table.read(env_name(f"{namespace}.{registry}"))))
+        lines.append(
+            script.pipe(password, login, script.read(env_name(f"{namespace}.{registry}")))
+        )
     return "\n".join(lines) + "\n"

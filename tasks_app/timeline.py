@@ -45,7 +45,7 @@ def timeline(tasks, *, at) -> dict:
     runs = TaskRun.objects.filter(task__in=tasks, started__gte=start).values_list(
         "task_id", "started", "finished", "outcome", "token_expires_at", "error_class"
     )
-    by_task = {}
+    by_task: dict[object, list[tuple]] = {}
     for run in runs:
         by_task.setdefault(run[0], []).append(run)
     rows = []

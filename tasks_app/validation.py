@@ -113,11 +113,12 @@ def job_validate(job: Job) -> None:
 
 def variable_validate(variable: Variable) -> None:
     errors = _field_checks(variable)
-    if variable.plan_id and variable.plan.team_id != variable.team_id:
+    plan = variable.plan
+    if plan is not None and plan.team_id != variable.team_id:
         errors.setdefault("plan", []).append("The plan belongs to another team.")
-    scope = Variable.objects.filter(team=variable.team, plan=variable.plan, key=variable.key)
+    scope = Variable.objects.filter(team=variable.team, plan=plan, key=variable.key)
     if variable.key and scope.exclude(pk=variable.pk).exists():
-        where = f"plan {variable.plan.key}" if variable.plan_id else f"team {variable.team.name}"
+        where = f"plan {plan.key}" if plan is not None else f"team {variable.team.name}"
         errors.setdefault("key", []).append(
             f"A variable {variable.key} exists already for {where}."
         )

@@ -113,7 +113,7 @@ def webhook_target(url: str) -> Target:
         raise WebhookError(f"The host name {host} cannot be resolved ({e}).") from None
     addresses = []
     for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
         if address not in addresses:
             addresses.append(address)
     if not settings.WEBHOOK_ALLOW_PRIVATE:

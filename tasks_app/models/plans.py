@@ -6,7 +6,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.timezone import now
 
-from tasks_app.crypto import EncryptedTextField
+from tasks_app.crypto import EncryptedTextField, plain
 from tasks_app.models.teams import Team
 
 plan_key_validator = RegexValidator(
@@ -114,4 +114,4 @@ class Variable(models.Model):
             self.value, self.secret_value = value, ""
 
     def plain_value(self) -> str:
-        return self.secret_value.reveal() if self.masked and self.secret_value else self.value
+        return plain(self.secret_value) if self.masked else self.value

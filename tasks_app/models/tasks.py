@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.timezone import now
 
-from tasks_app.crypto import EncryptedTextField
+from tasks_app.crypto import EncryptedTextField, plain
 from tasks_app.models.connectors import Connector
 from tasks_app.models.plans import Job, Plan, Scope
 from tasks_app.task_rules import task_clean
@@ -189,7 +189,7 @@ class VariableResult(models.Model):
         return self.key
 
     def plain_value(self) -> str:
-        return self.secret_value.reveal() if self.masked else self.value
+        return plain(self.secret_value) if self.masked else self.value
 
     @property
     def expired(self) -> bool:

@@ -49,7 +49,9 @@ class ApiToken(models.Model):
 
     @property
     def binding(self) -> str:
-        return f"job {self.plan.key}-{self.job.key}" if self.job_id else f"plan {self.plan.key}"
+        if self.job is not None:
+            return f"job {self.plan.key}-{self.job.key}"
+        return f"plan {self.plan.key}"
 
     @property
     def active(self) -> bool:

@@ -71,11 +71,13 @@ def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
         .prefetch_related(Prefetch("results", queryset=VariableResult.objects.all()))
         .order_by("job__stage", "job__key", "position")
     )
-    values, expiries = {}, []
+    values: dict[str, str] = {}
+    expiries: list[datetime] = []
     for task in tasks:
         delivery = task_delivery(task)
         values.update(delivery.values)
-        expiries.append(delivery.expires_at)
+        if delivery.expires_at is not None:
+            expiries.append(delivery.expires_at)
     return Delivery(values, min(expiries) if expiries else None)
 
 
@@ -106,7 +108,8 @@ def task_served(*, task_id, actor: Actor) -> Served:
     cache; a person's read is audited."""
     token = actor.token
     served = ttl_cache.deliveries.get(task_id) if token is not None else None
-    if served is not None and served.delivery.expires_at > now():
+    expires_at = served.delivery.expires_at if served is not None else None
+    if token is not None and served is not None and expires_at and expires_at > now():
         if not token_may_see(
             token, job_id=served.job_id, plan_id=served.plan_id, scope=served.scope
         ):

@@ -9,6 +9,7 @@ from django.db import DatabaseError, connection
 from django.utils.timezone import now
 
 from tasks_app.models import CanaryPing
+from tasks_app.queue import CANARY, celery_task
 
 POLL_SECONDS = 0.05
 # Pings older than this are of no more use to anyone.
@@ -44,8 +45,7 @@ def worker_check(*, timeout: float) -> Check:
     process exists. The message expires with the wait, so canaries sent while
     no worker runs do not pile up work for the next one.
     """
-    from tasks_app.tasks import canary
-
+    canary = celery_task(CANARY)
     started = time.monotonic()
     ping = CanaryPing.objects.create()
     try:

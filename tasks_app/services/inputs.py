@@ -62,7 +62,7 @@ class _Lookup:
         """(value, value as it may be shown in a message)."""
         if self._variables is None:
             self._variables = input_variables(self.plan)
-        variable = self._variables.get(reference_key(reference))
+        variable = self._variables.get(reference_key(reference) or "")
         if variable is None:
             raise RunError(
                 f"The {what} variable {reference} is not defined: neither plan "

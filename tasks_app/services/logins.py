@@ -32,8 +32,7 @@ def login_retry_after(*, actor: Actor, username: str) -> int | None:
     for failures, limit in limits:
         # Only the newest `limit` failures matter: the window reopens when the
         # oldest of them leaves it.
-        newest = failures.order_by("-created").values_list("created", flat=True)[:limit]
-        newest = list(newest)
+        newest = list(failures.order_by("-created").values_list("created", flat=True)[:limit])
         if len(newest) >= limit:
             reopens = newest[-1] + timedelta(seconds=settings.LOGIN_THROTTLE_SECONDS)
             waits.append(max(1, math.ceil((reopens - now()).total_seconds())))

@@ -26,6 +26,7 @@ from tasks_app.models import (
     TaskConfig,
     TaskStatusChange,
 )
+from tasks_app.queue import NOTIFICATION_SEND, celery_task
 from tasks_app.schedule import backoff
 from tasks_app.webhooks import WebhookError, webhook_post
 
@@ -83,9 +84,8 @@ def notification_enqueue(*, delivery_id: str) -> None:
     committed (a person's Run now must not fail for it), and the next refresh
     tick queues every due delivery again.
     """
-    from tasks_app.tasks import notification_send
-
-    transaction.on_commit(lambda: notification_send.delay(delivery_id), robust=True)
+    send = celery_task(NOTIFICATION_SEND)
+    transaction.on_commit(lambda: send.delay(delivery_id), robust=True)
 
 
 def _webhook_secret(team) -> str:
@@ -104,7 +104,7 @@ def _admin_addresses(team) -> list[str]:
 
 
 def _task_url(task) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("task_detail", args=[task.id])
+    return str(settings.SITE_URL).rstrip("/") + reverse("task_detail", args=[task.id])
 
 
 def notification_payload(change: TaskStatusChange, delivery_id: str) -> dict:
@@ -188,7 +188,7 @@ def notification_send(*, delivery_id) -> str | None:
     if delivery is None:
         return None
     change = delivery.change
-    fields = {"response_status": None, "last_error": ""}
+    fields: dict[str, object] = {"response_status": None, "last_error": ""}
     try:
         if delivery.channel == Channel.EMAIL:
             addresses = _admin_addresses(delivery.team)
@@ -226,7 +226,7 @@ def notification_send(*, delivery_id) -> str | None:
     else:
         fields.update(state=State.SENT, sent_at=now(), next_attempt_at=None)
     NotificationDelivery.objects.filter(pk=delivery.pk).update(**fields)
-    return fields.get("state", State.PENDING)
+    return str(fields.get("state", State.PENDING))
 
 
 def notifications_due(*, at=None, limit: int = 100) -> list[str]:

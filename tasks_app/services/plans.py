@@ -125,7 +125,7 @@ def variable_save(*, variable: Variable, value: str | None, actor: Actor) -> Var
     stored = None if creating else Variable.objects.select_for_update().get(pk=variable.pk)
     given = value is not None
     unmasking = stored is not None and stored.masked and not variable.masked
-    if unmasking and not given:
+    if stored is not None and unmasking and not given:
         raise ValidationError(
             {
                 "value": (
@@ -141,9 +141,10 @@ def variable_save(*, variable: Variable, value: str | None, actor: Actor) -> Var
         variable.set_value(value)
     variable.updated = now()
     variable.save()
-    where = f"plan {variable.plan.key}" if variable.plan_id else f"team {variable.team.name}"
+    plan = variable.plan
+    where = f"plan {plan.key}" if plan is not None else f"team {variable.team.name}"
     renamed = stored is not None and stored.key != variable.key
-    if unmasking:
+    if stored is not None and unmasking:
         what = f"replaced; the secret of {stored.key} was discarded (not recorded)"
     elif given:
         what = "set (not recorded)"
@@ -158,7 +159,7 @@ def variable_save(*, variable: Variable, value: str | None, actor: Actor) -> Var
         team=variable.team,
         obj=variable,
         changes={
-            "key": [stored.key, variable.key] if renamed else variable.key,
+            "key": [stored.key, variable.key] if stored is not None and renamed else variable.key,
             "masked": [stored.masked, variable.masked]
             if stored is not None and stored.masked != variable.masked
             else variable.masked,
@@ -175,7 +176,7 @@ def variable_delete(*, variable: Variable, actor: Actor) -> None:
         kind="variable",
         summary=f"Deleted variable {variable.key}",
         team=variable.team,
-        changes={"key": variable.key, "plan": variable.plan.key if variable.plan_id else None},
+        changes={"key": variable.key, "plan": variable.plan.key if variable.plan else None},
         actor=actor,
     )
 

@@ -10,6 +10,7 @@
 """
 
 import dataclasses
+import functools
 import logging
 import re
 from collections import defaultdict
@@ -24,6 +25,7 @@ from kombu.exceptions import OperationalError
 from tasks_app import aws
 from tasks_app.crypto import EncryptionError
 from tasks_app.models import TaskConfig, TaskRun
+from tasks_app.queue import REFRESH_GROUP, celery_task
 from tasks_app.services.inputs import RunError, task_resolve
 from tasks_app.services.notifications import (
     notification_enqueue,
@@ -135,7 +137,8 @@ def refresh_group(*, task_ids) -> int:
     runs = TaskRun.objects.bulk_create(
         [TaskRun(task=task, trigger=SCHEDULE, started=now()) for task in tasks]
     )
-    by_call, memo = defaultdict(list), {}
+    by_call: defaultdict[tuple, list] = defaultdict(list)
+    memo: dict = {}
     for task, run in zip(tasks, runs, strict=True):
         try:
             resolved = task_resolve(task=task, trigger=SCHEDULE, memo=memo)
@@ -175,11 +178,10 @@ def _enqueue(task, ids) -> None:
 
 def _queue_groups(claimed) -> list[list]:
     """Group claimed tasks and queue one refresh per group after the commit."""
-    from tasks_app.tasks import refresh_group as refresh_group_task
-
+    refresh_group_task = celery_task(REFRESH_GROUP)
     groups = refresh_groups(claimed)
     for group in groups:
-        transaction.on_commit(lambda group=group: _enqueue(refresh_group_task, group))
+        transaction.on_commit(functools.partial(_enqueue, refresh_group_task, group))
     return groups
 
 

@@ -13,6 +13,8 @@ class TeamError(Exception):
 
 @transaction.atomic
 def team_create(*, name: str, slug: str, actor: Actor) -> Team:
+    if actor.user is None:
+        raise ValueError("A person creates a team: it needs its first admin.")
     team = Team.objects.create(name=name, slug=slug)
     # Whoever creates a team administers it.
     Membership.objects.create(team=team, user=actor.user, role=Role.ADMIN)

@@ -7,7 +7,10 @@ rule and message. Saving and deleting go through the audited services.
 Secrets are write-only.
 """
 
+from typing import cast
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from rest_framework import exceptions, permissions, serializers, viewsets
 from rest_framework.validators import UniqueValidator
 
@@ -97,11 +100,12 @@ class _Validated(serializers.ModelSerializer):
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 
-    def build(self, attrs) -> object:
-        instance = self.instance or self.Meta.model()
+    def build(self, attrs) -> models.Model:
+        model: type[models.Model] = self.Meta.model
+        instance = self.instance or model()
         for name, value in attrs.items():
             if name in self.write_fields or not self.fields[name].write_only:
-                field = self.Meta.model._meta.get_field(name)
+                field = model._meta.get_field(name)
                 if not field.many_to_many:
                     setattr(instance, name, value)
         return instance
@@ -159,14 +163,15 @@ class ConnectorSerializer(_Validated):
             "last_test_ok",
             "last_test_message",
         ]
-        validators = []  # full_clean() checks the constraints, with the forms' messages
+        validators: list = []  # the save service checks the constraints, with its messages
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        user = self.context["request"].user
-        if "roles" not in self.context:  # once per request, however many connectors
-            self.context["roles"] = team_roles(user)
-        access = connector_access(user, instance, roles=self.context["roles"])
+        context = cast(dict, self.context)  # the root's: shared by every item of a list
+        user = context["request"].user
+        if "roles" not in context:  # once per request, however many connectors
+            context["roles"] = team_roles(user)
+        access = connector_access(user, instance, roles=context["roles"])
         if not connector_owner_fields_visible(access):
             for name in CONNECTOR_OWNER_FIELDS:
                 data[name] = None
@@ -178,6 +183,7 @@ class ConnectorSerializer(_Validated):
         if self.instance is not None and "team" in attrs and attrs["team"] != self.instance.team:
             raise serializers.ValidationError({"team": ["The owner team cannot change."]})
         instance = super().build(attrs)
+        assert isinstance(instance, Connector)
         self.secret_changed = bool(secret)
         if secret:
             instance.secret_access_key = secret
@@ -209,7 +215,8 @@ class ConnectorViewSet(viewsets.ModelViewSet):
     def get_object(self):
         connector = super().get_object()
         need = ConnectorAccess.VIEW if self.request.method == "GET" else ConnectorAccess.MANAGE
-        if connector_access(self.request.user, connector) < need:
+        access = connector_access(self.request.user, connector)
+        if access is None or access < need:
             raise exceptions.PermissionDenied("Only admins of the owner team change a connector.")
         return connector
 
@@ -254,10 +261,15 @@ class _TeamScopedViewSet(viewsets.ModelViewSet):
             obj = getattr(obj, part)
         return obj
 
+    @property
+    def model(self) -> type[models.Model]:
+        serializer = cast(type[_Validated], self.get_serializer_class())
+        return cast(type[models.Model], serializer.Meta.model)
+
     def get_queryset(self):
         if _schema_only(self):
-            return self.serializer_class.Meta.model.objects.none()
-        return _team_scoped(self.serializer_class.Meta.model, self.request.user, self.team_path)
+            return self.model._default_manager.none()
+        return _team_scoped(self.model, self.request.user, self.team_path)
 
     def get_object(self):
         obj = super().get_object()
@@ -299,7 +311,7 @@ class JobSerializer(_Validated):
         model = Job
         fields = ["id", "plan", "key", "name", "stage", "created"]
         read_only_fields = ["created"]
-        validators = []
+        validators: list = []
 
 
 class JobViewSet(_TeamScopedViewSet):
@@ -379,7 +391,7 @@ class VariableSerializer(_Validated):
         model = Variable
         fields = ["id", "team", "plan", "key", "value", "masked", "updated"]
         read_only_fields = ["updated"]
-        validators = []
+        validators: list = []
 
     def to_representation(self, instance):
         data = super().to_representation(instance)

@@ -44,7 +44,7 @@ def dashboard(request):
     if chosen["status"]:
         tasks = tasks.filter(status_filter(chosen["status"], at))
     total = tasks.count()
-    tasks = list(
+    shown = list(
         tasks.select_related("job__plan__team", "connector").order_by(
             # No token at all first (never fetched), then the soonest expiry.
             F("expires_at").asc(nulls_first=True),
@@ -62,11 +62,11 @@ def dashboard(request):
         "status_options": [(status, status) for status in STATUSES],
         "chosen": chosen,
         "filtered": any(chosen.values()),
-        "tasks": tasks,
+        "tasks": shown,
         "total": total,
-        "busy": [t.id for t in tasks if t.lease_until and t.lease_until > at],
+        "busy": [t.id for t in shown if t.lease_until and t.lease_until > at],
         "at": at,
-        "timeline": timeline(tasks, at=at) if tasks else None,
+        "timeline": timeline(shown, at=at) if shown else None,
         "can_refresh": bool(editable),
         "due_count": due_count,
     }

@@ -78,7 +78,7 @@ def _usage(task: TaskConfig, results, delivery: Delivery | None) -> dict:
         values = delivery.values
     else:
         values = {r.key: MASK if r.masked else r.value for r in results}
-    env_url = settings.SITE_URL + reverse("api_task_env", args=[task.id])
+    env_url = str(settings.SITE_URL) + reverse("api_task_env", args=[task.id])
     shells = [
         {
             "id": shell,

@@ -31,7 +31,7 @@ class Command(BaseCommand):
                 "superuser rights with manage.py shell."
             ) from None
 
-        url = settings.SITE_URL + "/"
+        url = f"{settings.SITE_URL}/"
         out = self.stdout
         out.write("")
         out.write(self.style.SUCCESS(f"ECR Portal: open {url}"))
