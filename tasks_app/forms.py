@@ -207,21 +207,7 @@ class ConnectorForm(ServiceValidatedModelForm):
 
     class Meta:
         model = Connector
-        fields = [
-            "name",
-            "partition",
-            "credentials",
-            "access_key_id",
-            "secret_access_key",
-            "principal_type",
-            "role_arn",
-            "external_id",
-            "set_source_identity",
-            "session_duration",
-            "session_policy",
-            "shared_with",
-            "unattended_use",
-        ]
+        fields = list(Connector.SETTINGS)
         labels = {
             "credentials": "AWS credentials",
             "access_key_id": "Access key ID",
@@ -388,16 +374,8 @@ class TaskForm(ServiceValidatedModelForm):
 
     class Meta:
         model = TaskConfig
-        fields = [
-            "description",
-            "region_variable",
-            "registry_id",
-            "namespace",
-            "scope",
-            "credentials_source",
-            "connector_variable",
-            "role_arn",
-        ]
+        # The form's own controls stand for enabled, region and connector (see below).
+        fields = [f for f in TaskConfig.SETTINGS if f not in ("enabled", "region", "connector")]
         labels = {
             "region_variable": "Region variable",
             "connector_variable": "Connector variable",

@@ -14,5 +14,8 @@ NOTIFICATION_SEND = "tasks_app.tasks.notification_send"
 
 
 def celery_task(name: str) -> Task:
-    """The registered task (the same object as in tasks_app/tasks.py)."""
+    """The registered task (the same object as in tasks_app/tasks.py). Processes that are
+    not workers (gunicorn, manage.py) load the task modules on first use, as workers do."""
+    if name not in app.tasks:
+        app.loader.import_default_modules()
     return app.tasks[name]

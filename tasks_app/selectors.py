@@ -3,12 +3,12 @@ the regions a form offers. Queries only; no side effects."""
 
 import json
 
-from django.db.models import Q
+from django.db.models import F, Q, QuerySet
 
 from tasks_app import aws
 from tasks_app.connector_rules import host_credentials_available
 from tasks_app.generated import env_name, generated_keys
-from tasks_app.models import Connector, Scope, TaskConfig
+from tasks_app.models import Connector, Scope, Status, TaskConfig, status_filter
 
 PARTITION_LABELS = {"aws": "AWS", "aws-cn": "AWS China", "aws-us-gov": "AWS GovCloud (US)"}
 
@@ -87,3 +87,30 @@ def colliding_task(task) -> TaskConfig | None:
         if mine & {env_name(k, prefix="") for k in generated_keys(other.namespace)}:
             return other
     return None
+
+
+# --- the dashboard -----------------------------------------------------------------------
+
+
+def dashboard_tasks(
+    *, team_ids, team: str = "", plan: str = "", status: str = "", at
+) -> QuerySet[TaskConfig]:
+    """The tasks of these teams, narrowed by the filters, most urgent first: no token at all
+    (never fetched), then the soonest expiry."""
+    tasks = TaskConfig.objects.filter(job__plan__team__in=team_ids)
+    if team:
+        tasks = tasks.filter(job__plan__team_id=team)
+    if plan:
+        tasks = tasks.filter(job__plan__key=plan)
+    if status:
+        tasks = tasks.filter(status_filter(status, at))
+    return tasks.select_related("job__plan__team", "connector").order_by(
+        F("expires_at").asc(nulls_first=True), "job__plan__key", "job__key", "position"
+    )
+
+
+def refreshable_tasks(*, team_ids, at) -> QuerySet[TaskConfig]:
+    """What "Refresh all due" refreshes: enabled tasks of these teams that are due, or not
+    ok (never run, failing, expired)."""
+    due = Q(refresh_due_at__lte=at) | ~status_filter(Status.OK, at)
+    return TaskConfig.objects.filter(due, job__plan__team__in=team_ids, enabled=True)

@@ -51,3 +51,32 @@ def test_redis_gets_the_one_visibility_timeout(tmp_path):
     assert options["socket_connect_timeout"] == 5
     # Nothing was created in the data folder for a file-system broker.
     assert not (tmp_path / "broker").exists()
+
+
+def test_a_process_that_is_not_a_worker_finds_the_tasks_it_queues(tmp_path):
+    """gunicorn never imports tasks_app/tasks.py; the services look the tasks up by name."""
+    code = (
+        "import django; django.setup()\n"
+        "import sys\n"
+        "from tasks_app import queue\n"
+        "assert 'tasks_app.tasks' not in sys.modules\n"
+        "names = [queue.CANARY, queue.REFRESH_GROUP, queue.NOTIFICATION_SEND]\n"
+        "print([queue.celery_task(name).name for name in names])\n"
+    )
+    env = {
+        **child_environ(),
+        "ECRPORTAL_DATA_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "ecrportal.settings",
+        "SECRET_KEY": "test-only",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(
+        [
+            "tasks_app.tasks.canary",
+            "tasks_app.tasks.refresh_group",
+            "tasks_app.tasks.notification_send",
+        ]
+    )

@@ -70,6 +70,24 @@ class Connector(models.Model):
             models.UniqueConstraint(fields=["team", "name"], name="connector_team_name_unique")
         ]
 
+    # The settings people choose (SPEC §3), in the form's order: what the form and the API
+    # edit. The audit trail records all but the secret and the sharing (recorded apart).
+    SETTINGS = (
+        "name",
+        "partition",
+        "credentials",
+        "access_key_id",
+        "secret_access_key",
+        "principal_type",
+        "role_arn",
+        "external_id",
+        "set_source_identity",
+        "session_duration",
+        "session_policy",
+        "shared_with",
+        "unattended_use",
+    )
+
     def __str__(self):
         return self.name
 

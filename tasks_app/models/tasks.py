@@ -100,6 +100,22 @@ class TaskConfig(models.Model):
             models.Index(fields=["recorded_status", "expires_at"], name="task_recorded_expiry")
         ]
 
+    # The settings people choose (SPEC §4.1), in the reference document's order: what the
+    # form and the API edit, and what the audit trail records of a change.
+    SETTINGS = (
+        "description",
+        "enabled",
+        "region",
+        "region_variable",
+        "registry_id",
+        "namespace",
+        "scope",
+        "credentials_source",
+        "connector",
+        "connector_variable",
+        "role_arn",
+    )
+
     def __str__(self):
         return self.description or f"Amazon ECR credentials ({self.namespace})"
 

@@ -15,19 +15,7 @@ from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 from tasks_app.validation import connector_validate
 
 # What the audit trail records of a change: settings, never the secret itself.
-AUDITED_FIELDS = [
-    "name",
-    "credentials",
-    "access_key_id",
-    "principal_type",
-    "role_arn",
-    "external_id",
-    "session_duration",
-    "session_policy",
-    "set_source_identity",
-    "partition",
-    "unattended_use",
-]
+AUDITED_FIELDS = [f for f in Connector.SETTINGS if f not in ("secret_access_key", "shared_with")]
 
 
 def principal_for(connector: Connector) -> aws.Principal:

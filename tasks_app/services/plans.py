@@ -10,19 +10,8 @@ from tasks_app.models import Job, Plan, TaskConfig, Variable, VariableResult
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 from tasks_app.validation import job_validate, plan_validate, task_validate, variable_validate
 
-TASK_AUDITED_FIELDS = [
-    "description",
-    "enabled",
-    "region",
-    "region_variable",
-    "registry_id",
-    "namespace",
-    "scope",
-    "credentials_source",
-    "connector_id",
-    "connector_variable",
-    "role_arn",
-]
+# A task's settings as the audit trail records them (the connector by its ID).
+TASK_AUDITED_FIELDS = [f"{f}_id" if f == "connector" else f for f in TaskConfig.SETTINGS]
 
 
 def _save_audited(obj, *, kind: str, label, fields: list[str], team, actor: Actor) -> dict:

@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.db.models import Count, F, Q
+from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import now
@@ -7,7 +7,8 @@ from django.views.decorators.http import require_POST
 
 from tasks_app.access import teams_for_user, teams_with_role
 from tasks_app.actor import actor_for
-from tasks_app.models import Plan, Role, Status, TaskConfig, status_filter
+from tasks_app.models import Plan, Role, Status
+from tasks_app.selectors import dashboard_tasks, refreshable_tasks
 from tasks_app.services.audit import audit_record
 from tasks_app.services.refresh import refresh_request
 from tasks_app.timeline import timeline
@@ -19,13 +20,6 @@ SHOWN = 200
 STATUSES = [Status.OK, Status.FAILING, Status.EXPIRED, Status.NEVER_RUN, Status.DISABLED]
 
 
-def _refreshable(editable_teams, at):
-    """What "Refresh all due" refreshes: enabled tasks of these teams that are due,
-    or not ok (never run, failing, expired)."""
-    due = Q(refresh_due_at__lte=at) | ~status_filter(Status.OK, at)
-    return TaskConfig.objects.filter(due, job__plan__team__in=editable_teams, enabled=True)
-
-
 def dashboard(request):
     at = now()
     teams = list(teams_for_user(request.user).annotate(member_count=Count("memberships")))
@@ -34,27 +28,17 @@ def dashboard(request):
         "plan": request.GET.get("plan", ""),
         "status": choice_param(request, "status", STATUSES),
     }
-    tasks = TaskConfig.objects.filter(job__plan__team__in=[t.id for t in teams])
-    plans = Plan.objects.filter(team__in=[t.id for t in teams]).order_by("key")
+    team_ids = [t.id for t in teams]
+    plans = Plan.objects.filter(team__in=team_ids).order_by("key")
     if chosen["team"]:
-        tasks = tasks.filter(job__plan__team_id=chosen["team"])
         plans = plans.filter(team_id=chosen["team"])
-    if chosen["plan"]:
-        tasks = tasks.filter(job__plan__key=chosen["plan"])
-    if chosen["status"]:
-        tasks = tasks.filter(status_filter(chosen["status"], at))
+    tasks = dashboard_tasks(team_ids=team_ids, at=at, **chosen)
     total = tasks.count()
-    shown = list(
-        tasks.select_related("job__plan__team", "connector").order_by(
-            # No token at all first (never fetched), then the soonest expiry.
-            F("expires_at").asc(nulls_first=True),
-            "job__plan__key",
-            "job__key",
-            "position",
-        )[:SHOWN]
-    )
+    shown = list(tasks[:SHOWN])
     editable = {t.id for t in teams_with_role(request.user, Role.EDITOR)}
-    due_count = _refreshable(editable, at).exclude(lease_until__gt=at).count()  # not in progress
+    due_count = (  # not being refreshed already
+        refreshable_tasks(team_ids=editable, at=at).exclude(lease_until__gt=at).count()
+    )
     context = {
         "teams": teams,
         "team_options": team_options(teams),
@@ -78,7 +62,7 @@ def refresh_due(request):
     """Queue every due, failing, expired or never-run task the user may edit."""
     at = now()
     editable = teams_with_role(request.user, Role.EDITOR)
-    queued, groups = refresh_request(tasks=_refreshable(editable, at), at=at)
+    queued, groups = refresh_request(tasks=refreshable_tasks(team_ids=editable, at=at), at=at)
     if queued:
         audit_record(
             action="tasks.refresh_requested",
