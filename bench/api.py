@@ -97,7 +97,7 @@ from datetime import timedelta
 from django.utils.timezone import now
 from django.contrib.auth import get_user_model
 from tasks_app.models import *
-from tasks_app.actor import SYSTEM
+from tasks_app.actor import SYSTEM, Actor
 from tasks_app.services.runs import task_run
 from tasks_app.services.tokens import token_create
 user = get_user_model().objects.create_user("bench", password="x")
@@ -114,9 +114,7 @@ assert run.outcome == "succeeded", run.error_message
 # moto's tokens expire on 2015-01-01; give them AWS's 12 hours so that they are served.
 expiry = now() + timedelta(hours=12)
 VariableResult.objects.filter(task=task).update(expires_at=expiry)
-class R: META = {}
-R.user = user
-_, raw = token_create(plan=plan, job=job, name="bench", expires_at=None, request=R)
+_, raw = token_create(plan=plan, job=job, name="bench", expires_at=None, actor=Actor(user=user))
 print(json.dumps({"task": str(task.id), "token": raw}))
 """
     out = subprocess.run(
@@ -173,8 +171,11 @@ def main() -> None:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
     moto_url = f"http://127.0.0.1:{moto_port}"
+    from refresh import bench_keys
+
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ECRPORTAL_")},
+        **bench_keys(),
         "ECRPORTAL_DATA_DIR": str(data_dir),
         "DJANGO_SETTINGS_MODULE": "ecrportal.settings",
         "DEBUG": "0",

@@ -28,6 +28,7 @@ def main() -> None:
 
     os.environ.update(
         {
+            **refresh_bench.bench_keys(),
             "ECRPORTAL_DATA_DIR": tempfile.mkdtemp(prefix="ecrportal-bench-dashboard-"),
             "DATABASE_URL": refresh_bench.DATABASE_URL,
             "DJANGO_SETTINGS_MODULE": "ecrportal.settings",

@@ -160,10 +160,23 @@ def wait_for_workers(count: int, timeout: float = 60) -> None:
     raise SystemExit(f"{count} workers did not answer within {timeout} s")
 
 
+def bench_keys() -> dict[str, str]:
+    """A secret key and an encryption key for one run, set as production sets them."""
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ECRPORTAL_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    }
+
+
 def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="ecrportal-bench-refresh-"))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ECRPORTAL_")},
+        **bench_keys(),
         "ECRPORTAL_DATA_DIR": str(data_dir),
         "DATABASE_URL": DATABASE_URL,
         "CELERY_BROKER_URL": BROKER_URL,

@@ -25,6 +25,11 @@ class EncryptionError(Exception):
 
 @functools.cache
 def _keys() -> MultiFernet:
+    if not settings.ENCRYPTION_KEYS:
+        raise EncryptionError(
+            "No encryption key: set ECRPORTAL_ENCRYPTION_KEYS, or run `manage.py init_data` "
+            "to generate one into ECRPORTAL_DATA_DIR."
+        )
     return MultiFernet([Fernet(key) for key in settings.ENCRYPTION_KEYS])
 
 

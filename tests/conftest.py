@@ -341,3 +341,34 @@ def token_client(raw=None):
     if raw:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
+
+
+def make_served_task(team, connector):
+    """Plan WEB-BUILD, job BUILD and a result-scoped task whose credentials are fresh for
+    six hours (one generated variable), plus a plan input variable aws.region."""
+    from datetime import timedelta
+
+    from django.utils.timezone import now
+
+    from tasks_app.models import Job, Plan, TaskConfig, Variable, VariableResult
+
+    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
+    job = Job.objects.create(plan=plan, key="BUILD", name="Build")
+    task = TaskConfig.objects.create(
+        job=job, region="eu-west-1", connector=connector, scope="result"
+    )
+    expires = now() + timedelta(hours=6)
+    VariableResult.objects.create(
+        task=task,
+        plan=plan,
+        job=job,
+        key="custom.aws.ecr.username",
+        value="AWS",
+        scope="result",
+        expires_at=expires,
+    )
+    TaskConfig.objects.filter(pk=task.pk).update(expires_at=expires, last_run_ok=True)
+    variable = Variable(team=team, plan=plan, key="aws.region")
+    variable.set_value("eu-west-1")
+    variable.save()
+    return plan, job, task, variable

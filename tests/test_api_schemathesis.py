@@ -8,16 +8,14 @@ examples per operation, so that CI sends the same requests every time.
 
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.utils.timezone import now
 
 from tasks_app.actor import Actor
-from tasks_app.models import Job, Plan, Role, TaskConfig, Variable, VariableResult
+from tasks_app.models import Role
 from tasks_app.services.tokens import token_create
-from tests.conftest import make_connector, make_team
+from tests.conftest import make_connector, make_served_task, make_team
 
 SEED = 20261128
 EXAMPLES = 10
@@ -51,25 +49,7 @@ def world(transactional_db):
     team = make_team("Platform", ada=Role.ADMIN)
     make_team("Other", oscar=Role.ADMIN)
     connector = make_connector(team)
-    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
-    job = Job.objects.create(plan=plan, key="BUILD", name="Build")
-    task = TaskConfig.objects.create(
-        job=job, region="eu-west-1", connector=connector, scope="result"
-    )
-    expires = now() + timedelta(hours=6)
-    VariableResult.objects.create(
-        task=task,
-        plan=plan,
-        job=job,
-        key="custom.aws.ecr.username",
-        value="AWS",
-        scope="result",
-        expires_at=expires,
-    )
-    TaskConfig.objects.filter(pk=task.pk).update(expires_at=expires, last_run_ok=True)
-    variable = Variable(team=team, plan=plan, key="aws.region")
-    variable.set_value("eu-west-1")
-    variable.save()
+    plan, job, task, variable = make_served_task(team, connector)
     ada = team.members.get()
     _, token = token_create(plan=plan, job=job, name="ci", expires_at=None, actor=_actor(ada))
     return {"ada": ada, "token": token, "task": task, "variable": variable}

@@ -12,7 +12,6 @@ whose empty body is refused), login (sent to sign in, or 401), forbidden (403), 
 (404: the object is not theirs to know of), method (405).
 """
 
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,21 +21,16 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.resolvers import RegexPattern, RoutePattern
-from django.utils.timezone import now
 
 from tasks_app.actor import Actor
 from tasks_app.models import (
     ApiToken,
-    Job,
     Membership,
     Plan,
     Role,
-    TaskConfig,
-    Variable,
-    VariableResult,
 )
 from tasks_app.services.tokens import token_create
-from tests.conftest import make_connector, make_team, make_user
+from tests.conftest import make_connector, make_served_task, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -286,25 +280,7 @@ def world(settings):
     root = make_user("root", is_superuser=True, is_staff=True)
     connector = make_connector(platform)
     connector.shared_with.add(web)
-    plan = Plan.objects.create(team=platform, key="WEB-BUILD", name="Web")
-    job = Job.objects.create(plan=plan, key="BUILD", name="Build")
-    task = TaskConfig.objects.create(
-        job=job, region="eu-west-1", connector=connector, scope="result"
-    )
-    expires = now() + timedelta(hours=6)
-    VariableResult.objects.create(
-        task=task,
-        plan=plan,
-        job=job,
-        key="custom.aws.ecr.username",
-        value="AWS",
-        scope="result",
-        expires_at=expires,
-    )
-    TaskConfig.objects.filter(pk=task.pk).update(expires_at=expires, last_run_ok=True)
-    variable = Variable(team=platform, plan=plan, key="aws.region")
-    variable.set_value("eu-west-1")
-    variable.save()
+    plan, job, task, variable = make_served_task(platform, connector)
     ada = platform.members.get(username="ada")
     other_plan = Plan.objects.create(team=other, key="OTHER-PLAN", name="Other")
     tokens = {

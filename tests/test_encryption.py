@@ -131,3 +131,13 @@ def test_the_default_key_is_generated_once_into_the_data_folder(tmp_path):
     assert first.stdout == second.stdout == key_file.read_text()
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     Fernet(first.stdout.strip())
+
+
+def test_without_any_key_a_secret_is_neither_stored_nor_read(team, settings):
+    connector = make_connector(team, secret_access_key=SENTINEL)
+    settings.ENCRYPTION_KEYS = []
+    with pytest.raises(EncryptionError, match="No encryption key: set ECRPORTAL_ENCRYPTION_KEYS"):
+        Connector.objects.get(pk=connector.pk).secret_access_key.reveal()
+    connector.secret_access_key = SENTINEL
+    with pytest.raises(EncryptionError, match=r"run `manage\.py init_data`"):
+        connector.save()
