@@ -79,7 +79,10 @@ def _schemathesis(live_server, world, tmp_path: Path, *, headers, options=()) ->
     args += ["--report", "junit", "--report-dir", str(tmp_path / "report")]
     for header in headers:
         args += ["-H", header]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
+    # In the test's folder: schemathesis keeps a cache of its own where it runs.
+    done = subprocess.run(
+        args, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+    )
     print(done.stdout[-3000:])
     assert done.returncode == 0, done.stdout + done.stderr
 
