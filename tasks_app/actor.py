@@ -33,14 +33,6 @@ class Actor:
             return f"token:{self.token.hint}"
         return self.label
 
-    def as_user(self, user: "User") -> "Actor":
-        """The same request, now on behalf of this person (just signed in)."""
-        return Actor(user=user, address=self.address)
-
-    @property
-    def is_superuser(self) -> bool:
-        return bool(self.user is not None and self.user.is_superuser)
-
 
 # The scheduler, housekeeping and other work nobody asked for in person.
 SYSTEM = Actor(label="system")
