@@ -113,7 +113,8 @@ run = task_run(task=task, trigger="manual", actor=SYSTEM)
 assert run.outcome == "succeeded", run.error_message
 # moto's tokens expire on 2015-01-01; give them AWS's 12 hours so that they are served.
 expiry = now() + timedelta(hours=12)
-VariableResult.objects.filter(task=task).update(expires_at=expiry)
+Credential.objects.filter(tasks=task).update(expires_at=expiry)
+TaskConfig.objects.filter(pk=task.pk).update(expires_at=expiry)
 _, raw = token_create(plan=plan, job=job, name="bench", expires_at=None, actor=Actor(user=user))
 print(json.dumps({"task": str(task.id), "token": raw}))
 """

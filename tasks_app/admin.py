@@ -11,6 +11,7 @@ from tasks_app.models import (
     AuditEvent,
     CanaryPing,
     Connector,
+    Credential,
     Job,
     Membership,
     NotificationDelivery,
@@ -21,7 +22,6 @@ from tasks_app.models import (
     TaskStatusChange,
     Team,
     Variable,
-    VariableResult,
 )
 from tasks_app.services.audit import audit_record
 
@@ -239,11 +239,12 @@ class TaskRunAdmin(ReadOnlyAdmin):
     list_select_related = ["task__job"]
 
 
-@admin.register(VariableResult)
-class VariableResultAdmin(ReadOnlyAdmin):
-    list_display = ["key", "task", "scope", "masked", "expires_at"]
-    list_filter = ["scope", "masked"]
-    list_select_related = ["task__job"]
+@admin.register(Credential)
+class CredentialAdmin(ReadOnlyAdmin):
+    """The token is encrypted and not shown here."""
+
+    list_display = ["group", "expires_at", "proxy_endpoint", "created"]
+    exclude = ["token"]
 
 
 @admin.register(TaskStatusChange)

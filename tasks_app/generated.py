@@ -43,12 +43,6 @@ def generated_keys(namespace: str) -> list[str]:
     return [f"{namespace}.{suffix}" for suffix in SUFFIXES]
 
 
-def generated_rank(namespace: str, key: str) -> tuple[int, str]:
-    """Sorts a task's variables in the reference document's order."""
-    suffix = key.removeprefix(namespace + ".")
-    return (SUFFIXES.index(suffix) if suffix in SUFFIXES else len(SUFFIXES), key)
-
-
 def generated_values(
     *,
     namespace: str,

@@ -6,7 +6,7 @@ from tasks_app.services.health import canaries_purge, canary_answer
 from tasks_app.services.notifications import notification_send as notification_send_service
 from tasks_app.services.refresh import refresh_group as refresh_group_service
 from tasks_app.services.refresh import refresh_tick as refresh_tick_service
-from tasks_app.services.results import runs_interrupted_close
+from tasks_app.services.results import credentials_unused_delete, runs_interrupted_close
 
 
 @shared_task(bind=True, ignore_result=True, time_limit=30, soft_time_limit=25)
@@ -18,6 +18,7 @@ def canary(self, ping_id: str) -> None:
 def housekeeping() -> None:
     canaries_purge()
     runs_interrupted_close()
+    credentials_unused_delete()
 
 
 @shared_task(ignore_result=True)

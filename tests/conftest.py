@@ -343,31 +343,51 @@ def token_client(raw=None):
     return client
 
 
-def make_served_task(team, connector):
-    """Plan WEB-BUILD, job BUILD and a result-scoped task whose credentials are fresh for
-    six hours (one generated variable), plus a plan input variable aws.region."""
+def give_credential(task, *, password=None, expires_in=None, endpoint=None):
+    """Point the task at a credential, as a good run would: a token whose password is
+    `password` (default "pw-<namespace>"), valid for `expires_in` (default 6 h)."""
+    import base64
     from datetime import timedelta
 
     from django.utils.timezone import now
 
-    from tasks_app.models import Job, Plan, TaskConfig, Variable, VariableResult
+    from tasks_app.models import Credential, TaskConfig
+
+    password = f"pw-{task.namespace}" if password is None else password
+    expires = now() + (timedelta(hours=6) if expires_in is None else expires_in)
+    credential = Credential.objects.create(
+        group=f"test:{task.pk}",
+        token=base64.b64encode(f"AWS:{password}".encode()).decode(),
+        expires_at=expires,
+        proxy_endpoint=endpoint or "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    )
+    TaskConfig.objects.filter(pk=task.pk).update(
+        credential=credential, expires_at=expires, last_run_ok=True
+    )
+    task.credential, task.expires_at, task.last_run_ok = credential, expires, True
+    return credential
+
+
+def generated(task):
+    """The task's variables as served, by key (secrets in clear)."""
+    from tasks_app.models import TaskConfig
+    from tasks_app.services.scopes import task_variables
+
+    task = TaskConfig.objects.select_related("credential").get(pk=task.pk)
+    return {v.key: v.value for v in task_variables(task, secrets=True)}
+
+
+def make_served_task(team, connector):
+    """Plan WEB-BUILD, job BUILD and a result-scoped task whose credentials are fresh for
+    six hours, plus a plan input variable aws.region."""
+    from tasks_app.models import Job, Plan, TaskConfig, Variable
 
     plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
     job = Job.objects.create(plan=plan, key="BUILD", name="Build")
     task = TaskConfig.objects.create(
         job=job, region="eu-west-1", connector=connector, scope="result"
     )
-    expires = now() + timedelta(hours=6)
-    VariableResult.objects.create(
-        task=task,
-        plan=plan,
-        job=job,
-        key="custom.aws.ecr.username",
-        value="AWS",
-        scope="result",
-        expires_at=expires,
-    )
-    TaskConfig.objects.filter(pk=task.pk).update(expires_at=expires, last_run_ok=True)
+    give_credential(task)
     variable = Variable(team=team, plan=plan, key="aws.region")
     variable.set_value("eu-west-1")
     variable.save()

@@ -5,11 +5,10 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils.timezone import now
 
-from tasks_app.models import Job, Plan, Role, TaskConfig, VariableResult
+from tasks_app.models import Job, Plan, Role, TaskConfig
 from tasks_app.snippets import env_snippet
-from tests.conftest import make_connector, make_team
+from tests.conftest import generated, give_credential, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +32,8 @@ def test_run_task_then_task_env(task, aws_endpoint, ecr_expiry):
     assert out.startswith("Fetched credentials for")
     assert "in eu-west-1; they expire" in out
 
-    values = {r.key: r.plain_value() for r in VariableResult.objects.all()}
+    values = generated(task)
+    assert len(values) == 7
     bash = _call("task_env", str(task.id))
     assert sorted(bash.splitlines()) == sorted(env_snippet("bash", values).splitlines())
     assert "$Env:bamboo_custom_aws_ecr_username = 'AWS'" in _call(
@@ -50,15 +50,7 @@ def test_a_failed_run_is_an_error(task, aws_endpoint, aws_failure):
 def test_task_env_refuses_expired_and_never_fetched_credentials(task, aws_endpoint):
     with pytest.raises(CommandError, match="has not fetched credentials yet"):
         call_command("task_env", str(task.id))
-    VariableResult.objects.create(
-        task=task,
-        plan=task.job.plan,
-        job=task.job,
-        key="custom.aws.ecr.username",
-        value="AWS",
-        scope="local",
-        expires_at=now() - timedelta(seconds=1),
-    )
+    give_credential(task, expires_in=timedelta(seconds=-1))
     out = io.StringIO()
     with pytest.raises(CommandError, match="expired at"):
         call_command("task_env", str(task.id), stdout=out)

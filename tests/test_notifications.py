@@ -28,7 +28,7 @@ from tasks_app.services.refresh import expiries_record
 from tasks_app.services.runs import task_run
 from tasks_app.services.status import statuses_record
 from tasks_app.webhooks import WebhookError, webhook_target
-from tests.conftest import PASSWORD, SECRET, make_connector, make_team, make_user
+from tests.conftest import PASSWORD, SECRET, generated, make_connector, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -143,7 +143,7 @@ def test_it_emails_the_teams_admins_only(task, email, aws_endpoint, ecr_expiry, 
     assert "WEB-BUILD-BUILD" in message.subject
     assert "still served until" in message.body
     assert reverse("task_detail", args=[task.id]) in message.body
-    password = task.results.get(key="custom.aws.ecr.password").plain_value()
+    password = generated(task)["custom.aws.ecr.password"]
     for text in (message.subject, message.body):
         assert password not in text
         assert SECRET not in text
@@ -188,7 +188,7 @@ def test_the_webhook_gets_signed_json_without_secrets(
     assert payload["task"]["plan"] == "WEB-BUILD"
     assert payload["team"]["slug"] == "platform"
     assert "may not call ecr:GetAuthorizationToken" in payload["error"]
-    password = task.results.get(key="custom.aws.ecr.password").plain_value()
+    password = generated(task)["custom.aws.ecr.password"]
     for secret in (password, SECRET, WEBHOOK_SECRET):
         assert secret.encode() not in body
     assert delivery.state == "sent"

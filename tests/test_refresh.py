@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from ecrportal.celery import app as celery_app
 from tasks_app.actor import SYSTEM, Actor
-from tasks_app.models import Role, TaskConfig, TaskRun, VariableResult
+from tasks_app.models import Credential, Role, TaskConfig, TaskRun
 from tasks_app.schedule import backoff, next_refresh
 from tasks_app.services import refresh, results
 from tasks_app.services.runs import task_run
-from tests.conftest import make_due_tasks
+from tests.conftest import generated, make_due_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +85,7 @@ def test_due_tasks_are_refreshed_and_others_are_not(aws_endpoint, ecr_expiry, aw
 
     assert TaskRun.objects.filter(task=due, trigger="schedule", outcome="succeeded").count() == 1
     assert not TaskRun.objects.filter(task=later).exists()
-    assert VariableResult.objects.filter(task=due).count() == 7
+    assert len(generated(due)) == 7
     due.refresh_from_db()
     assert due.refresh_due_at > clock.at + timedelta(hours=5)
     assert due.lease_until is None
@@ -103,23 +103,14 @@ def test_fifty_tasks_sharing_a_connector_and_region_make_one_call(
 
     assert len(_ecr_calls(aws_calls)) == 1
     assert _ecr_calls(aws_calls)[0]["params"] == {}  # registry-independent
-    endpoints = dict(
-        VariableResult.objects.filter(key="custom.aws.ecr.proxyEndpoint").values_list(
-            "task", "value"
-        )
-    )
+    endpoints = {task.id: generated(task)["custom.aws.ecr.proxyEndpoint"] for task in tasks}
     assert endpoints[tasks[0].id] == "https://210987654321.dkr.ecr.eu-west-1.amazonaws.com"
     assert endpoints[tasks[1].id] == "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    assert (
-        len(
-            set(
-                VariableResult.objects.filter(key="custom.aws.ecr.password").values_list(
-                    "run__id", flat=True
-                )
-            )
-        )
-        == 50
-    )
+    # One AWS answer, stored once (encrypted once) for the fifty tasks; a run each.
+    (credential,) = Credential.objects.all()
+    assert TaskConfig.objects.filter(credential=credential).count() == 50
+    assert TaskRun.objects.filter(outcome="succeeded").count() == 50
+    assert len({generated(task)["custom.aws.ecr.password"] for task in tasks}) == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -199,7 +190,7 @@ def test_the_beat_tick_queues_groups_that_the_worker_refreshes(
         celery_app.conf.task_always_eager = False
     assert len(callbacks) == 1  # one group
     for task in tasks:
-        assert VariableResult.objects.filter(task=task).count() == 7
+        assert len(generated(task)) == 7
 
 
 @pytest.mark.parametrize(
@@ -222,7 +213,7 @@ def test_a_failing_refresh_serves_the_old_token_until_it_expires(
 
     (task,) = _tasks(1)
     assert task_run(task=task, trigger="manual", actor=SYSTEM).outcome == "succeeded"
-    good = VariableResult.objects.get(task=task, key="custom.aws.ecr.password").plain_value()
+    good = generated(task)["custom.aws.ecr.password"]
 
     actor = Actor(user=task.job.plan.team.members.get())
 
@@ -246,9 +237,7 @@ def test_a_failing_refresh_serves_the_old_token_until_it_expires(
     assert response.json()["variables"]["custom.aws.ecr.password"] == good
 
     # Once the last good token has expired: 409 with the reason, never the stale value.
-    VariableResult.objects.filter(task=task).update(
-        expires_at=timezone.now() - timedelta(seconds=1)
-    )
+    Credential.objects.filter(tasks=task).update(expires_at=timezone.now() - timedelta(seconds=1))
     TaskConfig.objects.filter(pk=task.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     from tasks_app import ttl_cache
 

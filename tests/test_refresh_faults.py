@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tasks_app.models import TaskConfig, TaskRun, VariableResult
+from tasks_app.models import Credential, TaskConfig, TaskRun
 from tasks_app.services.results import runs_interrupted_close
-from tests.conftest import make_due_tasks
+from tests.conftest import generated, make_due_tasks
 from tests.helpers import (
     Process,
     beat_process,
@@ -28,12 +28,19 @@ from tests.helpers import (
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def _waiting_for_the_variables_table(monitor) -> bool:
+def _waiting_for_the_credentials_table(monitor) -> bool:
     row = monitor.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-        "AND query ILIKE '%%tasks_app_variableresult%%'"
+        "AND query ILIKE '%%tasks_app_credential%%'"
     ).fetchone()
     return row[0] > 0
+
+
+def _served(tasks) -> int:
+    """How many of these tasks have fetched credentials."""
+    return TaskConfig.objects.filter(
+        pk__in=[t.pk for t in tasks], credential__isnull=False
+    ).count()
 
 
 def _rows_free(monitor, tasks) -> bool:
@@ -67,23 +74,23 @@ def test_a_worker_killed_between_the_aws_answer_and_the_commit_is_redone(
     )
     # Readers may read the variables; no one may write them until this transaction ends.
     blocker = psycopg.connect(database_url())
-    blocker.execute("LOCK TABLE tasks_app_variableresult IN EXCLUSIVE MODE")
+    blocker.execute("LOCK TABLE tasks_app_credential IN EXCLUSIVE MODE")
     monitor = psycopg.connect(database_url(), autocommit=True)
     worker = worker_process(env, tmp_path, name="w1").start()
     beat = beat_process(env, tmp_path).start()
     second = None
     try:
         wait_for(
-            lambda: ecr_calls["n"] == 1 and _waiting_for_the_variables_table(monitor),
+            lambda: ecr_calls["n"] == 1 and _waiting_for_the_credentials_table(monitor),
             timeout=90,
-            what="the worker to have AWS's answer and wait to write the variables",
+            what="the worker to have AWS's answer and wait to store the credential",
         )
         worker.stop(signal.SIGKILL)
         blocker.rollback()  # the killed worker's transaction ends without a commit
         wait_for(lambda: _rows_free(monitor, tasks), timeout=30, what="its transaction to end")
 
-        # Nothing of the lost refresh was written: no variable, no new expiry.
-        assert not VariableResult.objects.filter(task__in=tasks).exists()
+        # Nothing of the lost refresh was written: no credential, no new expiry.
+        assert not Credential.objects.exists()
         assert set(TaskConfig.objects.values_list("expires_at", flat=True)) == {None}
         assert set(TaskRun.objects.values_list("outcome", flat=True)) == {"running"}
 
@@ -91,7 +98,7 @@ def test_a_worker_killed_between_the_aws_answer_and_the_commit_is_redone(
         killed_at = time.monotonic()
         second = worker_process(env, tmp_path, name="w2").start()
         wait_for(
-            lambda: VariableResult.objects.filter(task__in=tasks).count() == 21,
+            lambda: _served(tasks) == 3,
             timeout=120,
             what="the refresh to be redone",
         )
@@ -110,9 +117,10 @@ def test_a_worker_killed_between_the_aws_answer_and_the_commit_is_redone(
         assert task.status == "ok"
         assert task.lease_until is None
         good = TaskRun.objects.get(task=task, outcome="succeeded")
-        # All seven from the one run that finished, none from the lost one.
-        assert set(task.results.values_list("run", flat=True)) == {good.id}
-        assert task.results.count() == 7
+        # The variables come from the one refresh that finished, none from the lost one.
+        assert task.credential.request_id == good.aws_request_id
+        assert len(generated(task)) == 7
+    assert Credential.objects.count() == 1
 
     # Housekeeping closes the lost runs once no worker can still be running them.
     assert runs_interrupted_close() == 0
@@ -168,19 +176,17 @@ def test_refreshes_resume_after_redis_restarts(moto_server, ecr_calls, tmp_path)
     beat = beat_process(env, tmp_path).start()
     try:
         TaskConfig.objects.filter(pk=first.pk).update(refresh_due_at=timezone.now())
-        wait_for(
-            lambda: first.results.count() == 7, timeout=90, what="a refresh before the restart"
-        )
+        wait_for(lambda: _served([first]) == 1, timeout=90, what="a refresh before the restart")
 
         redis_server.stop(signal.SIGKILL)  # everything in it is lost
         TaskConfig.objects.filter(pk=second.pk).update(refresh_due_at=timezone.now())
         time.sleep(5)  # beat and the worker notice and keep trying
-        assert not second.results.exists()
+        assert _served([second]) == 0
 
         redis_server = _redis_server(port, tmp_path)
         restarted = time.monotonic()
         wait_for(
-            lambda: second.results.count() == 7,
+            lambda: _served([second]) == 1,
             timeout=60,
             what="refreshes to resume within 60 s of Redis's restart",
         )

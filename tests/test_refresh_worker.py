@@ -5,7 +5,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from tasks_app.models import Job, Plan, TaskConfig, TaskRun, VariableResult
+from tasks_app.models import Job, Plan, TaskConfig, TaskRun
 from tests.conftest import make_connector, make_due_tasks, make_team
 from tests.helpers import beat_process, portal_env, wait_for, worker_process
 
@@ -38,9 +38,14 @@ def test_beat_and_a_worker_refresh_due_tasks_and_leave_the_others(
     beat = beat_process(env, tmp_path).start()
     try:
         wait_for(
-            lambda: VariableResult.objects.filter(task__in=due).count() == 14,
+            lambda: (
+                TaskConfig.objects.filter(pk__in=[t.pk for t in due])
+                .exclude(credential=None)
+                .count()
+                == 2
+            ),
             timeout=90,
-            what="the worker to write both due tasks' variables",
+            what="the worker to store both due tasks' credential",
         )
     finally:
         beat.stop()
@@ -49,7 +54,8 @@ def test_beat_and_a_worker_refresh_due_tasks_and_leave_the_others(
     runs = TaskRun.objects.filter(trigger="schedule")
     assert sorted(runs.values_list("task", flat=True)) == sorted(t.id for t in due)
     assert set(runs.values_list("outcome", flat=True)) == {"succeeded"}
-    assert not VariableResult.objects.filter(task=later).exists()
+    later.refresh_from_db()
+    assert later.credential is None
     assert ecr_calls["n"] == 1  # both tasks share a connector and a region
     for task in due:
         task.refresh_from_db()
@@ -86,7 +92,12 @@ def test_two_beats_at_once_refresh_every_task_once(redis_url, moto_server, tmp_p
     ]
     try:
         wait_for(
-            lambda: VariableResult.objects.filter(task__in=tasks).count() == 70,
+            lambda: (
+                TaskConfig.objects.filter(pk__in=[t.pk for t in tasks])
+                .exclude(credential=None)
+                .count()
+                == 10
+            ),
             timeout=90,
             what="every task's variables",
         )

@@ -10,6 +10,7 @@ from django.db import connection
 
 from tasks_app.actor import SYSTEM, Actor
 from tasks_app.models import (
+    Credential,
     Job,
     Plan,
     Role,
@@ -17,10 +18,10 @@ from tasks_app.models import (
     TaskConfig,
     TaskRun,
     Variable,
-    VariableResult,
 )
 from tasks_app.services.runs import TaskDisabled, task_run
-from tests.conftest import make_connector, make_team
+from tasks_app.services.scopes import task_variables
+from tests.conftest import generated, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +61,11 @@ def _task(job, **fields):
 
 
 def _values(task) -> dict[str, str]:
-    return {r.key: r.plain_value() for r in VariableResult.objects.filter(task=task)}
+    return generated(task)
+
+
+def _variables(task):
+    return task_variables(TaskConfig.objects.select_related("credential").get(pk=task.pk))
 
 
 def test_a_run_writes_the_seven_variables(setup, aws_endpoint, ecr_expiry):
@@ -98,17 +103,22 @@ def test_a_run_writes_the_seven_variables(setup, aws_endpoint, ecr_expiry):
         "password": password,
     }
 
-    masked = set(
-        VariableResult.objects.filter(task=task, masked=True).values_list("key", flat=True)
-    )
+    masked = {v.key for v in _variables(task) if v.masked}
     assert masked == {
         "custom.aws.ecr.authorizationToken.password",
         "custom.aws.ecr.password",
         "custom.aws.ecr.json.password",
     }
-    # Masked values are stored encrypted only.
-    for result in VariableResult.objects.filter(task=task, masked=True):
-        assert result.value == ""
+    # Masked values are read only on request; the token is stored once, encrypted only.
+    for variable in _variables(task):
+        assert (variable.value == "") == variable.masked
+    (credential,) = Credential.objects.all()
+    assert credential.token.reveal() == token
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT token FROM tasks_app_credential")
+        (stored,) = cursor.fetchone()
+    assert token not in stored
+    assert password not in stored
     run.refresh_from_db()
     assert (run.region, run.connector, run.token_expires_at) == ("eu-west-1", connector, parsed)
     task.refresh_from_db()
@@ -224,7 +234,7 @@ def test_a_bad_region_variable_fails_the_run_naming_it(setup, aws_endpoint, vari
     run = task_run(task=task, trigger="manual", actor=SYSTEM)
     assert run.outcome == TaskRun.Outcome.FAILED
     assert run.error_message.startswith(message)
-    assert not VariableResult.objects.exists()
+    assert not Credential.objects.exists()
 
 
 def test_a_masked_variable_value_is_not_shown_in_the_error(setup, aws_endpoint):
@@ -318,11 +328,11 @@ def test_changing_the_scope_or_namespace_keeps_variables_true(setup, aws_endpoin
 
     task.scope = Scope.RESULT
     task_save(task=task, actor=actor)
-    assert set(VariableResult.objects.values_list("scope", flat=True)) == {"result"}
+    assert {v.scope for v in _variables(task)} == {"result"}
 
     task.namespace = "other.ns"
     task_save(task=task, actor=actor)
-    assert not VariableResult.objects.exists()
+    assert _variables(task) == []
     task.refresh_from_db()
     assert task.status == "never run"
 

@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils.timezone import now
 
+from tasks_app.generated import generated_keys
 from tasks_app.models import (
     AuditEvent,
     Job,
@@ -17,11 +17,10 @@ from tasks_app.models import (
     TaskConfig,
     TaskRun,
     Variable,
-    VariableResult,
 )
 from tasks_app.services.scopes import variables_for_job, variables_for_plan
 from tasks_app.validation import task_validate
-from tests.conftest import make_connector, make_team
+from tests.conftest import generated, give_credential, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 
@@ -231,9 +230,9 @@ def test_run_now_reports_the_outcome(client, world, aws_endpoint, ecr_expiry):
     assert "Fetched new credentials; they expire" in page
     assert "custom.aws.ecr.proxyEndpointDomain" in page
     # Masked values show as asterisks; the token itself is nowhere in the page.
-    token = VariableResult.objects.get(key="custom.aws.ecr.authorizationToken.password")
-    assert token.plain_value() not in page
-    assert VariableResult.objects.get(key="custom.aws.ecr.password").plain_value() not in page
+    values = generated(task)
+    assert values["custom.aws.ecr.authorizationToken.password"] not in page
+    assert values["custom.aws.ecr.password"] not in page
     assert page.count("********") >= 3
     run = TaskRun.objects.get()
     assert (run.trigger, run.actor) == ("manual", _user(team, "alice"))
@@ -298,48 +297,44 @@ def test_enabling_a_task_that_would_collide_is_rejected(world):
 # --- scope ------------------------------------------------------------------------------
 
 
-def _result(task, key, scope):
-    return VariableResult.objects.create(
-        task=task,
-        plan=task.job.plan,
-        job=task.job,
-        key=key,
-        value="v",
-        scope=scope,
-        expires_at=now() + timedelta(hours=1),
-    )
-
-
 def test_jobs_see_their_local_and_the_plans_result_variables(world):
     team, connector, plan, job = world
     test_job = Job.objects.create(plan=plan, key="TEST", name="Test", stage=2)
     build_local = _create(job, connector, namespace="build.local")
     test_local = _create(test_job, connector, namespace="test.local")
     shared = _create(job, connector, namespace="shared", scope=Scope.RESULT)
-    _result(build_local, "build.local.ecr.username", Scope.LOCAL)
-    _result(test_local, "test.local.ecr.username", Scope.LOCAL)
-    _result(shared, "shared.ecr.username", Scope.RESULT)
+    for task in (build_local, test_local, shared):
+        give_credential(task)
     other_plan = Plan.objects.create(team=team, key="WEB-DEPLOY", name="Deploy")
     other_job = Job.objects.create(plan=other_plan, key="DEPLOY", name="Deploy")
-    _result(_create(other_job, connector, scope=Scope.RESULT), "custom.aws.ecr.username", "result")
+    give_credential(_create(other_job, connector, scope=Scope.RESULT))
 
     def keys(results):
         return sorted(r.key for r in results)
 
-    assert keys(variables_for_job(job)) == ["build.local.ecr.username", "shared.ecr.username"]
-    assert keys(variables_for_job(test_job)) == ["shared.ecr.username", "test.local.ecr.username"]
-    assert keys(variables_for_plan(plan)) == ["shared.ecr.username"]
+    def expected(*namespaces):
+        return sorted(k for ns in namespaces for k in generated_keys(ns))
+
+    assert keys(variables_for_job(job)) == expected("build.local", "shared")
+    assert keys(variables_for_job(test_job)) == expected("shared", "test.local")
+    assert keys(variables_for_plan(plan)) == expected("shared")
+    assert {r.scope for r in variables_for_job(job) if r.key.startswith("shared.")} == {"result"}
 
 
 def test_expired_variables_are_left_out_when_only_valid_ones_are_asked_for(world):
     _team, connector, plan, job = world
-    task = _create(job, connector, scope=Scope.RESULT)
-    fresh = _result(task, "custom.aws.ecr.username", Scope.RESULT)
-    stale = _result(task, "custom.aws.ecr.password", Scope.RESULT)
-    VariableResult.objects.filter(pk=stale.pk).update(expires_at=now() - timedelta(seconds=1))
-    assert [r.key for r in variables_for_plan(plan, valid_only=True)] == [fresh.key]
-    assert [r.key for r in variables_for_job(job, valid_only=True)] == [fresh.key]
-    assert len(variables_for_plan(plan)) == 2
+    fresh = _create(job, connector, scope=Scope.RESULT, namespace="fresh")
+    stale = _create(job, connector, scope=Scope.RESULT, namespace="stale")
+    give_credential(fresh)
+    give_credential(stale, expires_in=timedelta(seconds=-1))
+    assert keys_of(variables_for_plan(plan, valid_only=True)) == generated_keys("fresh")
+    assert keys_of(variables_for_job(job, valid_only=True)) == generated_keys("fresh")
+    assert len(variables_for_plan(plan)) == 14
+    assert all(r.expired for r in variables_for_plan(plan) if r.task == stale)
+
+
+def keys_of(results):
+    return [r.key for r in results]
 
 
 # --- query counts ---------------------------------------------------------------------
@@ -357,8 +352,7 @@ def test_task_lists_and_plan_pages_use_a_fixed_number_of_queries(client, world):
     def add_tasks(count, offset):
         for i in range(count):
             task = _create(job, connector, namespace=f"ns{offset + i}", scope=Scope.RESULT)
-            for key in ("ecr.username", "ecr.password"):
-                _result(task, f"ns{offset + i}.{key}", Scope.RESULT)
+            give_credential(task)
 
     urls = [
         reverse("task_list"),

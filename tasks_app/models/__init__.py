@@ -4,11 +4,11 @@ from tasks_app.models.connectors import Connector
 from tasks_app.models.notifications import NotificationDelivery
 from tasks_app.models.plans import MASKED_KEY_WORDS, Job, Plan, Scope, Variable, is_masked_key
 from tasks_app.models.tasks import (
+    Credential,
     Status,
     TaskConfig,
     TaskRun,
     TaskStatusChange,
-    VariableResult,
     status_filter,
     task_status,
 )
@@ -29,6 +29,7 @@ __all__ = [
     "AuditEvent",
     "CanaryPing",
     "Connector",
+    "Credential",
     "Job",
     "Membership",
     "NotificationDelivery",
@@ -42,7 +43,6 @@ __all__ = [
     "TaskStatusChange",
     "Team",
     "Variable",
-    "VariableResult",
     "is_masked_key",
     "slug_validator",
     "status_filter",

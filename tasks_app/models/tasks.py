@@ -6,9 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.utils.timezone import now
 
-from tasks_app.crypto import EncryptedTextField, plain
+from tasks_app.crypto import EncryptedTextField
 from tasks_app.models.connectors import Connector
-from tasks_app.models.plans import Job, Plan, Scope
+from tasks_app.models.plans import Job, Scope
 from tasks_app.task_rules import task_clean
 
 
@@ -51,6 +51,28 @@ def status_filter(status: str, at=None) -> models.Q:
     }[Status(status)]
 
 
+class Credential(models.Model):
+    """One GetAuthorizationToken answer (SPEC §4.2), stored once, encrypted once, for every
+    task of its credential group; each task derives its seven variables from it and its own
+    namespace, registry and scope (tasks_app/services/scopes.py)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # What obtained it: credentials source, connector or role, and region (never a secret).
+    group = models.CharField(max_length=300)
+    token = EncryptedTextField()  # base64 of "<username>:<password>", as AWS returned it
+    username = models.CharField(max_length=100, default="AWS")
+    expires_at = models.DateTimeField()
+    proxy_endpoint = models.CharField(max_length=300)  # the credentials' default registry
+    request_id = models.CharField(max_length=100, blank=True)
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.group} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
 class TaskConfig(models.Model):
     """An Amazon ECR Credentials Variables task (SPEC §4.1), one of a job's tasks."""
 
@@ -78,6 +100,10 @@ class TaskConfig(models.Model):
     role_arn = models.CharField("Role ARN", max_length=2048, blank=True)
     created = models.DateTimeField(default=now)
     updated = models.DateTimeField(default=now)
+    # The credential its variables come from (none: never fetched, or the namespace changed).
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    )
     # The latest outcome, kept here for lists and for the scheduler.
     expires_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -173,43 +199,6 @@ class TaskRun(models.Model):
 
     def __str__(self):
         return f"{self.task} {self.started:%Y-%m-%d %H:%M} {self.outcome}"
-
-
-class VariableResult(models.Model):
-    """A variable a task generated (SPEC §5), visible by its scope."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    task = models.ForeignKey(TaskConfig, on_delete=models.CASCADE, related_name="results")
-    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="+")
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
-    run = models.ForeignKey(TaskRun, null=True, on_delete=models.SET_NULL, related_name="+")
-    key = models.CharField(max_length=200)
-    value = models.TextField(blank=True)
-    secret_value = EncryptedTextField(blank=True, default="")
-    masked = models.BooleanField(default=False)
-    scope = models.CharField(max_length=10, choices=Scope.choices)
-    expires_at = models.DateTimeField()
-    updated = models.DateTimeField(default=now)
-
-    class Meta:
-        ordering = ["key"]
-        constraints = [
-            models.UniqueConstraint(fields=["task", "key"], name="result_task_key_unique")
-        ]
-        indexes = [
-            models.Index(fields=["plan", "scope"], name="result_plan_scope"),
-            models.Index(fields=["job", "scope"], name="result_job_scope"),
-        ]
-
-    def __str__(self):
-        return self.key
-
-    def plain_value(self) -> str:
-        return plain(self.secret_value) if self.masked else self.value
-
-    @property
-    def expired(self) -> bool:
-        return self.expires_at <= now()
 
 
 class TaskStatusChange(models.Model):

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.timezone import now
@@ -11,9 +11,9 @@ from django.utils.timezone import now
 from tasks_app import ttl_cache
 from tasks_app.access import require_task_access, require_team_role, token_may_see
 from tasks_app.actor import Actor
-from tasks_app.generated import generated_rank
-from tasks_app.models import Job, Plan, Role, Scope, TaskConfig, VariableResult
+from tasks_app.models import Job, Plan, Role, Scope, TaskConfig
 from tasks_app.services.audit import audit_record
+from tasks_app.services.scopes import task_variables
 
 
 class NotServable(Exception):
@@ -31,33 +31,27 @@ class Delivery:
     expires_at: datetime | None
 
 
-def ordered_results(task: TaskConfig) -> list[VariableResult]:
-    """The task's variables in the reference document's order."""
-
-    return sorted(task.results.all(), key=lambda r: generated_rank(task.namespace, r.key))
-
-
 def task_delivery(task: TaskConfig) -> Delivery:
-    """The task's variables in clear, or NotServable."""
+    """The task's variables in clear, or NotServable (one decryption of its credential)."""
     if not task.enabled:
         raise NotServable(
             "disabled", f"The task \u201c{task}\u201d is disabled; it has no credentials."
         )
-    results = ordered_results(task)
     last_error = f" Last error: {task.last_error}" if task.last_error else ""
-    if not results:
+    credential = task.credential
+    if credential is None:
         raise NotServable(
             "not_fetched",
             f"The task \u201c{task}\u201d has not fetched credentials yet.{last_error}",
         )
-    expires_at = min(r.expires_at for r in results)
-    if expires_at <= now():
+    if credential.expires_at <= now():
         raise NotServable(
             "expired",
             f"The credentials of the task \u201c{task}\u201d expired at "
-            f"{expires_at:%Y-%m-%dT%H:%M:%SZ}.{last_error}",
+            f"{credential.expires_at:%Y-%m-%dT%H:%M:%SZ}.{last_error}",
         )
-    return Delivery({r.key: r.plain_value() for r in results}, expires_at)
+    values = {v.key: v.value for v in task_variables(task, secrets=True)}
+    return Delivery(values, credential.expires_at)
 
 
 def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
@@ -67,8 +61,7 @@ def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
         visible |= Q(job=job)
     tasks = (
         TaskConfig.objects.filter(visible, job__plan=plan, enabled=True)
-        .select_related("job")
-        .prefetch_related(Prefetch("results", queryset=VariableResult.objects.all()))
+        .select_related("job", "credential")
         .order_by("job__stage", "job__key", "position")
     )
     values: dict[str, str] = {}
@@ -96,8 +89,7 @@ class Served:
 def task_for_actor(*, task_id, actor: Actor) -> TaskConfig:
     """The task, if the actor may read its credentials (else Http404 or PermissionDenied)."""
     task = get_object_or_404(
-        TaskConfig.objects.select_related("job__plan__team").prefetch_related("results"),
-        id=task_id,
+        TaskConfig.objects.select_related("job__plan__team", "credential"), id=task_id
     )
     require_task_access(actor, task)
     return task

@@ -43,6 +43,13 @@ class Resolved:
     connector: Connector | None
     principal: aws.Principal
 
+    @property
+    def group(self) -> str:
+        """The credential group: what one GetAuthorizationToken serves (tokens are bound to
+        the credentials and the region, not to a registry)."""
+        source = f"connector:{self.connector.pk}" if self.connector else "host"
+        return f"{source}|{self.principal.role_arn}|{self.region}"
+
 
 def input_variables(plan) -> dict[str, Variable]:
     """The plan's input variables: the team's global ones, overridden by the plan's own."""

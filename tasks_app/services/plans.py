@@ -6,7 +6,7 @@ from django.db.models import Max
 from django.utils.timezone import now
 
 from tasks_app.actor import Actor
-from tasks_app.models import Job, Plan, TaskConfig, Variable, VariableResult
+from tasks_app.models import Job, Plan, TaskConfig, Variable
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 from tasks_app.validation import job_validate, plan_validate, task_validate, variable_validate
 
@@ -199,13 +199,10 @@ def task_save(*, task: TaskConfig, actor: Actor) -> TaskConfig:
 
 
 def _follow_changes(task: TaskConfig, before: TaskConfig) -> None:
-    """Keep generated variables true to the task: new keys come with the next run."""
-    if task.namespace != before.namespace:
-        VariableResult.objects.filter(task=task).delete()
-        TaskConfig.objects.filter(pk=task.pk).update(expires_at=None)
-        task.expires_at = None
-    elif task.scope != before.scope:
-        VariableResult.objects.filter(task=task).update(scope=task.scope)
+    """Keep generated variables true to the task (its scope is read from it anyway)."""
+    if task.namespace != before.namespace:  # the old keys go; the new come with a run
+        TaskConfig.objects.filter(pk=task.pk).update(credential=None, expires_at=None)
+        task.credential, task.expires_at = None, None
 
 
 @transaction.atomic

@@ -9,10 +9,8 @@
   ecr:GetAuthorizationToken: tokens are region-bound and registry-independent.
 """
 
-import dataclasses
 import functools
 import logging
-import re
 from collections import defaultdict
 from datetime import timedelta
 
@@ -121,16 +119,6 @@ def refresh_groups(task_ids) -> list[list]:
     ]
 
 
-def for_registry(authorization: aws.EcrAuthorization, registry_id: str) -> aws.EcrAuthorization:
-    """The same token, with the endpoint of another account's registry."""
-    if not registry_id:
-        return authorization
-    endpoint = re.sub(
-        r"^(https://)\d{12}\.", rf"\g<1>{registry_id}.", authorization.proxy_endpoint
-    )
-    return dataclasses.replace(authorization, proxy_endpoint=endpoint)
-
-
 def refresh_group(*, task_ids) -> int:
     """Refresh tasks that share credentials and region, with one GetAuthorizationToken."""
     tasks = list(_tasks(task_ids))
@@ -146,22 +134,18 @@ def refresh_group(*, task_ids) -> int:
             run_fail(run=run, error=e)
             continue
         run.region, run.connector = resolved.region, resolved.connector
-        by_call[(resolved.principal, resolved.region)].append((task, run))
+        by_call[(resolved.principal, resolved.region, resolved.group)].append((task, run))
 
     refreshed = 0
     caller = aws.session_name(None)
-    for (principal, region), members in by_call.items():
+    for (principal, region, group), members in by_call.items():
         try:
             authorization = aws.ecr_authorization(principal, caller=caller, region=region)
         except (aws.AwsError, EncryptionError) as e:
             for _, run in members:
                 run_fail(run=run, error=e)
             continue
-        runs_deliver(
-            deliveries=[
-                (task, run, for_registry(authorization, task.registry_id)) for task, run in members
-            ]
-        )
+        runs_deliver(authorization=authorization, group=group, runs=members)
         refreshed += len(members)
     return refreshed
 

@@ -1,6 +1,7 @@
-"""The outcome of runs: the variables of those that obtained credentials, written for many
-tasks at once, all or none (SPEC §5); the failure of those that did not, with back-off
-(SPEC §7). Status changes are recorded with them, and their notifications queued.
+"""The outcome of runs: for those that obtained credentials, one credential stored for all
+the tasks the AWS answer serves, all or none (SPEC §5); for those that did not, the
+failure, with back-off (SPEC §7). Status changes are recorded with them, and their
+notifications queued.
 """
 
 from collections import defaultdict
@@ -13,8 +14,7 @@ from django.utils.timezone import now
 
 from tasks_app import aws
 from tasks_app.crypto import EncryptionError
-from tasks_app.generated import generated_values
-from tasks_app.models import TaskConfig, TaskRun, VariableResult, is_masked_key
+from tasks_app.models import Credential, TaskConfig, TaskRun
 from tasks_app.schedule import backoff, next_refresh
 from tasks_app.services.inputs import RunError
 from tasks_app.services.notifications import notifications_queue
@@ -88,32 +88,7 @@ def run_fail(*, run: TaskRun, error: RunError | aws.AwsError | EncryptionError) 
         run_record_failure(run=run, error_class=type(error).__name__, message=str(error))
 
 
-def _results(task, run, authorization: aws.EcrAuthorization, stamp) -> list[VariableResult]:
-    values = generated_values(
-        namespace=task.namespace,
-        token=authorization.token,
-        username=authorization.username,
-        password=authorization.password,
-        expires_at=authorization.expires_at,
-        proxy_endpoint=authorization.proxy_endpoint,
-    )
-    return [
-        VariableResult(
-            task=task,
-            plan_id=task.job.plan_id,
-            job_id=task.job_id,
-            run=run,
-            key=key,
-            value="" if is_masked_key(key) else value,
-            secret_value=value if is_masked_key(key) else "",
-            masked=is_masked_key(key),
-            scope=task.scope,
-            expires_at=authorization.expires_at,
-            updated=stamp,
-        )
-        for key, value in values.items()
-    ]
-
+WRITE_PART = 5000  # task IDs per UPDATE statement
 
 RUN_FIELDS = [
     "finished",
@@ -126,6 +101,7 @@ RUN_FIELDS = [
     "token_expires_at",
 ]
 TASK_FIELDS = [
+    "credential",
     "last_run_at",
     "last_run_ok",
     "last_error",
@@ -147,46 +123,57 @@ def _update_each(model, objects, fields: list[str]) -> None:
         same[
             tuple(getattr(obj, f"{name}_id", None) or getattr(obj, name) for name in fields)
         ].append(obj.pk)
+    columns = [model._meta.get_field(name).attname for name in fields]
     for values, ids in same.items():
-        columns = [model._meta.get_field(name).attname for name in fields]
-        model.objects.filter(pk__in=ids).update(**dict(zip(columns, values, strict=True)))
+        for part in range(0, len(ids), WRITE_PART):  # a big group is written in parts
+            chunk = ids[part : part + WRITE_PART]
+            model.objects.filter(pk__in=chunk).update(**dict(zip(columns, values, strict=True)))
 
 
-def runs_deliver(*, deliveries: list[tuple[TaskConfig, TaskRun, aws.EcrAuthorization]]) -> None:
-    """Write the variables of runs that obtained credentials and finish them, in one
-    transaction: every task gets all seven new variables, or none does.
+def runs_deliver(
+    *, authorization: aws.EcrAuthorization, group: str, runs: list[tuple[TaskConfig, TaskRun]]
+) -> Credential | None:
+    """Store one AWS answer once, as the credential of every task it serves, and finish
+    their runs, in one transaction: every task gets the new variables, or none does.
 
-    Tasks served by one token get one refresh time (with one jitter), so they stay
-    one group, refreshed with one AWS call, next time too.
+    Tasks served by one token get one refresh time (with one jitter), so they stay one
+    group, refreshed with one AWS call, next time too. Returns the credential (None when
+    every task was deleted meanwhile).
     """
     finished = now()
-    results = []
-    members = deliveries
-    for task, run, authorization in members:
-        results += _results(task, run, authorization, finished)
+    expires = authorization.expires_at
+    for _, run in runs:
         run.finished, run.outcome = finished, TaskRun.Outcome.SUCCEEDED
         run.error_class = run.error_message = ""
         run.aws_request_id = authorization.request_id
-        run.token_expires_at = authorization.expires_at
-    ids = [task.pk for task, _, _ in members]
-    due = {}
+        run.token_expires_at = expires
+    ids = [task.pk for task, _ in runs]
+    fresh = expires > finished
+    due = next_refresh(expires_at=expires, at=finished) if fresh else None
     with transaction.atomic():
         # Lock the rows first (PostgreSQL): failures counts on from the latest value.
         failures = dict(
             TaskConfig.objects.select_for_update().filter(pk__in=ids).values_list("id", "failures")
         )
-        members = [m for m in members if m[0].pk in failures]  # deleted meanwhile
-        if not members:
-            return
-        for task, _, authorization in members:
-            expires = authorization.expires_at
+        runs = [(task, run) for task, run in runs if task.pk in failures]  # deleted meanwhile
+        if not runs:
+            return None
+        credential = Credential.objects.create(
+            group=group[:300],
+            token=authorization.token,
+            username=authorization.username,
+            expires_at=expires,
+            proxy_endpoint=authorization.proxy_endpoint,
+            request_id=authorization.request_id,
+            created=finished,
+        )
+        for task, _ in runs:
+            task.credential = credential
             task.last_run_at, task.last_run_ok, task.lease_until = finished, True, None
             task.expires_at = expires
-            if expires > finished:
+            if fresh:
                 task.failures, task.last_error = 0, ""
-                if expires not in due:
-                    due[expires] = next_refresh(expires_at=expires, at=finished)
-                task.refresh_due_at = due[expires]
+                task.refresh_due_at = due
             else:  # a token that arrived expired already: retry later, never at once
                 task.failures = failures[task.pk] + 1
                 task.last_error = (
@@ -194,13 +181,18 @@ def runs_deliver(*, deliveries: list[tuple[TaskConfig, TaskRun, aws.EcrAuthoriza
                     "check the clocks. Retrying with back-off."
                 )
                 task.refresh_due_at = finished + backoff(task.failures)
-        VariableResult.objects.filter(task__in=[m[0].pk for m in members]).delete()
-        VariableResult.objects.bulk_create([r for r in results if r.task_id in failures])
-        _update_each(TaskRun, [run for _, run, _ in members], RUN_FIELDS)
-        _update_each(TaskConfig, [task for task, _, _ in members], TASK_FIELDS)
+        _update_each(TaskRun, [run for _, run in runs], RUN_FIELDS)
+        _update_each(TaskConfig, [task for task, _ in runs], TASK_FIELDS)
         changes = statuses_record(
-            task_ids=[task.pk for task, _, _ in members],
-            runs={task.pk: run for task, run, _ in members},
+            task_ids=[task.pk for task, _ in runs],
+            runs={task.pk: run for task, run in runs},
             at=finished,
         )
         notifications_queue(changes=changes)
+    return credential
+
+
+def credentials_unused_delete() -> int:
+    """Delete the credentials no task points at any more (replaced by a newer refresh)."""
+    deleted, _ = Credential.objects.filter(tasks__isnull=True).delete()
+    return deleted

@@ -49,5 +49,5 @@ def task_run(*, task: TaskConfig, trigger: str, actor: Actor) -> TaskRun:
             run=run, error_class=type(e).__name__, message="Internal error; see logs."
         )
         raise
-    runs_deliver(deliveries=[(task, run, authorization)])
+    runs_deliver(authorization=authorization, group=resolved.group, runs=[(task, run)])
     return run

@@ -1,33 +1,92 @@
-"""Which generated variables a consumer sees (SPEC §5).
+"""The generated variables (SPEC §5), derived from a task's credential when they are read,
+and which of them a consumer sees.
 
-- A job sees the variables its own tasks wrote with local scope, plus every
-  result-scoped variable of its plan.
+- A task's seven variables come from its credential (one per credential group and refresh)
+  and the task's own namespace, registry and scope: nothing per task is stored.
+- A job sees the variables its own tasks wrote with local scope, plus every result-scoped
+  variable of its plan.
 - A plan (deployments, plan-level consumers) sees result-scoped variables only.
 """
+
+import base64
+import re
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Q, QuerySet
 from django.utils.timezone import now
 
-from tasks_app.models import Job, Plan, Scope, VariableResult
+from tasks_app.crypto import plain
+from tasks_app.generated import generated_values
+from tasks_app.models import Credential, Job, Plan, Scope, TaskConfig, is_masked_key
 
 
-def _ordered(results: QuerySet) -> QuerySet:
-    return results.select_related("task", "task__job").order_by(
-        "task__job__stage", "task__job__key", "task__position", "task__created", "key"
+@dataclass(frozen=True)
+class GeneratedVariable:
+    task: TaskConfig
+    key: str
+    value: str  # "" for a masked variable unless its values were asked for
+    masked: bool
+    scope: str
+    expires_at: datetime
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at <= now()
+
+    def plain_value(self) -> str:
+        return self.value
+
+
+def registry_endpoint(proxy_endpoint: str, registry_id: str) -> str:
+    """The endpoint of another account's registry: same token, that account's host."""
+    if not registry_id:
+        return proxy_endpoint
+    return re.sub(r"^(https://)\d{12}\.", rf"\g<1>{registry_id}.", proxy_endpoint)
+
+
+def task_variables(task: TaskConfig, *, secrets: bool = False) -> list[GeneratedVariable]:
+    """The task's variables in the reference document's order; masked values only with
+    `secrets` (one decryption of the credential's token)."""
+    credential: Credential | None = task.credential
+    if credential is None:
+        return []
+    token = plain(credential.token) if secrets else ""
+    password = base64.b64decode(token).decode().partition(":")[2] if token else ""
+    values = generated_values(
+        namespace=task.namespace,
+        token=token,
+        username=credential.username,
+        password=password,
+        expires_at=credential.expires_at,
+        proxy_endpoint=registry_endpoint(credential.proxy_endpoint, task.registry_id),
     )
+    return [
+        GeneratedVariable(
+            task=task,
+            key=key,
+            value=value if secrets or not is_masked_key(key) else "",
+            masked=is_masked_key(key),
+            scope=task.scope,
+            expires_at=credential.expires_at,
+        )
+        for key, value in values.items()
+    ]
 
 
-def variables_for_job(job: Job, *, valid_only: bool = False) -> QuerySet[VariableResult]:
-    results = VariableResult.objects.filter(
-        Q(job=job, scope=Scope.LOCAL) | Q(plan_id=job.plan_id, scope=Scope.RESULT)
-    )
+def _visible(tasks: QuerySet[TaskConfig], *, valid_only: bool) -> list[GeneratedVariable]:
+    tasks = tasks.filter(credential__isnull=False).select_related("job", "credential")
     if valid_only:
-        results = results.filter(expires_at__gt=now())
-    return _ordered(results)
+        tasks = tasks.filter(credential__expires_at__gt=now())
+    ordered = tasks.order_by("job__stage", "job__key", "position", "created")
+    return [variable for task in ordered for variable in task_variables(task)]
 
 
-def variables_for_plan(plan: Plan, *, valid_only: bool = False) -> QuerySet[VariableResult]:
-    results = VariableResult.objects.filter(plan=plan, scope=Scope.RESULT)
-    if valid_only:
-        results = results.filter(expires_at__gt=now())
-    return _ordered(results)
+def variables_for_job(job: Job, *, valid_only: bool = False) -> list[GeneratedVariable]:
+    visible = Q(job=job, scope=Scope.LOCAL) | Q(job__plan_id=job.plan_id, scope=Scope.RESULT)
+    return _visible(TaskConfig.objects.filter(visible), valid_only=valid_only)
+
+
+def variables_for_plan(plan: Plan, *, valid_only: bool = False) -> list[GeneratedVariable]:
+    tasks = TaskConfig.objects.filter(job__plan=plan, scope=Scope.RESULT)
+    return _visible(tasks, valid_only=valid_only)

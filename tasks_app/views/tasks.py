@@ -16,9 +16,10 @@ from tasks_app.generated import env_name, generated_keys
 from tasks_app.models import Role, TaskConfig, TaskRun
 from tasks_app.selectors import connectors_usable_by, ecr_policy_document, region_groups
 from tasks_app.services.audit import audit_record
-from tasks_app.services.delivery import Delivery, NotServable, ordered_results, task_delivery
+from tasks_app.services.delivery import Delivery, NotServable, task_delivery
 from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
+from tasks_app.services.scopes import task_variables
 from tasks_app.snippets import SHELL_LABELS, ci_snippet, env_snippet, mapping_snippet
 from tasks_app.timeline import timeline
 from tasks_app.views.plans import get_job_for_user
@@ -28,7 +29,8 @@ RECENT_RUNS = 25
 
 def _get_task_for_user(request, task_id, *, need: Role = Role.VIEWER) -> tuple[TaskConfig, Role]:
     task = get_object_or_404(
-        TaskConfig.objects.select_related("job__plan__team", "connector__team"), id=task_id
+        TaskConfig.objects.select_related("job__plan__team", "connector__team", "credential"),
+        id=task_id,
     )
     return task, require_team_role(request.user, task.job.plan.team, need)
 
@@ -99,7 +101,7 @@ def _usage(task: TaskConfig, results, delivery: Delivery | None) -> dict:
 
 def task_detail(request, task_id, delivery=None, problem=None, status=200):
     task, role = _get_task_for_user(request, task_id)
-    results = ordered_results(task)
+    results = task_variables(task)
     context = {
         "task": task,
         "job": task.job,
