@@ -100,9 +100,10 @@ def test_it_keeps_every_served_value_both_ways(migrator):
     assert TaskConfig.objects.get(pk=never.pk).credential_id is None
     migrated = TaskConfig.objects.get(pk=plain.pk).credential
     assert migrated.request_id == "req-pw-one"
-    assert "pw-one" not in Credential.objects.values_list("token", flat=True).get(
-        pk=migrated.pk
-    ).token, "the token stays encrypted at rest"
+    assert (
+        "pw-one"
+        not in Credential.objects.values_list("token", flat=True).get(pk=migrated.pk).token
+    ), "the token stays encrypted at rest"
 
     # The current models serve exactly what the old rows held.
     migrator(MigrationExecutor(connection).loader.graph.leaf_nodes())
