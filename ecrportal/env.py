@@ -5,6 +5,7 @@ expected form) instead of silently falling back to a default when a value is
 present but malformed. An unset or empty variable yields the default.
 """
 
+import math
 import os
 import secrets
 from collections.abc import Callable
@@ -144,6 +145,8 @@ def env_float(
         number = float(value)
     except ValueError:
         raise _bad(name, value, "a number") from None
+    if not math.isfinite(number):
+        raise _bad(name, value, "a finite number")
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         raise _bad(name, value, f"a number from {minimum} to {maximum}")
     return number

@@ -299,6 +299,11 @@ AWS_ENDPOINT_URLS = {
 AWS_CONNECT_TIMEOUT = env_float("ECRPORTAL_AWS_CONNECT_TIMEOUT", 3, minimum=0.5, maximum=60)
 AWS_READ_TIMEOUT = env_float("ECRPORTAL_AWS_READ_TIMEOUT", 5, minimum=1, maximum=120)
 AWS_MAX_ATTEMPTS = env_int("ECRPORTAL_AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
+# ecr:GetAuthorizationToken calls per second across every worker (a token bucket kept
+# in the database, bursts of one second's worth); 0 = no limit. Scheduled refreshes wait
+# for their turn; Run now and API runs count but never wait. A tick claims at most two
+# ticks' worth of calls (services/claims.py).
+AWS_CALL_RATE = env_float("ECRPORTAL_AWS_CALL_RATE", 20, minimum=0, maximum=10000)
 
 # Environment names of generated variables: this prefix + the key with dots as
 # underscores, e.g. bamboo_custom_aws_ecr_password.

@@ -9,6 +9,7 @@ from tasks_app.actor import actor_for
 from tasks_app.models import (
     ApiToken,
     AuditEvent,
+    CallRate,
     CanaryPing,
     Connector,
     Credential,
@@ -245,6 +246,13 @@ class CredentialAdmin(ReadOnlyAdmin):
 
     list_display = ["group", "expires_at", "proxy_endpoint", "created"]
     exclude = ["token"]
+
+
+@admin.register(CallRate)
+class CallRateAdmin(ReadOnlyAdmin):
+    """The fleet's pace of AWS calls (services/pacing.py)."""
+
+    list_display = ["name", "next_at"]
 
 
 @admin.register(TaskStatusChange)

@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 
-def next_refresh(*, expires_at: datetime, at: datetime) -> datetime:
-    """When a token that expires at expires_at should be refreshed."""
-    jitter = random.uniform(0, settings.REFRESH_JITTER)  # noqa: S311 - not for secrets
+def next_refresh(*, expires_at: datetime, at: datetime, seed: int | None = None) -> datetime:
+    """When a token that expires at expires_at should be refreshed. The same `seed` gives
+    the same jitter: every task served by one credential gets one refresh time."""
+    draw = random.Random(seed) if seed is not None else random  # noqa: S311 - not for secrets
+    jitter = draw.uniform(0, settings.REFRESH_JITTER)
     due = expires_at - timedelta(seconds=settings.MIN_REMAINING + jitter)
     if due <= at:  # the token is shorter than MIN_REMAINING: halfway, not at once
         due = at + (expires_at - at) / 2

@@ -1,5 +1,7 @@
 """Celery tasks: a thin interface that takes IDs and calls services."""
 
+import uuid
+
 from celery import shared_task
 
 from tasks_app.services.health import canaries_purge, canary_answer
@@ -28,9 +30,12 @@ def refresh_tick() -> None:
 
 
 @shared_task(ignore_result=True)
-def refresh_group(task_ids: list[str]) -> None:
-    """Refresh tasks that share credentials and region. IDs only: no secret in the broker."""
-    refresh_group_service(task_ids=task_ids)
+def refresh_group(claim_id: str) -> None:
+    """Refresh the tasks of one claim (one credential group). An ID only: no secret in the
+    broker; a claim that holds nothing any more (its lease ran out) is a no-op."""
+    if not isinstance(claim_id, str):
+        return  # a list of task IDs, queued by a version before claims: their leases run out
+    refresh_group_service(claim_id=uuid.UUID(claim_id))
 
 
 @shared_task(ignore_result=True)

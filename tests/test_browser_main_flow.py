@@ -242,8 +242,8 @@ def test_refresh_all_due_shows_progress_until_the_workers_are_done(
     expect(page.get_by_role("button", name="Refresh all due (0)")).to_be_disabled()
     screenshot(page, "dashboard-refreshing")
     url = page.url
-    (group,) = queued
-    refresh_group(task_ids=group)
+    (claim_id,) = queued
+    refresh_group(claim_id=claim_id)
     expect(page.locator("#tasks .badge.busy")).to_have_count(0, timeout=15000)
     expect(page.locator("#tasks tbody .badge", has_text="ok")).to_have_count(3)
     expect(page.locator("#live-status")).to_have_text("All refreshes finished.")

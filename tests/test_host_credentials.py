@@ -9,6 +9,7 @@ from tasks_app import aws
 from tasks_app.actor import SYSTEM, Actor
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, TaskRun
 from tasks_app.selectors import connectors_usable_by
+from tasks_app.services.claims import refresh_claim
 from tasks_app.services.connectors import connector_test
 from tasks_app.services.refresh import refresh_group
 from tasks_app.services.runs import task_run
@@ -112,7 +113,9 @@ def test_the_scheduled_refresh_refuses_a_group_on_host_credentials(
     team.host_credentials_allowed = False
     team.save()
 
-    assert refresh_group(task_ids=[task.id]) == 0
+    TaskConfig.objects.filter(pk=task.pk).update(refresh_due_at="2000-01-01T00:00:00Z")
+    (claim,) = refresh_claim(ids=[task.id])
+    assert refresh_group(claim_id=claim.id) == 0
     run = TaskRun.objects.get(task=task)
     assert (run.trigger, run.outcome, run.error_class) == (
         "schedule",

@@ -12,7 +12,7 @@ from ecrportal.celery import app as celery_app
 from tasks_app.actor import SYSTEM, Actor
 from tasks_app.models import Credential, Role, TaskConfig, TaskRun
 from tasks_app.schedule import backoff, next_refresh
-from tasks_app.services import refresh, results
+from tasks_app.services import claims, refresh, results
 from tasks_app.services.runs import task_run
 from tests.conftest import generated, make_due_tasks
 
@@ -32,7 +32,20 @@ def clock(monkeypatch):
     fake = Clock()
     monkeypatch.setattr(results, "now", fake)
     monkeypatch.setattr(refresh, "now", fake)
+    monkeypatch.setattr(claims, "now", fake)
     return fake
+
+
+def _refresh_due(at=None):
+    """What a tick and its workers do, in this process: claim, then refresh each claim."""
+    refreshed = 0
+    for claim in claims.refresh_claim(at=at):
+        refreshed += refresh.refresh_group(claim_id=claim.id)
+    return refreshed
+
+
+def _claimed(at=None):
+    return [task_id for claim in claims.refresh_claim(at=at) for task_id in claim.task_ids]
 
 
 def _tasks(count, *, registry_ids=()):
@@ -74,32 +87,60 @@ def test_a_good_run_schedules_the_next_refresh(aws_endpoint, ecr_expiry):
     assert 6 <= hours_left <= 6.1
 
 
-def test_due_tasks_are_refreshed_and_others_are_not(aws_endpoint, ecr_expiry, aws_calls, clock):
+def test_due_groups_are_refreshed_and_others_are_not(aws_endpoint, ecr_expiry, aws_calls, clock):
     due, later = _tasks(2)
-    TaskConfig.objects.filter(pk=later.pk).update(refresh_due_at=clock.at + timedelta(hours=1))
+    TaskConfig.objects.filter(pk=later.pk).update(
+        region="us-east-1", refresh_due_at=clock.at + timedelta(hours=1)
+    )
 
-    claimed = refresh.refresh_claim()
-    assert claimed == [due.id]
-    for group in refresh.refresh_groups(claimed):
-        refresh.refresh_group(task_ids=group)
+    (claim,) = claims.refresh_claim()
+    assert claim.task_ids == [due.id]
+    assert claim.group == f"connector:{due.connector_id}|eu-west-1"
+    assert refresh.refresh_group(claim_id=claim.id) == 1
 
     assert TaskRun.objects.filter(task=due, trigger="schedule", outcome="succeeded").count() == 1
     assert not TaskRun.objects.filter(task=later).exists()
     assert len(generated(due)) == 7
     due.refresh_from_db()
     assert due.refresh_due_at > clock.at + timedelta(hours=5)
-    assert due.lease_until is None
-    assert refresh.refresh_claim() == []
+    assert (due.lease_until, due.claim) == (None, None)
+    assert claims.refresh_claim() == []
+
+
+def test_a_due_task_brings_its_whole_group_and_their_times_align(
+    aws_endpoint, ecr_expiry, aws_calls, clock
+):
+    """A manual run (or a new task) set one task's refresh time apart; the group's next
+    scheduled refresh takes all of them with one call and gives them one time again."""
+    tasks = _tasks(4)
+    TaskConfig.objects.filter(pk__in=[t.pk for t in tasks[1:]]).update(
+        refresh_due_at=clock.at + timedelta(hours=3)
+    )
+    (claim,) = claims.refresh_claim()
+    assert sorted(claim.task_ids) == sorted(t.id for t in tasks)
+    assert refresh.refresh_group(claim_id=claim.id) == 4
+    assert len(_ecr_calls(aws_calls)) == 1
+    times = set(TaskConfig.objects.values_list("refresh_due_at", flat=True))
+    assert len(times) == 1
+
+
+def test_a_claim_that_lost_its_lease_does_nothing(aws_endpoint, ecr_expiry, aws_calls, clock):
+    _tasks(1)
+    (stale,) = claims.refresh_claim()
+    clock.at += timedelta(seconds=settings.REFRESH_LEASE + 1)
+    (fresh,) = claims.refresh_claim()
+    assert refresh.refresh_group(claim_id=stale.id) == 0
+    assert aws_calls == []
+    assert refresh.refresh_group(claim_id=fresh.id) == 1
 
 
 def test_fifty_tasks_sharing_a_connector_and_region_make_one_call(
     aws_endpoint, ecr_expiry, aws_calls
 ):
     tasks = _tasks(50, registry_ids=["210987654321"])
-    claimed = refresh.refresh_claim()
-    groups = refresh.refresh_groups(claimed)
-    assert [len(g) for g in groups] == [50]
-    assert refresh.refresh_group(task_ids=groups[0]) == 50
+    (claim,) = claims.refresh_claim()
+    assert len(claim.task_ids) == 50
+    assert refresh.refresh_group(claim_id=claim.id) == 50
 
     assert len(_ecr_calls(aws_calls)) == 1
     assert _ecr_calls(aws_calls)[0]["params"] == {}  # registry-independent
@@ -119,7 +160,7 @@ def test_concurrent_claims_take_each_task_once():
 
     def claim(_):
         try:
-            return refresh.refresh_claim()
+            return _claimed()
         finally:
             connection.close()
 
@@ -132,10 +173,10 @@ def test_concurrent_claims_take_each_task_once():
 
 def test_a_lease_left_by_a_killed_worker_expires(clock):
     (task,) = _tasks(1)
-    assert refresh.refresh_claim() == [task.id]
-    assert refresh.refresh_claim() == []  # leased
+    assert _claimed() == [task.id]
+    assert _claimed() == []  # leased
     clock.at += timedelta(seconds=settings.REFRESH_LEASE + 1)
-    assert refresh.refresh_claim() == [task.id]
+    assert _claimed() == [task.id]
 
 
 def test_an_expired_token_from_aws_backs_off_without_a_hot_loop(aws_endpoint, aws_calls, clock):
@@ -144,8 +185,7 @@ def test_an_expired_token_from_aws_backs_off_without_a_hot_loop(aws_endpoint, aw
     ticks = 0
     end = clock.at + timedelta(minutes=30)
     while clock.at < end:  # beat's 30-second tick over half an hour
-        for group in refresh.refresh_groups(refresh.refresh_claim()):
-            refresh.refresh_group(task_ids=group)
+        _refresh_due()
         clock.at += timedelta(seconds=30)
         ticks += 1
     calls = len(_ecr_calls(aws_calls))
@@ -168,7 +208,7 @@ def test_disabled_tasks_are_never_scheduled(aws_endpoint):
     task_save(task=task, actor=actor)
     task.refresh_from_db()
     assert task.refresh_due_at is None
-    assert refresh.refresh_claim(at=timezone.now() + timedelta(days=30)) == []
+    assert claims.refresh_claim(at=timezone.now() + timedelta(days=30)) == []
 
     task.enabled = True
     task_save(task=task, actor=actor)
@@ -226,8 +266,7 @@ def test_a_failing_refresh_serves_the_old_token_until_it_expires(
 
     aws_failure("api.ecr:GetAuthorizationToken", code, status=status)
     TaskConfig.objects.filter(pk=task.pk).update(refresh_due_at=clock.at)
-    for group in refresh.refresh_groups(refresh.refresh_claim()):
-        refresh.refresh_group(task_ids=group)
+    _refresh_due()
     task.refresh_from_db()
     assert task.status == "failing"
     assert task.failures == 1
@@ -255,8 +294,7 @@ def test_an_unreachable_endpoint_backs_off_too(settings, clock):
         s.bind(("127.0.0.1", 0))
         settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{s.getsockname()[1]}"
     (task,) = _tasks(1)
-    for group in refresh.refresh_groups(refresh.refresh_claim()):
-        refresh.refresh_group(task_ids=group)
+    _refresh_due()
     task.refresh_from_db()
     assert (task.failures, task.last_run_ok) == (1, False)
     assert "Could not connect to" in task.last_error
@@ -286,8 +324,7 @@ def test_a_timeout_is_retried_then_backs_off(settings, clock):
     settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{listener.getsockname()[1]}"
     try:
         (task,) = _tasks(1)
-        for group in refresh.refresh_groups(refresh.refresh_claim()):
-            refresh.refresh_group(task_ids=group)
+        _refresh_due()
     finally:
         listener.close()
         for conn in held:
@@ -297,7 +334,7 @@ def test_a_timeout_is_retried_then_backs_off(settings, clock):
     assert (task.failures, task.last_run_ok, task.status) == (1, False, "failing")
     assert "did not answer ecr:GetAuthorizationToken within 1 s" in task.last_error
     assert task.refresh_due_at > clock.at + timedelta(seconds=settings.BACKOFF_BASE * 0.4)
-    assert refresh.refresh_claim() == []  # not again at once
+    assert claims.refresh_claim() == []  # not again at once
 
 
 def test_a_tick_that_cannot_queue_gives_the_tasks_back(
@@ -316,4 +353,4 @@ def test_a_tick_that_cannot_queue_gives_the_tasks_back(
         assert refresh.refresh_tick() == 1
     task.refresh_from_db()
     assert task.lease_until is None  # claimed again at the next tick, not after the lease
-    assert refresh.refresh_claim() == [task.id]
+    assert _claimed() == [task.id]

@@ -164,6 +164,7 @@ def test_refreshes_resume_after_redis_restarts(moto_server, ecr_calls, tmp_path)
     require(shutil.which("redis-server") is not None, "redis-server is not installed")
     tasks = make_due_tasks(2, due=False)
     first, second = tasks
+    TaskConfig.objects.filter(pk=second.pk).update(region="us-east-1")  # another group
     port = free_port()
     redis_server = _redis_server(port, tmp_path)
     env = portal_env(

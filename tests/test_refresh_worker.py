@@ -25,7 +25,8 @@ def test_beat_and_a_worker_refresh_due_tasks_and_leave_the_others(
     ]
     for task in due:
         TaskConfig.objects.filter(pk=task.pk).update(refresh_due_at="2000-01-01T00:00:00Z")
-    later = TaskConfig.objects.create(job=jobs[2], region="eu-west-1", connector=connector)
+    # Another credential group (region): not due, so not refreshed.
+    later = TaskConfig.objects.create(job=jobs[2], region="us-east-1", connector=connector)
     TaskConfig.objects.filter(pk=later.pk).update(refresh_due_at="2999-01-01T00:00:00Z")
 
     env = portal_env(

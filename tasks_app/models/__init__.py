@@ -4,6 +4,7 @@ from tasks_app.models.connectors import Connector
 from tasks_app.models.notifications import NotificationDelivery
 from tasks_app.models.plans import MASKED_KEY_WORDS, Job, Plan, Scope, Variable, is_masked_key
 from tasks_app.models.tasks import (
+    CallRate,
     Credential,
     Status,
     TaskConfig,
@@ -27,6 +28,7 @@ __all__ = [
     "MASKED_KEY_WORDS",
     "ApiToken",
     "AuditEvent",
+    "CallRate",
     "CanaryPing",
     "Connector",
     "Credential",

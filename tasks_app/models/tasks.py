@@ -113,6 +113,8 @@ class TaskConfig(models.Model):
     # e.g. disabled), who holds it until when, and how many attempts in a row failed.
     refresh_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The claim that holds the lease: one credential group, one worker message (its ID).
+    claim = models.UUIDField(null=True, blank=True, db_index=True, editable=False)
     failures = models.PositiveIntegerField(default=0)
     # The status as last recorded (TaskStatusChange); `status` is computed live.
     # The scheduler compares the two to record expiry and to notify.
@@ -156,6 +158,17 @@ class TaskConfig(models.Model):
         return task_status(
             enabled=self.enabled, expires_at=self.expires_at, last_run_ok=self.last_run_ok
         )
+
+
+class CallRate(models.Model):
+    """The fleet-wide pace of one kind of AWS call (services/pacing.py): the time from which
+    the next call may start, shared by every worker process through the database."""
+
+    name = models.CharField(primary_key=True, max_length=50)
+    next_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name}: next call from {self.next_at:%H:%M:%S.%f}"
 
 
 class TaskRun(models.Model):

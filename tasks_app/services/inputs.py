@@ -37,6 +37,14 @@ class TaskDisabled(RunError):
         )
 
 
+def credential_group(*, connector_id: uuid.UUID | None, host_role_arn: str, region: str) -> str:
+    """The credential group: what one GetAuthorizationToken serves. Tokens are bound to the
+    credentials and the region, not to a registry: a connector and a region, or the portal
+    host's own credentials (with the role it assumes, if any) and a region."""
+    source = f"connector:{connector_id}" if connector_id else f"host:{host_role_arn}"
+    return f"{source}|{region}"
+
+
 @dataclass(frozen=True)
 class Resolved:
     region: str
@@ -45,10 +53,11 @@ class Resolved:
 
     @property
     def group(self) -> str:
-        """The credential group: what one GetAuthorizationToken serves (tokens are bound to
-        the credentials and the region, not to a registry)."""
-        source = f"connector:{self.connector.pk}" if self.connector else "host"
-        return f"{source}|{self.principal.role_arn}|{self.region}"
+        return credential_group(
+            connector_id=self.connector.pk if self.connector else None,
+            host_role_arn=self.principal.role_arn,
+            region=self.region,
+        )
 
 
 def input_variables(plan) -> dict[str, Variable]:

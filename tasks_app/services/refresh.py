@@ -1,77 +1,50 @@
-"""Scheduled refresh (SPEC §7): claim due tasks, group them, one AWS call per group.
+"""Scheduled refresh (SPEC §7): claim due credential groups, one AWS call per group.
 
 - A task is due when refresh_due_at has passed (tasks_app/schedule.py says how it
   is set).
-- Claims are compare-and-set updates of lease_until: two beats, or many
-  workers, never take the same task; a lease left by a killed worker expires
-  after ECRPORTAL_REFRESH_LEASE seconds and the task is claimed again.
-- Tasks that share credentials (source, connector, role) and region share one
-  ecr:GetAuthorizationToken: tokens are region-bound and registry-independent.
+- A tick claims whole groups (services/claims.py) and queues one message per claim;
+  the worker makes one ecr:GetAuthorizationToken for the group, at the fleet's pace
+  (services/pacing.py), stores the answer once (one Credential) and writes its tasks in
+  parts of PART, each part in its own short transaction.
+- Tasks that share credentials (connector, or the host's role) and region share one
+  call: tokens are region-bound and registry-independent.
 """
 
 import functools
 import logging
+import time
+import uuid
 from collections import defaultdict
-from datetime import timedelta
+from typing import NamedTuple
 
-from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.utils.timezone import now
 from kombu.exceptions import OperationalError
 
 from tasks_app import aws
 from tasks_app.crypto import EncryptionError
-from tasks_app.models import TaskConfig, TaskRun
+from tasks_app.models import Credential, TaskConfig, TaskRun
 from tasks_app.queue import REFRESH_GROUP, celery_task
+from tasks_app.services.claims import (
+    Claim,
+    claim_release,
+    claimed_task_ids,
+    refresh_claim,
+)
 from tasks_app.services.inputs import RunError, task_resolve
 from tasks_app.services.notifications import (
     notification_enqueue,
     notifications_due,
     notifications_queue,
 )
-from tasks_app.services.results import run_fail, runs_deliver
+from tasks_app.services.pacing import call_slot_take
+from tasks_app.services.results import credential_for, run_fail, runs_deliver
 from tasks_app.services.status import expired_task_ids, statuses_record
 
-# At most this many tasks are claimed per tick, and refreshed per worker message
-# (a larger group is split: one AWS call per part).
 log = logging.getLogger(__name__)
 
-CLAIM_BATCH = 20000
-GROUP_SIZE = 500
+PART = 1000  # tasks loaded and written per transaction by a worker
 SCHEDULE = TaskRun.Trigger.SCHEDULE
-
-
-def _due(at):
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=at)
-    return TaskConfig.objects.filter(free, enabled=True, refresh_due_at__lte=at).order_by(
-        "refresh_due_at"
-    )
-
-
-def refresh_claim(*, at=None, limit: int = CLAIM_BATCH, ids=None) -> list:
-    """Lease up to `limit` due tasks; returns the IDs this call claimed.
-
-    PostgreSQL: one locking read (FOR UPDATE SKIP LOCKED: rows another claimer
-    holds are passed over, not waited for) and one update. Elsewhere (SQLite):
-    a compare-and-set update per task.
-    """
-    at = at or now()
-    lease = at + timedelta(seconds=settings.REFRESH_LEASE)
-    due = _due(at) if ids is None else _due(at).filter(id__in=ids)
-    if connection.features.has_select_for_update_skip_locked:
-        with transaction.atomic():
-            claimed = list(
-                due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]
-            )
-            TaskConfig.objects.filter(id__in=claimed).update(lease_until=lease)
-        return claimed
-    claimed = []
-    for task_id, seen in due.values_list("id", "lease_until")[:limit]:
-        unchanged = Q(lease_until__isnull=True) if seen is None else Q(lease_until=seen)
-        if TaskConfig.objects.filter(unchanged, pk=task_id).update(lease_until=lease):
-            claimed.append(task_id)
-    return claimed
 
 
 def _tasks(task_ids):
@@ -80,93 +53,69 @@ def _tasks(task_ids):
     )
 
 
-def refresh_groups(task_ids) -> list[list]:
-    """The claimed tasks, grouped by the AWS call that serves them.
-
-    A task's credentials source, connector, role and region name its call. Tasks
-    that take their connector or region from a variable are resolved first; those
-    that cannot be resolved fail here, with a run that says why.
-    """
-    groups = defaultdict(list)
-    for task in (
-        _tasks(task_ids)
-        .select_related(None)
-        .only(
-            "id",
-            "job",
-            "credentials_source",
-            "connector",
-            "connector_variable",
-            "role_arn",
-            "region",
-            "region_variable",
+def _call(principal, region: str, group: str) -> Credential | aws.AwsError | EncryptionError:
+    """One GetAuthorizationToken at the fleet's pace, stored once; or why it failed."""
+    time.sleep(call_slot_take())
+    try:
+        authorization = aws.ecr_authorization(
+            principal, caller=aws.session_name(None), region=region
         )
-    ):
-        if task.region_variable or task.connector_variable:
-            task = TaskConfig.objects.select_related("job__plan__team").get(pk=task.pk)
-            try:
-                resolved = task_resolve(task=task, trigger=SCHEDULE)
-            except (RunError, EncryptionError) as e:
-                run_fail(run=TaskRun.objects.create(task=task, trigger=SCHEDULE), error=e)
-                continue
-            connector_id = resolved.connector.pk if resolved.connector else None
-            key = (task.credentials_source, connector_id, task.role_arn, resolved.region)
-        else:
-            key = (task.credentials_source, task.connector_id, task.role_arn, task.region)
-        groups[key].append(task.id)
-    return [
-        ids[i : i + GROUP_SIZE] for ids in groups.values() for i in range(0, len(ids), GROUP_SIZE)
-    ]
+    except (aws.AwsError, EncryptionError) as e:
+        return e
+    return credential_for(authorization=authorization, group=group)
 
 
-def refresh_group(*, task_ids) -> int:
-    """Refresh tasks that share credentials and region, with one GetAuthorizationToken."""
-    tasks = list(_tasks(task_ids))
-    runs = TaskRun.objects.bulk_create(
-        [TaskRun(task=task, trigger=SCHEDULE, started=now()) for task in tasks]
-    )
-    by_call: defaultdict[tuple, list] = defaultdict(list)
+def refresh_group(*, claim_id: uuid.UUID) -> int:
+    """Refresh the tasks a claim holds: one AWS call per (credentials, region) they resolve
+    to (one, unless a variable changed since the claim), written in parts. Returns how
+    many tasks got new credentials; 0 when the claim holds nothing any more."""
     memo: dict = {}
-    for task, run in zip(tasks, runs, strict=True):
-        try:
-            resolved = task_resolve(task=task, trigger=SCHEDULE, memo=memo)
-        except (RunError, EncryptionError) as e:
-            run_fail(run=run, error=e)
-            continue
-        run.region, run.connector = resolved.region, resolved.connector
-        by_call[(resolved.principal, resolved.region, resolved.group)].append((task, run))
-
+    outcomes: dict[tuple, Credential | aws.AwsError | EncryptionError] = {}
     refreshed = 0
-    caller = aws.session_name(None)
-    for (principal, region, group), members in by_call.items():
-        try:
-            authorization = aws.ecr_authorization(principal, caller=caller, region=region)
-        except (aws.AwsError, EncryptionError) as e:
-            for _, run in members:
+    ids = claimed_task_ids(claim_id=claim_id)
+    for start in range(0, len(ids), PART):
+        tasks = list(_tasks(ids[start : start + PART]))
+        runs = TaskRun.objects.bulk_create(
+            [TaskRun(task=task, trigger=SCHEDULE, started=now()) for task in tasks]
+        )
+        by_call: defaultdict[tuple, list] = defaultdict(list)
+        for task, run in zip(tasks, runs, strict=True):
+            try:
+                resolved = task_resolve(task=task, trigger=SCHEDULE, memo=memo)
+            except (RunError, EncryptionError) as e:
                 run_fail(run=run, error=e)
-            continue
-        runs_deliver(authorization=authorization, group=group, runs=members)
-        refreshed += len(members)
+                continue
+            run.region, run.connector = resolved.region, resolved.connector
+            by_call[(resolved.principal, resolved.region, resolved.group)].append((task, run))
+        for key, members in by_call.items():
+            if key not in outcomes:
+                outcomes[key] = _call(*key)
+            outcome = outcomes[key]
+            if isinstance(outcome, Credential):
+                refreshed += runs_deliver(credential=outcome, runs=members)
+            else:
+                for _, run in members:
+                    run_fail(run=run, error=outcome)
     return refreshed
 
 
-def _enqueue(task, ids) -> None:
-    """Queue a group; if the broker cannot take it, give the tasks back at once rather
+def _enqueue(task, claim: Claim) -> None:
+    """Queue a claim; if the broker cannot take it, give its tasks back at once rather
     than leave them leased until the lease runs out."""
     try:
-        task.delay([str(i) for i in ids])
+        task.delay(str(claim.id))
     except OperationalError as e:
-        TaskConfig.objects.filter(id__in=ids).update(lease_until=None)
-        log.warning("Could not queue the refresh of %d tasks (%s); released them.", len(ids), e)
+        claim_release(claim_id=claim.id)
+        log.warning(
+            "Could not queue the refresh of %d tasks (%s); released them.", len(claim.task_ids), e
+        )
 
 
-def _queue_groups(claimed) -> list[list]:
-    """Group claimed tasks and queue one refresh per group after the commit."""
+def _queue(claims: list[Claim]) -> None:
+    """Queue one refresh per claim after the commit."""
     refresh_group_task = celery_task(REFRESH_GROUP)
-    groups = refresh_groups(claimed)
-    for group in groups:
-        transaction.on_commit(functools.partial(_enqueue, refresh_group_task, group))
-    return groups
+    for claim in claims:
+        transaction.on_commit(functools.partial(_enqueue, refresh_group_task, claim))
 
 
 def refresh_tick(*, at=None) -> int:
@@ -176,12 +125,12 @@ def refresh_tick(*, at=None) -> int:
     notifications whose attempt is due (a retry, or one a lost worker held).
     """
     at = at or now()
-    claimed = refresh_claim(at=at)
-    _queue_groups(claimed)
+    claims = refresh_claim(at=at)
+    _queue(claims)
     expiries_record(at=at)
     for delivery_id in notifications_due(at=at):
         notification_enqueue(delivery_id=delivery_id)
-    return len(claimed)
+    return sum(len(claim.task_ids) for claim in claims)
 
 
 def expiries_record(*, at=None) -> list:
@@ -195,13 +144,24 @@ def expiries_record(*, at=None) -> list:
     return changes
 
 
-def refresh_request(*, tasks, at=None) -> tuple[int, int]:
+class Requested(NamedTuple):
+    asked: int  # tasks asked for
+    queued: int  # tasks queued, with the others of their groups
+    groups: int  # AWS calls they take
+
+
+def refresh_request(*, tasks, at=None) -> Requested:
     """Refresh these tasks now, through the workers ("Refresh all due").
 
-    Returns (tasks queued, groups): tasks another worker holds are left to it.
+    Tasks another worker holds are left to it; the others of their groups come along (one
+    AWS call serves them all). Those beyond what the fleet's rate allows now stay due, so
+    the next ticks take them.
     """
     at = at or now()
     ids = list(tasks.filter(enabled=True).values_list("id", flat=True))
     TaskConfig.objects.filter(id__in=ids).update(refresh_due_at=at)
-    claimed = refresh_claim(at=at, ids=ids)
-    return len(claimed), len(_queue_groups(claimed))
+    claims = refresh_claim(at=at, ids=ids)
+    _queue(claims)
+    return Requested(
+        asked=len(ids), queued=sum(len(claim.task_ids) for claim in claims), groups=len(claims)
+    )

@@ -46,6 +46,7 @@ def run_record_failure(
             last_run_ok=False,
             last_error=message[:1000],
             lease_until=None,
+            claim=None,
             failures=F("failures") + 1,
         )
         failures = tasks.values_list("failures", flat=True).first()
@@ -106,6 +107,7 @@ TASK_FIELDS = [
     "last_run_ok",
     "last_error",
     "lease_until",
+    "claim",
     "expires_at",
     "failures",
     "refresh_due_at",
@@ -130,26 +132,39 @@ def _update_each(model, objects, fields: list[str]) -> None:
             model.objects.filter(pk__in=chunk).update(**dict(zip(columns, values, strict=True)))
 
 
-def runs_deliver(
-    *, authorization: aws.EcrAuthorization, group: str, runs: list[tuple[TaskConfig, TaskRun]]
-) -> Credential | None:
-    """Store one AWS answer once, as the credential of every task it serves, and finish
-    their runs, in one transaction: every task gets the new variables, or none does.
+def credential_for(*, authorization: aws.EcrAuthorization, group: str) -> Credential:
+    """One AWS answer as a credential for every task it serves, not saved yet: runs_deliver
+    saves it (encrypted once) in the transaction of the first tasks it serves."""
+    return Credential(
+        group=group[:300],
+        token=authorization.token,
+        username=authorization.username,
+        expires_at=authorization.expires_at,
+        proxy_endpoint=authorization.proxy_endpoint,
+        request_id=authorization.request_id,
+        created=now(),
+    )
 
-    Tasks served by one token get one refresh time (with one jitter), so they stay one
-    group, refreshed with one AWS call, next time too. Returns the credential (None when
-    every task was deleted meanwhile).
+
+def runs_deliver(*, credential: Credential, runs: list[tuple[TaskConfig, TaskRun]]) -> int:
+    """Make the credential that of these tasks and finish their runs, in one transaction:
+    every task of the part gets the new variables, or none does.
+
+    Tasks served by one credential get one refresh time (one jitter, drawn from the
+    credential), whichever part they are written in, so they stay one group, refreshed
+    with one AWS call, next time too. Returns how many tasks were
+    served (those deleted meanwhile are not).
     """
     finished = now()
-    expires = authorization.expires_at
+    expires = credential.expires_at
     for _, run in runs:
         run.finished, run.outcome = finished, TaskRun.Outcome.SUCCEEDED
         run.error_class = run.error_message = ""
-        run.aws_request_id = authorization.request_id
+        run.aws_request_id = credential.request_id
         run.token_expires_at = expires
     ids = [task.pk for task, _ in runs]
     fresh = expires > finished
-    due = next_refresh(expires_at=expires, at=finished) if fresh else None
+    due = next_refresh(expires_at=expires, at=credential.created, seed=credential.pk.int)
     with transaction.atomic():
         # Lock the rows first (PostgreSQL): failures counts on from the latest value.
         failures = dict(
@@ -157,19 +172,13 @@ def runs_deliver(
         )
         runs = [(task, run) for task, run in runs if task.pk in failures]  # deleted meanwhile
         if not runs:
-            return None
-        credential = Credential.objects.create(
-            group=group[:300],
-            token=authorization.token,
-            username=authorization.username,
-            expires_at=expires,
-            proxy_endpoint=authorization.proxy_endpoint,
-            request_id=authorization.request_id,
-            created=finished,
-        )
+            return 0
+        if credential._state.adding:
+            credential.save(force_insert=True)
         for task, _ in runs:
             task.credential = credential
-            task.last_run_at, task.last_run_ok, task.lease_until = finished, True, None
+            task.last_run_at, task.last_run_ok = finished, True
+            task.lease_until, task.claim = None, None
             task.expires_at = expires
             if fresh:
                 task.failures, task.last_error = 0, ""
@@ -189,7 +198,7 @@ def runs_deliver(
             at=finished,
         )
         notifications_queue(changes=changes)
-    return credential
+    return len(runs)
 
 
 def credentials_unused_delete() -> int:

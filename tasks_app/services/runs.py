@@ -1,7 +1,7 @@
 """Running an Amazon ECR credentials task now (SPEC §4.2): Run now, the API's run, the CLI.
 
 The scheduled refresh (services/refresh.py) uses the same pieces for many tasks at once:
-task_resolve, one AWS call per group, runs_deliver and run_fail.
+task_resolve, one AWS call per group, credential_for, runs_deliver and run_fail.
 """
 
 from tasks_app import aws
@@ -10,7 +10,13 @@ from tasks_app.crypto import EncryptionError
 from tasks_app.models import TaskConfig, TaskRun
 from tasks_app.services.audit import audit_record
 from tasks_app.services.inputs import RunError, TaskDisabled, task_resolve
-from tasks_app.services.results import run_fail, run_record_failure, runs_deliver
+from tasks_app.services.pacing import call_slot_take
+from tasks_app.services.results import (
+    credential_for,
+    run_fail,
+    run_record_failure,
+    runs_deliver,
+)
 
 
 def task_run(*, task: TaskConfig, trigger: str, actor: Actor) -> TaskRun:
@@ -35,6 +41,7 @@ def task_run(*, task: TaskConfig, trigger: str, actor: Actor) -> TaskRun:
     try:
         resolved = task_resolve(task=task, trigger=trigger)
         run.region, run.connector = resolved.region, resolved.connector
+        call_slot_take()  # counts towards the fleet's rate; a person does not wait for it
         authorization = aws.ecr_authorization(
             resolved.principal,
             caller=caller,
@@ -49,5 +56,6 @@ def task_run(*, task: TaskConfig, trigger: str, actor: Actor) -> TaskRun:
             run=run, error_class=type(e).__name__, message="Internal error; see logs."
         )
         raise
-    runs_deliver(authorization=authorization, group=resolved.group, runs=[(task, run)])
+    credential = credential_for(authorization=authorization, group=resolved.group)
+    runs_deliver(credential=credential, runs=[(task, run)])
     return run

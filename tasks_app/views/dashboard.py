@@ -62,11 +62,13 @@ def refresh_due(request):
     """Queue every due, failing, expired or never-run task the user may edit."""
     at = now()
     editable = teams_with_role(request.user, Role.EDITOR)
-    queued, groups = refresh_request(tasks=refreshable_tasks(team_ids=editable, at=at), at=at)
+    asked, queued, groups = refresh_request(
+        tasks=refreshable_tasks(team_ids=editable, at=at), at=at
+    )
     if queued:
         audit_record(
             action="tasks.refresh_requested",
-            summary=f"Asked for the refresh of {queued} due tasks",
+            summary=f"Asked for the refresh of {asked} due tasks",
             actor=actor_for(request),
             changes={"tasks": queued, "groups": groups},
         )
@@ -74,6 +76,13 @@ def refresh_due(request):
             request,
             f"Queued {queued} task{'s' if queued != 1 else ''} in {groups} AWS "
             f"call{'s' if groups != 1 else ''}; the workers refresh them now.",
+        )
+    elif asked:
+        messages.info(
+            request,
+            f"The workers are busy with as many AWS calls as the fleet's rate allows; "
+            f"{asked} task{'s are' if asked != 1 else ' is'} due now and the next "
+            "refresh ticks take them.",
         )
     else:
         messages.info(request, "Nothing is due: every task you may edit has a valid token.")

@@ -1,0 +1,86 @@
+"""The fleet-wide pace of ecr:GetAuthorizationToken calls (ECRPORTAL_AWS_CALL_RATE)."""
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tasks_app.actor import SYSTEM
+from tasks_app.models import CallRate, Role, TaskConfig
+from tasks_app.services import claims, refresh
+from tasks_app.services.pacing import call_slot_take
+from tasks_app.services.runs import task_run
+from tests.conftest import make_connector, make_due_tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_burst_of_one_second_goes_at_once_then_calls_are_paced(settings):
+    settings.AWS_CALL_RATE = 5
+    at = timezone.now()
+    waits = [call_slot_take(at=at) for _ in range(8)]
+    assert waits[:5] == [0.0] * 5
+    assert waits[5:] == pytest.approx([0.2, 0.4, 0.6])
+
+
+def test_an_idle_bucket_fills_up_to_one_burst_and_no_more(settings):
+    settings.AWS_CALL_RATE = 5
+    at = timezone.now()
+    for _ in range(5):
+        call_slot_take(at=at)
+    later = at + timedelta(hours=1)
+    waits = [call_slot_take(at=later) for _ in range(6)]
+    assert waits == pytest.approx([0, 0, 0, 0, 0, 0.2])
+
+
+def test_no_rate_means_no_waiting_and_nothing_stored(settings):
+    settings.AWS_CALL_RATE = 0
+    assert [call_slot_take() for _ in range(100)] == [0.0] * 100
+    assert not CallRate.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_processes_share_one_pace(settings):
+    """Four threads, each with its own database connection, as four worker processes."""
+    settings.AWS_CALL_RATE = 10
+    at = timezone.now()
+
+    def take(_):
+        try:
+            return [call_slot_take(at=at) for _ in range(10)]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        waits = sorted(w for batch in pool.map(take, range(4)) for w in batch)
+    # 40 calls at 10 per second: 10 at once, then one slot every 0.1 s, none shared.
+    assert waits == pytest.approx([0.0] * 10 + [0.1 * n for n in range(1, 31)])
+
+
+def test_a_scheduled_refresh_waits_its_turn(settings, monkeypatch, aws_endpoint, ecr_expiry):
+    settings.AWS_CALL_RATE = 1
+    slept = []
+    monkeypatch.setattr(refresh.time, "sleep", slept.append)
+    tasks = make_due_tasks(3, alice=Role.EDITOR)
+    team = tasks[0].job.plan.team
+    connectors = [make_connector(team, name=f"c{i}") for i in range(3)]
+    for task, connector in zip(tasks, connectors, strict=True):
+        TaskConfig.objects.filter(pk=task.pk).update(connector=connector)
+    for claim in claims.refresh_claim():
+        refresh.refresh_group(claim_id=claim.id)
+    assert len(slept) == 3
+    assert slept[0] == 0
+    assert slept[1] == pytest.approx(1, abs=0.2)
+    assert slept[2] == pytest.approx(2, abs=0.2)
+
+
+def test_run_now_counts_but_never_waits(settings, monkeypatch, aws_endpoint, ecr_expiry):
+    settings.AWS_CALL_RATE = 1
+    monkeypatch.setattr(refresh.time, "sleep", pytest.fail)
+    (task,) = make_due_tasks(1)
+    for _ in range(3):
+        assert task_run(task=task, trigger="manual", actor=SYSTEM).outcome == "succeeded"
+    # Three slots taken: a scheduled call now would wait about two seconds.
+    assert call_slot_take() == pytest.approx(3, abs=0.3)
