@@ -304,6 +304,9 @@ AWS_MAX_ATTEMPTS = env_int("ECRPORTAL_AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=1
 # for their turn; Run now and API runs count but never wait. A tick claims at most two
 # ticks' worth of calls (services/claims.py).
 AWS_CALL_RATE = env_float("ECRPORTAL_AWS_CALL_RATE", 20, minimum=0, maximum=10000)
+# AWS sessions each process keeps (least recently used dropped first; at most twice as
+# many clients): about 0.3 MiB each, clients as much again.
+AWS_SESSIONS = env_int("ECRPORTAL_AWS_SESSIONS", 32, minimum=1, maximum=4096)
 
 # Environment names of generated variables: this prefix + the key with dots as
 # underscores, e.g. bamboo_custom_aws_ecr_password.

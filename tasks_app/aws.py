@@ -2,10 +2,11 @@
 
 - A ``Principal`` says how to obtain credentials (what a connector says, or the
   host's own identity plus an optional role to assume).
-- Sessions are cached per process and principal. Temporary credentials from
-  STS are botocore refreshable credentials: reused until near their expiry,
-  then fetched again transparently. Clients are cached per session, service,
-  region and retry mode.
+- Sessions are cached per process and principal, the ECRPORTAL_AWS_SESSIONS most
+  recently used (and at most twice as many clients), so memory stays flat however many
+  connectors there are. Temporary credentials from STS are botocore refreshable
+  credentials: reused until near their expiry, then fetched again transparently.
+  Clients are cached per session, service, region and retry mode.
 - Timeouts are short, so that an unreachable endpoint fails in seconds.
 - Failures raise ``AwsError`` with the AWS error code, the request ID and an
   explanation in plain words.
@@ -63,7 +64,6 @@ ECR_POLICY_DOCUMENT = {
         }
     ],
 }
-MAX_CACHED_SESSIONS = 256
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,13 @@ class _CachedSession:
     clients: dict = field(default_factory=dict)
 
 
+def cached_sessions() -> list[tuple[Principal, int]]:
+    """The principals whose sessions this process keeps, least recently used first, with
+    how many clients each holds."""
+    with _lock:
+        return [(key[0], len(cached.clients)) for key, cached in _sessions.items()]
+
+
 def clear_caches() -> None:
     with _lock:
         _sessions.clear()
@@ -197,6 +204,7 @@ def _client(cached: _CachedSession, service: str, region: str, *, interactive: b
                 endpoint_url=_endpoint_url(service),
                 config=_config(interactive=interactive),
             )
+            _evict()
         return client
 
 
@@ -233,9 +241,19 @@ def _session(principal: Principal, *, caller: str, interactive: bool) -> _Cached
     cached = _CachedSession(_build_session(principal, caller=caller, interactive=interactive))
     with _lock:
         _sessions[key] = cached
-        while len(_sessions) > MAX_CACHED_SESSIONS:
-            _sessions.popitem(last=False)
+        _evict()
     return cached
+
+
+def _evict() -> None:
+    """Drop the least recently used sessions beyond ECRPORTAL_AWS_SESSIONS, or beyond twice
+    as many clients: a session costs about 0.3 MiB and each client as much again, so the
+    cache stays within some 30 MiB however many connectors there are."""
+    limit = settings.AWS_SESSIONS
+    clients = sum(len(cached.clients) for cached in _sessions.values())
+    while len(_sessions) > 1 and (len(_sessions) > limit or clients > 2 * limit):
+        _, dropped = _sessions.popitem(last=False)
+        clients -= len(dropped.clients)
 
 
 def _base_session(principal: Principal) -> boto3.Session:

@@ -403,6 +403,30 @@ def test_the_openapi_schema_validates_and_documents_every_endpoint(world):
 # --- the token path's per-process cache -----------------------------------------------------
 
 
+@pytest.mark.parametrize("path", ["api_task_variables", "api_task_env"])
+def test_a_cache_miss_costs_two_queries_and_one_decryption(
+    world, settings, monkeypatch, django_assert_num_queries, path
+):
+    from tasks_app import crypto, ttl_cache
+
+    decrypted = []
+    real = crypto.decrypt
+    monkeypatch.setattr(crypto, "decrypt", lambda *a, **k: decrypted.append(1) or real(*a, **k))
+    settings.API_CACHE_SECONDS = 30
+    client = _client(_token(world["plan"], world["build"]))
+    url = reverse(path, args=[world["local"].id]) + ("?shell=bash" if "env" in path else "")
+    assert client.get(url).status_code == 200  # the first use also records it (a write)
+    for _ in range(3):
+        ttl_cache.tokens.clear()
+        ttl_cache.deliveries.clear()
+        decrypted.clear()
+        with django_assert_num_queries(2):  # the token, the task with its credential
+            assert client.get(url).status_code == 200
+        assert len(decrypted) == 1
+    with django_assert_num_queries(0):  # and a hit costs none
+        assert client.get(url).status_code == 200
+
+
 def test_the_cache_never_serves_a_value_past_its_expiry(world, settings):
     import time
 

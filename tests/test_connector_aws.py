@@ -10,7 +10,7 @@ from tasks_app import aws
 from tasks_app.actor import Actor
 from tasks_app.models import Connector, Role
 from tasks_app.services.connectors import connector_test, principal_for
-from tests.conftest import HOST_ACCESS_KEY_ID, make_connector, make_team
+from tests.conftest import HOST_ACCESS_KEY_ID, SECRET, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 
@@ -171,6 +171,35 @@ def test_temporary_credentials_and_clients_are_reused(aws_endpoint, aws_calls, t
     # Another caller is another role session.
     aws.ecr_authorization(principal, caller="ecrportal-bob", region="eu-west-1")
     assert _operations(aws_calls).count("sts:AssumeRole") == 2
+
+
+def test_the_session_cache_keeps_the_most_recently_used_and_bounds_their_clients(
+    aws_endpoint, aws_calls, settings
+):
+    settings.AWS_SESSIONS = 3
+    principals = [
+        aws.Principal(
+            credentials="access_key",
+            access_key_id=f"AKIAEXAMPLE{i:09d}",
+            secret_access_key=f"{SECRET}{i}",
+        )
+        for i in range(5)
+    ]
+
+    def call(i, region="eu-west-1"):
+        aws.ecr_authorization(principals[i], caller="ecrportal-scheduler", region=region)
+
+    for i in range(5):
+        call(i)
+    assert aws.cached_sessions() == [(p, 1) for p in principals[2:]]  # the 3 most recent
+    call(2)  # used again: now the most recent; 3 is the least
+    call(0)
+    assert aws.cached_sessions() == [(principals[4], 1), (principals[2], 1), (principals[0], 1)]
+
+    # Clients count too: one session in many regions pushes the others out.
+    for region in ("us-east-1", "us-west-2", "ap-south-1", "sa-east-1", "eu-north-1"):
+        call(0, region)
+    assert aws.cached_sessions() == [(principals[0], 6)]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,19 @@ from tasks_app.services.audit import audit_record
 LAST_USE_RESOLUTION = timedelta(seconds=60)
 
 
+# What authenticating and deciding access read of a token, on every API request.
+TOKEN_PATH_FIELDS = (
+    "id",
+    "team_id",
+    "plan_id",
+    "job_id",
+    "hint",
+    "expires_at",
+    "revoked_at",
+    "last_used_at",
+)
+
+
 def token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -77,8 +90,10 @@ def token_authenticate(*, raw: str, address: str | None) -> ApiToken | None:
     digest = token_hash(raw)
     token = ttl_cache.tokens.get(digest)
     if token is None:
-        token = ApiToken.objects.select_related("plan", "job").filter(token_hash=digest).first()
-        if token is None:
+        # One short query: the columns access decisions need (plan and job load on demand).
+        try:
+            token = ApiToken.objects.only(*TOKEN_PATH_FIELDS).get(token_hash=digest)
+        except ApiToken.DoesNotExist:
             return None
         ttl_cache.tokens.put(digest, token)
     if not token.active:
