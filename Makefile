@@ -68,6 +68,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/python manage.py init_data --verbosity 0
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 format: $(DEV_STAMP)

@@ -114,12 +114,13 @@ _SQLITE_OPTIONS = {
     "timeout": 20,
 }
 DATABASE_URL = env_str("DATABASE_URL")
+# Seconds a process keeps its database connection between requests (0: a new one for
+# each request, which costs more than the queries of an API read).
+DB_CONN_MAX_AGE = env_int("ECRPORTAL_DB_CONN_MAX_AGE", 60, minimum=0)
 if DATABASE_URL:
     try:
         _db = dj_database_url.parse(
-            DATABASE_URL,
-            conn_max_age=env_int("ECRPORTAL_DB_CONN_MAX_AGE", 60, minimum=0),
-            conn_health_checks=True,
+            DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True
         )
     except ValueError as e:
         raise ImproperlyConfigured(f"DATABASE_URL is not valid: {e}") from None
@@ -130,6 +131,8 @@ else:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(DATA_DIR / "db.sqlite3"),
         "OPTIONS": _SQLITE_OPTIONS,
+        "CONN_MAX_AGE": DB_CONN_MAX_AGE,
+        "CONN_HEALTH_CHECKS": True,
     }
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that worker and web processes started by the

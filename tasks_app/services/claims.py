@@ -5,6 +5,9 @@ worker message each.
   (services/inputs.py, credential_group): the due ones and, since the one AWS call serves
   them all, the others too, so that their refresh times are one again after a manual run,
   a new task or a failure had set them apart.
+- Groups are counted in the database, and claimed with one UPDATE each: a tick's memory
+  grows with the groups, not with the tasks. Tasks that take their connector or region
+  from a variable are resolved one by one (they are few) and join the group they name.
 - The oldest due group goes first. A tick claims at most two ticks' worth of calls at
   ECRPORTAL_AWS_CALL_RATE, less the claims still queued, so queued work never outlives
   its lease; with no rate set, groups until CLAIM_BATCH tasks.
@@ -16,12 +19,12 @@ worker message each.
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils.timezone import now
 
 from tasks_app.crypto import EncryptionError
@@ -31,24 +34,26 @@ from tasks_app.services.results import run_fail
 
 CLAIM_BATCH = 50_000  # tasks per tick, unless a single group is larger
 CLAIM_LOCK = 0x45435250  # the advisory lock claimers take turns with ("ECRP")
-PART = 2000  # task IDs per UPDATE statement
 SCHEDULE = TaskRun.Trigger.SCHEDULE
-KEY_FIELDS = (
-    "id",
-    "credentials_source",
-    "connector_id",
-    "role_arn",
-    "region",
-    "connector_variable",
-    "region_variable",
-)
+STATIC = ("credentials_source", "connector_id", "role_arn", "region")
 
 
 @dataclass(frozen=True)
 class Claim:
     id: uuid.UUID
     group: str
-    task_ids: list[uuid.UUID]
+    size: int  # tasks it holds
+
+
+@dataclass
+class _Group:
+    """A credential group with due tasks: how to find its tasks, when the first was due."""
+
+    key: str
+    first_due: datetime
+    due: int
+    static: dict | None = None  # the columns its tasks without variables share
+    resolved: list = field(default_factory=list)  # tasks that resolve to it by variables
 
 
 def _free(at: datetime) -> QuerySet[TaskConfig]:
@@ -57,31 +62,57 @@ def _free(at: datetime) -> QuerySet[TaskConfig]:
     )
 
 
-def _static_group(row: tuple) -> str | None:
-    """The group of a task from its own columns; None when a variable decides it."""
-    _, source, connector_id, role_arn, region, connector_variable, region_variable = row
-    if connector_variable or region_variable:
-        return None
+# The tasks whose group their own columns decide (no variable, and a connector if they
+# need one); the others are resolved first.
+STATIC_TASKS = Q(connector_variable="", region_variable="") & ~Q(
+    credentials_source=TaskConfig.Source.CONNECTOR, connector=None
+)
+
+
+def _static_group(source, connector_id, role_arn, region) -> str:
     if source == TaskConfig.Source.CONNECTOR:
-        if connector_id is None:
-            return None  # cannot run; resolving it says why
         return credential_group(connector_id=connector_id, host_role_arn="", region=region)
     return credential_group(connector_id=None, host_role_arn=role_arn, region=region)
 
 
-def _resolve(task_ids: list) -> tuple[dict, list]:
-    """Groups of the tasks that take their connector or region from a variable, and the
-    tasks that cannot run as configured, with the reason."""
-    groups, failed = {}, []
-    memo: dict = {}
-    tasks = TaskConfig.objects.filter(id__in=task_ids).select_related(
-        "job__plan__team", "connector__team"
+def _static_filter(source, connector_id, role_arn, region) -> dict:
+    if source == TaskConfig.Source.CONNECTOR:
+        return {"credentials_source": source, "connector_id": connector_id, "region": region}
+    return {"credentials_source": source, "role_arn": role_arn, "region": region}
+
+
+def _due_groups(due: QuerySet[TaskConfig]) -> tuple[dict[str, _Group], list]:
+    """The groups of the due tasks, counted in the database (memory stays O(groups)), and
+    the tasks that cannot run as configured, with the reason."""
+    groups: dict[str, _Group] = {}
+    counted = (
+        due.filter(STATIC_TASKS)
+        .values(*STATIC)
+        .annotate(first_due=Min("refresh_due_at"), due=Count("id"))
+        .order_by()
     )
-    for task in tasks:
+    for row in counted:
+        columns = [row[name] for name in STATIC]
+        key = _static_group(*columns)
+        group = groups.setdefault(key, _Group(key, row["first_due"], 0))
+        group.static = _static_filter(*columns)
+        group.first_due = min(group.first_due, row["first_due"])
+        group.due += row["due"]
+    variable = due.filter(~STATIC_TASKS)
+    failed = []
+    memo: dict = {}
+    for task in variable.select_related("job__plan__team", "connector__team"):
         try:
-            groups[task.id] = task_resolve(task=task, trigger=SCHEDULE, memo=memo).group
+            key = task_resolve(task=task, trigger=SCHEDULE, memo=memo).group
         except (RunError, EncryptionError) as e:
             failed.append((task, e))
+            continue
+        due_at = task.refresh_due_at
+        assert due_at is not None  # `due` holds only tasks with a due time
+        group = groups.setdefault(key, _Group(key, due_at, 0))
+        group.first_due = min(group.first_due, due_at)
+        group.due += 1
+        group.resolved.append(task.pk)
     return groups, failed
 
 
@@ -99,40 +130,15 @@ def _group_budget(at: datetime) -> int | None:
     return max(0, allowed - queued)
 
 
-def _choose(groups: dict[str, list], budget: int | None) -> dict[str, list]:
-    chosen: dict[str, list] = {}
+def _choose(groups: dict[str, _Group], budget: int | None) -> list[_Group]:
+    chosen: list[_Group] = []
     tasks = 0
-    for group, ids in groups.items():
+    for group in sorted(groups.values(), key=lambda g: g.first_due):
         if chosen and (tasks >= CLAIM_BATCH or (budget is not None and len(chosen) >= budget)):
             break
-        chosen[group] = ids
-        tasks += len(ids)
+        chosen.append(group)
+        tasks += group.due
     return chosen
-
-
-def _complete(chosen: dict[str, list], at: datetime) -> None:
-    """Add the free tasks of the chosen groups that are not due yet."""
-    connectors, roles = set(), set()
-    for rows in chosen.values():
-        for _, source, connector_id, role_arn, *_ in rows:
-            if source == TaskConfig.Source.CONNECTOR:
-                connectors.add(connector_id)
-            else:
-                roles.add(role_arn)
-    members = (
-        _free(at)
-        .filter(connector_variable="", region_variable="")
-        .filter(
-            Q(credentials_source=TaskConfig.Source.CONNECTOR, connector_id__in=connectors)
-            | Q(credentials_source=TaskConfig.Source.HOST, role_arn__in=roles)
-        )
-        .values_list(*KEY_FIELDS)
-    )
-    seen = {row[0] for rows in chosen.values() for row in rows}
-    for row in members.iterator(chunk_size=PART):
-        group = _static_group(row)
-        if group in chosen and row[0] not in seen:
-            chosen[group].append(row)
 
 
 def _serialize() -> None:
@@ -142,9 +148,9 @@ def _serialize() -> None:
 
 
 def refresh_claim(*, at: datetime | None = None, ids=None) -> list[Claim]:
-    """Lease whole credential groups of due tasks (of `ids` only, if given), the oldest due
-    first; returns one claim per group. Tasks whose variables cannot be resolved are not
-    claimed: their run fails here, with back-off."""
+    """Lease whole credential groups with due tasks (of `ids` only, if given), the oldest
+    due first; returns one claim per group. Tasks whose variables cannot be resolved are
+    not claimed: their run fails here, with back-off."""
     at = at or now()
     lease = at + timedelta(seconds=settings.REFRESH_LEASE)
     with transaction.atomic():
@@ -155,24 +161,19 @@ def refresh_claim(*, at: datetime | None = None, ids=None) -> list[Claim]:
         due = _free(at).filter(refresh_due_at__lte=at)
         if ids is not None:
             due = due.filter(id__in=ids)
-        rows = list(due.order_by("refresh_due_at").values_list(*KEY_FIELDS))
-        resolved, failed = _resolve([row[0] for row in rows if _static_group(row) is None])
-        groups: dict[str, list] = {}
-        for row in rows:
-            group = _static_group(row) or resolved.get(row[0])
-            if group is not None:
-                groups.setdefault(group, []).append(row)
-        chosen = _choose(groups, budget)
-        _complete(chosen, at)
-        claims = [
-            Claim(id=uuid.uuid4(), group=group, task_ids=[row[0] for row in members])
-            for group, members in chosen.items()
-        ]
-        for claim in claims:
-            for start in range(0, len(claim.task_ids), PART):
-                TaskConfig.objects.filter(id__in=claim.task_ids[start : start + PART]).update(
-                    lease_until=lease, claim=claim.id
+        groups, failed = _due_groups(due)
+        claims = []
+        for group in _choose(groups, budget):
+            claim_id = uuid.uuid4()
+            size = 0
+            if group.static is not None:  # every free task of the group, due or not
+                members = _free(at).filter(STATIC_TASKS, **group.static)
+                size += members.update(lease_until=lease, claim=claim_id)
+            if group.resolved:
+                size += TaskConfig.objects.filter(id__in=group.resolved).update(
+                    lease_until=lease, claim=claim_id
                 )
+            claims.append(Claim(id=claim_id, group=group.key, size=size))
         for task, error in failed:
             run_fail(run=TaskRun.objects.create(task=task, trigger=SCHEDULE), error=error)
     return claims

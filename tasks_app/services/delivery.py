@@ -11,7 +11,8 @@ from django.utils.timezone import now
 from tasks_app import ttl_cache
 from tasks_app.access import require_task_access, require_team_role, token_may_see
 from tasks_app.actor import Actor
-from tasks_app.models import Job, Plan, Role, Scope, TaskConfig
+from tasks_app.compiled import CompiledRead, instance
+from tasks_app.models import Credential, Job, Plan, Role, Scope, TaskConfig
 from tasks_app.services.audit import audit_record
 from tasks_app.services.scopes import task_variables
 
@@ -96,11 +97,11 @@ def task_for_actor(*, task_id, actor: Actor) -> TaskConfig:
 
 
 # What serving a task to a token reads: the task's own settings and state, its plan (by
-# ID) and its credential; one query, no more columns than that.
-TOKEN_PATH_FIELDS = (
+# ID) and its credential, in one query compiled once per thread (tasks_app/compiled.py).
+TASK_COLUMNS = (
     "id",
     "job_id",
-    "job__plan_id",
+    "credential_id",
     "description",
     "namespace",
     "registry_id",
@@ -109,23 +110,33 @@ TOKEN_PATH_FIELDS = (
     "expires_at",
     "last_run_ok",
     "last_error",
-    "credential__token",
-    "credential__username",
-    "credential__expires_at",
-    "credential__proxy_endpoint",
-    "credential__request_id",
+)
+CREDENTIAL_COLUMNS = ("token", "username", "expires_at", "proxy_endpoint", "request_id")
+TOKEN_PATH_FIELDS = (
+    *TASK_COLUMNS,
+    "job__plan_id",
+    *(f"credential__{name}" for name in CREDENTIAL_COLUMNS),
+)
+_task_read = CompiledRead(
+    lambda task_id: (
+        TaskConfig.objects.filter(id=task_id).order_by().values_list(*TOKEN_PATH_FIELDS)
+    ),
+    field=TaskConfig._meta.pk,
+    fields=TOKEN_PATH_FIELDS,
 )
 
 
 def _task_for_token(*, task_id, actor: Actor) -> TaskConfig:
-    try:
-        task = (
-            TaskConfig.objects.select_related("job", "credential")
-            .only(*TOKEN_PATH_FIELDS)
-            .get(id=task_id)  # unordered, unlike first()
+    row = _task_read.get(task_id)
+    if row is None:
+        raise Http404("No such task.")
+    width = len(TASK_COLUMNS)
+    task = instance(TaskConfig, TASK_COLUMNS, row[:width])
+    task.job = instance(Job, ("id", "plan_id"), (task.job_id, row[width]))
+    if task.credential_id is not None:
+        task.credential = instance(
+            Credential, ("id", *CREDENTIAL_COLUMNS), (task.credential_id, *row[width + 1 :])
         )
-    except TaskConfig.DoesNotExist:
-        raise Http404("No such task.") from None
     require_task_access(actor, task)
     return task
 

@@ -106,9 +106,7 @@ def _enqueue(task, claim: Claim) -> None:
         task.delay(str(claim.id))
     except OperationalError as e:
         claim_release(claim_id=claim.id)
-        log.warning(
-            "Could not queue the refresh of %d tasks (%s); released them.", len(claim.task_ids), e
-        )
+        log.warning("Could not queue the refresh of %d tasks (%s); released them.", claim.size, e)
 
 
 def _queue(claims: list[Claim]) -> None:
@@ -130,7 +128,7 @@ def refresh_tick(*, at=None) -> int:
     expiries_record(at=at)
     for delivery_id in notifications_due(at=at):
         notification_enqueue(delivery_id=delivery_id)
-    return sum(len(claim.task_ids) for claim in claims)
+    return sum(claim.size for claim in claims)
 
 
 def expiries_record(*, at=None) -> list:
@@ -163,5 +161,5 @@ def refresh_request(*, tasks, at=None) -> Requested:
     claims = refresh_claim(at=at, ids=ids)
     _queue(claims)
     return Requested(
-        asked=len(ids), queued=sum(len(claim.task_ids) for claim in claims), groups=len(claims)
+        asked=len(ids), queued=sum(claim.size for claim in claims), groups=len(claims)
     )

@@ -9,6 +9,7 @@ from django.utils.timezone import now
 
 from tasks_app import ttl_cache
 from tasks_app.actor import Actor
+from tasks_app.compiled import CompiledRead, instance
 from tasks_app.models import ApiToken, Job, Plan
 from tasks_app.services.audit import audit_record
 
@@ -16,7 +17,8 @@ from tasks_app.services.audit import audit_record
 LAST_USE_RESOLUTION = timedelta(seconds=60)
 
 
-# What authenticating and deciding access read of a token, on every API request.
+# What authenticating and deciding access read of a token (the plan and job load on demand),
+# in one query compiled once per thread (tasks_app/compiled.py).
 TOKEN_PATH_FIELDS = (
     "id",
     "team_id",
@@ -26,6 +28,15 @@ TOKEN_PATH_FIELDS = (
     "expires_at",
     "revoked_at",
     "last_used_at",
+)
+
+
+_token_read = CompiledRead(
+    lambda digest: (
+        ApiToken.objects.filter(token_hash=digest).order_by().values_list(*TOKEN_PATH_FIELDS)
+    ),
+    field=ApiToken._meta.get_field("token_hash"),
+    fields=TOKEN_PATH_FIELDS,
 )
 
 
@@ -91,10 +102,10 @@ def token_authenticate(*, raw: str, address: str | None) -> ApiToken | None:
     token = ttl_cache.tokens.get(digest)
     if token is None:
         # One short query: the columns access decisions need (plan and job load on demand).
-        try:
-            token = ApiToken.objects.only(*TOKEN_PATH_FIELDS).get(token_hash=digest)
-        except ApiToken.DoesNotExist:
+        row = _token_read.get(digest)
+        if row is None:
             return None
+        token = instance(ApiToken, TOKEN_PATH_FIELDS, row)
         ttl_cache.tokens.put(digest, token)
     if not token.active:
         return None

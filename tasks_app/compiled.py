@@ -1,0 +1,68 @@
+"""Reads compiled once per thread and run again with a new value: for the API's token path,
+where building a query's SQL costs ten times running it (docs/performance.md).
+
+A CompiledRead holds a values_list query with one lookup value. The first use in a
+thread (each thread has its own database connection) compiles it with a placeholder;
+later uses put the real value in the placeholder's place, run the SQL and convert the
+row with the compiler's own converters, exactly as the ORM would (UUIDs, dates, booleans,
+encrypted fields), so the answer is the one the plain queryset gives.
+"""
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Field, Model, QuerySet
+
+PLACEHOLDER = uuid.UUID("00000000-0000-4000-8000-00000000c0de")
+
+
+class CompiledRead:
+    def __init__(self, build: Callable[[Any], QuerySet], *, field: Field, fields: tuple):
+        """`build(value)` is the values_list(*fields) query for one lookup value of
+        `field`; its SQL must take the value once."""
+        self._build = build
+        self._field = field
+        self._fields = fields
+        self._local = threading.local()
+
+    def _compiled(self, connection):
+        cached = getattr(self._local, "compiled", None)
+        if cached is not None and cached[0] is connection:
+            return cached
+        queryset = self._build(PLACEHOLDER)
+        if tuple(queryset.query.values_select) != self._fields:
+            raise ValueError(f"{queryset.query} does not select {self._fields}")
+        compiler = queryset.query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
+        params = list(params)
+        prepared = self._field.get_db_prep_value(PLACEHOLDER, connection, prepared=False)
+        if params.count(prepared) != 1:
+            raise ValueError(f"{sql} does not take its lookup value exactly once")
+        self._local.compiled = (connection, compiler, sql, params, params.index(prepared))
+        return self._local.compiled
+
+    def get(self, value) -> tuple | None:
+        """The one row for this value (as values_list gives it), or None."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        _, compiler, sql, params, at = self._compiled(connection)
+        params = [*params]
+        params[at] = self._field.get_db_prep_value(value, connection, prepared=False)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchmany(2)
+        if len(rows) != 1:
+            return None
+        return tuple(next(compiler.results_iter(results=[rows])))
+
+
+def instance(model: type[Model], names: tuple, values) -> Any:
+    """A model instance from some of its columns (attnames), as the ORM builds one: the
+    other fields are deferred (read on access)."""
+    given = dict(zip(names, values, strict=True))
+    fields = [f.attname for f in model._meta.concrete_fields if f.attname in given]
+    if len(fields) != len(given):
+        raise ValueError(f"{model.__name__} has no field {set(given) - set(fields)}")
+    return model.from_db(DEFAULT_DB_ALIAS, fields, [given[name] for name in fields])
