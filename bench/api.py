@@ -38,9 +38,11 @@ DATABASE_URL (default: SQLite in a temporary folder).
 
 import http.client
 import json
+import logging
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -103,18 +105,22 @@ class Web:
     def cpu(self) -> dict[int, float]:
         return {pid: self._cpu(pid) for pid in self.pids()}
 
+    def system_cpu(self) -> float:
+        return sum(self._cpu(pid, user=False) for pid in self.pids())
+
     def rss(self) -> dict[int, float]:
         return {pid: self._rss(pid) for pid in self.workers()}
 
 
 class Measured:
-    def __init__(self, requests: int, seconds: float, before: dict, after: dict, p50_ms=None):
+    def __init__(self, requests, seconds, before, after, system, p50_ms=None):
         self.requests = requests
         self.rps = requests / seconds
         self.p50_ms = p50_ms
         spent = {pid: after.get(pid, 0) - before.get(pid, 0) for pid in after}
         self.cpu_ms = sum(spent.values()) / requests * 1000
         total = sum(spent.values()) or 1
+        self.system_share = system / total  # of the CPU spent, in the kernel
         self.worker_shares = sorted((v / total for v in spent.values()), reverse=True)
 
 
@@ -122,11 +128,11 @@ def wrk(web: Web, url: str, header: str | None) -> Measured:
     args = ["wrk", "--latency", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{SECONDS}s"]
     if header:
         args += ["-H", header]
-    before = web.cpu()
+    before, system = web.cpu(), web.system_cpu()
     started = time.perf_counter()
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     seconds = time.perf_counter() - started
-    after = web.cpu()
+    after, system = web.cpu(), web.system_cpu() - system
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise SystemExit(f"{url}: {non2xx[1]} error responses\n{out}")
@@ -134,7 +140,7 @@ def wrk(web: Web, url: str, header: str | None) -> Measured:
     p50 = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
     requests = int(re.search(r"(\d+) requests in", out)[1])
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
-    return Measured(requests, requests / rps if rps else seconds, before, after, p50)
+    return Measured(requests, requests / rps if rps else seconds, before, after, system, p50)
 
 
 def fetch_each_once(web: Web, port: int, requests: list[tuple[str, str]]) -> Measured:
@@ -160,7 +166,7 @@ def fetch_each_once(web: Web, port: int, requests: list[tuple[str, str]]) -> Mea
                 failures.append(f"{path}: {response.status} {body[:200]!r}")
         conn.close()
 
-    before = web.cpu()
+    before, system = web.cpu(), web.system_cpu()
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(MISS_CLIENTS)]
     for thread in threads:
@@ -168,10 +174,11 @@ def fetch_each_once(web: Web, port: int, requests: list[tuple[str, str]]) -> Mea
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
-    after = web.cpu()
+    after, system = web.cpu(), web.system_cpu() - system
     if failures:
         raise SystemExit("cache-miss requests failed:\n" + "\n".join(failures[:5]))
-    return Measured(len(requests), seconds, before, after, statistics.median(latencies) * 1000)
+    p50 = statistics.median(latencies) * 1000
+    return Measured(len(requests), seconds, before, after, system, p50)
 
 
 def setup_portal(env: dict, moto_url: str) -> dict:
@@ -232,13 +239,24 @@ print(json.dumps(out))
     return json.loads(out.strip().splitlines()[-1])
 
 
-def process_times(args: list[str], runs: int, env: dict | None = None) -> list[float]:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(args, env=env, capture_output=True, check=True)
-        times.append(time.perf_counter() - started)
-    return times
+def process_times(
+    commands: list[list[str]], env: dict | None = None, *, may_fail: bool = False
+) -> list[float]:
+    """Wall time of each command, run one after the other by a small bash loop (its
+    EPOCHREALTIME needs no process): a fork of this large Python process per run would
+    add its own milliseconds to each."""
+    failed = "true" if may_fail else '{ echo "failed: $?" >&2; exit 1; }'
+    script = "\n".join(
+        "s=$EPOCHREALTIME; " + " ".join(shlex.quote(a) for a in args) + " >/dev/null 2>&1 "
+        f'|| {failed}; echo "$s $EPOCHREALTIME"'
+        for args in commands
+    )
+    out = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        float(end) - float(start) for start, end in (line.split() for line in out.splitlines())
+    ]
 
 
 def cli_fetches(moto_url: str) -> list[float]:
@@ -252,7 +270,7 @@ def cli_fetches(moto_url: str) -> list[float]:
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     args = [aws, "ecr", "get-login-password", "--region", "eu-west-1", "--endpoint-url", moto_url]
-    return process_times(args, max(1, PROCESS_RUNS // 2), env)
+    return process_times([args] * max(1, PROCESS_RUNS // 2), env)
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -268,6 +286,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     from moto.server import ThreadedMotoServer
     from refresh import bench_keys
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
 
     data_dir = Path(tempfile.mkdtemp(prefix="ecrportal-bench-"))
     moto_port, web_port = free_port(), free_port()
@@ -335,18 +355,21 @@ def main() -> None:
         curl_tasks = [(job["tasks"][-1], job["token"]) for job in data["jobs"]]
 
         curl = ["curl", "-sf", "-o", "/dev/null"]
-        curl_floor = process_times([*curl, base + "/healthz"], PROCESS_RUNS)
-        curl_env = []
-        for task_id, token in curl_tasks[:PROCESS_RUNS]:
-            curl_env += process_times(
+        # curl's own start: a connection refused at once, no server involved.
+        closed = f"http://127.0.0.1:{free_port()}/"
+        curl_start = process_times([[*curl, closed]] * PROCESS_RUNS, may_fail=True)
+        curl_floor = process_times([[*curl, base + "/healthz"]] * PROCESS_RUNS)
+        curl_env = process_times(
+            [
                 [
                     *curl,
                     "-H",
                     f"Authorization: Bearer {token}",
-                    f"{base}/api/v1/tasks/{task_id}/env?shell=bash",
-                ],
-                1,
-            )
+                    f"{base}/api/v1/tasks/{t}/env?shell=bash",
+                ]
+                for t, token in curl_tasks[:PROCESS_RUNS]
+            ]
+        )
         cli = cli_fetches(moto_url)
     finally:
         if process is not None:
@@ -379,10 +402,18 @@ def main() -> None:
             f"{statistics.median(r.p50_ms for r in runs):7.2f} {split}"
         )
     print(f"requests per miss round: {misses[0].requests} (each task once, random order)")
+    print(
+        "CPU ms/request by round: "
+        + "; ".join(
+            f"{label} " + " ".join(f"{r.cpu_ms:.2f} ({r.system_share:.0%} sys)" for r in runs)
+            for label, runs in (("floor", floors), ("hit", hits), ("miss", misses))
+        )
+    )
     floor_ms = statistics.median(curl_floor) * 1000
     env_ms = statistics.median(curl_env) * 1000
     cli_ms = statistics.median(cli) * 1000
     print("whole process, wall time per run, median (min-max):")
+    print(f"  curl, refused connection      {spread([t * 1000 for t in curl_start], '{:.1f}')} ms")
     print(f"  curl /healthz                 {spread([t * 1000 for t in curl_floor], '{:.1f}')} ms")
     print(f"  curl env (a task not fetched) {spread([t * 1000 for t in curl_env], '{:.1f}')} ms")
     print(f"  aws ecr get-login-password    {spread([t * 1000 for t in cli], '{:.0f}')} ms")

@@ -215,12 +215,13 @@ def rss_mib(pid: int) -> float:
     return resident * PAGE / 2**20
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, *, user: bool = True, system: bool = True) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = (int(fields[11]) if user else 0) + (int(fields[12]) if system else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Sampler(threading.Thread):

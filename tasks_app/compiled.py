@@ -41,13 +41,20 @@ class CompiledRead:
         prepared = self._field.get_db_prep_value(PLACEHOLDER, connection, prepared=False)
         if params.count(prepared) != 1:
             raise ValueError(f"{sql} does not take its lookup value exactly once")
-        self._local.compiled = (connection, compiler, sql, params, params.index(prepared))
+        selected = [s[0] for s in compiler.select[: compiler.col_count]]
+        if compiler.has_composite_fields(selected):
+            raise ValueError(f"{queryset.query} selects a composite field")
+        # What results_iter would look up for every row: the backend's and the fields'
+        # converters (dates, UUIDs, decryption), found once here.
+        converters = compiler.get_converters(selected)
+        at = params.index(prepared)
+        self._local.compiled = (connection, compiler, converters, sql, params, at)
         return self._local.compiled
 
     def get(self, value) -> tuple | None:
         """The one row for this value (as values_list gives it), or None."""
         connection = connections[DEFAULT_DB_ALIAS]
-        _, compiler, sql, params, at = self._compiled(connection)
+        _, compiler, converters, sql, params, at = self._compiled(connection)
         params = [*params]
         params[at] = self._field.get_db_prep_value(value, connection, prepared=False)
         with connection.cursor() as cursor:
@@ -55,7 +62,9 @@ class CompiledRead:
             rows = cursor.fetchmany(2)
         if len(rows) != 1:
             return None
-        return tuple(next(compiler.results_iter(results=[rows])))
+        if converters:
+            rows = compiler.apply_converters(rows, converters)
+        return tuple(next(iter(rows)))
 
 
 def instance(model: type[Model], names: tuple, values) -> Any:

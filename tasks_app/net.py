@@ -1,3 +1,5 @@
+from functools import lru_cache
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_ipv46_address
@@ -17,8 +19,15 @@ def client_address(request) -> str | None:
         forwarded = [a for a in forwarded if a]
         if len(forwarded) >= count:
             address = forwarded[-count]
+    return address if address is not None and _is_address(address) else None
+
+
+@lru_cache(maxsize=1024)
+def _is_address(address: str) -> bool:
+    """Parsing an address costs more than the rest of this module's work: the CI runners
+    a portal serves come from a few addresses, so the answers are kept."""
     try:
         validate_ipv46_address(address)
     except ValidationError:
-        return None
-    return address
+        return False
+    return True
