@@ -123,7 +123,7 @@ def seed() -> list:
     return combos
 
 
-def idle_ticks() -> tuple[list[float], int]:
+def idle_ticks() -> tuple[list[float], int, str]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -133,11 +133,13 @@ def idle_ticks() -> tuple[list[float], int]:
     refresh_tick()  # warm up
     with CaptureQueriesContext(connection) as queries:
         refresh_tick()
+    slowest = max(queries.captured_queries, key=lambda q: float(q["time"]))
     for _ in range(IDLE_TICKS):
         started = time.perf_counter()
         refresh_tick()
         times.append(time.perf_counter() - started)
-    return times, len(queries)
+    where = slowest["sql"].partition(" WHERE ")[2][:160]
+    return times, len(queries), f"slowest {float(slowest['time']) * 1000:.1f} ms: ...WHERE {where}"
 
 
 def start_workers(env: dict, log_dir: Path) -> list[subprocess.Popen]:
@@ -310,8 +312,11 @@ def main() -> None:
         f"{len(REGIONS)} region{'s' if len(REGIONS) > 1 else ''}) in "
         f"{time.perf_counter() - started:.1f} s"
     )
-    before, before_queries = idle_ticks()
-    print(f"idle tick, no history: {median_ms(before)} ({before_queries} SQL queries)")
+    before, before_queries, before_slowest = idle_ticks()
+    print(
+        f"idle tick, no history: {median_ms(before)} ({before_queries} SQL queries; "
+        f"{before_slowest})"
+    )
 
     workers = start_workers(env, data_dir)
     sampler = Sampler(workers)
@@ -365,10 +370,10 @@ def main() -> None:
         .count()
     )
     credentials = Credential.objects.filter(created__gte=cycle_start).count()
-    after, after_queries = idle_ticks()
+    after, after_queries, after_slowest = idle_ticks()
     with connection.cursor() as cursor:  # what autovacuum does within a minute or so
         cursor.execute("VACUUM ANALYZE")
-    vacuumed, _ = idle_ticks()
+    vacuumed, _, vacuumed_slowest = idle_ticks()
     n = calls["n"]
     peak = max(sampler.peaks.values())
     print(
@@ -382,8 +387,12 @@ def main() -> None:
         f"groups split: {split}"
     )
     print(
-        f"idle tick right after the cycle: {median_ms(after)} ({after_queries} SQL queries); "
-        f"once autovacuum has run (VACUUM ANALYZE): {median_ms(vacuumed)}"
+        f"idle tick right after the cycle: {median_ms(after)} ({after_queries} SQL queries; "
+        f"{after_slowest})"
+    )
+    print(
+        f"idle tick once autovacuum has run (VACUUM ANALYZE): {median_ms(vacuumed)} "
+        f"({vacuumed_slowest})"
     )
     print(
         "worker processes, peak RSS (idle before the cycle): "

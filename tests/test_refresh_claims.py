@@ -172,3 +172,20 @@ def test_a_released_claim_is_claimed_again_at_once(fleet):
     (again,) = claims.refresh_claim()
     assert _held(again) == sorted(t.id for t in tasks)
     assert again.id != claim.id
+
+
+def test_an_idle_tick_reads_only_the_first_due_time(fleet):
+    fleet(3, due=timezone.now() + timedelta(hours=6))
+    fleet(2, due=DUE, enabled=False)  # a disabled task's old due time does not count
+    with CaptureQueriesContext(connection) as queries:
+        assert claims.refresh_claim() == []
+    (query,) = queries.captured_queries  # no lock, no grouping: the first due time only
+    assert "ORDER BY" in query["sql"]
+    assert "LIMIT 1" in query["sql"]
+
+
+def test_a_due_task_behind_future_ones_is_still_claimed(fleet):
+    fleet(3, due=timezone.now() + timedelta(hours=6))
+    (due,) = fleet(1, region="us-east-1")
+    (claim,) = claims.refresh_claim()
+    assert _held(claim) == [due.id]
