@@ -14,7 +14,7 @@ from tasks_app.actor import Actor
 from tasks_app.compiled import CompiledRead, instance
 from tasks_app.models import Credential, Job, Plan, Role, Scope, TaskConfig
 from tasks_app.services.audit import audit_record
-from tasks_app.services.scopes import task_variables
+from tasks_app.services.scopes import task_values
 
 
 class NotServable(Exception):
@@ -51,8 +51,7 @@ def task_delivery(task: TaskConfig) -> Delivery:
             f"The credentials of the task \u201c{task}\u201d expired at "
             f"{credential.expires_at:%Y-%m-%dT%H:%M:%SZ}.{last_error}",
         )
-    values = {v.key: v.value for v in task_variables(task, secrets=True)}
-    return Delivery(values, credential.expires_at)
+    return Delivery(task_values(task, secrets=True), credential.expires_at)
 
 
 def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:

@@ -45,15 +45,16 @@ def registry_endpoint(proxy_endpoint: str, registry_id: str) -> str:
     return re.sub(r"^(https://)\d{12}\.", rf"\g<1>{registry_id}.", proxy_endpoint)
 
 
-def task_variables(task: TaskConfig, *, secrets: bool = False) -> list[GeneratedVariable]:
-    """The task's variables in the reference document's order; masked values only with
-    `secrets` (one decryption of the credential's token)."""
+def task_values(task: TaskConfig, *, secrets: bool = False) -> dict[str, str]:
+    """The task's seven values by key, in the reference document's order; with `secrets`,
+    the token's (one decryption of the credential's token), else "" in their place.
+    Empty for a task without a credential."""
     credential: Credential | None = task.credential
     if credential is None:
-        return []
+        return {}
     token = plain(credential.token) if secrets else ""
     password = base64.b64decode(token).decode().partition(":")[2] if token else ""
-    values = generated_values(
+    return generated_values(
         namespace=task.namespace,
         token=token,
         username=credential.username,
@@ -61,6 +62,15 @@ def task_variables(task: TaskConfig, *, secrets: bool = False) -> list[Generated
         expires_at=credential.expires_at,
         proxy_endpoint=registry_endpoint(credential.proxy_endpoint, task.registry_id),
     )
+
+
+def task_variables(task: TaskConfig, *, secrets: bool = False) -> list[GeneratedVariable]:
+    """The task's variables in the reference document's order; masked values only with
+    `secrets` (one decryption of the credential's token)."""
+    credential: Credential | None = task.credential
+    if credential is None:
+        return []
+    expires_at = credential.expires_at
     return [
         GeneratedVariable(
             task=task,
@@ -68,9 +78,9 @@ def task_variables(task: TaskConfig, *, secrets: bool = False) -> list[Generated
             value=value if secrets or not is_masked_key(key) else "",
             masked=is_masked_key(key),
             scope=task.scope,
-            expires_at=credential.expires_at,
+            expires_at=expires_at,
         )
-        for key, value in values.items()
+        for key, value in task_values(task, secrets=secrets).items()
     ]
 
 
