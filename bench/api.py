@@ -9,11 +9,12 @@ GET /api/v1/tasks/<id>/env?shell=bash with job tokens, the CI path, in three cas
    connections): after the first request, each web process serves it from its
    ECRPORTAL_API_CACHE_SECONDS cache;
 2. cache miss: 1,000 tasks in 200 jobs, a job token each; every task is fetched once
-   per round, with its job's token, in a random order, by 8 keep-alive clients: each
-   request reads its task and credential from the database and decrypts the token (the
-   token lookup is often cached: its job's other tasks may have used it moments before).
-   Each round starts ECRPORTAL_API_CACHE_SECONDS + 1 s after the last request for these
-   tasks, so that the caches hold none of them;
+   per round, with its job's token, in a random order, by wrk over the same connections
+   (a Lua script sends each request once): each request reads its task and credential
+   from the database and decrypts the token (the token lookup is often cached: its job's
+   other tasks may have used it moments before). Each round starts
+   ECRPORTAL_API_CACHE_SECONDS + 1 s after the last request for these tasks, so that the
+   caches hold none of them;
 3. whole process, as a CI step runs it: `curl` for the env of a task (neither it nor
    its token in a cache), against `curl` for /healthz (the floor: a process start, a TCP
    connection and the smallest Django answer), and `aws ecr get-login-password` against
