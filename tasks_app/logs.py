@@ -23,10 +23,13 @@ _lock = threading.Lock()
 _known: OrderedDict[str, None] = OrderedDict()
 _known_pattern: re.Pattern | None = None
 
+# A field name (not a closing tag), what separates it from its value (`>`, `": "`, `=`,
+# `: b'` for bytes), and the value. The bytes prefix counts only before a quote: a value
+# may itself start with "b".
 _PAYLOAD_FIELDS = re.compile(
-    r"(SecretAccessKey|SessionToken|secretAccessKey|sessionToken|authorizationToken"
+    r"(?<!/)(SecretAccessKey|SessionToken|secretAccessKey|sessionToken|authorizationToken"
     r"|X-Amz-Security-Token|aws_secret_access_key|aws_session_token)"
-    r"([\"']?\s*[:=>]\s*b?[\"']?)"
+    r"([\"']?\s*[:=>]\s*(?:b?[\"'])?)"
     r"([^\"'<,\s}\]]+)"
 )
 

@@ -69,3 +69,27 @@ def test_a_secret_in_the_message_arguments_is_masked(output):
     secret_register(SENTINEL)
     logger.warning("got %s", SENTINEL)
     assert stream.getvalue() == f"WARNING got {MASK}\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "b'<SecretAccessKey>bKrnEnJCSN0X55ER5zSkT8mx+nj/U29RDJsh4Lzv</SecretAccessKey>'",
+        '{"secretAccessKey": "bKrnEnJCSN0X55ER5zSkT8mx+nj/U29RDJsh4Lzv"}',
+        "{'SessionToken': b'bKrnEnJCSN0X55ER5zSkT8mx+nj/U29RDJsh4Lzv'}",
+        "aws_secret_access_key=bKrnEnJCSN0X55ER5zSkT8mx+nj/U29RDJsh4Lzv",
+    ],
+)
+def test_a_credential_field_is_masked_whole_even_when_its_value_starts_with_b(text):
+    from tasks_app.logs import mask
+
+    value = "bKrnEnJCSN0X55ER5zSkT8mx+nj/U29RDJsh4Lzv"
+    # Before: the value's leading "b" passed for a bytes prefix and stayed in the log.
+    assert mask(text) == text.replace(value, MASK)
+
+
+def test_a_closing_tag_is_left_alone():
+    from tasks_app.logs import mask
+
+    text = "<SessionToken>abcdefghijkl</SessionToken>\\n  <Expiration>2026</Expiration>"
+    assert mask(text) == f"<SessionToken>{MASK}</SessionToken>\\n  <Expiration>2026</Expiration>"
