@@ -5,8 +5,8 @@ credential groups) in PostgreSQL, gives every task a token and two runs within t
 timeline's window, then requests the dashboard as a member of the team, unfiltered and
 filtered by status, BENCH_REQUESTS times (20) each, through Django's test client (the
 whole middleware stack, no network). Prints the median and worst time and the SQL
-queries per page. Options: BENCH_TASKS, BENCH_GROUPS, BENCH_REQUESTS,
-BENCH_DATABASE_URL (dropped and created).
+queries per page. Options: BENCH_TASKS, BENCH_GROUPS, BENCH_REQUESTS, BENCH_QUERIES=1
+(print the slowest queries of each case), BENCH_DATABASE_URL (dropped and created).
 """
 
 import os
@@ -83,8 +83,11 @@ def main() -> None:
         queries = []
 
         def count(run, sql, *args, queries=queries):
-            queries.append(sql)
-            return run(sql, *args)
+            started = time.perf_counter()
+            try:
+                return run(sql, *args)
+            finally:
+                queries.append((time.perf_counter() - started, sql))
 
         with connection.execute_wrapper(count):
             answer = client.get("/", query)
@@ -99,6 +102,9 @@ def main() -> None:
             f"worst {max(times) * 1000:.0f} ms over {REQUESTS} requests; "
             f"{len(queries)} SQL queries; {len(answer.content) // 1024} KiB"
         )
+        if os.environ.get("BENCH_QUERIES"):  # the slowest queries of one request
+            for seconds, sql in sorted(queries, reverse=True)[:4]:
+                print(f"  {seconds * 1000:6.1f} ms  {sql[:150]}")
 
 
 if __name__ == "__main__":
