@@ -115,10 +115,11 @@ class Web:
 
 
 class Measured:
-    def __init__(self, requests, seconds, before, after, system, p50_ms=None):
+    def __init__(self, requests, rps, before, after, system, p50_ms):
+        """`rps`: None when wrk's own figure means nothing (it waits out its duration)."""
         self.requests = requests
         self.extra = self.unanswered = 0
-        self.rps = requests / seconds
+        self.rps = float("nan") if rps is None else rps
         self.p50_ms = p50_ms
         spent = {pid: after.get(pid, 0) - before.get(pid, 0) for pid in after}
         self.cpu_ms = sum(spent.values()) / requests * 1000
@@ -127,23 +128,26 @@ class Measured:
         self.worker_shares = sorted((v / total for v in spent.values()), reverse=True)
 
 
-def wrk(web: Web, url: str, header: str | None) -> Measured:
-    args = ["wrk", "--latency", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{SECONDS}s"]
-    if header:
-        args += ["-H", header]
+def run_wrk(web: Web, args: list[str], what: str) -> tuple[str, dict, dict, float, float]:
+    """wrk with CONNECTIONS connections for SECONDS, and the web processes' CPU around it:
+    its output, the counters before and after, the kernel's CPU, the median latency (ms)."""
+    command = ["wrk", "--latency", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{SECONDS}s"]
     before, system = web.cpu(), web.system_cpu()
-    started = time.perf_counter()
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
-    seconds = time.perf_counter() - started
+    out = subprocess.run([*command, *args], capture_output=True, text=True, check=True).stdout
     after, system = web.cpu(), web.system_cpu() - system
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
-        raise SystemExit(f"{url}: {non2xx[1]} error responses\n{out}")
+        raise SystemExit(f"{what}: {non2xx[1]} error responses\n{out}")
     value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out).groups()
     p50 = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    return out, before, after, system, p50
+
+
+def wrk(web: Web, url: str, header: str | None) -> Measured:
+    out, before, after, system, p50 = run_wrk(web, [*(["-H", header] if header else []), url], url)
     requests = int(re.search(r"(\d+) requests in", out)[1])
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
-    return Measured(requests, requests / rps if rps else seconds, before, after, system, p50)
+    return Measured(requests, rps, before, after, system, p50)
 
 
 # wrk walks a list of requests, each sent once: every wrk thread takes every n-th line
@@ -202,26 +206,16 @@ def wrk_each_once(web: Web, requests: list[tuple[str, str]], base: str, hit_ms: 
     try:
         (folder / "each.lua").write_text(EACH_ONCE_LUA)
         (folder / "requests").write_text("".join(f"{p}\t{t}\n" for p, t in requests))
-        args = ["wrk", "--latency", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{SECONDS}s"]
-        args += ["-s", str(folder / "each.lua"), base, "--", str(folder / "requests"), "2"]
-        before, system = web.cpu(), web.system_cpu()
-        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-        after, system = web.cpu(), web.system_cpu() - system
+        args = ["-s", str(folder / "each.lua"), base, "--", str(folder / "requests"), "2"]
+        out, before, after, system, p50 = run_wrk(web, args, "cache-miss requests")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        raise SystemExit(f"cache-miss requests: {non2xx[1]} error responses\n{out}")
     extra, sent, answered = map(int, re.search(r"EXTRA (\d+) SENT (\d+) GOT (\d+)", out).groups())
     # A connection gunicorn closes as wrk stops may take an answer with it: a few at most.
     if sent != len(requests) + extra or answered < len(requests) - CONNECTIONS:
         raise SystemExit(f"{answered} of {len(requests)} answered within {SECONDS} s:\n{out}")
-    value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out).groups()
-    p50 = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-    # No requests/s here: wrk waits out its duration after the last request.
-    measured = Measured(len(requests), 1.0, before, after, system, p50)
+    measured = Measured(len(requests), None, before, after, system, p50)
     measured.cpu_ms -= extra * hit_ms / len(requests)
-    measured.rps = float("nan")
     measured.extra = extra
     measured.unanswered = sent - answered
     return measured

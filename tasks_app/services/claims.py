@@ -69,16 +69,14 @@ STATIC_TASKS = Q(connector_variable="", region_variable="") & ~Q(
 )
 
 
-def _static_group(source, connector_id, role_arn, region) -> str:
+def _static_group(source, connector_id, role_arn, region) -> tuple[str, dict]:
+    """The group of tasks that their own columns place in it: its key, and the columns
+    that find its tasks (the role counts for the host's credentials only)."""
     if source == TaskConfig.Source.CONNECTOR:
-        return credential_group(connector_id=connector_id, host_role_arn="", region=region)
-    return credential_group(connector_id=None, host_role_arn=role_arn, region=region)
-
-
-def _static_filter(source, connector_id, role_arn, region) -> dict:
-    if source == TaskConfig.Source.CONNECTOR:
-        return {"credentials_source": source, "connector_id": connector_id, "region": region}
-    return {"credentials_source": source, "role_arn": role_arn, "region": region}
+        key = credential_group(connector_id=connector_id, host_role_arn="", region=region)
+        return key, {"credentials_source": source, "connector_id": connector_id, "region": region}
+    key = credential_group(connector_id=None, host_role_arn=role_arn, region=region)
+    return key, {"credentials_source": source, "role_arn": role_arn, "region": region}
 
 
 def _due_groups(due: QuerySet[TaskConfig]) -> tuple[dict[str, _Group], list]:
@@ -92,10 +90,9 @@ def _due_groups(due: QuerySet[TaskConfig]) -> tuple[dict[str, _Group], list]:
         .order_by()
     )
     for row in counted:
-        columns = [row[name] for name in STATIC]
-        key = _static_group(*columns)
+        key, static = _static_group(*(row[name] for name in STATIC))
         group = groups.setdefault(key, _Group(key, row["first_due"], 0))
-        group.static = _static_filter(*columns)
+        group.static = static
         group.first_due = min(group.first_due, row["first_due"])
         group.due += row["due"]
     variable = due.filter(~STATIC_TASKS)

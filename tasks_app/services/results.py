@@ -89,8 +89,6 @@ def run_fail(*, run: TaskRun, error: RunError | aws.AwsError | EncryptionError) 
         run_record_failure(run=run, error_class=type(error).__name__, message=str(error))
 
 
-WRITE_PART = 5000  # task IDs per UPDATE statement
-
 RUN_FIELDS = [
     "finished",
     "outcome",
@@ -127,9 +125,7 @@ def _update_each(model, objects, fields: list[str]) -> None:
         ].append(obj.pk)
     columns = [model._meta.get_field(name).attname for name in fields]
     for values, ids in same.items():
-        for part in range(0, len(ids), WRITE_PART):  # a big group is written in parts
-            chunk = ids[part : part + WRITE_PART]
-            model.objects.filter(pk__in=chunk).update(**dict(zip(columns, values, strict=True)))
+        model.objects.filter(pk__in=ids).update(**dict(zip(columns, values, strict=True)))
 
 
 def credential_for(*, authorization: aws.EcrAuthorization, group: str) -> Credential:

@@ -70,18 +70,20 @@ def task_variables(task: TaskConfig, *, secrets: bool = False) -> list[Generated
     credential: Credential | None = task.credential
     if credential is None:
         return []
-    expires_at = credential.expires_at
-    return [
-        GeneratedVariable(
-            task=task,
-            key=key,
-            value=value if secrets or not is_masked_key(key) else "",
-            masked=is_masked_key(key),
-            scope=task.scope,
-            expires_at=expires_at,
+    variables = []
+    for key, value in task_values(task, secrets=secrets).items():
+        masked = is_masked_key(key)
+        variables.append(
+            GeneratedVariable(
+                task=task,
+                key=key,
+                value="" if masked and not secrets else value,
+                masked=masked,
+                scope=task.scope,
+                expires_at=credential.expires_at,
+            )
         )
-        for key, value in task_values(task, secrets=secrets).items()
-    ]
+    return variables
 
 
 def _visible(tasks: QuerySet[TaskConfig], *, valid_only: bool) -> list[GeneratedVariable]:
