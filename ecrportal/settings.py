@@ -197,6 +197,9 @@ ADMIN_USERNAME = env_str("ECRPORTAL_ADMIN_USERNAME", "admin")
 ADMIN_EMAIL = env_str("ECRPORTAL_ADMIN_EMAIL", "")
 ADMIN_PASSWORD = env_str("ECRPORTAL_ADMIN_PASSWORD")
 
+# Days an invitation link works, unless accepted or revoked first.
+INVITATION_DAYS = env_int("ECRPORTAL_INVITATION_DAYS", 7, minimum=1, maximum=90)
+
 SESSION_COOKIE_AGE = env_int("ECRPORTAL_SESSION_SECONDS", 12 * 3600, minimum=300)
 
 # Transport security: on by default when the site URL is https.

@@ -13,6 +13,7 @@ from tasks_app.models import (
     CanaryPing,
     Connector,
     Credential,
+    Invitation,
     Job,
     Membership,
     NotificationDelivery,
@@ -279,3 +280,15 @@ class ApiTokenAdmin(PortalManagedAdmin):
 
     def view_on_site(self, obj):
         return reverse("token_list")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(PortalManagedAdmin):
+    """Invitations are made and withdrawn on the team's page, audited; the link is not
+    shown here (it is a bearer secret)."""
+
+    list_display = ["email", "team", "role", "created", "expires_at", "accepted_at", "revoked_at"]
+    list_select_related = ["team"]
+
+    def view_on_site(self, obj):
+        return reverse("team_detail", args=[obj.team_id])

@@ -159,7 +159,7 @@ class MemberAddForm(forms.Form):
     user = forms.CharField(
         label="Username or e-mail",
         max_length=254,
-        help_text="The person needs an account on this portal already.",
+        help_text="Their username or e-mail on this portal. No account yet? Invite them instead.",
     )
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
@@ -239,7 +239,7 @@ class ConnectorForm(ServiceValidatedModelForm):
         }
         widgets = {"session_policy": forms.Textarea(attrs={"rows": 6, "spellcheck": "false"})}
 
-    def __init__(self, *args, owners, host_allowed: bool, **kwargs):
+    def __init__(self, *args, owners, host_refusal: str | None, **kwargs):
         super().__init__(*args, **kwargs)
         self.creating = self.instance._state.adding
         self.secret_changed = False
@@ -255,10 +255,12 @@ class ConnectorForm(ServiceValidatedModelForm):
             owner_id = self.instance.team_id
         others = Team.objects.exclude(pk=owner_id) if owner_id else Team.objects.all()
         model_choice_field(self, "shared_with").queryset = others.order_by("name")
-        if not host_allowed:
-            choice_field(self, "credentials").choices = [
+        if host_refusal:
+            field = choice_field(self, "credentials")
+            field.choices = [
                 c for c in Connector.Credentials.choices if c[0] != Connector.Credentials.HOST
             ]
+            field.help_text = f"An IAM user's access key. {host_refusal}"
 
     def clean_secret_access_key(self):
         value = self.cleaned_data["secret_access_key"]
@@ -396,7 +398,7 @@ class TaskForm(ServiceValidatedModelForm):
         }
         widgets = {"scope": forms.RadioSelect, "credentials_source": forms.RadioSelect}
 
-    def __init__(self, *args, job, connectors, host_allowed: bool, regions, **kwargs):
+    def __init__(self, *args, job, connectors, host_refusal: str | None, regions, **kwargs):
         super().__init__(*args, **kwargs)
         task = self.instance
         task.job = job
@@ -418,10 +420,12 @@ class TaskForm(ServiceValidatedModelForm):
             USE_VARIABLE if task.connector_variable else str(task.connector_id or "")
         )
         self._connectors = {str(c.id): c for c in connectors}
-        if not host_allowed:
-            choice_field(self, "credentials_source").choices = [
+        if host_refusal:
+            field = choice_field(self, "credentials_source")
+            field.choices = [
                 c for c in TaskConfig.Source.choices if c[0] != TaskConfig.Source.HOST
             ]
+            field.help_text = f"{field.help_text} {host_refusal}".strip()
 
     def clean(self):
         super().clean()

@@ -11,6 +11,7 @@ from ecrportal.celery import app
 CANARY = "tasks_app.tasks.canary"
 REFRESH_GROUP = "tasks_app.tasks.refresh_group"
 NOTIFICATION_SEND = "tasks_app.tasks.notification_send"
+INVITATION_SEND = "tasks_app.tasks.invitation_send"
 
 
 def celery_task(name: str) -> Task:

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from tasks_app.services.health import canaries_purge, canary_answer
 from tasks_app.services.notifications import notification_send as notification_send_service
+from tasks_app.services.people import invitation_email
 from tasks_app.services.refresh import refresh_group as refresh_group_service
 from tasks_app.services.refresh import refresh_tick as refresh_tick_service
 from tasks_app.services.results import credentials_unused_delete, runs_interrupted_close
@@ -42,3 +43,9 @@ def refresh_group(claim_id: str) -> None:
 def notification_send(delivery_id: str) -> None:
     """One attempt at a status-change notification; failures are retried by refresh_tick."""
     notification_send_service(delivery_id=delivery_id)
+
+
+@shared_task(ignore_result=True, autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def invitation_send(invitation_id: str) -> None:
+    """E-mail an invitation's link. An ID only: the link is a secret, built by the worker."""
+    invitation_email(invitation_id=uuid.UUID(invitation_id))

@@ -6,6 +6,7 @@ from tasks_app.views import (
     dashboard,
     health,
     history,
+    people,
     plans,
     tasks,
     teams,
@@ -26,6 +27,25 @@ urlpatterns = [
     path("teams/<uuid:team_id>/", teams.team_detail, name="team_detail"),
     path("teams/<uuid:team_id>/edit/", teams.team_edit, name="team_edit"),
     path("teams/<uuid:team_id>/members/", teams.member_add, name="member_add"),
+    path(
+        "teams/<uuid:team_id>/invitations/",
+        teams.invitation_create_view,
+        name="invitation_create",
+    ),
+    path(
+        "teams/<uuid:team_id>/invitations/<uuid:invitation_id>/revoke/",
+        teams.invitation_revoke_view,
+        name="invitation_revoke",
+    ),
+    path("invitations/<str:code>/", people.invitation_accept_view, name="invitation_accept"),
+    path("users/", people.user_list, name="user_list"),
+    path("users/password/", people.user_password_shown, name="user_password_shown"),
+    path(
+        "users/<int:user_id>/<slug:action>/",
+        people.user_action,
+        name="user_action",
+    ),
+    path("host-credentials/", people.host_credentials, name="host_credentials"),
     path(
         "teams/<uuid:team_id>/notifications/",
         teams.team_notifications,

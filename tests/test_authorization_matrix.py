@@ -29,6 +29,7 @@ from tasks_app.models import (
     Plan,
     Role,
 )
+from tasks_app.services.people import invitation_create, invitation_link
 from tasks_app.services.tokens import token_create
 from tests.conftest import make_connector, make_served_task, make_team, make_user
 
@@ -147,6 +148,14 @@ PORTAL = {
     "team_detail": (VIEWER, VIEWER),
     "team_edit": (ADMIN, ADMIN),
     "member_add": (POST_ONLY, ADMIN),
+    "invitation_create": (POST_ONLY, ADMIN),
+    "invitation_revoke": (POST_ONLY, ADMIN),
+    # A signed link: whoever holds it may use it (anonymous: an empty form is refused, 400).
+    "invitation_accept": (ANYONE, ANYONE),
+    "user_list": (SUPERUSER, SUPERUSER),
+    "user_password_shown": (SUPERUSER, SUPERUSER),
+    "user_action": (POST_ONLY, SUPERUSER),
+    "host_credentials": (SUPERUSER, SUPERUSER),
     "member_role": (POST_ONLY, ADMIN),
     "member_remove": (POST_ONLY, ADMIN),
     "team_notifications": (VIEWER, ADMIN),
@@ -299,7 +308,14 @@ def world(settings):
         )[1],
     }
     membership = Membership.objects.get(team=platform, user__username="vic")
+    invitation = invitation_create(
+        team=platform, email="new@example.com", role=Role.VIEWER, actor=_actor(ada)
+    )
     objects = {
+        "invitation_id": invitation.id,
+        "code": invitation_link(invitation).rstrip("/").rsplit("/", 1)[1],
+        "user_id": membership.user_id,
+        "action": "reset-password",
         "team_id": platform.id,
         "membership_id": membership.id,
         "connector_id": connector.id,

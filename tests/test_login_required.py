@@ -14,10 +14,17 @@ from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, reso
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from tasks_app.admin import admin_login
-from tasks_app.views import accounts, health
+from tasks_app.views import accounts, health, people
 
 # Views that anyone may call. The test below checks that no other view is exempt.
-PUBLIC_VIEWS = {accounts.login_view, health.healthz, health.readyz, admin_login}
+PUBLIC_VIEWS = {
+    accounts.login_view,
+    health.healthz,
+    health.readyz,
+    admin_login,
+    # An invitation link: whoever holds it creates an account (tests/test_invitations.py).
+    people.invitation_accept_view,
+}
 
 SAMPLES = {
     "uuid": str(uuid.uuid4()),

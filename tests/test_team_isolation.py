@@ -15,6 +15,7 @@ from tasks_app.models import (
     ApiToken,
     AuditEvent,
     Connector,
+    Invitation,
     Job,
     Membership,
     Plan,
@@ -37,7 +38,11 @@ def team_b_objects(team_b) -> dict[str, str]:
     token = ApiToken.objects.create(
         team=team_b, plan=plan, name="b-ci", token_hash="0" * 64, hint="ecrp_b"
     )
+    invitation = Invitation.objects.create(
+        team=team_b, email="b@example.com", expires_at="2999-01-01T00:00:00Z"
+    )
     return {
+        "invitation_id": str(invitation.id),
         "team_id": str(team_b.id),
         "membership_id": str(team_b.memberships.first().id),
         "connector_id": str(connector.id),
@@ -74,9 +79,18 @@ def _route(entry) -> str:
     )
 
 
+# Routes whose parameter is no team's object, and where their access is tested.
+NOT_TEAM_OBJECTS = {
+    "invitations/<str:code>/",  # a signed bearer link (tests/test_invitations.py)
+    "users/<int:user_id>/<slug:action>/",  # superusers only (tests/test_users.py)
+}
+
+
 def _object_urls(patterns, prefix=""):
     for entry in patterns:
         route = _route(entry)
+        if prefix + route in NOT_TEAM_OBJECTS:
+            continue
         if isinstance(entry, URLPattern):
             params = re.findall(r"<(?:\w+:)?(\w+)>", route)
             if params:
@@ -120,6 +134,7 @@ def test_team_a_members_get_404_for_every_team_b_url(client, alice, team_b):
     assert TaskConfig.objects.get(job__plan__team=team_b).runs.count() == 0
     assert Variable.objects.get(team=team_b).value == "eu-west-1"
     assert ApiToken.objects.get(team=team_b).revoked_at is None
+    assert Invitation.objects.get(team=team_b).state == "pending"
     # Query-string forms of team B's objects.
     for query in (f"team={team_b.id}", f"plan={objects['plan_id']}", "team=nonsense", "plan="):
         assert client.get(f"/variables/new/?{query}").status_code == 404, query

@@ -19,7 +19,7 @@ class FirstAdmin:
     one_time_password: str | None = None
 
 
-def _one_time_password() -> str:
+def one_time_password() -> str:
     # 16 characters of a 56-character alphabet without look-alikes: ~93 bits.
     alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     return "".join(secrets.choice(alphabet) for _ in range(16))
@@ -42,7 +42,7 @@ def first_admin_ensure(*, username: str, email: str = "", password: str | None =
     if password is not None:
         # Raises ValidationError with the validators' messages.
         password_validation.validate_password(password, user)
-    one_time = None if password is not None else _one_time_password()
+    one_time = None if password is not None else one_time_password()
     user.set_password(password if password is not None else one_time)
     user.save()
     Profile.objects.create(user=user, must_change_password=one_time is not None)

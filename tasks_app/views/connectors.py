@@ -13,7 +13,7 @@ from tasks_app.access import (
     teams_administered_by,
 )
 from tasks_app.actor import actor_for
-from tasks_app.connector_rules import host_credentials_available
+from tasks_app.connector_rules import host_credentials_refusal
 from tasks_app.forms import ConnectorForm, ConnectorTestForm, form_save
 from tasks_app.models import Connector, Team
 from tasks_app.selectors import connector_test_regions, ecr_policy_document
@@ -42,10 +42,11 @@ def _get_connector_for_user(
     return connector, access
 
 
-def _host_allowed(request, connector: Connector | None) -> bool:
+def _host_refusal(request, connector: Connector | None) -> str | None:
+    """Why the host's own identity is not offered; None when it is."""
     if connector is not None:
-        return host_credentials_available(connector.team)
-    return any(host_credentials_available(t) for t in teams_administered_by(request.user))
+        return host_credentials_refusal([connector.team])
+    return host_credentials_refusal(teams_administered_by(request.user).order_by("name"))
 
 
 def connector_list(request):
@@ -67,7 +68,7 @@ def _connector_form(request, connector: Connector | None, owners):
         request.POST or None,
         instance=connector or Connector(),
         owners=owners,
-        host_allowed=_host_allowed(request, connector),
+        host_refusal=_host_refusal(request, connector),
     )
     saved = form_save(
         request,

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from tasks_app.access import require_team_role, teams_for_user
 from tasks_app.actor import actor_for
-from tasks_app.connector_rules import host_credentials_available
+from tasks_app.connector_rules import host_credentials_refusal
 from tasks_app.crypto import MASK
 from tasks_app.forms import TaskForm, form_save
 from tasks_app.generated import env_name, generated_keys
@@ -52,7 +52,7 @@ def _task_form(request, job, task: TaskConfig | None):
         instance=task or TaskConfig(job=job),
         job=job,
         connectors=connectors,
-        host_allowed=host_credentials_available(team),
+        host_refusal=host_credentials_refusal([team]),
         regions=region_groups(),
     )
     saved = form_save(

@@ -1,15 +1,24 @@
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
 from tasks_app.access import require_team_role, teams_for_user
 from tasks_app.actor import actor_for
 from tasks_app.crypto import EncryptionError
 from tasks_app.forms import MemberAddForm, MemberRoleForm, NotificationSettingsForm, TeamForm
-from tasks_app.models import Membership, NotificationDelivery, Role, Team
+from tasks_app.models import Invitation, Membership, NotificationDelivery, Role, Team
+from tasks_app.people_forms import InvitationForm
 from tasks_app.services.notifications import webhook_ping
+from tasks_app.services.people import (
+    PeopleError,
+    invitation_create,
+    invitation_link,
+    invitation_revoke,
+)
 from tasks_app.services.teams import (
     TeamError,
     membership_add,
@@ -72,18 +81,67 @@ def team_edit(request, team_id):
     return render(request, "teams/form.html", {"form": form, "team": team})
 
 
-def team_detail(request, team_id, add_form=None):
+def team_detail(request, team_id, add_form=None, invite_form=None):
     team, my_role = _get_team_for_user(request, team_id)
+    can_manage = my_role.allows(Role.ADMIN)
     memberships = team.memberships.select_related("user").order_by("user__username")
+    invitations = []
+    if can_manage:
+        pending = Invitation.objects.filter(
+            team=team, accepted_at=None, revoked_at=None, expires_at__gt=now()
+        ).select_related("invited_by")
+        invitations = [(i, invitation_link(i)) for i in pending]
     context = {
         "team": team,
         "my_role": my_role,
-        "can_manage": my_role.allows(Role.ADMIN),
+        "can_manage": can_manage,
         "memberships": memberships,
         "roles": Role.choices,
         "add_form": add_form or MemberAddForm(),
+        "invite_form": invite_form or InvitationForm(),
+        "invitations": invitations,
+        "email_enabled": settings.EMAIL_ENABLED,
     }
-    return render(request, "teams/detail.html", context, status=400 if add_form else 200)
+    failed = add_form is not None or invite_form is not None
+    return render(request, "teams/detail.html", context, status=400 if failed else 200)
+
+
+@require_POST
+def invitation_create_view(request, team_id):
+    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    form = InvitationForm(request.POST)
+    if form.is_valid():
+        try:
+            invitation = invitation_create(
+                team=team,
+                email=form.cleaned_data["email"],
+                role=Role(form.cleaned_data["role"]),
+                actor=actor_for(request),
+            )
+        except PeopleError as e:
+            form.add_error("email", str(e))
+        else:
+            how = " and e-mailed them the link" if settings.EMAIL_ENABLED else ""
+            messages.success(
+                request,
+                f"Invited {invitation.email}{how}. The link is under Pending invitations, "
+                "to copy and send yourself.",
+            )
+            return redirect("team_detail", team_id=team.id)
+    return team_detail(request, team.id, invite_form=form)
+
+
+@require_POST
+def invitation_revoke_view(request, team_id, invitation_id):
+    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    invitation = get_object_or_404(
+        Invitation.objects.select_related("team"), id=invitation_id, team=team
+    )
+    if invitation_revoke(invitation=invitation, actor=actor_for(request)):
+        messages.success(request, f"Withdrew the invitation of {invitation.email}.")
+    else:
+        messages.info(request, "That invitation was no longer pending.")
+    return redirect("team_detail", team_id=team.id)
 
 
 @require_POST

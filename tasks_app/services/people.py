@@ -1,0 +1,384 @@
+"""People: invitations to teams, accounts managed by superusers, the host-credentials grant.
+
+Every change is audited. An invitation link is signed with the portal's secret key; the
+Invitation row decides whether it still works (single use, expiry, revocation), with
+compare-and-set updates so that two clicks cannot both accept it.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils.timezone import now
+
+from tasks_app import ttl_cache
+from tasks_app.actor import Actor
+from tasks_app.models import ApiToken, Invitation, Membership, Profile, Role, Team
+from tasks_app.queue import INVITATION_SEND, celery_task
+from tasks_app.services.admins import one_time_password
+from tasks_app.services.audit import audit_record
+
+_SIGNER_SALT = "ecrportal.invitation"
+
+
+class PeopleError(Exception):
+    """A change that would break a rule about people; the message is meant for the user."""
+
+
+class InvitationInvalid(PeopleError):
+    """The link is not (or no longer) a working invitation."""
+
+
+def _signer() -> signing.Signer:
+    return signing.Signer(salt=_SIGNER_SALT)
+
+
+def invitation_link(invitation: Invitation) -> str:
+    """The absolute link that accepts the invitation (the same link every time)."""
+    code = _signer().sign(str(invitation.id))
+    return str(settings.SITE_URL).rstrip("/") + reverse("invitation_accept", args=[code])
+
+
+def invitation_for_code(code: str) -> Invitation:
+    """The pending invitation a link's code names, or InvitationInvalid saying why not."""
+    try:
+        invitation_id = _signer().unsign(code)
+        invitation = Invitation.objects.select_related("team", "invited_by").get(id=invitation_id)
+    except (signing.BadSignature, Invitation.DoesNotExist, ValueError):
+        raise InvitationInvalid(
+            "This invitation link is not valid. Ask a team admin for a new one."
+        ) from None
+    state = invitation.state
+    if state != "pending":
+        raise InvitationInvalid(
+            {
+                "accepted": "This invitation has been used already. Sign in instead.",
+                "revoked": "This invitation was withdrawn. Ask a team admin for a new one.",
+                "expired": "This invitation has expired. Ask a team admin for a new one.",
+            }[state]
+        )
+    return invitation
+
+
+@transaction.atomic
+def invitation_create(*, team: Team, email: str, role: Role, actor: Actor) -> Invitation:
+    """Invite an address to the team. An earlier pending invitation of the same address to
+    the team is withdrawn: the newest link is the one that works. The e-mail (when e-mail
+    is configured) is sent by a worker after the commit."""
+    email = email.strip()
+    User = get_user_model()
+    if Membership.objects.filter(team=team, user__email__iexact=email).exists():
+        raise PeopleError(f"{email} already belongs to a member of {team.name}.")
+    stamp = now()
+    replaced = Invitation.objects.filter(
+        team=team, email__iexact=email, accepted_at=None, revoked_at=None, expires_at__gt=stamp
+    ).update(revoked_at=stamp)
+    invitation = Invitation.objects.create(
+        team=team,
+        email=email,
+        role=role,
+        invited_by=actor.user,
+        created=stamp,
+        expires_at=stamp + timedelta(days=settings.INVITATION_DAYS),
+    )
+    audit_record(
+        action="invitation.created",
+        summary=f"Invited {email} to {team.name} as {Role(role).label}",
+        actor=actor,
+        team=team,
+        obj=invitation,
+        changes={
+            "email": email,
+            "role": role,
+            "expires_at": invitation.expires_at.isoformat(),
+            "replaced": replaced,
+            "has_account": User.objects.filter(email__iexact=email).exists(),
+        },
+    )
+    if settings.EMAIL_ENABLED:
+        # An ID only: the link is a secret and never crosses the broker.
+        send = celery_task(INVITATION_SEND)
+        transaction.on_commit(lambda: send.delay(str(invitation.id)))
+    return invitation
+
+
+def invitation_email(*, invitation_id) -> bool:
+    """Send the invitation's link by e-mail; False when it no longer works (nothing sent)."""
+    from django.core.mail import send_mail
+
+    invitation = (
+        Invitation.objects.select_related("team", "invited_by").filter(id=invitation_id).first()
+    )
+    if invitation is None or invitation.state != "pending":
+        return False
+    inviter = invitation.invited_by.get_username() if invitation.invited_by else "A team admin"
+    body = "\n".join(
+        [
+            f"{inviter} invited you to the team {invitation.team.name} on ECR Portal, as "
+            f"{Role(invitation.role).label.lower()}.",
+            "",
+            "Open this link to choose a password and join (it works once, until "
+            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC):",
+            "",
+            invitation_link(invitation),
+        ]
+    )
+    send_mail(
+        f"[ECR Portal] Invitation to {invitation.team.name}",
+        body,
+        settings.DEFAULT_FROM_EMAIL,
+        [invitation.email],
+        fail_silently=False,
+    )
+    return True
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor: Actor) -> bool:
+    """Withdraw a pending invitation; False if it was not pending any more."""
+    stamp = now()
+    revoked = Invitation.objects.filter(
+        id=invitation.id, accepted_at=None, revoked_at=None, expires_at__gt=stamp
+    ).update(revoked_at=stamp)
+    if revoked:
+        invitation.revoked_at = stamp
+        audit_record(
+            action="invitation.revoked",
+            summary=f"Withdrew the invitation of {invitation.email} to {invitation.team.name}",
+            actor=actor,
+            team=invitation.team,
+            obj=invitation,
+        )
+    return bool(revoked)
+
+
+def _invitation_take(invitation: Invitation, user) -> None:
+    """Mark the invitation used by this person, once (compare-and-set), or raise."""
+    stamp = now()
+    taken = Invitation.objects.filter(
+        id=invitation.id, accepted_at=None, revoked_at=None, expires_at__gt=stamp
+    ).update(accepted_at=stamp, accepted_by=user)
+    if not taken:
+        raise InvitationInvalid("This invitation has been used or withdrawn meanwhile.")
+    invitation.accepted_at, invitation.accepted_by = stamp, user
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, actor: Actor) -> Membership:
+    """The signed-in person joins the team with the invitation's role."""
+    user = actor.user
+    if user is None:
+        raise PeopleError("Sign in to accept the invitation.")
+    _invitation_take(invitation, user)
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(
+                team=invitation.team, user=user, role=invitation.role
+            )
+    except IntegrityError:
+        raise PeopleError(
+            f"You are a member of {invitation.team.name} already; the invitation is unused."
+        ) from None
+    audit_record(
+        action="invitation.accepted",
+        summary=(
+            f"{user.get_username()} joined {invitation.team.name} as "
+            f"{Role(invitation.role).label} by invitation"
+        ),
+        actor=actor,
+        team=invitation.team,
+        obj=invitation,
+        changes={"email": invitation.email, "role": invitation.role},
+    )
+    return membership
+
+
+@transaction.atomic
+def invitation_accept_new_account(
+    *, invitation: Invitation, username: str, password: str, actor: Actor
+) -> Membership:
+    """Create the invited person's account with the password they chose (Django's password
+    validators) and make them a member. Raises ValidationError for a password the
+    validators refuse, PeopleError for a username that is taken."""
+    User = get_user_model()
+    user = User(username=username, email=invitation.email)
+    password_validation.validate_password(password, user)
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise PeopleError(f"The username {username} is taken. Choose another.") from None
+    Profile.objects.create(user=user)
+    audit_record(
+        action="user.created",
+        summary=f"Created the account {username} by invitation to {invitation.team.name}",
+        actor=Actor(user=user, address=actor.address),
+        team=invitation.team,
+        obj=user,
+        changes={"username": username, "email": invitation.email, "by": "invitation"},
+    )
+    return invitation_accept(invitation=invitation, actor=Actor(user=user, address=actor.address))
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    user: Any  # the user model
+    one_time_password: str  # shown once, to be handed over; changed at the first sign-in
+
+
+def _require_superuser(actor: Actor):
+    """The acting superuser, or PeopleError."""
+    if actor.user is None or not actor.user.is_superuser:
+        raise PeopleError("Only portal administrators manage accounts.")
+    return actor.user
+
+
+@transaction.atomic
+def user_create(*, username: str, email: str, superuser: bool, actor: Actor) -> NewPassword:
+    """A new account with a one-time password it must change at the first sign-in."""
+    _require_superuser(actor)
+    User = get_user_model()
+    otp = one_time_password()
+    user = User(username=username, email=email, is_superuser=superuser, is_staff=superuser)
+    user.set_password(otp)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise PeopleError(f"The username {username} is taken.") from None
+    Profile.objects.create(user=user, must_change_password=True)
+    audit_record(
+        action="user.created",
+        summary=f"Created the account {username}"
+        + (" (portal administrator)" if superuser else ""),
+        actor=actor,
+        obj=user,
+        changes={"username": username, "email": email, "superuser": superuser},
+    )
+    return NewPassword(user=user, one_time_password=otp)
+
+
+def _other_active_superusers(user) -> bool:
+    User = get_user_model()
+    return User.objects.filter(is_superuser=True, is_active=True).exclude(pk=user.pk).exists()
+
+
+@transaction.atomic
+def user_deactivate(*, user, actor: Actor) -> int:
+    """The person can no longer sign in; their sessions end at their next request and the
+    API tokens they created are revoked. Returns how many tokens were revoked."""
+    if user.pk == _require_superuser(actor).pk:
+        raise PeopleError("You cannot deactivate your own account.")
+    if user.is_superuser and not _other_active_superusers(user):
+        raise PeopleError(f"{user.get_username()} is the last active portal administrator.")
+    User = get_user_model()
+    if not User.objects.filter(pk=user.pk, is_active=True).update(is_active=False):
+        return 0
+    user.is_active = False
+    stamp = now()
+    tokens = list(
+        ApiToken.objects.filter(created_by=user, revoked_at=None).values_list("id", "token_hash")
+    )
+    ApiToken.objects.filter(id__in=[pk for pk, _ in tokens]).update(revoked_at=stamp)
+    for _, digest in tokens:
+        ttl_cache.tokens.discard(digest)
+    audit_record(
+        action="user.deactivated",
+        summary=f"Deactivated the account {user.get_username()}"
+        + (f" and revoked {len(tokens)} API token(s) it created" if tokens else ""),
+        actor=actor,
+        obj=user,
+        changes={"tokens_revoked": len(tokens)},
+    )
+    return len(tokens)
+
+
+@transaction.atomic
+def user_activate(*, user, actor: Actor) -> bool:
+    _require_superuser(actor)
+    User = get_user_model()
+    if not User.objects.filter(pk=user.pk, is_active=False).update(is_active=True):
+        return False
+    user.is_active = True
+    audit_record(
+        action="user.activated",
+        summary=f"Reactivated the account {user.get_username()} (its API tokens stay revoked)",
+        actor=actor,
+        obj=user,
+    )
+    return True
+
+
+@transaction.atomic
+def user_password_reset(*, user, actor: Actor) -> NewPassword:
+    """A new one-time password: the old one stops working, every session of the person
+    ends (Django ties sessions to the password), the next sign-in forces a change."""
+    _require_superuser(actor)
+    otp = one_time_password()
+    user.set_password(otp)
+    user.save(update_fields=["password"])
+    Profile.objects.update_or_create(user=user, defaults={"must_change_password": True})
+    audit_record(
+        action="user.password_reset",
+        summary=f"Reset the password of {user.get_username()} to a one-time password",
+        actor=actor,
+        obj=user,
+    )
+    return NewPassword(user=user, one_time_password=otp)
+
+
+@transaction.atomic
+def user_superuser_set(*, user, superuser: bool, actor: Actor) -> bool:
+    """Grant or withdraw portal administration; False if nothing changed."""
+    _require_superuser(actor)
+    if user.is_superuser == superuser:
+        return False
+    if not superuser and not _other_active_superusers(user):
+        raise PeopleError(f"{user.get_username()} is the last active portal administrator.")
+    User = get_user_model()
+    User.objects.filter(pk=user.pk).update(is_superuser=superuser, is_staff=superuser)
+    user.is_superuser = user.is_staff = superuser
+    audit_record(
+        action="user.superuser_granted" if superuser else "user.superuser_withdrawn",
+        summary=(
+            f"Made {user.get_username()} a portal administrator"
+            if superuser
+            else f"Withdrew portal administration from {user.get_username()}"
+        ),
+        actor=actor,
+        obj=user,
+        changes={"superuser": superuser},
+    )
+    return True
+
+
+@transaction.atomic
+def team_host_credentials_set(*, team: Team, allowed: bool, actor: Actor) -> bool:
+    """Grant or withdraw the team's use of the portal host's own AWS identity (SPEC §3);
+    False if nothing changed. Withdrawing stops every path at once: runs, refreshes and
+    Test connection check the grant of the team that uses the credentials."""
+    _require_superuser(actor)
+    if not Team.objects.filter(pk=team.pk, host_credentials_allowed=not allowed).update(
+        host_credentials_allowed=allowed
+    ):
+        return False
+    team.host_credentials_allowed = allowed
+    audit_record(
+        action="team.host_credentials_granted" if allowed else "team.host_credentials_withdrawn",
+        summary=(
+            f"Granted {team.name} the portal host's AWS identity"
+            if allowed
+            else f"Withdrew the portal host's AWS identity from {team.name}"
+        ),
+        actor=actor,
+        team=team,
+        obj=team,
+        changes={"host_credentials_allowed": allowed},
+    )
+    return True

@@ -1,0 +1,182 @@
+"""Invitations (team admins), accounts and the host-credentials grant (superusers)."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+
+from tasks_app.actor import actor_for
+from tasks_app.models import Team
+from tasks_app.people_forms import HostCredentialsForm, InvitationAcceptForm, UserCreateForm
+from tasks_app.services.people import (
+    InvitationInvalid,
+    PeopleError,
+    invitation_accept,
+    invitation_accept_new_account,
+    invitation_for_code,
+    team_host_credentials_set,
+    user_activate,
+    user_create,
+    user_deactivate,
+    user_password_reset,
+    user_superuser_set,
+)
+
+# The new one-time password is shown on the next page only, then gone from the session.
+SESSION_NEW_PASSWORD = "new_one_time_password"  # noqa: S105 - a session key name
+
+
+def _require_superuser(request) -> None:
+    if not request.user.is_superuser:
+        raise PermissionDenied("Only portal administrators manage accounts and grants.")
+
+
+@login_not_required
+@sensitive_post_parameters("password1", "password2")
+@csrf_protect
+@never_cache
+def invitation_accept_view(request, code):
+    try:
+        invitation = invitation_for_code(code)
+    except InvitationInvalid as e:
+        return render(request, "accounts/invitation_invalid.html", {"reason": str(e)}, status=410)
+    actor = actor_for(request)
+    if request.user.is_authenticated:
+        if request.method == "POST":
+            try:
+                invitation_accept(invitation=invitation, actor=actor)
+            except PeopleError as e:
+                messages.error(request, str(e))
+                return redirect("team_list")
+            messages.success(request, f"You joined {invitation.team.name}.")
+            return redirect("team_detail", team_id=invitation.team_id)
+        return render(request, "accounts/invitation.html", {"invitation": invitation})
+
+    User = get_user_model()
+    has_account = User.objects.filter(email__iexact=invitation.email, is_active=True).exists()
+    form = InvitationAcceptForm(request.POST or None, initial={"username": ""})
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = invitation_accept_new_account(
+                invitation=invitation,
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+                actor=actor,
+            )
+        except ValidationError as e:
+            form.add_error("password1", e.messages)
+        except InvitationInvalid as e:
+            return render(
+                request, "accounts/invitation_invalid.html", {"reason": str(e)}, status=410
+            )
+        except PeopleError as e:
+            form.add_error("username", str(e))
+        else:
+            login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome! You joined {invitation.team.name}.")
+            return redirect("team_detail", team_id=invitation.team_id)
+    context = {"invitation": invitation, "form": form, "has_account": has_account}
+    return render(request, "accounts/invitation.html", context, status=400 if form.errors else 200)
+
+
+def user_list(request):
+    _require_superuser(request)
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = user_create(actor=actor_for(request), **form.cleaned_data)
+        except PeopleError as e:
+            form.add_error("username", str(e))
+        else:
+            request.session[SESSION_NEW_PASSWORD] = [
+                created.user.get_username(),
+                created.one_time_password,
+            ]
+            return redirect("user_password_shown")
+    User = get_user_model()
+    query = request.GET.get("q", "").strip()
+    users = User.objects.annotate(team_count=Count("memberships")).order_by("username")
+    if query:
+        users = users.filter(Q(username__icontains=query) | Q(email__icontains=query))
+    context = {"users": users[:500], "form": form, "query": query}
+    return render(request, "people/users.html", context, status=400 if form.errors else 200)
+
+
+@never_cache
+def user_password_shown(request):
+    """The one-time password, once: it leaves the session as it is shown."""
+    _require_superuser(request)
+    shown = request.session.pop(SESSION_NEW_PASSWORD, None)
+    if not shown:
+        messages.info(request, "That one-time password has been shown already.")
+        return redirect("user_list")
+    username, password = shown
+    return render(
+        request, "people/password_shown.html", {"username": username, "password": password}
+    )
+
+
+def _get_user(user_id):
+    return get_object_or_404(get_user_model(), pk=user_id)
+
+
+@require_POST
+def user_action(request, user_id, action):
+    _require_superuser(request)
+    user = _get_user(user_id)
+    actor = actor_for(request)
+    name = user.get_username()
+    try:
+        if action == "deactivate":
+            revoked = user_deactivate(user=user, actor=actor)
+            messages.success(
+                request,
+                f"Deactivated {name}: signed out everywhere"
+                + (f", {revoked} API token(s) revoked." if revoked else "."),
+            )
+        elif action == "activate":
+            user_activate(user=user, actor=actor)
+            messages.success(request, f"Reactivated {name}.")
+        elif action == "reset-password":
+            reset = user_password_reset(user=user, actor=actor)
+            request.session[SESSION_NEW_PASSWORD] = [name, reset.one_time_password]
+            return redirect("user_password_shown")
+        elif action in ("grant-superuser", "withdraw-superuser"):
+            granted = action == "grant-superuser"
+            user_superuser_set(user=user, superuser=granted, actor=actor)
+            messages.success(
+                request,
+                f"{name} is {'now' if granted else 'no longer'} a portal administrator.",
+            )
+        else:
+            raise PermissionDenied("Unknown action.")
+    except PeopleError as e:
+        messages.error(request, str(e))
+    return redirect("user_list")
+
+
+def host_credentials(request):
+    """Which teams may use the portal host's own AWS identity; grant and withdraw."""
+    _require_superuser(request)
+    form = HostCredentialsForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            team, allowed = form.cleaned_data["team"], form.cleaned_data["allowed"]
+            if team_host_credentials_set(team=team, allowed=allowed, actor=actor_for(request)):
+                verb = "Granted" if allowed else "Withdrew"
+                messages.success(request, f"{verb} the host's AWS identity for {team.name}.")
+        else:
+            messages.error(request, "Choose a team that exists.")
+        return redirect("host_credentials")
+    teams = Team.objects.annotate(
+        host_connectors=Count("connectors", filter=Q(connectors__credentials="host"))
+    ).order_by("-host_credentials_allowed", "name")
+    context = {"teams": teams, "setting_on": settings.ALLOW_HOST_CREDENTIALS}
+    return render(request, "people/host_credentials.html", context)
