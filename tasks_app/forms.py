@@ -366,6 +366,11 @@ class TaskForm(ServiceValidatedModelForm):
         help_text="Select the desired AWS region, or [Use region variable ...] to supply the "
         "region dynamically via a variable (needs to be a region code such as ap-southeast-2).",
     )
+    unresolved_allowed = forms.BooleanField(
+        label="These variables will exist when the task runs",
+        required=False,
+        help_text="Save although a referenced variable is not defined (or not valid) yet.",
+    )
     connector_choice = forms.ChoiceField(
         label="Connector",
         required=False,

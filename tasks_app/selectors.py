@@ -3,12 +3,22 @@ the regions a form offers. Queries only; no side effects."""
 
 import json
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from tasks_app import aws
 from tasks_app.connector_rules import host_credentials_available
 from tasks_app.generated import env_name, generated_keys
-from tasks_app.models import Connector, Scope, Status, TaskConfig, status_filter
+from tasks_app.models import (
+    Connector,
+    Membership,
+    Scope,
+    Status,
+    TaskConfig,
+    Team,
+    Variable,
+    status_filter,
+)
 
 PARTITION_LABELS = {"aws": "AWS", "aws-cn": "AWS China", "aws-us-gov": "AWS GovCloud (US)"}
 
@@ -42,6 +52,24 @@ def connectors_usable_by(team):
     if not host_credentials_available(team):
         connectors = connectors.exclude(credentials=Connector.Credentials.HOST)
     return connectors
+
+
+def connectors_listed(team) -> str:
+    """The connectors a team may use, for messages about a connector variable: names and
+    the IDs a variable must hold."""
+    connectors = list(connectors_usable_by(team).order_by("name").values_list("name", "id"))
+    if not connectors:
+        return "it has none yet: a team admin creates one under Connectors"
+    shown = ", ".join(f"{name} = {pk}" for name, pk in connectors[:10])
+    more = f" and {len(connectors) - 10} more" if len(connectors) > 10 else ""
+    return f"{shown}{more}"
+
+
+def plan_input_variables(plan) -> dict[str, Variable]:
+    """The plan's input variables: the team's global ones, overridden by the plan's own."""
+    variables = {v.key: v for v in Variable.objects.filter(team_id=plan.team_id, plan=None)}
+    variables.update({v.key: v for v in Variable.objects.filter(plan=plan)})
+    return variables
 
 
 HOST_NOT_ALLOWED = "HostCredentialsNotAllowed"
@@ -114,3 +142,16 @@ def refreshable_tasks(*, team_ids, at) -> QuerySet[TaskConfig]:
     ok (never run, failing, expired)."""
     due = Q(refresh_due_at__lte=at) | ~status_filter(Status.OK, at)
     return TaskConfig.objects.filter(due, job__plan__team__in=team_ids, enabled=True)
+
+
+def teams_with_member_count(teams: QuerySet[Team]) -> QuerySet[Team]:
+    """The teams with member_count: every member, whatever join the query filters on (a
+    Count over `memberships` after filtering on them would count the matching row only)."""
+    counts = (
+        Membership.objects.filter(team=OuterRef("pk"))
+        .order_by()
+        .values("team")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return teams.annotate(member_count=Coalesce(Subquery(counts), 0))

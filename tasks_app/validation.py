@@ -6,11 +6,14 @@ Each first runs the model's own field checks (full_clean without the uniqueness 
 constraint checks, which are made here, once, with the portal's messages).
 """
 
+from collections.abc import Callable
+
 from django.core.exceptions import ValidationError
 
 from tasks_app import aws
 from tasks_app.connector_rules import host_credentials_available
 from tasks_app.models import Connector, Job, Plan, TaskConfig, Variable
+from tasks_app.references import ReferenceProblem, References
 from tasks_app.selectors import (
     HOST_NOT_ALLOWED,
     NOT_SHARED,
@@ -34,7 +37,44 @@ def _raise(errors: dict) -> None:
         raise ValidationError(errors)
 
 
-def task_validate(task: TaskConfig) -> None:
+# Added to a reference's save-time error: how to save the task anyway.
+CONFIRM_REFERENCES = (
+    " Define it under Variables, or confirm that it will exist when the task runs "
+    "(allow_undefined_variables in the API) to save the task as it is."
+)
+
+
+def _reference_errors(task: TaskConfig, errors: dict) -> None:
+    """A ${bamboo.<key>} reference that would not resolve now is a field error at save time,
+    with the message a run would give (tasks_app/references.py)."""
+    references = References(task.job.plan)
+    checks: list[tuple[str, Callable[[], object]]] = []
+    if task.region_variable and "region_variable" not in errors:
+        checks.append(
+            (
+                "region_variable",
+                lambda: references.region(task.region_variable, partition=task_partition(task)),
+            )
+        )
+    if (
+        task.credentials_source == TaskConfig.Source.CONNECTOR
+        and not task.connector_id
+        and task.connector_variable
+        and "connector_variable" not in errors
+    ):
+        checks.append(
+            ("connector_variable", lambda: references.connector(task.connector_variable))
+        )
+    for field, check in checks:
+        try:
+            check()
+        except ReferenceProblem as e:
+            errors.setdefault(field, []).append(e.message + CONFIRM_REFERENCES)
+
+
+def task_validate(task: TaskConfig, *, unresolved_allowed: bool = False) -> None:
+    """The task's rules. References to variables must resolve now, unless the person
+    confirmed (`unresolved_allowed`) that they will when the task runs."""
     errors = _field_checks(task)
     team = task.job.plan.team
     if task.credentials_source == TaskConfig.Source.CONNECTOR and task.connector_id:
@@ -62,6 +102,8 @@ def task_validate(task: TaskConfig) -> None:
                 f"{task.region} is not a region code {where}where Amazon ECR exists; "
                 "choose one such as ap-southeast-2."
             ]
+    if not unresolved_allowed:
+        _reference_errors(task, errors)
     if not errors:
         other = colliding_task(task)
         if other is not None:

@@ -123,7 +123,7 @@ def test_refresh_all_due_queues_what_the_user_may_edit(
     claimed = TaskConfig.objects.filter(claim=queued[0]).values_list("id", flat=True)
     assert set(claimed) == {*names, tasks["ok"].id}
     assert "Queued 5 tasks in 1 AWS call" in response.content.decode()
-    assert "refreshing…" in response.content.decode()
+    assert "running…" in response.content.decode()
     event = AuditEvent.objects.get(action="tasks.refresh_requested")
     assert event.summary == "Asked for the refresh of 4 due tasks"
     assert event.changes == {"tasks": 5, "groups": 1}

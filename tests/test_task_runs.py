@@ -213,7 +213,7 @@ def test_region_variables_resolve_with_plan_overriding_global(setup, aws_endpoin
         (
             {},
             "The region variable ${bamboo.aws.region} is not defined: neither plan WEB-BUILD "
-            "nor team Platform has a variable aws.region.",
+            "nor team Platform has a variable aws.region (defined: none yet).",
         ),
         (
             {"aws.region": "moon-1"},
@@ -270,10 +270,12 @@ def test_connector_variables_resolve_to_connectors_the_team_may_use(
         run = task_run(task=task, trigger="manual", actor=SYSTEM)
         assert run.outcome == "failed"
         assert run.error_class == "InvalidConnectorVariable"
+        # It lists the connectors the team may use, not an example ID.
+        own = team.connectors.get()
         assert run.error_message == (
             f"The connector variable ${{bamboo.aws.connector}} is {value!r}, which is not the "
-            "ID of a connector that team Platform may use (such as "
-            "f24e81bc-7aff-42db-86a2-7cf82e24d871)."
+            f"ID of a connector that team Platform may use ({own.name} = {own.id}, "
+            f"shared = {shared.id})."
         )
 
 

@@ -97,6 +97,7 @@ def test_variables_and_host_settings_are_stored_only_where_they_apply(client, wo
             connector_variable="${bamboo.aws.connector}",
             role_arn="arn:aws:iam::123456789012:role/ignored",
             disabled="on",
+            unresolved_allowed="on",  # neither variable is defined yet
         ),
     )
     task = TaskConfig.objects.get()

@@ -159,6 +159,18 @@ class TaskConfig(models.Model):
             enabled=self.enabled, expires_at=self.expires_at, last_run_ok=self.last_run_ok
         )
 
+    # refresh_state() as of a page's time, set by the pages that show it (not a field).
+    scheduler = ""
+
+    def refresh_state(self, at) -> str:
+        """Where the scheduler is with the task: "running" (a worker holds it), "queued" (due:
+        the next tick takes it), "scheduled" (due later) or "" (never: disabled)."""
+        if not self.enabled or self.refresh_due_at is None:
+            return ""
+        if self.lease_until is not None and self.lease_until > at:
+            return "running"
+        return "queued" if self.refresh_due_at <= at else "scheduled"
+
 
 class CallRate(models.Model):
     """The fleet-wide pace of one kind of AWS call (services/pacing.py): the time from which

@@ -8,17 +8,15 @@ from dataclasses import dataclass
 
 from tasks_app import aws
 from tasks_app.connector_rules import ROLE_ARN, host_credentials_available
-from tasks_app.crypto import MASK
-from tasks_app.models import Connector, TaskConfig, TaskRun, Variable
+from tasks_app.models import Connector, TaskConfig, TaskRun
+from tasks_app.references import ReferenceProblem, References
 from tasks_app.selectors import (
     HOST_NOT_ALLOWED,
     NOT_SHARED,
     connector_refusal,
-    connectors_shared_with,
     host_not_allowed_message,
 )
 from tasks_app.services.connectors import principal_for
-from tasks_app.task_rules import reference_key
 
 
 class RunError(Exception):
@@ -60,36 +58,6 @@ class Resolved:
         )
 
 
-def input_variables(plan) -> dict[str, Variable]:
-    """The plan's input variables: the team's global ones, overridden by the plan's own."""
-    variables = {v.key: v for v in Variable.objects.filter(team_id=plan.team_id, plan=None)}
-    variables.update({v.key: v for v in Variable.objects.filter(plan=plan)})
-    return variables
-
-
-class _Lookup:
-    """Resolves ${bamboo.<key>} references against the plan's input variables, once."""
-
-    def __init__(self, plan):
-        self.plan = plan
-        self._variables = None
-
-    def __call__(self, reference: str, what: str) -> tuple[str, str]:
-        """(value, value as it may be shown in a message)."""
-        if self._variables is None:
-            self._variables = input_variables(self.plan)
-        variable = self._variables.get(reference_key(reference) or "")
-        if variable is None:
-            raise RunError(
-                f"The {what} variable {reference} is not defined: neither plan "
-                f"{self.plan.key} nor team {self.plan.team.name} has a variable "
-                f"{reference_key(reference)}.",
-                f"Undefined{what.title()}Variable",
-            )
-        value = variable.plain_value().strip()
-        return value, (MASK if variable.masked else repr(value))
-
-
 def _refusal(team, connector, memo: dict) -> str | None:
     key = ("refusal", team.pk, connector.pk)
     if key not in memo:
@@ -109,28 +77,18 @@ def task_resolve(*, task: TaskConfig, trigger: str, memo: dict | None = None) ->
     tasks of one refresh group (they share team, connector and region)."""
     memo = {} if memo is None else memo
     plan = task.job.plan
-    lookup = _Lookup(plan)
+    references = References(plan)
+    try:
+        return _resolve(task, trigger, plan, references, memo)
+    except ReferenceProblem as e:
+        raise RunError(e.message, e.error_class) from None
 
+
+def _resolve(task, trigger, plan, references: References, memo: dict) -> Resolved:
     if task.credentials_source == TaskConfig.Source.CONNECTOR:
         connector = task.connector
         if connector is None:
-            value, shown = lookup(task.connector_variable, "connector")
-            try:
-                connector_id = uuid.UUID(value)
-            except ValueError:
-                connector_id = None
-            connector = (
-                connectors_shared_with(plan.team).filter(pk=connector_id).first()
-                if connector_id
-                else None
-            )
-            if connector is None:
-                raise RunError(
-                    f"The connector variable {task.connector_variable} is {shown}, which is "
-                    f"not the ID of a connector that team {plan.team.name} may use (such as "
-                    "f24e81bc-7aff-42db-86a2-7cf82e24d871).",
-                    "InvalidConnectorVariable",
-                )
+            connector = references.connector(task.connector_variable)
         refusal = _refusal(plan.team, connector, memo)
         if refusal == HOST_NOT_ALLOWED:
             raise RunError(host_not_allowed_message(plan.team, connector), refusal)
@@ -166,14 +124,7 @@ def task_resolve(*, task: TaskConfig, trigger: str, memo: dict | None = None) ->
         )
 
     if task.region_variable:
-        region, shown = lookup(task.region_variable, "region")
-        if region not in aws.ecr_regions(partition):
-            where = f" of partition {partition}" if partition else ""
-            raise RunError(
-                f"The region variable {task.region_variable} is {shown}, which is not a "
-                f"region code{where} where Amazon ECR exists (such as ap-southeast-2).",
-                "InvalidRegionVariable",
-            )
+        region = references.region(task.region_variable, partition=partition)
     else:
         region = task.region
         if partition and region not in aws.ecr_regions(partition):

@@ -171,8 +171,10 @@ def variable_delete(*, variable: Variable, actor: Actor) -> None:
 
 
 @transaction.atomic
-def task_save(*, task: TaskConfig, actor: Actor) -> TaskConfig:
-    task_validate(task)
+def task_save(*, task: TaskConfig, actor: Actor, unresolved_allowed: bool = False) -> TaskConfig:
+    """Create or change a task. Its variable references must resolve now unless
+    `unresolved_allowed` (the person confirmed that they will at run time)."""
+    task_validate(task, unresolved_allowed=unresolved_allowed)
     before = None
     if task._state.adding:
         last = task.job.tasks.aggregate(Max("position"))["position__max"]

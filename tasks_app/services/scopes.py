@@ -68,8 +68,8 @@ def task_variables(task: TaskConfig, *, secrets: bool = False) -> list[Generated
     """The task's variables in the reference document's order; masked values only with
     `secrets` (one decryption of the credential's token)."""
     credential: Credential | None = task.credential
-    if credential is None:
-        return []
+    if credential is None or not task.enabled:
+        return []  # a disabled task serves nothing (the API answers 409), so shows nothing
     variables = []
     for key, value in task_values(task, secrets=secrets).items():
         masked = is_masked_key(key)
@@ -87,7 +87,9 @@ def task_variables(task: TaskConfig, *, secrets: bool = False) -> list[Generated
 
 
 def _visible(tasks: QuerySet[TaskConfig], *, valid_only: bool) -> list[GeneratedVariable]:
-    tasks = tasks.filter(credential__isnull=False).select_related("job", "credential")
+    tasks = tasks.filter(credential__isnull=False, enabled=True).select_related(
+        "job", "credential"
+    )
     if valid_only:
         tasks = tasks.filter(credential__expires_at__gt=now())
     ordered = tasks.order_by("job__stage", "job__key", "position", "created")

@@ -329,10 +329,18 @@ class TaskSerializer(_Validated):
             "last_run_at",
             "last_run_ok",
             "last_error",
+            "allow_undefined_variables",
         ]
         read_only_fields = ["position", "expires_at", "last_run_at", "last_run_ok", "last_error"]
 
     status = serializers.CharField(read_only=True)
+    allow_undefined_variables = serializers.BooleanField(
+        required=False,
+        default=False,
+        write_only=True,
+        help_text="Save although a ${bamboo.<key>} reference does not resolve now (the "
+        "variable will exist when the task runs).",
+    )
 
 
 class TaskViewSet(_TeamScopedViewSet):
@@ -344,7 +352,11 @@ class TaskViewSet(_TeamScopedViewSet):
 
     def _save(self, serializer):
         self.check_team(serializer.built.job.plan)
-        serializer.instance = task_save(task=serializer.built, actor=actor_for(self.request))
+        serializer.instance = task_save(
+            task=serializer.built,
+            actor=actor_for(self.request),
+            unresolved_allowed=serializer.validated_data.get("allow_undefined_variables", False),
+        )
 
     perform_create = perform_update = _save
 

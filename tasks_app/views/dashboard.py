@@ -1,5 +1,4 @@
 from django.contrib import messages
-from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import now
@@ -8,7 +7,7 @@ from django.views.decorators.http import require_POST
 from tasks_app.access import teams_for_user, teams_with_role
 from tasks_app.actor import actor_for
 from tasks_app.models import Plan, Role, Status
-from tasks_app.selectors import dashboard_tasks, refreshable_tasks
+from tasks_app.selectors import dashboard_tasks, refreshable_tasks, teams_with_member_count
 from tasks_app.services.audit import audit_record
 from tasks_app.services.refresh import refresh_request
 from tasks_app.timeline import timeline
@@ -22,7 +21,7 @@ STATUSES = [Status.OK, Status.FAILING, Status.EXPIRED, Status.NEVER_RUN, Status.
 
 def dashboard(request):
     at = now()
-    teams = list(teams_for_user(request.user).annotate(member_count=Count("memberships")))
+    teams = list(teams_with_member_count(teams_for_user(request.user)))
     chosen = {
         "team": choice_param(request, "team", {str(t.id) for t in teams}),
         "plan": request.GET.get("plan", ""),
@@ -35,6 +34,10 @@ def dashboard(request):
     tasks = dashboard_tasks(team_ids=team_ids, at=at, **chosen)
     total = tasks.count()
     shown = list(tasks[:SHOWN])
+    for task in shown:
+        # The scheduler's state of each row: running and queued rows are polled until they
+        # settle (tasks_app/static/tasks_app/live.js).
+        task.scheduler = task.refresh_state(at)
     editable = {t.id for t in teams_with_role(request.user, Role.EDITOR)}
     due_count = (  # not being refreshed already
         refreshable_tasks(team_ids=editable, at=at).exclude(lease_until__gt=at).count()
@@ -48,7 +51,7 @@ def dashboard(request):
         "filtered": any(chosen.values()),
         "tasks": shown,
         "total": total,
-        "busy": [t.id for t in shown if t.lease_until and t.lease_until > at],
+        "busy": [t.id for t in shown if t.scheduler in ("running", "queued")],
         "at": at,
         "timeline": timeline(shown, at=at) if shown else None,
         "can_refresh": bool(editable),

@@ -56,12 +56,20 @@ def _task_form(request, job, task: TaskConfig | None):
         regions=region_groups(),
     )
     saved = form_save(
-        request, form, lambda: task_save(task=form.instance, actor=actor_for(request))
+        request,
+        form,
+        lambda: task_save(
+            task=form.instance,
+            actor=actor_for(request),
+            unresolved_allowed=form.cleaned_data.get("unresolved_allowed", False),
+        ),
     )
     if saved is not None:
         messages.success(request, "Saved the task." if task else "Created the task. Run it now.")
         return redirect("task_detail", task_id=saved.id)
-    return render(request, "tasks/form.html", {"form": form, "job": job, "task": task})
+    references_refused = bool(form.errors.keys() & {"region_variable", "connector_variable"})
+    context = {"form": form, "job": job, "task": task, "references_refused": references_refused}
+    return render(request, "tasks/form.html", context)
 
 
 def task_create(request, job_id):
@@ -101,7 +109,9 @@ def _usage(task: TaskConfig, results, delivery: Delivery | None) -> dict:
 
 def task_detail(request, task_id, delivery=None, problem=None, status=200):
     task, role = _get_task_for_user(request, task_id)
-    results = task_variables(task)
+    # Revealed: the table shows the values too (one more decryption, for this page only).
+    results = task_variables(task, secrets=delivery is not None)
+    task.scheduler = task.refresh_state(now())
     context = {
         "task": task,
         "job": task.job,
@@ -153,8 +163,7 @@ def task_run_view(request, task_id):
                 request,
                 f"Fetched new credentials; they expire {run.token_expires_at:%Y-%m-%d %H:%M} UTC.",
             )
-        else:
-            messages.error(request, f"The run failed: {run.error_message}")
+        # A failure is shown once, by the page's "Last run failed" banner.
     return redirect("task_detail", task_id=task.id)
 
 

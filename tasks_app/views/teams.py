@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.timezone import now
 from django.views.decorators.http import require_POST
@@ -12,6 +11,7 @@ from tasks_app.crypto import EncryptionError
 from tasks_app.forms import MemberAddForm, MemberRoleForm, NotificationSettingsForm, TeamForm
 from tasks_app.models import Invitation, Membership, NotificationDelivery, Role, Team
 from tasks_app.people_forms import InvitationForm
+from tasks_app.selectors import teams_with_member_count
 from tasks_app.services.notifications import webhook_ping
 from tasks_app.services.people import (
     PeopleError,
@@ -46,7 +46,7 @@ def _get_membership(team: Team, membership_id) -> Membership:
 
 
 def team_list(request):
-    teams = teams_for_user(request.user).annotate(member_count=Count("memberships"))
+    teams = teams_with_member_count(teams_for_user(request.user))
     return render(request, "teams/list.html", {"teams": teams})
 
 

@@ -1,4 +1,7 @@
 // <time datetime="…" data-countdown>: "in 3 h 05 min" / "4 min 09 s ago", kept current.
+// With data-due (a next refresh): once the moment passes it says "queued" instead of a
+// time in the past, marks its row busy and asks the page to follow the scheduler
+// ("portal:due", which live.js answers by polling until the row settles).
 (function () {
   "use strict";
   const pad = (n) => String(n).padStart(2, "0");
@@ -16,10 +19,20 @@
     const now = Date.now();
     for (const el of document.querySelectorAll("time[data-countdown]")) {
       const seconds = (Date.parse(el.getAttribute("datetime")) - now) / 1000;
+      if (seconds <= 0 && el.hasAttribute("data-due")) {
+        el.removeAttribute("data-countdown");
+        el.textContent = "queued";
+        el.classList.add("badge", "busy");
+        const row = el.closest("[data-poll] tr, [data-poll] [data-refresh]");
+        if (row) row.setAttribute("data-busy", "");
+        document.dispatchEvent(new CustomEvent("portal:due"));
+        continue;
+      }
       el.textContent = seconds > 0 ? `in ${duration(seconds)}` : `${duration(seconds)} ago`;
       el.classList.toggle("past", seconds <= 0);
     }
   };
   update();
   setInterval(update, 1000);
+  document.addEventListener("portal:swapped", update);
 })();

@@ -3,9 +3,10 @@
 //
 // <form data-live="#a,#b">: submitted with fetch; the answer's #a and #b replace
 // this page's, and #messages is announced. The button says it is busy meanwhile.
-// <div id="x" data-poll="2">: while it holds [data-busy] rows, the page is
-// fetched again every 2 s and #x replaced (with the elements named in
-// data-poll-also), for at most two minutes.
+// <div id="x" data-poll="2">: while it holds [data-busy] rows (running, or queued
+// for the scheduler), the page is fetched again every 2 s and #x replaced (with the
+// elements named in data-poll-also), for at most two minutes; a row that becomes
+// due meanwhile ("portal:due", from countdown.js) starts those two minutes again.
 (function () {
   "use strict";
   const status = document.getElementById("live-status");
@@ -26,18 +27,26 @@
   };
 
   let polls = 0;
+  let waiting = false;
   const poll = () => {
-    const box = document.querySelector("[data-poll]:not([data-poll=''])");
-    if (!box || !box.querySelector("[data-busy]") || polls > 60) return;
+    const box = document.querySelector("[data-poll]");
+    if (waiting || !box || !box.querySelector("[data-busy]") || polls > 60) return;
     polls += 1;
+    waiting = true;
     setTimeout(async () => {
-      const answer = await fetch(window.location.href, { credentials: "same-origin" });
-      const also = (box.dataset.pollAlso || "").split(",").filter(Boolean);
-      if (answer.ok) swap(await answer.text(), ["#" + box.id, ...also]);
+      try {
+        const answer = await fetch(window.location.href, { credentials: "same-origin" });
+        const also = (box.dataset.pollAlso || "").split(",").filter(Boolean);
+        if (answer.ok) swap(await answer.text(), ["#" + box.id, ...also]);
+      } catch (error) {
+        // Offline for a moment: the next poll tries again.
+      }
+      waiting = false;
       if (!document.querySelector("[data-poll] [data-busy]")) announce("All refreshes finished.");
       poll();
-    }, Number(box.dataset.poll) * 1000);
+    }, Number(box.dataset.poll || 2) * 1000);
   };
+  document.addEventListener("portal:due", () => { polls = 0; poll(); });
 
   document.addEventListener("submit", async (event) => {
     const form = event.target.closest("form[data-live]");

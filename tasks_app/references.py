@@ -1,0 +1,76 @@
+"""${bamboo.<key>} references in a task's region and connector (SPEC §4.1), resolved against
+the plan's input variables: by a run (services/inputs.py) and when a task is saved
+(validation.py), with the same messages."""
+
+import uuid
+
+from tasks_app import aws
+from tasks_app.crypto import MASK
+from tasks_app.models import Connector, Variable
+from tasks_app.selectors import connectors_listed, connectors_shared_with, plan_input_variables
+from tasks_app.task_rules import reference_key
+
+
+class ReferenceProblem(Exception):
+    """A reference that does not resolve; the message is meant for people."""
+
+    def __init__(self, message: str, error_class: str):
+        super().__init__(message)
+        self.message = message
+        self.error_class = error_class
+
+
+class References:
+    """Resolves one plan's references, reading its variables once."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self._variables: dict[str, Variable] | None = None
+
+    def _variable(self, reference: str, what: str) -> tuple[str, str]:
+        """(value, value as a message may show it), or ReferenceProblem."""
+        if self._variables is None:
+            self._variables = plan_input_variables(self.plan)
+        key = reference_key(reference) or ""
+        variable = self._variables.get(key)
+        if variable is None:
+            defined = ", ".join(sorted(self._variables)[:20]) or "none yet"
+            raise ReferenceProblem(
+                f"The {what} variable {reference} is not defined: neither plan "
+                f"{self.plan.key} nor team {self.plan.team.name} has a variable {key} "
+                f"(defined: {defined}).",
+                f"Undefined{what.title()}Variable",
+            )
+        value = variable.plain_value().strip()
+        return value, (MASK if variable.masked else repr(value))
+
+    def region(self, reference: str, *, partition: str | None) -> str:
+        region, shown = self._variable(reference, "region")
+        if region not in aws.ecr_regions(partition):
+            where = f" of partition {partition}" if partition else ""
+            raise ReferenceProblem(
+                f"The region variable {reference} is {shown}, which is not a region code"
+                f"{where} where Amazon ECR exists (such as ap-southeast-2).",
+                "InvalidRegionVariable",
+            )
+        return region
+
+    def connector(self, reference: str) -> Connector:
+        """A connector the plan's team may see (whether it may use it is the caller's rule:
+        sharing withdrawn and host credentials have their own messages)."""
+        value, shown = self._variable(reference, "connector")
+        try:
+            connector_id = uuid.UUID(value)
+        except ValueError:
+            connector_id = None
+        team = self.plan.team
+        connector = (
+            connectors_shared_with(team).filter(pk=connector_id).first() if connector_id else None
+        )
+        if connector is None:
+            raise ReferenceProblem(
+                f"The connector variable {reference} is {shown}, which is not the ID of a "
+                f"connector that team {team.name} may use ({connectors_listed(team)}).",
+                "InvalidConnectorVariable",
+            )
+        return connector
