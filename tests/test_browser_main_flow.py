@@ -73,8 +73,12 @@ def test_the_main_flow_from_sign_in_to_an_evaluated_bash_snippet(
 
     # Reveal in place, copy the Bash snippet, evaluate what was copied.
     page.get_by_role("button", name="Reveal values").click()
-    expect(page.get_by_role("button", name="Values revealed")).to_be_disabled()
+    expect(page.get_by_role("link", name="Hide values")).to_be_visible()
     assert page.url == task_url
+    # The table shows the values too, not ******** beside revealed snippets.
+    table = page.locator("table.variables")
+    expect(table).not_to_contain_text("********")
+    expect(table).to_contain_text(secrets[0])
     page.get_by_role("tab", name="Bash").click()
     copy = page.locator("#values-bash + button")
     copy.click()
@@ -91,6 +95,9 @@ def test_the_main_flow_from_sign_in_to_an_evaluated_bash_snippet(
     ).stdout.decode()
     assert out.split("\0")[:-1] == [values[key] for key in names]
     screenshot(page, "task-revealed")
+    page.get_by_role("link", name="Hide values").click()
+    expect(page.locator("table.variables")).to_contain_text("********")
+    assert secrets[0] not in page.content()
 
     # The dashboard: status, a live countdown, the next refresh and the timeline.
     page.get_by_role("link", name="Dashboard").click()

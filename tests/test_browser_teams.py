@@ -25,8 +25,9 @@ def test_a_portal_admin_creates_a_team_and_adds_a_member(live_server, page):
     page.get_by_role("button", name="Create team").click()
 
     expect(page.get_by_role("heading", name="Platform Engineering")).to_be_visible()
-    page.get_by_label("Username or e-mail").fill("erin@example.com")
-    page.get_by_label("Role", exact=True).select_option("editor")
+    add = page.locator("section", has_text="Add someone who has an account")
+    add.get_by_label("Username or e-mail").fill("erin@example.com")
+    add.get_by_label("Role", exact=True).select_option("editor")
     page.get_by_role("button", name="Add member").click()
 
     expect(page.get_by_text("Added erin to Platform Engineering.")).to_be_visible()

@@ -21,7 +21,9 @@ NEW_PASSWORD = "a long enough passphrase 42"
 
 
 def _invite(client, team, email="newbie@example.com", role="editor"):
-    return client.post(f"/teams/{team.id}/invitations/", {"email": email, "role": role})
+    return client.post(
+        f"/teams/{team.id}/invitations/", {"invite-email": email, "invite-role": role}
+    )
 
 
 def _path(invitation) -> str:

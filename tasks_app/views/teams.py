@@ -98,7 +98,7 @@ def team_detail(request, team_id, add_form=None, invite_form=None):
         "memberships": memberships,
         "roles": Role.choices,
         "add_form": add_form or MemberAddForm(),
-        "invite_form": invite_form or InvitationForm(),
+        "invite_form": invite_form or InvitationForm(prefix="invite"),
         "invitations": invitations,
         "email_enabled": settings.EMAIL_ENABLED,
     }
@@ -109,7 +109,7 @@ def team_detail(request, team_id, add_form=None, invite_form=None):
 @require_POST
 def invitation_create_view(request, team_id):
     team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
-    form = InvitationForm(request.POST)
+    form = InvitationForm(request.POST, prefix="invite")
     if form.is_valid():
         try:
             invitation = invitation_create(
