@@ -181,3 +181,26 @@ def fernet_key() -> str:
 
 def random_secret_key() -> str:
     return secrets.token_urlsafe(50)
+
+
+_TEAM_ROLES = ("viewer", "editor", "admin")
+
+
+def env_team_map(name: str) -> dict[str, list[tuple[str, str]]]:
+    """Claim values to team memberships: "group=team-slug:role,..." → {group: [(slug, role)]}.
+    A value may name several teams (repeat it); roles are viewer, editor or admin."""
+    value = _raw(name)
+    mapping: dict[str, list[tuple[str, str]]] = {}
+    if value is None:
+        return mapping
+    expected = (
+        'a comma-separated list of claim-value=team-slug:role, e.g. "platform-devs='
+        'platform:editor,platform-admins=platform:admin" (roles: viewer, editor, admin)'
+    )
+    for item in value.split(","):
+        claim, _, target = item.strip().partition("=")
+        slug, _, role = target.partition(":")
+        if not claim.strip() or not slug.strip() or role.strip() not in _TEAM_ROLES:
+            raise _bad(name, value, expected)
+        mapping.setdefault(claim.strip(), []).append((slug.strip(), role.strip()))
+    return mapping

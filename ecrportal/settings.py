@@ -20,6 +20,7 @@ from ecrportal.env import (
     env_int,
     env_list,
     env_str,
+    env_team_map,
     env_url,
     secret_read,
 )
@@ -151,6 +152,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
+
 # The HTTP API (/api/v1/): bearer tokens for CI jobs, the session for people.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -196,6 +198,50 @@ TRUSTED_PROXY_COUNT = env_int("ECRPORTAL_TRUSTED_PROXY_COUNT", 0, minimum=0)
 ADMIN_USERNAME = env_str("ECRPORTAL_ADMIN_USERNAME", "admin")
 ADMIN_EMAIL = env_str("ECRPORTAL_ADMIN_EMAIL", "")
 ADMIN_PASSWORD = env_str("ECRPORTAL_ADMIN_PASSWORD")
+
+# Single sign-on with OpenID Connect (authorization code flow with PKCE and a nonce, by
+# mozilla-django-oidc; tasks_app/sso.py). Off unless an issuer is set. The provider's
+# endpoints come from its discovery document, fetched on the first sign-in.
+OIDC_ISSUER = env_url("ECRPORTAL_OIDC_ISSUER", None)
+OIDC_ENABLED = OIDC_ISSUER is not None
+OIDC_NAME = env_str("ECRPORTAL_OIDC_NAME", "single sign-on")
+OIDC_RP_CLIENT_ID = env_str("ECRPORTAL_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = env_str("ECRPORTAL_OIDC_CLIENT_SECRET", "")
+if OIDC_ENABLED and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
+    raise ImproperlyConfigured(
+        "ECRPORTAL_OIDC_ISSUER is set: set ECRPORTAL_OIDC_CLIENT_ID and "
+        "ECRPORTAL_OIDC_CLIENT_SECRET too (the portal's client at the identity provider)."
+    )
+OIDC_RP_SIGN_ALGO = env_choice(
+    "ECRPORTAL_OIDC_SIGN_ALGO", "RS256", ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
+)
+OIDC_RP_SCOPES = " ".join(env_list("ECRPORTAL_OIDC_SCOPES", ["openid", "email", "profile"]))
+if OIDC_ENABLED and "openid" not in OIDC_RP_SCOPES.split():
+    raise ImproperlyConfigured("ECRPORTAL_OIDC_SCOPES must include openid.")
+# Only people whose (verified) e-mail address is in one of these domains; empty: anyone the
+# provider signs in.
+OIDC_ALLOWED_DOMAINS = [d.lower() for d in env_list("ECRPORTAL_OIDC_ALLOWED_DOMAINS", [])]
+OIDC_CREATE_USERS = env_bool("ECRPORTAL_OIDC_CREATE_USERS", True)
+# Claim values that make someone a member of a team, e.g.
+# "platform-admins=platform:admin,platform-devs=platform:editor" (team slug, role).
+OIDC_TEAM_CLAIM = env_str("ECRPORTAL_OIDC_TEAM_CLAIM", "groups")
+OIDC_TEAM_MAP = env_team_map("ECRPORTAL_OIDC_TEAM_MAP")
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_TIMEOUT = env_int("ECRPORTAL_OIDC_TIMEOUT", 10, minimum=1, maximum=60)
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+LOGIN_REDIRECT_URL_FAILURE = "login"
+# With local passwords off, only these portal administrators sign in with a password
+# (break-glass accounts for when the provider is down); everyone else uses single sign-on.
+LOCAL_PASSWORDS = env_bool("ECRPORTAL_LOCAL_PASSWORDS", True)
+BREAK_GLASS_USERS = env_list("ECRPORTAL_BREAK_GLASS_USERS", [ADMIN_USERNAME])
+if not LOCAL_PASSWORDS and not OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        "ECRPORTAL_LOCAL_PASSWORDS=0 needs single sign-on: set ECRPORTAL_OIDC_ISSUER."
+    )
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("tasks_app.sso.PortalOIDCBackend")
 
 # Days an invitation link works, unless accepted or revoked first.
 INVITATION_DAYS = env_int("ECRPORTAL_INVITATION_DAYS", 7, minimum=1, maximum=90)

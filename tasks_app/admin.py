@@ -13,6 +13,7 @@ from tasks_app.models import (
     CanaryPing,
     Connector,
     Credential,
+    ExternalIdentity,
     Invitation,
     Job,
     Membership,
@@ -292,3 +293,12 @@ class InvitationAdmin(PortalManagedAdmin):
 
     def view_on_site(self, obj):
         return reverse("team_detail", args=[obj.team_id])
+
+
+@admin.register(ExternalIdentity)
+class ExternalIdentityAdmin(ReadOnlyAdmin):
+    """Links made at single sign-on; removing one makes the next sign-on link again."""
+
+    list_display = ["user", "issuer", "subject", "created", "last_login"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "subject"]

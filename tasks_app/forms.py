@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
@@ -6,7 +7,7 @@ from django.db.models import Q
 
 from tasks_app.actor import actor_for
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, Team, Variable
-from tasks_app.services.logins import login_retry_after
+from tasks_app.services.logins import login_retry_after, password_sign_in_allowed
 
 
 def _minutes(seconds: int) -> str:
@@ -67,12 +68,21 @@ class LoginForm(AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
         "throttled": "Too many failed sign-in attempts. Try again in %(wait)s.",
+        "sso_only": "Passwords are turned off on this portal: sign in with %(name)s.",
     }
     failure: str | None = None
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
         password = self.cleaned_data.get("password")
+        if username and not password_sign_in_allowed(username):
+            # Decided before any password check: says nothing about the password.
+            self.failure = "sso_only"
+            raise forms.ValidationError(
+                self.error_messages["sso_only"],
+                code="sso_only",
+                params={"name": settings.OIDC_NAME},
+            )
         if username and password:
             assert self.request is not None  # the sign-in view always passes it
             wait = login_retry_after(actor=actor_for(self.request), username=username)
@@ -84,11 +94,21 @@ class LoginForm(AuthenticationForm):
                     params={"wait": _minutes(wait)},
                 )
         try:
-            return super().clean()
+            cleaned = super().clean()
         except forms.ValidationError as e:
             if username and password and e.code == "invalid_login":
                 self.failure = "invalid"
             raise
+        user = self.get_user()
+        if user is not None and not settings.LOCAL_PASSWORDS and not user.is_superuser:
+            # A break-glass name that is not (or no longer) a portal administrator.
+            self.failure = "sso_only"
+            raise forms.ValidationError(
+                self.error_messages["sso_only"],
+                code="sso_only",
+                params={"name": settings.OIDC_NAME},
+            )
+        return cleaned
 
 
 class TeamForm(forms.ModelForm):

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from tasks_app import sso
 from tasks_app.views import (
     accounts,
     connectors,
@@ -21,6 +22,16 @@ urlpatterns = [
     path("audit/", history.audit_log, name="audit_log"),
     path("login/", accounts.login_view, name="login"),
     path("logout/", accounts.logout_view, name="logout"),
+    path(
+        "oidc/authenticate/",
+        sso.sign_on_start,
+        name="oidc_authentication_init",
+    ),
+    path(
+        "oidc/callback/",
+        sso.sign_on_callback,
+        name="oidc_authentication_callback",
+    ),
     path("account/password/", accounts.password_change, name="password_change"),
     path("teams/", teams.team_list, name="team_list"),
     path("teams/new/", teams.team_create_view, name="team_create"),

@@ -134,6 +134,9 @@ API_SCHEMA_NO_METHOD = _api(lambda person: METHOD, tokens=METHOD)
 # name → (GET rule, POST rule)
 PORTAL = {
     "login": (ANYONE, ANYONE),
+    # Single sign-on is off here: the pages do not exist (GET), and take no POST.
+    "oidc_authentication_init": (lambda caller: HIDDEN, lambda caller: METHOD),
+    "oidc_authentication_callback": (lambda caller: HIDDEN, lambda caller: METHOD),
     "healthz": (ANYONE, ANYONE),
     "readyz": (ANYONE, ANYONE),
     "logout": (POST_ONLY, SIGNED_OUT),

@@ -217,3 +217,23 @@ def test_no_email_is_queued_without_email(alice, team_a, django_capture_on_commi
             team=team_a, email="newbie@example.com", role=Role.VIEWER, actor=Actor(user=alice)
         )
     assert callbacks == []
+
+
+def test_with_passwords_off_the_invitation_is_accepted_through_single_sign_on(
+    client, alice, team_a, settings
+):
+    settings.OIDC_ENABLED = True
+    settings.OIDC_NAME = "Corp SSO"
+    settings.LOCAL_PASSWORDS = False
+    invitation = invitation_create(
+        team=team_a, email="newbie@example.com", role=Role.VIEWER, actor=Actor(user=alice)
+    )
+    page = client.get(_path(invitation)).content.decode()
+    assert "Sign in with Corp SSO to accept" in page
+    assert "Create your account" not in page
+    response = client.post(
+        _path(invitation),
+        {"username": "newbie", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+    )
+    assert "single sign-on only" in response.content.decode()
+    assert not Membership.objects.filter(user__username="newbie").exists()

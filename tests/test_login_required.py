@@ -13,6 +13,7 @@ import pytest
 from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.urls.resolvers import RegexPattern, RoutePattern
 
+from tasks_app import sso
 from tasks_app.admin import admin_login
 from tasks_app.views import accounts, health, people
 
@@ -24,6 +25,9 @@ PUBLIC_VIEWS = {
     admin_login,
     # An invitation link: whoever holds it creates an account (tests/test_invitations.py).
     people.invitation_accept_view,
+    # Single sign-on: where sign-in starts and where the provider answers (tests/test_sso.py).
+    sso.sign_on_start,
+    sso.sign_on_callback,
 }
 
 SAMPLES = {

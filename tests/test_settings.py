@@ -118,6 +118,19 @@ def test_settings_create_nothing_and_the_checks_name_the_remedy(tmp_path):
         ),
         ({"ECRPORTAL_READYZ_TIMEOUT": "0"}, "expected a whole number of at least 1"),
         ({"ECRPORTAL_LOG_LEVEL": "chatty"}, "expected one of DEBUG, INFO"),
+        (
+            {"ECRPORTAL_OIDC_ISSUER": "https://idp.example.com"},
+            "set ECRPORTAL_OIDC_CLIENT_ID and ECRPORTAL_OIDC_CLIENT_SECRET too",
+        ),
+        (
+            {"ECRPORTAL_OIDC_TEAM_MAP": "devs=platform"},
+            "ECRPORTAL_OIDC_TEAM_MAP='devs=platform' is not valid: expected a comma-separated",
+        ),
+        (
+            {"ECRPORTAL_OIDC_TEAM_MAP": "devs=platform:owner"},
+            "(roles: viewer, editor, admin)",
+        ),
+        ({"ECRPORTAL_LOCAL_PASSWORDS": "0"}, "ECRPORTAL_LOCAL_PASSWORDS=0 needs single sign-on"),
     ],
 )
 def test_bad_configuration_stops_the_portal_with_a_clear_message(tmp_path, env, message):

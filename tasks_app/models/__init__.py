@@ -2,7 +2,7 @@
 
 from tasks_app.models.connectors import Connector
 from tasks_app.models.notifications import NotificationDelivery
-from tasks_app.models.people import Invitation
+from tasks_app.models.people import ExternalIdentity, Invitation
 from tasks_app.models.plans import MASKED_KEY_WORDS, Job, Plan, Scope, Variable, is_masked_key
 from tasks_app.models.tasks import (
     CallRate,
@@ -33,6 +33,7 @@ __all__ = [
     "CanaryPing",
     "Connector",
     "Credential",
+    "ExternalIdentity",
     "Invitation",
     "Job",
     "Membership",

@@ -53,3 +53,25 @@ class Invitation(models.Model):
         if self.expires_at <= now():
             return "expired"
         return "pending"
+
+
+class ExternalIdentity(models.Model):
+    """A person's account at the identity provider (OIDC issuer and subject), linked to
+    their portal account at the first single sign-on."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities"
+    )
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    created = models.DateTimeField(default=now)
+    last_login = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="identity_issuer_subject")
+        ]
+
+    def __str__(self):
+        return f"{self.subject} at {self.issuer}"

@@ -56,3 +56,11 @@ def login_failed(*, actor: Actor, username: str, throttled: bool = False) -> Non
 
 def login_succeeded(*, actor: Actor) -> None:
     audit_record(action="login.succeeded", summary="Signed in", actor=actor)
+
+
+def password_sign_in_allowed(username: str) -> bool:
+    """With local passwords off (ECRPORTAL_LOCAL_PASSWORDS=0), only the break-glass
+    accounts sign in with a password (and only while they are portal administrators)."""
+    if settings.LOCAL_PASSWORDS:
+        return True
+    return username.lower() in {name.lower() for name in settings.BREAK_GLASS_USERS}

@@ -205,6 +205,8 @@ def invitation_accept_new_account(
     """Create the invited person's account with the password they chose (Django's password
     validators) and make them a member. Raises ValidationError for a password the
     validators refuse, PeopleError for a username that is taken."""
+    if not settings.LOCAL_PASSWORDS:
+        raise PeopleError("This portal signs people in with single sign-on only.")
     User = get_user_model()
     user = User(username=username, email=invitation.email)
     password_validation.validate_password(password, user)

@@ -77,7 +77,7 @@ def invitation_accept_view(request, code):
                 request, "accounts/invitation_invalid.html", {"reason": str(e)}, status=410
             )
         except PeopleError as e:
-            form.add_error("username", str(e))
+            form.add_error("username" if settings.LOCAL_PASSWORDS else None, str(e))
         else:
             login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome! You joined {invitation.team.name}.")
