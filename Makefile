@@ -82,9 +82,10 @@ lock: $(DEV_STAMP)
 		--no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
 
 # The README's pictures: the browser tests take them; these are copied to docs/.
-DOC_SCREENSHOTS = dashboard task task-form connector runs audit-log phone-dashboard
+DOC_SCREENSHOTS = dashboard task task-form connector runs audit-log phone-dashboard team users
 screenshots: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q tests/test_browser_main_flow.py tests/test_browser_connectors.py tests/test_accessibility.py
+	$(BIN)/python -m pytest -q tests/test_browser_main_flow.py tests/test_browser_connectors.py tests/test_accessibility.py \
+		tests/test_browser_teams.py tests/test_browser_people.py
 	for name in $(DOC_SCREENSHOTS); do cp test-artifacts/screenshots/$$name.png docs/screenshots/; done
 
 clean:

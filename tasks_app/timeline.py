@@ -20,12 +20,20 @@ PLOT_WIDTH = 720
 ROW_HEIGHT = 26
 TOP = 24
 MAX_ROWS = 25
+# What fits in LABEL_WIDTH at the timeline's 11-unit font (about 6 units a character);
+# longer labels end in an ellipsis and show whole on hover.
+LABEL_CHARS = 30
+
+
+def _fitted(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1].rstrip() + "\u2026"
 
 
 @dataclass
 class Row:
     y: int
-    label: str
+    label: str  # as drawn, fitted to the label column
+    title: str  # the whole label
     url: str
     status: str
     bars: list = field(default_factory=list)  # (x, width, title)
@@ -52,7 +60,8 @@ def timeline(tasks, *, at) -> dict:
     for i, task in enumerate(tasks):
         row = Row(
             y=TOP + i * ROW_HEIGHT,
-            label=f"{task.job.plan.key}-{task.job.key} {task}"[:40],
+            label=_fitted(f"{task.job.plan.key}-{task.job.key} {task}"),
+            title=f"{task.job.plan.key}-{task.job.key} {task}",
             url=reverse("task_detail", args=[task.id]),
             status=task.status,
         )

@@ -107,3 +107,21 @@ def test_the_dashboard_follows_a_task_from_queued_to_ok_without_a_reload(live_se
     expect(row.locator(".badge").first).to_have_text("ok", timeout=6000)
     expect(row).to_contain_text("in 4 h")
     expect(page.locator("#live-status")).to_have_text("All refreshes finished.")
+
+
+def test_share_with_teams_never_offers_the_chosen_owner(live_server, page):
+    one = make_team("Alpha", ada=Role.ADMIN)
+    two = make_team("Beta")
+    Membership.objects.create(team=two, user=one.members.get(), role=Role.ADMIN)
+    make_team("Gamma")
+    sign_in(page, live_server.url, "ada")
+    page.goto(live_server.url + "/connectors/new/")
+    share = page.locator("fieldset", has_text="Sharing and use")
+    page.get_by_label("Owner team").select_option(label="Alpha")
+    expect(share.get_by_label("Alpha")).to_be_hidden()
+    expect(share.get_by_label("Beta")).to_be_visible()
+    share.get_by_label("Beta").check()
+    page.get_by_label("Owner team").select_option(label="Beta")
+    expect(share.get_by_label("Beta")).to_be_hidden()
+    expect(share.get_by_label("Beta")).not_to_be_checked()
+    expect(share.get_by_label("Alpha")).to_be_visible()

@@ -166,3 +166,15 @@ def test_the_task_page_draws_its_own_timeline(client, tasks):
     assert page.count('class="valid"') == 1  # the current token
     assert page.count('class="failed"') == 1
     assert "Next refresh" in page
+
+
+def test_long_timeline_labels_fit_their_column_and_show_whole_on_hover(client, tasks):
+    long_name = "Push the nightly images of every service to ECR"
+    TaskConfig.objects.filter(pk=tasks["ok"].pk).update(description=long_name)
+    client.login(username="alice", password=PASSWORD)
+    page = client.get(reverse("dashboard")).content.decode()
+    timeline = page.split('class="timeline-svg"')[1].split("</svg>")[0]
+    assert f"<title>WEB-BUILD-JOB0 {long_name}</title>WEB-BUILD-JOB0 Push the night\u2026" in (
+        timeline
+    )
+    assert 'clip-path="url(#timeline-labels)"' in timeline
