@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from tasks_app.actor import SYSTEM
@@ -89,11 +90,18 @@ def test_every_field_has_a_label_and_the_keyboard_reaches_everything(
         f"/teams/{task.job.plan.team_id}/notifications/",
         "/tokens/new/",
         "/variables/new/",
+        f"/teams/{task.job.plan.team_id}/",  # invite and add forms side by side
     ]
     for path in paths:
         page.goto(live_server.url + path)
         assert page.evaluate(UNLABELLED) == [], path
         assert page.locator("h1").count() == 1, path
+    get_user_model().objects.filter(username="alice").update(is_superuser=True)
+    for path in ("/users/", "/host-credentials/"):
+        page.goto(live_server.url + path)
+        assert page.evaluate(UNLABELLED) == [], path
+        assert page.locator("h1").count() == 1, path
+    get_user_model().objects.filter(username="alice").update(is_superuser=False)
 
     # Keyboard only: the first Tab offers the skip link, which leads to the content;
     # Run now works from the keyboard and says what happened.
