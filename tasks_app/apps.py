@@ -12,3 +12,4 @@ class TasksAppConfig(AppConfig):
 
         logs.install()
         logs.secret_register(settings.EMAIL_HOST_PASSWORD)
+        logs.secret_register(settings.OIDC_RP_CLIENT_SECRET)

@@ -125,3 +125,24 @@ def test_share_with_teams_never_offers_the_chosen_owner(live_server, page):
     expect(share.get_by_label("Beta")).to_be_hidden()
     expect(share.get_by_label("Beta")).not_to_be_checked()
     expect(share.get_by_label("Alpha")).to_be_visible()
+
+
+def test_an_undefined_variable_is_caught_when_the_task_is_saved(live_server, page):
+    team = make_team("Platform", eve=Role.EDITOR)
+    connector = make_connector(team)
+    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
+    job = Job.objects.create(plan=plan, key="BUILD", name="Build")
+    sign_in(page, live_server.url, "eve")
+    page.goto(f"{live_server.url}/jobs/{job.id}/tasks/new/")
+    page.get_by_label("Region", exact=True).select_option("variable")
+    page.get_by_label("Region variable").fill("${bamboo.aws.region}")
+    page.get_by_label("Connector", exact=True).select_option(str(connector.id))
+    page.get_by_role("button", name="Create task").click()
+
+    error = page.get_by_text("The region variable ${bamboo.aws.region} is not defined")
+    expect(error).to_have_count(1)  # once, at its field; no second banner
+    assert not TaskConfig.objects.exists()
+    page.get_by_label("These variables will exist when the task runs").check()
+    page.get_by_role("button", name="Create task").click()
+    expect(page.get_by_text("Created the task.")).to_be_visible()
+    assert TaskConfig.objects.get().region_variable == "${bamboo.aws.region}"

@@ -121,3 +121,35 @@ def test_the_sign_on_urls_do_not_exist_when_it_is_off(client, settings):
     assert client.get("/oidc/authenticate/").status_code == 404
     assert client.get("/oidc/callback/?code=x&state=y").status_code == 404
     assert not AuditEvent.objects.exists()
+
+
+def test_the_client_secret_never_reaches_the_logs(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, child_environ
+
+    secret = "Sentinel-Oidc-Client-Secret-93"
+    env = {
+        **child_environ(portal_settings=False),
+        "ECRPORTAL_DATA_DIR": str(tmp_path),
+        "SECRET_KEY": "x" * 50,
+        "ECRPORTAL_ENCRYPTION_KEYS": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
+        "ECRPORTAL_OIDC_ISSUER": "https://idp.example.com",
+        "ECRPORTAL_OIDC_CLIENT_ID": "ecr-portal",
+        "ECRPORTAL_OIDC_CLIENT_SECRET": secret,
+    }
+    code = (
+        "import logging; logging.getLogger('ecrportal').error("
+        f"'token request with %s failed', {secret!r})"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "token request with" in result.stderr + result.stdout
+    assert secret not in result.stderr + result.stdout
