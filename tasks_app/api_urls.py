@@ -4,7 +4,7 @@ from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from tasks_app.views import api, api_config
+from tasks_app.views import api, api_config, api_registry
 
 router = SimpleRouter(trailing_slash=False)
 router.register("connectors", api_config.ConnectorViewSet, basename="api_connector")
@@ -18,6 +18,32 @@ urlpatterns = [
     path("tasks/<uuid:task_id>/env", api.task_env, name="api_task_env"),
     path("tasks/<uuid:task_id>/run", api.task_run_now, name="api_task_run"),
     path("plans/<str:plan_key>/variables", api.plan_variables, name="api_plan_variables"),
+    path(
+        "tasks/<uuid:task_id>/docker-config",
+        api_registry.task_docker_config,
+        name="api_task_docker_config",
+    ),
+    path(
+        "tasks/<uuid:task_id>/kubernetes-secret",
+        api_registry.task_kubernetes_secret,
+        name="api_task_kubernetes_secret",
+    ),
+    path(
+        "plans/<str:plan_key>/docker-config",
+        api_registry.plan_docker_config,
+        name="api_plan_docker_config",
+    ),
+    path(
+        "plans/<str:plan_key>/kubernetes-secret",
+        api_registry.plan_kubernetes_secret,
+        name="api_plan_kubernetes_secret",
+    ),
+    path("docker-config", api_registry.token_docker_config, name="api_token_docker_config"),
+    path(
+        "kubernetes-secret",
+        api_registry.token_kubernetes_secret,
+        name="api_token_kubernetes_secret",
+    ),
     path(
         "schema/",
         login_not_required(

@@ -65,3 +65,12 @@ def generated_values(
         f"{namespace}.{g.suffix}": fields[g.field] if g.field else json.dumps(fields)
         for g in GENERATED
     }
+
+
+def registry_login(values: dict[str, str], namespace: str) -> tuple[str, str]:
+    """(registry host, base64 of "AWS:<password>") from a token's values: what a Docker
+    config or a pull secret holds."""
+    return (
+        values[f"{namespace}.ecr.proxyEndpointDomain"],
+        values[f"{namespace}.ecr.authorizationToken.password"],
+    )

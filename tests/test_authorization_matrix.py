@@ -129,6 +129,9 @@ API_READ_NO_METHOD = _api(lambda person: METHOD, tokens=METHOD)
 # Running: editors; the job's own token only (issue 12: a plan token runs nothing).
 API_RUN = _api(_platform(Role.EDITOR), tokens={"job_token": OK, "plan_token": FORBIDDEN})
 API_SCHEMA = _api(lambda person: OK, tokens=OK)
+API_TOKEN_SCOPE = _api(
+    lambda person: OK, tokens={"job_token": OK, "plan_token": OK, "other_token": HIDDEN}
+)
 API_SCHEMA_NO_METHOD = _api(lambda person: METHOD, tokens=METHOD)
 
 # name → (GET rule, POST rule)
@@ -197,6 +200,14 @@ PORTAL = {
     "api_task_env": (API_READ, API_READ_NO_METHOD),  # ?shell=bash
     "api_task_run": (API_READ_NO_METHOD, API_RUN),
     "api_plan_variables": (API_READ, API_READ_NO_METHOD),
+    "api_task_docker_config": (API_READ, API_READ_NO_METHOD),
+    "api_task_kubernetes_secret": (API_READ, API_READ_NO_METHOD),
+    "api_plan_docker_config": (API_READ, API_READ_NO_METHOD),
+    "api_plan_kubernetes_secret": (API_READ, API_READ_NO_METHOD),
+    # A token's own binding; people are told to name the plan (400). The other team's plan
+    # has no task: nothing to show (404).
+    "api_token_docker_config": (API_TOKEN_SCOPE, API_READ_NO_METHOD),
+    "api_token_kubernetes_secret": (API_TOKEN_SCOPE, API_READ_NO_METHOD),
     "api_connector-list": (API_LIST, API_LIST),
     "api_connector-detail": (API_CONNECTOR_VIEW, API_NO_METHOD),
     "api_plan-list": (API_LIST, API_LIST),

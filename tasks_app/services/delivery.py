@@ -1,6 +1,6 @@
 """Handing out generated variables: never a stale or expired value (SPEC §5, §7, §8)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Q
@@ -12,6 +12,7 @@ from tasks_app import ttl_cache
 from tasks_app.access import require_task_access, require_team_role, token_may_see
 from tasks_app.actor import Actor
 from tasks_app.compiled import CompiledRead, instance
+from tasks_app.generated import registry_login
 from tasks_app.models import Credential, Job, Plan, Role, Scope, TaskConfig
 from tasks_app.services.audit import audit_record
 from tasks_app.services.scopes import task_values
@@ -30,10 +31,13 @@ class NotServable(Exception):
 class Delivery:
     values: dict[str, str]
     expires_at: datetime | None
+    # Registry host → base64 of "AWS:<password>": the Docker config and the pull secret.
+    logins: dict[str, str] = field(default_factory=dict)
 
 
-def task_delivery(task: TaskConfig) -> Delivery:
-    """The task's variables in clear, or NotServable (one decryption of its credential)."""
+def task_delivery(task: TaskConfig, *, decrypted: dict | None = None) -> Delivery:
+    """The task's variables in clear, or NotServable (one decryption of its credential,
+    shared through `decrypted` by the tasks of one answer)."""
     if not task.enabled:
         raise NotServable(
             "disabled", f"The task \u201c{task}\u201d is disabled; it has no credentials."
@@ -51,7 +55,9 @@ def task_delivery(task: TaskConfig) -> Delivery:
             f"The credentials of the task \u201c{task}\u201d expired at "
             f"{credential.expires_at:%Y-%m-%dT%H:%M:%SZ}.{last_error}",
         )
-    return Delivery(task_values(task, secrets=True), credential.expires_at)
+    values = task_values(task, secrets=True, decrypted=decrypted)
+    host, auth = registry_login(values, task.namespace)
+    return Delivery(values, credential.expires_at, {host: auth})
 
 
 def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
@@ -65,13 +71,16 @@ def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
         .order_by("job__stage", "job__key", "position")
     )
     values: dict[str, str] = {}
+    logins: dict[str, str] = {}
     expiries: list[datetime] = []
+    decrypted: dict = {}  # the tasks of a group share one credential: one decryption
     for task in tasks:
-        delivery = task_delivery(task)
+        delivery = task_delivery(task, decrypted=decrypted)
         values.update(delivery.values)
+        logins.update(delivery.logins)
         if delivery.expires_at is not None:
             expiries.append(delivery.expires_at)
-    return Delivery(values, min(expiries) if expiries else None)
+    return Delivery(values, min(expiries) if expiries else None, logins)
 
 
 @dataclass(frozen=True)
@@ -171,9 +180,19 @@ def task_served(*, task_id, actor: Actor) -> Served:
 
 def plan_served(*, plan_key: str, job_key: str | None, actor: Actor) -> Delivery:
     """What a plan (its result variables), or one of its jobs (also its local ones), may see,
-    for the actor: a token of that plan (and that job), or an editor of its team."""
-    plan = Plan.objects.select_related("team").filter(key=plan_key).first()
+    for the actor: a token of that plan (and that job), or an editor of its team. A token's
+    answer comes from the per-process cache, as a task's does."""
     token = actor.token
+    cache_key = ("scope", plan_key, job_key or "")
+    if token is not None:
+        cached = ttl_cache.deliveries.get(cache_key)
+        if cached is not None:
+            plan_id, job_id, delivery = cached
+            if token.plan_id != plan_id or (job_key and token.job_id != job_id):
+                raise Http404("No such plan.")
+            if delivery.expires_at is None or delivery.expires_at > now():
+                return delivery
+    plan = Plan.objects.select_related("team").filter(key=plan_key).first()
     if plan is None or (token is not None and token.plan_id != plan.id):
         raise Http404("No such plan.")
     if token is None:
@@ -184,12 +203,38 @@ def plan_served(*, plan_key: str, job_key: str | None, actor: Actor) -> Delivery
         if job is None or (token is not None and token.job_id != job.id):
             raise Http404("No such job in this plan.")
     delivery = scope_delivery(plan=plan, job=job)
+    if token is not None:
+        ttl_cache.deliveries.put(cache_key, (plan.id, job.id if job else None, delivery))
     if token is None:
         where = f"job {plan.key}-{job.key}" if job else f"plan {plan.key}"
         record_read(
             actor=actor, task=None, summary=f"Read the variables of {where}", team=plan.team
         )
     return delivery
+
+
+def token_scope_served(*, actor: Actor) -> Delivery:
+    """What a token may see through its own binding: its job (with the plan's result
+    variables), or its plan. For the credential helper, which knows only its token."""
+    token = actor.token
+    if token is None:
+        raise ValueError("token_scope_served answers API tokens only")
+    plan_key, job_key = token_binding_keys(token)
+    return plan_served(plan_key=plan_key, job_key=job_key, actor=actor)
+
+
+def token_binding_keys(token) -> tuple[str, str | None]:
+    """The plan key and job key (None for a plan token) a token is bound to, kept with the
+    token's cached lookup."""
+    keys = ttl_cache.deliveries.get(("binding", token.pk))
+    if keys is None:
+        plan_key = Plan.objects.filter(pk=token.plan_id).values_list("key", flat=True).get()
+        job_key = None
+        if token.job_id is not None:
+            job_key = Job.objects.filter(pk=token.job_id).values_list("key", flat=True).get()
+        keys = (plan_key, job_key)
+        ttl_cache.deliveries.put(("binding", token.pk), keys)
+    return keys
 
 
 def record_read(*, actor: Actor, task: TaskConfig | None, summary: str, team) -> None:

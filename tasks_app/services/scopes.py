@@ -45,14 +45,21 @@ def registry_endpoint(proxy_endpoint: str, registry_id: str) -> str:
     return re.sub(r"^(https://)\d{12}\.", rf"\g<1>{registry_id}.", proxy_endpoint)
 
 
-def task_values(task: TaskConfig, *, secrets: bool = False) -> dict[str, str]:
+def task_values(
+    task: TaskConfig, *, secrets: bool = False, decrypted: dict | None = None
+) -> dict[str, str]:
     """The task's seven values by key, in the reference document's order; with `secrets`,
-    the token's (one decryption of the credential's token), else "" in their place.
-    Empty for a task without a credential."""
+    the token's (one decryption of the credential's token, shared through `decrypted` by
+    the tasks of one answer), else "" in their place. Empty for a task without one."""
     credential: Credential | None = task.credential
     if credential is None:
         return {}
-    token = plain(credential.token) if secrets else ""
+    token = ""
+    if secrets:
+        memo = {} if decrypted is None else decrypted
+        if credential.pk not in memo:
+            memo[credential.pk] = plain(credential.token)
+        token = memo[credential.pk]
     password = base64.b64decode(token).decode().partition(":")[2] if token else ""
     return generated_values(
         namespace=task.namespace,
