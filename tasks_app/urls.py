@@ -5,6 +5,7 @@ from tasks_app.views import (
     accounts,
     connectors,
     dashboard,
+    downloads,
     health,
     history,
     people,
@@ -119,6 +120,7 @@ urlpatterns = [
     path("tokens/", tokens.token_list, name="token_list"),
     path("tokens/new/", tokens.token_create_view, name="token_create"),
     path("tokens/<uuid:token_id>/revoke/", tokens.token_revoke_view, name="token_revoke"),
+    path("downloads/<str:name>", downloads.download, name="download"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]
