@@ -141,6 +141,8 @@ PORTAL = {
     "oidc_authentication_init": (lambda caller: HIDDEN, lambda caller: METHOD),
     "oidc_authentication_callback": (lambda caller: HIDDEN, lambda caller: METHOD),
     "healthz": (ANYONE, ANYONE),
+    # The credential helper: anyone may fetch it (GET only).
+    "download": (ANYONE, lambda caller: METHOD),
     "readyz": (ANYONE, ANYONE),
     "logout": (POST_ONLY, SIGNED_OUT),
     "password_change": (SIGNED_IN, SIGNED_IN),
@@ -339,6 +341,7 @@ def world(settings):
         "variable_id": variable.id,
         "token_id": ApiToken.objects.get(name="job").id,
         "plan_key": plan.key,
+        "name": "docker-credential-ecrportal",
     }
     return {"objects": objects, "tokens": tokens, "root": root}
 

@@ -15,7 +15,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 
 from tasks_app import sso
 from tasks_app.admin import admin_login
-from tasks_app.views import accounts, health, people
+from tasks_app.views import accounts, downloads, health, people
 
 # Views that anyone may call. The test below checks that no other view is exempt.
 PUBLIC_VIEWS = {
@@ -28,6 +28,8 @@ PUBLIC_VIEWS = {
     # Single sign-on: where sign-in starts and where the provider answers (tests/test_sso.py).
     sso.sign_on_start,
     sso.sign_on_callback,
+    # The credential helper, fetched before a build host has a token (no secret in it).
+    downloads.download,
 }
 
 SAMPLES = {

@@ -83,6 +83,7 @@ def _route(entry) -> str:
 NOT_TEAM_OBJECTS = {
     "invitations/<str:code>/",  # a signed bearer link (tests/test_invitations.py)
     "users/<int:user_id>/<slug:action>/",  # superusers only (tests/test_users.py)
+    "downloads/<str:name>",  # public files (tests/test_credential_helper.py)
 }
 
 
