@@ -172,3 +172,31 @@ def ci_snippet(shell: str, *, env_url: str, namespace: str) -> str:
             script.pipe(password, login, script.read(env_name(f"{namespace}.{registry}")))
         )
     return "\n".join(lines) + "\n"
+
+
+def kubernetes_snippet(*, secret_url: str) -> str:
+    """An image pull secret from the portal, applied with kubectl (Bash)."""
+    return (
+        f'curl -fsS -H "Authorization: Bearer $ECRPORTAL_TOKEN" \\\n'
+        f"  {quote_bash(secret_url + '?name=ecr-pull&namespace=default')} \\\n"
+        "  | kubectl apply -f -\n"
+    )
+
+
+def docker_config_snippet(*, config_url: str, download_url: str, host: str) -> str:
+    """A config.json in a folder of its own for docker, podman, buildah, skopeo, crane and
+    helm; or the credential helper, installed once (Bash)."""
+    helper = "$HOME/.local/bin/docker-credential-ecrportal"
+    cred_helpers = '{"credHelpers": {"' + host + '": "ecrportal"}}'
+    return (
+        "# A config.json of its own (your ~/.docker/config.json is left alone):\n"
+        'export DOCKER_CONFIG="$(mktemp -d)" REGISTRY_AUTH_FILE="$DOCKER_CONFIG/config.json"\n'
+        'curl -fsS -H "Authorization: Bearer $ECRPORTAL_TOKEN" -o "$REGISTRY_AUTH_FILE" '
+        f"{quote_bash(config_url)}\n"
+        "\n"
+        "# Or the credential helper: it asks the portal at every login.\n"
+        f'mkdir -p "$(dirname "{helper}")" && curl -fsSo "{helper}" {quote_bash(download_url)} '
+        f'&& chmod +x "{helper}"\n'
+        "# with ECRPORTAL_URL and ECRPORTAL_TOKEN set, and in ~/.docker/config.json:\n"
+        f"# {cred_helpers}\n"
+    )

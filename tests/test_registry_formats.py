@@ -189,3 +189,47 @@ def test_fifty_tasks_of_one_group_decrypt_once(world, monkeypatch, django_assert
         response = client.get("/api/v1/plans/WEB-BUILD/docker-config")
     assert response.status_code == 200
     assert len(calls) == 1  # 48 result tasks, one credential
+
+
+def test_the_task_page_has_kubernetes_and_docker_config_tabs(world, client):
+    team, *_, tasks = world
+    client.force_login(team.members.get())
+    page = client.get(f"/tasks/{tasks['us'].id}/").content.decode()
+    task_id = tasks["us"].id
+    assert 'id="tab-kubernetes"' in page
+    assert 'id="tab-docker-config"' in page
+    assert (
+        f"http://127.0.0.1:8000/api/v1/tasks/{task_id}/kubernetes-secret?name=ecr-pull&amp;"
+        "namespace=default" in page
+    )
+    assert "| kubectl apply -f -" in page
+    assert f"/api/v1/tasks/{task_id}/docker-config" in page
+    assert "/downloads/docker-credential-ecrportal" in page
+    assert "{&quot;credHelpers&quot;: {&quot;222222222222.dkr.ecr.us-east-1.amazonaws.com" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_docker_config_snippet_runs_in_bash(world, live_server, tmp_path):
+    import subprocess
+
+    from tasks_app.snippets import docker_config_snippet
+
+    _, plan, build, _, tasks = world
+    snippet = docker_config_snippet(
+        config_url=f"{live_server.url}/api/v1/tasks/{tasks['us'].id}/docker-config",
+        download_url=f"{live_server.url}/downloads/docker-credential-ecrportal",
+        host="h",
+    )
+    script = snippet.split("\n\n")[0] + '\ncat "$REGISTRY_AUTH_FILE"\n'
+    out = subprocess.run(
+        ["bash", "-e"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "ECRPORTAL_TOKEN": api_token(plan, build)},
+        timeout=30,
+        check=True,
+    ).stdout
+    assert json.loads(out)["auths"]["222222222222.dkr.ecr.us-east-1.amazonaws.com"] == {
+        "auth": _auth("Sentinel-pw-us")
+    }

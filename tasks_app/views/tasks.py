@@ -20,7 +20,14 @@ from tasks_app.services.delivery import Delivery, NotServable, task_delivery
 from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.services.scopes import task_variables
-from tasks_app.snippets import SHELL_LABELS, ci_snippet, env_snippet, mapping_snippet
+from tasks_app.snippets import (
+    SHELL_LABELS,
+    ci_snippet,
+    docker_config_snippet,
+    env_snippet,
+    kubernetes_snippet,
+    mapping_snippet,
+)
 from tasks_app.timeline import timeline
 from tasks_app.views.plans import get_job_for_user
 
@@ -99,7 +106,34 @@ def _usage(task: TaskConfig, results, delivery: Delivery | None) -> dict:
         }
         for shell, label in SHELL_LABELS.items()
     ]
+    site = str(settings.SITE_URL)
+    host = values.get(f"{task.namespace}.ecr.proxyEndpointDomain") or (
+        f"<account>.dkr.ecr.{task.region or '<region>'}.amazonaws.com"
+    )
+    formats = [
+        {
+            "id": "kubernetes",
+            "label": "Kubernetes",
+            "intro": "An image pull secret (type kubernetes.io/dockerconfigjson), applied with "
+            "kubectl; docs/kubernetes.md has a CronJob that keeps it fresh.",
+            "code": kubernetes_snippet(
+                secret_url=site + reverse("api_task_kubernetes_secret", args=[task.id])
+            ),
+        },
+        {
+            "id": "docker-config",
+            "label": "Docker config",
+            "intro": "A config.json that docker, podman, buildah, skopeo, crane and helm read, "
+            "or the portal's Docker credential helper.",
+            "code": docker_config_snippet(
+                config_url=site + reverse("api_task_docker_config", args=[task.id]),
+                download_url=site + reverse("download", args=["docker-credential-ecrportal"]),
+                host=host,
+            ),
+        },
+    ]
     return {
+        "formats": formats,
         "shells": shells,
         "json": json.dumps(values, indent=2) if values else "",
         "json_env": env_name(f"{task.namespace}.ecr.json.password"),
