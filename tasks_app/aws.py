@@ -14,6 +14,7 @@
 
 import base64
 import functools
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -42,6 +43,20 @@ logger = logging.getLogger("ecrportal.aws")
 
 DEFAULT_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
 ECR_MANAGED_POLICY = "AmazonEC2ContainerRegistryPowerUser"
+# The session policy of pull-only tasks: the token it yields can pull and cannot push.
+PULL_ONLY_ACTIONS = (
+    "ecr:GetAuthorizationToken",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+)
+PULL_ONLY_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": list(PULL_ONLY_ACTIONS), "Resource": "*"}],
+    },
+    separators=(",", ":"),
+)
 ECR_POLICY_DOCUMENT = {
     "Version": "2012-10-17",
     "Statement": [

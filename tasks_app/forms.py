@@ -417,11 +417,18 @@ class TaskForm(ServiceValidatedModelForm):
             "namespace": "Provide the namespace for generated variables.",
             "scope": "Select the scope for generated variables.",
             "credentials_source": "Select the AWS credentials source.",
+            "access": "Pull only: the token can pull images and cannot push (a session policy "
+            "that allows pulling alone; for connectors that assume a role or become a "
+            "federated user, and the host's identity with a role ARN).",
             "connector_variable": "A reference such as ${bamboo.aws.connector}.",
             "role_arn": "(Optional) The ARN of another role that the host's IAM role should "
             "assume.",
         }
-        widgets = {"scope": forms.RadioSelect, "credentials_source": forms.RadioSelect}
+        widgets = {
+            "scope": forms.RadioSelect,
+            "credentials_source": forms.RadioSelect,
+            "access": forms.RadioSelect,
+        }
 
     def __init__(self, *args, job, connectors, host_refusal: str | None, regions, **kwargs):
         super().__init__(*args, **kwargs)
@@ -445,12 +452,16 @@ class TaskForm(ServiceValidatedModelForm):
             USE_VARIABLE if task.connector_variable else str(task.connector_id or "")
         )
         self._connectors = {str(c.id): c for c in connectors}
+        self.fields["access"].required = False  # unsent: push and pull, as before it existed
         if host_refusal:
             field = choice_field(self, "credentials_source")
             field.choices = [
                 c for c in TaskConfig.Source.choices if c[0] != TaskConfig.Source.HOST
             ]
             field.help_text = f"{field.help_text} {host_refusal}".strip()
+
+    def clean_access(self):
+        return self.cleaned_data.get("access") or TaskConfig.Access.PUSH_PULL
 
     def clean(self):
         super().clean()

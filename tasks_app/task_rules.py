@@ -83,3 +83,31 @@ def task_clean(task) -> None:
 
     if errors:
         raise ValidationError(errors)
+
+
+PULL_ONLY_KINDS = ("assumed_role", "federated_user")
+
+
+def pull_only_refusal(*, principal_type: str, has_policy: bool, what: str) -> str | None:
+    """Why `what` (a connector, or the host's identity) cannot give a pull-only token, in
+    words; None when it can. A pull-only token comes from a session policy that allows
+    pulling alone, which AWS takes only when assuming a role or federating a user, and
+    only one inline policy per call."""
+    if principal_type not in PULL_ONLY_KINDS:
+        if what == "the portal host's identity":
+            return (
+                "Pull only with the portal host's identity needs a role to assume (Role ARN): "
+                "the pull-only session policy is passed when assuming it."
+            )
+        return (
+            f"Pull only needs a connector that assumes a role or becomes a federated user; "
+            f"{what} does not, so its tokens carry all of its permissions. Choose such a "
+            "connector, or push and pull."
+        )
+    if has_policy:
+        return (
+            f"Pull only passes a session policy of its own, and {what} has one already (AWS "
+            "takes one per call). Narrow the connector's policy to pulling instead, or "
+            "choose push and pull."
+        )
+    return None

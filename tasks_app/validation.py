@@ -21,7 +21,7 @@ from tasks_app.selectors import (
     connector_refusal,
     host_not_allowed_message,
 )
-from tasks_app.task_rules import task_partition
+from tasks_app.task_rules import pull_only_refusal, task_partition
 
 
 def _field_checks(obj) -> dict[str, list[str]]:
@@ -72,6 +72,24 @@ def _reference_errors(task: TaskConfig, errors: dict) -> None:
             errors.setdefault(field, []).append(e.message + CONFIRM_REFERENCES)
 
 
+def _pull_only_problem(task: TaskConfig) -> str | None:
+    """Whether the task's credentials can give a pull-only token (a connector variable is
+    checked when the task runs)."""
+    if task.credentials_source == TaskConfig.Source.HOST:
+        kind = "assumed_role" if task.role_arn else "provided"
+        return pull_only_refusal(
+            principal_type=kind, has_policy=False, what="the portal host's identity"
+        )
+    connector = task.connector if task.connector_id else None
+    if connector is None:
+        return None
+    return pull_only_refusal(
+        principal_type=connector.principal_type,
+        has_policy=bool(connector.session_policy),
+        what=f"connector {connector.name}",
+    )
+
+
 def task_validate(task: TaskConfig, *, unresolved_allowed: bool = False) -> None:
     """The task's rules. References to variables must resolve now, unless the person
     confirmed (`unresolved_allowed`) that they will when the task runs."""
@@ -102,6 +120,10 @@ def task_validate(task: TaskConfig, *, unresolved_allowed: bool = False) -> None
                 f"{task.region} is not a region code {where}where Amazon ECR exists; "
                 "choose one such as ap-southeast-2."
             ]
+    if task.access == TaskConfig.Access.PULL and "access" not in errors:
+        problem = _pull_only_problem(task)
+        if problem:
+            errors.setdefault("access", []).append(problem)
     if not unresolved_allowed:
         _reference_errors(task, errors)
     if not errors:

@@ -80,6 +80,10 @@ class TaskConfig(models.Model):
         CONNECTOR = "connector", "Identity Federation for AWS connector"
         HOST = "host", "IAM role for EC2 (the portal host's own role)"
 
+    class Access(models.TextChoices):
+        PUSH_PULL = "push_pull", "Push and pull"
+        PULL = "pull", "Pull only"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
     position = models.PositiveIntegerField(default=0)
@@ -93,6 +97,9 @@ class TaskConfig(models.Model):
     credentials_source = models.CharField(
         "AWS credentials source", max_length=10, choices=Source.choices, default=Source.CONNECTOR
     )
+    # Pull only: the token is obtained with a session policy that allows pulling alone
+    # (tasks_app/aws.py PULL_ONLY_POLICY); only for roles and federated users.
+    access = models.CharField(max_length=10, choices=Access.choices, default=Access.PUSH_PULL)
     connector = models.ForeignKey(
         Connector, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
     )
@@ -142,6 +149,7 @@ class TaskConfig(models.Model):
         "connector",
         "connector_variable",
         "role_arn",
+        "access",
     )
 
     def __str__(self):

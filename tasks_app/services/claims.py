@@ -35,7 +35,7 @@ from tasks_app.services.results import run_fail
 CLAIM_BATCH = 50_000  # tasks per tick, unless a single group is larger
 CLAIM_LOCK = 0x45435250  # the advisory lock claimers take turns with ("ECRP")
 SCHEDULE = TaskRun.Trigger.SCHEDULE
-STATIC = ("credentials_source", "connector_id", "role_arn", "region")
+STATIC = ("credentials_source", "connector_id", "role_arn", "region", "access")
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,17 @@ STATIC_TASKS = Q(connector_variable="", region_variable="") & ~Q(
 )
 
 
-def _static_group(source, connector_id, role_arn, region) -> tuple[str, dict]:
+def _static_group(source, connector_id, role_arn, region, access) -> tuple[str, dict]:
     """The group of tasks that their own columns place in it: its key, and the columns
     that find its tasks (the role counts for the host's credentials only)."""
+    shared = {"credentials_source": source, "region": region, "access": access}
     if source == TaskConfig.Source.CONNECTOR:
-        key = credential_group(connector_id=connector_id, host_role_arn="", region=region)
-        return key, {"credentials_source": source, "connector_id": connector_id, "region": region}
-    key = credential_group(connector_id=None, host_role_arn=role_arn, region=region)
-    return key, {"credentials_source": source, "role_arn": role_arn, "region": region}
+        key = credential_group(
+            connector_id=connector_id, host_role_arn="", region=region, access=access
+        )
+        return key, {**shared, "connector_id": connector_id}
+    key = credential_group(connector_id=None, host_role_arn=role_arn, region=region, access=access)
+    return key, {**shared, "role_arn": role_arn}
 
 
 def _due_groups(due: QuerySet[TaskConfig]) -> tuple[dict[str, _Group], list]:

@@ -4,7 +4,7 @@ and every rule of use checked again at run time (sharing, host credentials, unat
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tasks_app import aws
 from tasks_app.connector_rules import ROLE_ARN, host_credentials_available
@@ -17,6 +17,7 @@ from tasks_app.selectors import (
     host_not_allowed_message,
 )
 from tasks_app.services.connectors import principal_for
+from tasks_app.task_rules import pull_only_refusal
 
 
 class RunError(Exception):
@@ -35,12 +36,16 @@ class TaskDisabled(RunError):
         )
 
 
-def credential_group(*, connector_id: uuid.UUID | None, host_role_arn: str, region: str) -> str:
+def credential_group(
+    *, connector_id: uuid.UUID | None, host_role_arn: str, region: str, access: str = ""
+) -> str:
     """The credential group: what one GetAuthorizationToken serves. Tokens are bound to the
     credentials and the region, not to a registry: a connector and a region, or the portal
-    host's own credentials (with the role it assumes, if any) and a region."""
+    host's own credentials (with the role it assumes, if any) and a region; and pull-only
+    tokens are obtained apart (another session policy)."""
     source = f"connector:{connector_id}" if connector_id else f"host:{host_role_arn}"
-    return f"{source}|{region}"
+    pull = "|pull" if access == TaskConfig.Access.PULL else ""
+    return f"{source}|{region}{pull}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class Resolved:
     region: str
     connector: Connector | None
     principal: aws.Principal
+    access: str = TaskConfig.Access.PUSH_PULL
 
     @property
     def group(self) -> str:
@@ -55,6 +61,7 @@ class Resolved:
             connector_id=self.connector.pk if self.connector else None,
             host_role_arn=self.principal.role_arn,
             region=self.region,
+            access=self.access,
         )
 
 
@@ -132,4 +139,14 @@ def _resolve(task, trigger, plan, references: References, memo: dict) -> Resolve
                 f"Region {region} is not in partition {partition} of the credentials.",
                 "RegionNotInPartition",
             )
-    return Resolved(region=region, connector=connector, principal=principal)
+    if task.access == TaskConfig.Access.PULL:
+        what = f"connector {connector.name}" if connector else "the portal host's identity"
+        refusal = pull_only_refusal(
+            principal_type=principal.principal_type,
+            has_policy=bool(principal.policy),
+            what=what,
+        )
+        if refusal:
+            raise RunError(refusal, "PullOnlyNotPossible")
+        principal = replace(principal, policy=aws.PULL_ONLY_POLICY)
+    return Resolved(region=region, connector=connector, principal=principal, access=task.access)
