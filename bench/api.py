@@ -63,6 +63,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 PROCESS_RUNS = int(os.environ.get("BENCH_PROCESS_RUNS", "20"))
 CACHE_SECONDS = 5
 JOBS, TASKS_PER_JOB = 200, 5
+PLAN_TASKS = 50  # the plan-wide registry formats: one plan of this many tasks
 # gunicorn lets whichever worker wakes first accept most of a burst of new connections.
 # Capped at this many each, wrk's connections spread over both workers (2 x 4 threads in
 # make run); gthread keeps alive at most (worker connections - threads) of them and closes
@@ -259,7 +260,21 @@ credential = TaskConfig.objects.get(pk=tasks[0].pk).credential
 expiry = now() + timedelta(hours=12)
 Credential.objects.filter(pk=credential.pk).update(expires_at=expiry)
 TaskConfig.objects.update(credential=credential, expires_at=expiry, last_run_ok=True)
-out = {{"jobs": []}}
+out = {{"jobs": [], "plans": {{}}}}
+# Plans for the registry formats: one with {PLAN_TASKS} result tasks, each for another
+# registry (account) of the same credential, and one with a single task.
+for key, count in (("BENCH-FIFTY", {PLAN_TASKS}), ("BENCH-ONE", 1)):
+    other = Plan.objects.create(team=team, key=key, name=key)
+    other_job = Job.objects.create(plan=other, key="JOB", name="Job")
+    TaskConfig.objects.bulk_create([
+        TaskConfig(job=other_job, region="eu-west-1", connector=connector, scope="result",
+                   namespace=f"reg{{i}}", registry_id=str(100000000000 + i),
+                   credential=credential, expires_at=expiry, last_run_ok=True)
+        for i in range(count)
+    ])
+    _, raw = token_create(plan=other, job=None, name="bench", expires_at=None,
+                          actor=Actor(user=user))
+    out["plans"][key] = raw
 for job in jobs:
     _, raw = token_create(
         plan=plan, job=job, name="bench", expires_at=None, actor=Actor(user=user)
@@ -378,10 +393,28 @@ def main() -> None:
         for url, header in ((base + "/healthz", None), (base + hit_path, hit_header)):
             wrk(web, url, header)
         pairs = [(t, job["token"]) for job in data["jobs"] for t in job["tasks"]]
+        fifty = f"Authorization: Bearer {data['plans']['BENCH-FIFTY']}"
+        one = f"Authorization: Bearer {data['plans']['BENCH-ONE']}"
+        formats = {
+            f"plan docker-config, {PLAN_TASKS} tasks": (
+                base + "/api/v1/plans/BENCH-FIFTY/docker-config",
+                fifty,
+            ),
+            f"kubernetes-secret, {PLAN_TASKS} tasks": (
+                base + "/api/v1/kubernetes-secret?name=ecr-pull&namespace=ci",
+                fifty,
+            ),
+            "plan docker-config, 1 task": (base + "/api/v1/plans/BENCH-ONE/docker-config", one),
+        }
+        for url, header in formats.values():
+            wrk(web, url, header)
+        formatted: dict[str, list] = {label: [] for label in formats}
         floors, hits, misses = [], [], []
         for n in range(ROUNDS):
             floors.append(wrk(web, base + "/healthz", None))
             hits.append(wrk(web, base + hit_path, hit_header))
+            for label, (url, header) in formats.items():
+                formatted[label].append(wrk(web, url, header))
             time.sleep(CACHE_SECONDS + 1)  # the caches forget what they held
             random.Random(n).shuffle(pairs)  # noqa: S311 - an order, not a secret
             misses.append(
@@ -435,6 +468,7 @@ def main() -> None:
         ("/healthz (floor)", floors),
         (f"env, cache hit ({CONNECTIONS} conns)", hits),
         (f"env, cache miss ({CONNECTIONS} conns)", misses),
+        *formatted.items(),
     ):
         shares = [f.cpu_ms / r.cpu_ms for f, r in zip(floors, runs, strict=True)]
         results[label] = statistics.median(shares)
@@ -471,6 +505,16 @@ def main() -> None:
         "gunicorn workers' RSS after the run: "
         + ", ".join(f"{value:.0f} MiB" for value in rss.values())
     )
+    docker_share = results[f"plan docker-config, {PLAN_TASKS} tasks"]
+    secret_share = results[f"kubernetes-secret, {PLAN_TASKS} tasks"]
+    plan_ratio = statistics.median(
+        big.cpu_ms / small.cpu_ms
+        for big, small in zip(
+            formatted[f"plan docker-config, {PLAN_TASKS} tasks"],
+            formatted["plan docker-config, 1 task"],
+            strict=True,
+        )
+    )
     hit = results[f"env, cache hit ({CONNECTIONS} conns)"]
     miss = results[f"env, cache miss ({CONNECTIONS} conns)"]
     checks = [
@@ -479,6 +523,12 @@ def main() -> None:
         (f"curl env / curl healthz {env_ms / floor_ms:.2f}x <= 1.3x", env_ms <= 1.3 * floor_ms),
         (f"CLI / curl env {cli_ms / env_ms:.0f}x >= 40x", cli_ms >= 40 * env_ms),
         (f"gunicorn worker {peak:.0f} MiB <= 120 MiB", peak <= 120),
+        (f"plan docker-config {docker_share:.0%} of the floor >= 70%", docker_share >= 0.7),
+        (f"kubernetes-secret {secret_share:.0%} of the floor >= 70%", secret_share >= 0.7),
+        (
+            f"plan of {PLAN_TASKS} tasks / plan of 1: {plan_ratio:.2f}x <= 2x",
+            plan_ratio <= 2,
+        ),
     ]
     print("targets: " + "; ".join(f"{name} [{'met' if ok else 'MISSED'}]" for name, ok in checks))
 

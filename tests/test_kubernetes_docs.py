@@ -53,3 +53,15 @@ def test_a_broken_manifest_is_caught():
     secret["metadata"]["nmae"] = "typo"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(secret, VERSION, strict=True)
+
+
+def test_the_yaml_writer_round_trips_any_string():
+    from tasks_app.registry_formats import as_yaml
+
+    document = {
+        "a": 'quote " backslash \\ newline \n tab \t unicode \u00e9 \u2028 colon: hash #',
+        "b": {"c": "", "d-e/f.g": "true", "on": "1", "No": "x", ".inf": "y", ".5": "z"},
+    }
+    assert yaml.safe_load(as_yaml(document)) == document
+    with pytest.raises(TypeError):
+        as_yaml({"a": 1})

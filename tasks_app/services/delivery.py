@@ -33,6 +33,8 @@ class Delivery:
     expires_at: datetime | None
     # Registry host → base64 of "AWS:<password>": the Docker config and the pull secret.
     logins: dict[str, str] = field(default_factory=dict)
+    # Documents rendered from it, kept as long as the delivery is (ECRPORTAL_API_CACHE_SECONDS).
+    rendered: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def task_delivery(task: TaskConfig, *, decrypted: dict | None = None) -> Delivery:

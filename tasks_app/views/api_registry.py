@@ -10,7 +10,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.decorators import api_view
-from rest_framework.response import Response
 
 from tasks_app.actor import actor_for
 from tasks_app.api import Conflict
@@ -75,8 +74,24 @@ def _logins(delivery: Delivery) -> dict[str, str]:
     return delivery.logins
 
 
+RENDERED_PER_DELIVERY = 8  # a few names and namespaces; more are rendered each time
+
+
+def _rendered(delivery: Delivery, key: tuple, render) -> str:
+    """A document rendered once per cached delivery: repeated fetches send the same text."""
+    text = delivery.rendered.get(key)
+    if text is None:
+        text = render()
+        if len(delivery.rendered) < RENDERED_PER_DELIVERY:
+            delivery.rendered[key] = text
+    return text
+
+
 def _docker_config(request, **where):
-    return Response(docker_config(_logins(_delivery(request, **where))), headers=NO_STORE)
+    delivery = _delivery(request, **where)
+    logins = _logins(delivery)
+    body = _rendered(delivery, ("docker-config",), lambda: json.dumps(docker_config(logins)))
+    return HttpResponse(body, content_type="application/json", headers=NO_STORE)
 
 
 def _kubernetes_secret(request, **where):
