@@ -239,6 +239,11 @@ if not LOCAL_PASSWORDS and not OIDC_ENABLED:
     raise ImproperlyConfigured(
         "ECRPORTAL_LOCAL_PASSWORDS=0 needs single sign-on: set ECRPORTAL_OIDC_ISSUER."
     )
+# Workload identity (issue 17): CI jobs authenticate with their CI system's ID token.
+# When set, only these issuers may be registered (comma-separated URLs).
+OIDC_ISSUERS = env_list("ECRPORTAL_OIDC_ISSUERS", [])
+# A CA bundle for issuers behind a private CA (a self-hosted GitLab, say); empty: the system's.
+OIDC_CA_BUNDLE = env_str("ECRPORTAL_OIDC_CA_BUNDLE", "")
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if OIDC_ENABLED:
     AUTHENTICATION_BACKENDS.append("tasks_app.sso.PortalOIDCBackend")

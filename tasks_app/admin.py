@@ -24,6 +24,9 @@ from tasks_app.models import (
     TaskRun,
     TaskStatusChange,
     Team,
+    TrustedIssuer,
+    TrustRule,
+    UsedTokenId,
     Variable,
 )
 from tasks_app.services.audit import audit_record
@@ -302,3 +305,26 @@ class ExternalIdentityAdmin(ReadOnlyAdmin):
     list_display = ["user", "issuer", "subject", "created", "last_login"]
     list_select_related = ["user"]
     search_fields = ["user__username", "subject"]
+
+
+@admin.register(TrustedIssuer)
+class TrustedIssuerAdmin(AuditedAdmin):
+    """OIDC issuers whose ID tokens CI jobs may present (issue 17); audited."""
+
+    list_display = ["name", "issuer", "created"]
+    search_fields = ["name", "issuer"]
+    readonly_fields = ["created", "created_by"]
+
+
+@admin.register(TrustRule)
+class TrustRuleAdmin(AuditedAdmin):
+    """Which ID tokens act as a token of a plan or job; audited."""
+
+    list_display = ["name", "plan", "job", "issuer", "audience"]
+    list_select_related = ["plan", "job", "issuer"]
+    readonly_fields = ["created", "created_by"]
+
+
+@admin.register(UsedTokenId)
+class UsedTokenIdAdmin(ReadOnlyAdmin):
+    list_display = ["jti", "issuer", "expires_at"]

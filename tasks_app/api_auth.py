@@ -7,6 +7,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from tasks_app.models import ApiToken
 from tasks_app.net import client_address
 from tasks_app.services.tokens import token_authenticate
+from tasks_app.services.workload import WorkloadRefused, looks_like_jwt, workload_authenticate
 
 
 class TokenCaller:
@@ -40,6 +41,14 @@ class BearerTokenAuthentication(BaseAuthentication):
             raw = header[1].decode()
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("The token is not valid.") from None
+        if looks_like_jwt(raw):
+            try:
+                workload = workload_authenticate(raw=raw, address=client_address(request))
+            except WorkloadRefused as e:
+                raise exceptions.AuthenticationFailed(
+                    f"The ID token is not accepted: {e}."
+                ) from None
+            return TokenCaller(workload), workload
         token = token_authenticate(raw=raw, address=client_address(request))
         if token is None:
             raise exceptions.AuthenticationFailed(

@@ -10,6 +10,7 @@ from tasks_app.services.people import invitation_email
 from tasks_app.services.refresh import refresh_group as refresh_group_service
 from tasks_app.services.refresh import refresh_tick as refresh_tick_service
 from tasks_app.services.results import credentials_unused_delete, runs_interrupted_close
+from tasks_app.services.workload import used_token_ids_purge
 
 
 @shared_task(bind=True, ignore_result=True, time_limit=30, soft_time_limit=25)
@@ -22,6 +23,7 @@ def housekeeping() -> None:
     canaries_purge()
     runs_interrupted_close()
     credentials_unused_delete()
+    used_token_ids_purge()
 
 
 @shared_task(ignore_result=True)

@@ -24,6 +24,7 @@ from tasks_app.models.teams import (
     slug_validator,
 )
 from tasks_app.models.tokens import ApiToken
+from tasks_app.models.workload import TrustedIssuer, TrustRule, UsedTokenId
 
 __all__ = [
     "MASKED_KEY_WORDS",
@@ -47,6 +48,9 @@ __all__ = [
     "TaskRun",
     "TaskStatusChange",
     "Team",
+    "TrustRule",
+    "TrustedIssuer",
+    "UsedTokenId",
     "Variable",
     "is_masked_key",
     "slug_validator",

@@ -1,0 +1,202 @@
+"""Workload identity (issue 17): a CI job's OIDC ID token in place of an API token.
+
+The token must be signed (RS256 or ES256; `none` and HMAC are refused before anything
+else) by a key of a trusted issuer's JWKS (fetched over https from its discovery document,
+kept an hour, fetched again when an unknown key ID appears, at most once a minute), with
+the issuer, an audience a trust rule names, exp/nbf/iat within a minute's leeway, and a
+jti seen once. The first matching trust rule decides what it may see: exactly what a token
+of that plan (or job) may see. Every use is audited with the issuer and the subject.
+"""
+
+import fnmatch
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import jwt
+import requests
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils.timezone import now
+
+from tasks_app.actor import Actor
+from tasks_app.models import ApiToken, TrustedIssuer, TrustRule, UsedTokenId
+from tasks_app.services.audit import audit_record
+
+ALGORITHMS = ("RS256", "ES256")
+LEEWAY_SECONDS = 60
+JWKS_SECONDS = 3600
+REFETCH_SECONDS = 60  # an unknown kid fetches the keys again, this often at most
+
+
+class WorkloadRefused(Exception):
+    """The ID token is not accepted; the reason names no secret."""
+
+
+def looks_like_jwt(raw: str) -> bool:
+    return raw.count(".") == 2 and not raw.startswith(ApiToken.PREFIX)
+
+
+def _https(url: str, what: str) -> str:
+    if urlsplit(url).scheme != "https":
+        raise WorkloadRefused(f"the {what} {url} is not https")
+    return url
+
+
+def _get_json(url: str) -> dict:
+    verify = settings.OIDC_CA_BUNDLE or True
+    response = requests.get(url, timeout=settings.OIDC_TIMEOUT, verify=verify)
+    response.raise_for_status()
+    document = response.json()
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    return document
+
+
+class _Keys:
+    """Each issuer's signing keys by kid, with when they were fetched."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_issuer: dict[str, tuple[float, dict]] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_issuer.clear()
+
+    def _fetch(self, issuer: str) -> dict:
+        try:
+            discovery = _get_json(f"{_https(issuer, 'issuer')}/.well-known/openid-configuration")
+            if discovery.get("issuer") != issuer:
+                raise WorkloadRefused(f"the discovery document of {issuer} names another issuer")
+            jwks = _get_json(_https(str(discovery.get("jwks_uri", "")), "JWKS address"))
+        except (requests.RequestException, ValueError) as e:
+            raise WorkloadRefused(
+                f"the keys of issuer {issuer} cannot be fetched ({e.__class__.__name__})"
+            ) from None
+        keys = {}
+        for entry in jwks.get("keys", []):
+            if (
+                not isinstance(entry, dict)
+                or "kid" not in entry
+                or entry.get("use", "sig") != "sig"
+            ):
+                continue
+            try:
+                keys[str(entry["kid"])] = jwt.PyJWK(entry)
+            except jwt.PyJWTError:
+                continue  # a key type this portal does not use
+        return keys
+
+    def key(self, issuer: str, kid: str) -> jwt.PyJWK:
+        with self._lock:
+            fetched_at, keys = self._by_issuer.get(issuer, (0.0, {}))
+        age = time.monotonic() - fetched_at
+        if age > JWKS_SECONDS or (kid not in keys and age > REFETCH_SECONDS):
+            keys = self._fetch(issuer)
+            with self._lock:
+                self._by_issuer[issuer] = (time.monotonic(), keys)
+        if kid not in keys:
+            raise WorkloadRefused(f"issuer {issuer} has no key {kid!r}")
+        return keys[kid]
+
+
+signing_keys = _Keys()
+
+
+def _matches(rule: TrustRule, claims: dict) -> bool:
+    if not rule.conditions:
+        return False  # a rule without a condition would trust every job of the issuer
+    for claim, pattern in rule.conditions.items():
+        value = claims.get(claim)
+        if value is None or not fnmatch.fnmatchcase(str(value), str(pattern)):
+            return False
+    return True
+
+
+def _verified(raw: str) -> tuple[TrustedIssuer, dict, list[TrustRule]]:
+    try:
+        header = jwt.get_unverified_header(raw)
+        unverified = jwt.decode(raw, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise WorkloadRefused("it is not a JSON Web Token") from None
+    algorithm = header.get("alg")
+    if algorithm not in ALGORITHMS:
+        raise WorkloadRefused(f"the algorithm {algorithm!r} is not accepted (RS256, ES256)")
+    issuer_url = str(unverified.get("iss") or "")
+    issuer = TrustedIssuer.objects.filter(issuer=issuer_url).first()
+    pinned = settings.OIDC_ISSUERS
+    if issuer is None or (pinned and issuer_url not in pinned):
+        raise WorkloadRefused(f"the issuer {issuer_url!r} is not trusted")
+    rules = list(issuer.rules.select_related("plan", "job"))
+    if not rules:
+        raise WorkloadRefused(f"no trust rule names the issuer {issuer_url}")
+    if not header.get("kid"):
+        raise WorkloadRefused("the token names no key (kid)")
+    key = signing_keys.key(issuer_url, str(header["kid"]))
+    try:
+        claims = jwt.decode(
+            raw,
+            key.key,
+            algorithms=[algorithm],
+            audience=sorted({rule.audience for rule in rules}),
+            issuer=issuer_url,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["iss", "aud", "exp", "iat", "sub", "jti"]},
+        )
+    except jwt.PyJWTError as e:
+        raise WorkloadRefused(str(e).rstrip(".")) from None
+    return issuer, claims, rules
+
+
+def workload_authenticate(*, raw: str, address: str | None) -> ApiToken:
+    """The access an ID token gives, as an (unsaved) API token of the rule's plan or job;
+    WorkloadRefused saying why not."""
+    issuer, claims, rules = _verified(raw)
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    # Job rules first: the narrower access wins when both match.
+    ordered = sorted(rules, key=lambda r: (r.job_id is None, r.created))
+    rule = next((r for r in ordered if r.audience in audiences and _matches(r, claims)), None)
+    subject = str(claims["sub"])
+    if rule is None:
+        raise WorkloadRefused(
+            f"no trust rule of issuer {issuer.issuer} matches the subject {subject!r}"
+        )
+    expires = datetime.fromtimestamp(int(claims["exp"]), tz=UTC)
+    try:
+        with transaction.atomic():
+            UsedTokenId.objects.create(
+                issuer=issuer.issuer, jti=str(claims["jti"])[:255], expires_at=expires
+            )
+    except IntegrityError:
+        raise WorkloadRefused("this ID token was used already (jti)") from None
+    token = ApiToken(
+        id=uuid.uuid4(),
+        team_id=rule.team_id,
+        plan=rule.plan,
+        job=rule.job,
+        name=f"OIDC rule {rule.name}",
+        hint=f"oidc:{subject[:40]}",
+        expires_at=expires,
+        last_used_at=now(),  # nothing to record: the audit event below says it
+    )
+    audit_record(
+        action="token.oidc_used",
+        summary=f"ID token of {subject} from {issuer.name} used as {token.binding}",
+        actor=Actor(token=token, address=address),
+        team=rule.plan.team,
+        obj=rule,
+        changes={"issuer": issuer.issuer, "subject": subject, "rule": rule.name},
+    )
+    return token
+
+
+def used_token_ids_purge(*, at: datetime | None = None) -> int:
+    """Forget the jti of tokens that have expired (with the leeway): they cannot be replayed."""
+    cutoff = (at or now()).timestamp() - LEEWAY_SECONDS
+    deleted, _ = UsedTokenId.objects.filter(
+        expires_at__lt=datetime.fromtimestamp(cutoff, tz=UTC)
+    ).delete()
+    return deleted
