@@ -14,6 +14,7 @@ from tasks_app.views import (
     teams,
     tokens,
     variables,
+    workload,
 )
 
 urlpatterns = [
@@ -58,6 +59,18 @@ urlpatterns = [
         name="user_action",
     ),
     path("host-credentials/", people.host_credentials, name="host_credentials"),
+    path("oidc-issuers/", workload.issuer_list, name="oidc_issuer_list"),
+    path(
+        "oidc-issuers/<uuid:issuer_id>/delete/",
+        workload.issuer_delete,
+        name="oidc_issuer_delete",
+    ),
+    path("plans/<uuid:plan_id>/trust-rules/", workload.trust_rules, name="trust_rules"),
+    path(
+        "plans/<uuid:plan_id>/trust-rules/<uuid:rule_id>/delete/",
+        workload.trust_rule_delete_view,
+        name="trust_rule_delete",
+    ),
     path(
         "teams/<uuid:team_id>/notifications/",
         teams.team_notifications,

@@ -164,6 +164,10 @@ PORTAL = {
     "user_password_shown": (SUPERUSER, SUPERUSER),
     "user_action": (POST_ONLY, SUPERUSER),
     "host_credentials": (SUPERUSER, SUPERUSER),
+    "oidc_issuer_list": (SUPERUSER, SUPERUSER),
+    "oidc_issuer_delete": (POST_ONLY, SUPERUSER),
+    "trust_rules": (VIEWER, ADMIN),
+    "trust_rule_delete": (POST_ONLY, ADMIN),
     "member_role": (POST_ONLY, ADMIN),
     "member_remove": (POST_ONLY, ADMIN),
     "team_notifications": (VIEWER, ADMIN),
@@ -327,7 +331,15 @@ def world(settings):
     invitation = invitation_create(
         team=platform, email="new@example.com", role=Role.VIEWER, actor=_actor(ada)
     )
+    from tasks_app.models import TrustedIssuer, TrustRule
+
+    trusted = TrustedIssuer.objects.create(issuer="https://ci.example.com", name="CI")
+    rule = TrustRule.objects.create(
+        team=platform, plan=plan, issuer=trusted, audience="a", conditions={"sub": "x"}, name="r"
+    )
     objects = {
+        "issuer_id": trusted.id,
+        "rule_id": rule.id,
         "invitation_id": invitation.id,
         "code": invitation_link(invitation).rstrip("/").rsplit("/", 1)[1],
         "user_id": membership.user_id,

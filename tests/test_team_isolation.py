@@ -21,6 +21,7 @@ from tasks_app.models import (
     Plan,
     Role,
     TaskConfig,
+    TrustRule,
     Variable,
 )
 from tests.conftest import make_connector, make_user
@@ -38,11 +39,22 @@ def team_b_objects(team_b) -> dict[str, str]:
     token = ApiToken.objects.create(
         team=team_b, plan=plan, name="b-ci", token_hash="0" * 64, hint="ecrp_b"
     )
+    from tasks_app.models import TrustedIssuer, TrustRule
+
+    rule = TrustRule.objects.create(
+        team=team_b,
+        plan=plan,
+        issuer=TrustedIssuer.objects.create(issuer="https://ci.example.com", name="CI"),
+        audience="a",
+        conditions={"sub": "x"},
+        name="r",
+    )
     invitation = Invitation.objects.create(
         team=team_b, email="b@example.com", expires_at="2999-01-01T00:00:00Z"
     )
     return {
         "invitation_id": str(invitation.id),
+        "rule_id": str(rule.id),
         "team_id": str(team_b.id),
         "membership_id": str(team_b.memberships.first().id),
         "connector_id": str(connector.id),
@@ -84,6 +96,7 @@ NOT_TEAM_OBJECTS = {
     "invitations/<str:code>/",  # a signed bearer link (tests/test_invitations.py)
     "users/<int:user_id>/<slug:action>/",  # superusers only (tests/test_users.py)
     "downloads/<str:name>",  # public files (tests/test_credential_helper.py)
+    "oidc-issuers/<uuid:issuer_id>/delete/",  # superusers only (tests/test_workload_pages.py)
 }
 
 
@@ -136,6 +149,7 @@ def test_team_a_members_get_404_for_every_team_b_url(client, alice, team_b):
     assert Variable.objects.get(team=team_b).value == "eu-west-1"
     assert ApiToken.objects.get(team=team_b).revoked_at is None
     assert Invitation.objects.get(team=team_b).state == "pending"
+    assert TrustRule.objects.filter(team=team_b).count() == 1
     # Query-string forms of team B's objects.
     for query in (f"team={team_b.id}", f"plan={objects['plan_id']}", "team=nonsense", "plan="):
         assert client.get(f"/variables/new/?{query}").status_code == 404, query

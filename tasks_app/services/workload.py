@@ -200,3 +200,79 @@ def used_token_ids_purge(*, at: datetime | None = None) -> int:
         expires_at__lt=datetime.fromtimestamp(cutoff, tz=UTC)
     ).delete()
     return deleted
+
+
+# --- configuration: trusted issuers (superusers) and trust rules (team admins) ------------
+
+
+def issuer_register(*, issuer: str, name: str, actor: Actor) -> TrustedIssuer:
+    """Trust a CI system's issuer. ValidationError by field for what cannot be trusted."""
+    from django.core.exceptions import ValidationError
+
+    issuer = issuer.strip().rstrip("/")
+    errors = {}
+    if urlsplit(issuer).scheme != "https" or not urlsplit(issuer).hostname:
+        errors["issuer"] = ["Enter the issuer's https URL, e.g. https://gitlab.example.com."]
+    elif settings.OIDC_ISSUERS and issuer not in settings.OIDC_ISSUERS:
+        errors["issuer"] = [
+            "ECRPORTAL_OIDC_ISSUERS pins the issuers this portal may trust: "
+            + ", ".join(settings.OIDC_ISSUERS)
+            + "."
+        ]
+    elif TrustedIssuer.objects.filter(issuer=issuer).exists():
+        errors["issuer"] = [f"{issuer} is trusted already."]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        trusted = TrustedIssuer.objects.create(issuer=issuer, name=name, created_by=actor.user)
+        audit_record(
+            action="oidc_issuer.registered",
+            summary=f"Trusted the OIDC issuer {name} ({issuer})",
+            actor=actor,
+            obj=trusted,
+            changes={"issuer": issuer},
+        )
+    return trusted
+
+
+@transaction.atomic
+def issuer_remove(*, issuer: TrustedIssuer, actor: Actor) -> None:
+    rules = issuer.rules.count()
+    issuer.delete()
+    audit_record(
+        action="oidc_issuer.removed",
+        summary=f"Stopped trusting the OIDC issuer {issuer.name} ({issuer.issuer}) and its "
+        f"{rules} trust rule(s)",
+        actor=actor,
+        changes={"issuer": issuer.issuer, "rules": rules},
+    )
+
+
+@transaction.atomic
+def trust_rule_create(*, rule: TrustRule, actor: Actor) -> TrustRule:
+    """Save a new rule after its checks (TrustRule.clean), audited."""
+    rule.created_by = actor.user
+    rule.full_clean()
+    rule.save()
+    audit_record(
+        action="trust_rule.created",
+        summary=f"ID tokens of {rule.issuer.name} matching {rule.conditions} now act as "
+        f"{'job ' + rule.plan.key + '-' + rule.job.key if rule.job else 'plan ' + rule.plan.key}",
+        actor=actor,
+        team=rule.plan.team,
+        obj=rule,
+        changes={"audience": rule.audience, "conditions": rule.conditions},
+    )
+    return rule
+
+
+@transaction.atomic
+def trust_rule_delete(*, rule: TrustRule, actor: Actor) -> None:
+    rule.delete()
+    audit_record(
+        action="trust_rule.deleted",
+        summary=f"Deleted the trust rule {rule.name} of plan {rule.plan.key}",
+        actor=actor,
+        team=rule.plan.team,
+        changes={"conditions": rule.conditions},
+    )
