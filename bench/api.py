@@ -64,6 +64,7 @@ PROCESS_RUNS = int(os.environ.get("BENCH_PROCESS_RUNS", "20"))
 CACHE_SECONDS = 5
 JOBS, TASKS_PER_JOB = 200, 5
 PLAN_TASKS = 50  # the plan-wide registry formats: one plan of this many tasks
+ID_TOKENS = 300  # ID tokens sent per round, each once (issue 17)
 # gunicorn lets whichever worker wakes first accept most of a burst of new connections.
 # Capped at this many each, wrk's connections spread over both workers (2 x 4 threads in
 # make run); gthread keeps alive at most (worker connections - threads) of them and closes
@@ -281,6 +282,12 @@ for job in jobs:
     )
     ids = [str(t.id) for t in tasks if t.job_id == job.id]
     out["jobs"].append({{"token": raw, "tasks": ids}})
+# Workload identity (issue 17): ID tokens of a CI issuer act as the first job's token.
+import os
+trusted = TrustedIssuer.objects.create(issuer=os.environ["BENCH_ISSUER"], name="Bench CI")
+TrustRule.objects.create(team=team, plan=plan, job=jobs[0], issuer=trusted,
+                         audience="https://ecr-portal.example.com",
+                         conditions={{"repository": "acme/web"}}, name="bench")
 print(json.dumps(out))
 """
     out = subprocess.run(
@@ -358,6 +365,11 @@ def main() -> None:
         "ECRPORTAL_LOG_LEVEL": "WARNING",
         "ECRPORTAL_API_CACHE_SECONDS": str(CACHE_SECONDS),
     }
+    from tests.oidc_issuer import Issuer
+
+    issuer = Issuer(data_dir)
+    env["BENCH_ISSUER"] = issuer.url
+    env["ECRPORTAL_OIDC_CA_BUNDLE"] = str(issuer.ca_bundle)
     process = None
     try:
         data = setup_portal(env, moto_url)
@@ -409,12 +421,23 @@ def main() -> None:
         for url, header in formats.values():
             wrk(web, url, header)
         formatted: dict[str, list] = {label: [] for label in formats}
+        id_task = data["jobs"][0]["tasks"][0]
+        id_rounds: list = []
         floors, hits, misses = [], [], []
         for n in range(ROUNDS):
             floors.append(wrk(web, base + "/healthz", None))
             hits.append(wrk(web, base + hit_path, hit_header))
             for label, (url, header) in formats.items():
                 formatted[label].append(wrk(web, url, header))
+            # Each ID token once (a jti is single use): signed ahead, sent in order.
+            id_rounds.append(
+                wrk_each_once(
+                    web,
+                    [(f"/api/v1/tasks/{id_task}/variables", issuer.token()) for _ in range(ID_TOKENS)],
+                    base,
+                    0.0,
+                )
+            )
             time.sleep(CACHE_SECONDS + 1)  # the caches forget what they held
             random.Random(n).shuffle(pairs)  # noqa: S311 - an order, not a secret
             misses.append(
@@ -452,6 +475,7 @@ def main() -> None:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
         moto.stop()
+        issuer.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
     print(f"ECR Portal API benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
@@ -469,6 +493,7 @@ def main() -> None:
         (f"env, cache hit ({CONNECTIONS} conns)", hits),
         (f"env, cache miss ({CONNECTIONS} conns)", misses),
         *formatted.items(),
+        ("ID token, each once (issue 17)", id_rounds),
     ):
         shares = [f.cpu_ms / r.cpu_ms for f, r in zip(floors, runs, strict=True)]
         results[label] = statistics.median(shares)
@@ -515,6 +540,7 @@ def main() -> None:
             strict=True,
         )
     )
+    id_share = results["ID token, each once (issue 17)"]
     hit = results[f"env, cache hit ({CONNECTIONS} conns)"]
     miss = results[f"env, cache miss ({CONNECTIONS} conns)"]
     checks = [
@@ -529,6 +555,7 @@ def main() -> None:
             f"plan of {PLAN_TASKS} tasks / plan of 1: {plan_ratio:.2f}x <= 2x",
             plan_ratio <= 2,
         ),
+        (f"ID token {id_share:.0%} of the floor >= 50%", id_share >= 0.5),
     ]
     print("targets: " + "; ".join(f"{name} [{'met' if ok else 'MISSED'}]" for name, ok in checks))
 
