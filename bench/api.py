@@ -433,7 +433,10 @@ def main() -> None:
             id_rounds.append(
                 wrk_each_once(
                     web,
-                    [(f"/api/v1/tasks/{id_task}/variables", issuer.token()) for _ in range(ID_TOKENS)],
+                    [
+                        (f"/api/v1/tasks/{id_task}/variables", issuer.token())
+                        for _ in range(ID_TOKENS)
+                    ],
                     base,
                     0.0,
                 )
