@@ -54,6 +54,7 @@ class TtlCache:
 
 tokens = TtlCache()
 deliveries = TtlCache()
+trust = TtlCache()  # an issuer URL → (its TrustedIssuer, its rules), for ID tokens
 
 
 @receiver(setting_changed)
@@ -61,3 +62,4 @@ def _reset(*, setting, **kwargs):
     if setting == "API_CACHE_SECONDS":
         tokens.clear()
         deliveries.clear()
+        trust.clear()

@@ -178,3 +178,14 @@ def test_an_api_token_still_works_beside_id_tokens(world):
 
     raw = api_token(world["plan"], world["job"])
     assert _get(world, raw).status_code == 200
+
+
+def test_a_deleted_rule_stops_matching_at_once_in_this_process(issuer, world):
+    from tasks_app.actor import SYSTEM
+    from tasks_app.services.workload import trust_rule_delete
+
+    assert _get(world, issuer.token()).status_code == 200
+    trust_rule_delete(rule=world["rule"], actor=SYSTEM)
+    response = _get(world, issuer.token())
+    assert response.status_code == 401
+    assert "no trust rule names the issuer" in response.json()["detail"]

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
 
+from tasks_app import ttl_cache
 from tasks_app.actor import Actor
 from tasks_app.models import ApiToken, TrustedIssuer, TrustRule, UsedTokenId
 from tasks_app.services.audit import audit_record
@@ -116,6 +117,18 @@ def _matches(rule: TrustRule, claims: dict) -> bool:
     return True
 
 
+def _trust(issuer_url: str) -> tuple[TrustedIssuer | None, list[TrustRule]]:
+    """The issuer and its rules, kept per process for ECRPORTAL_API_CACHE_SECONDS (as API
+    tokens are): a change takes effect within that time in every web process."""
+    cached = ttl_cache.trust.get(issuer_url)
+    if cached is None:
+        issuer = TrustedIssuer.objects.filter(issuer=issuer_url).first()
+        rules = list(issuer.rules.select_related("plan__team", "job")) if issuer else []
+        cached = (issuer, rules)
+        ttl_cache.trust.put(issuer_url, cached)
+    return cached
+
+
 def _verified(raw: str) -> tuple[TrustedIssuer, dict, list[TrustRule]]:
     try:
         header = jwt.get_unverified_header(raw)
@@ -126,11 +139,10 @@ def _verified(raw: str) -> tuple[TrustedIssuer, dict, list[TrustRule]]:
     if algorithm not in ALGORITHMS:
         raise WorkloadRefused(f"the algorithm {algorithm!r} is not accepted (RS256, ES256)")
     issuer_url = str(unverified.get("iss") or "")
-    issuer = TrustedIssuer.objects.filter(issuer=issuer_url).first()
+    issuer, rules = _trust(issuer_url)
     pinned = settings.OIDC_ISSUERS
     if issuer is None or (pinned and issuer_url not in pinned):
         raise WorkloadRefused(f"the issuer {issuer_url!r} is not trusted")
-    rules = list(issuer.rules.select_related("plan", "job"))
     if not rules:
         raise WorkloadRefused(f"no trust rule names the issuer {issuer_url}")
     if not header.get("kid"):
@@ -223,6 +235,7 @@ def issuer_register(*, issuer: str, name: str, actor: Actor) -> TrustedIssuer:
         errors["issuer"] = [f"{issuer} is trusted already."]
     if errors:
         raise ValidationError(errors)
+    ttl_cache.trust.clear()  # here at once; in the other processes within seconds
     with transaction.atomic():
         trusted = TrustedIssuer.objects.create(issuer=issuer, name=name, created_by=actor.user)
         audit_record(
@@ -239,6 +252,7 @@ def issuer_register(*, issuer: str, name: str, actor: Actor) -> TrustedIssuer:
 def issuer_remove(*, issuer: TrustedIssuer, actor: Actor) -> None:
     rules = issuer.rules.count()
     issuer.delete()
+    ttl_cache.trust.clear()
     audit_record(
         action="oidc_issuer.removed",
         summary=f"Stopped trusting the OIDC issuer {issuer.name} ({issuer.issuer}) and its "
@@ -254,6 +268,7 @@ def trust_rule_create(*, rule: TrustRule, actor: Actor) -> TrustRule:
     rule.created_by = actor.user
     rule.full_clean()
     rule.save()
+    ttl_cache.trust.clear()
     audit_record(
         action="trust_rule.created",
         summary=f"ID tokens of {rule.issuer.name} matching {rule.conditions} now act as "
@@ -269,6 +284,7 @@ def trust_rule_create(*, rule: TrustRule, actor: Actor) -> TrustRule:
 @transaction.atomic
 def trust_rule_delete(*, rule: TrustRule, actor: Actor) -> None:
     rule.delete()
+    ttl_cache.trust.clear()
     audit_record(
         action="trust_rule.deleted",
         summary=f"Deleted the trust rule {rule.name} of plan {rule.plan.key}",
