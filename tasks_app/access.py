@@ -16,6 +16,12 @@ def teams_for_user(user) -> QuerySet[Team]:
     return Team.objects.filter(memberships__user=user)
 
 
+def require_superuser(user, reason: str) -> None:
+    """Portal administrators only: PermissionDenied with the reason for everyone else."""
+    if not user.is_superuser:
+        raise PermissionDenied(reason)
+
+
 def teams_administered_by(user) -> QuerySet[Team]:
     return teams_with_role(user, Role.ADMIN)
 

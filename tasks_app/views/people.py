@@ -12,6 +12,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from tasks_app.access import require_superuser
 from tasks_app.actor import actor_for
 from tasks_app.models import Team
 from tasks_app.people_forms import HostCredentialsForm, InvitationAcceptForm, UserCreateForm
@@ -34,8 +35,7 @@ SESSION_NEW_PASSWORD = "new_one_time_password"  # noqa: S105 - a session key nam
 
 
 def _require_superuser(request) -> None:
-    if not request.user.is_superuser:
-        raise PermissionDenied("Only portal administrators manage accounts and grants.")
+    require_superuser(request.user, "Only portal administrators manage accounts and grants.")
 
 
 @login_not_required

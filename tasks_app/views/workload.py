@@ -3,9 +3,11 @@ trust rules (its team's admins)."""
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from tasks_app.access import require_superuser
 from tasks_app.actor import actor_for
 from tasks_app.forms import form_errors_add
 from tasks_app.models import Role, TrustedIssuer, TrustRule
@@ -20,8 +22,7 @@ from tasks_app.workload_forms import IssuerForm, TrustRuleForm
 
 
 def _require_superuser(request) -> None:
-    if not request.user.is_superuser:
-        raise PermissionDenied("Only portal administrators choose which issuers to trust.")
+    require_superuser(request.user, "Only portal administrators choose which issuers to trust.")
 
 
 def issuer_list(request):
@@ -35,7 +36,7 @@ def issuer_list(request):
         else:
             messages.success(request, f"Trusted {trusted.name}. Team admins can now add rules.")
             return redirect("oidc_issuer_list")
-    issuers = TrustedIssuer.objects.order_by("name")
+    issuers = TrustedIssuer.objects.annotate(rule_count=Count("rules")).order_by("name")
     return render(
         request,
         "workload/issuers.html",
