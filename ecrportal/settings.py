@@ -244,6 +244,14 @@ if not LOCAL_PASSWORDS and not OIDC_ENABLED:
 OIDC_ISSUERS = env_list("ECRPORTAL_OIDC_ISSUERS", [])
 # A CA bundle for issuers behind a private CA (a self-hosted GitLab, say); empty: the system's.
 OIDC_CA_BUNDLE = env_str("ECRPORTAL_OIDC_CA_BUNDLE", "")
+# The portal as an OIDC issuer for AWS (web-identity connectors): the public https address
+# where AWS finds /.well-known/openid-configuration and jwks.json. Default: the site URL.
+ISSUER_URL = env_url("ECRPORTAL_ISSUER_URL", SITE_URL) or SITE_URL
+if urlsplit(ISSUER_URL).query or urlsplit(ISSUER_URL).fragment:
+    raise ImproperlyConfigured(
+        f"ECRPORTAL_ISSUER_URL={ISSUER_URL!r} is not valid: an issuer URL has no query or "
+        "fragment, e.g. https://ecr-portal.example.com."
+    )
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if OIDC_ENABLED:
     AUTHENTICATION_BACKENDS.append("tasks_app.sso.PortalOIDCBackend")

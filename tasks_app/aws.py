@@ -18,12 +18,14 @@ import json
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import boto3
 import botocore.loaders
 import botocore.session
+from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.exceptions import (
@@ -41,6 +43,9 @@ from tasks_app.logs import secret_register
 
 logger = logging.getLogger("ecrportal.aws")
 
+# The audience of the ID tokens a web-identity connector presents to STS, as AWS's
+# identity providers expect it (the client ID of the IAM OIDC provider).
+WEB_IDENTITY_AUDIENCE = "sts.amazonaws.com"
 DEFAULT_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
 ECR_MANAGED_POLICY = "AmazonEC2ContainerRegistryPowerUser"
 # The session policy of pull-only tasks: the token it yields can pull and cannot push.
@@ -85,7 +90,7 @@ ECR_POLICY_DOCUMENT = {
 class Principal:
     """How to obtain AWS credentials."""
 
-    credentials: str  # "access_key" | "host"
+    credentials: str  # "access_key" | "host" | "web_identity"
     principal_type: str = "provided"  # provided | assumed_role | federated_user | session_token
     access_key_id: str = ""
     secret_access_key: Secret | str | None = None
@@ -95,6 +100,12 @@ class Principal:
     policy: str = ""
     set_source_identity: bool = False
     partition: str = "aws"
+    # web_identity: the token's subject (part of the cache key) and what signs a fresh ID
+    # token for a caller (the session name) each time STS is asked.
+    web_identity_subject: str = ""
+    token_source: Callable[[str], str] | None = field(
+        default=None, compare=False, hash=False, repr=False
+    )
 
     @property
     def default_region(self) -> str:
@@ -281,11 +292,26 @@ def _base_session(principal: Principal) -> boto3.Session:
 
 
 def _build_session(principal: Principal, *, caller: str, interactive: bool) -> boto3.Session:
+    if principal.credentials == "web_identity" and principal.principal_type != "assumed_role":
+        # Anything else would fall through to the host's own credential chain.
+        raise ValueError("a web identity only assumes a role")
     base = _base_session(principal)
     if principal.principal_type == "provided":
         return base
 
-    sts = _client(_CachedSession(base), "sts", principal.default_region, interactive=interactive)
+    if principal.credentials == "web_identity":
+        # sts:AssumeRoleWithWebIdentity is not signed: the ID token is the credential, and
+        # the host's own credentials must never be reached for it.
+        sts = base.client(
+            "sts",
+            region_name=principal.default_region,
+            endpoint_url=_endpoint_url("sts"),
+            config=_config(interactive=interactive).merge(Config(signature_version=UNSIGNED)),
+        )
+    else:
+        sts = _client(
+            _CachedSession(base), "sts", principal.default_region, interactive=interactive
+        )
     fetch = _fetcher(principal, sts, caller=caller)
     metadata = fetch()
     duration = principal.duration or 3600
@@ -309,7 +335,14 @@ def _fetcher(principal: Principal, sts, *, caller: str):
     params: dict = {}
     if principal.duration:
         params["DurationSeconds"] = principal.duration
-    if kind == "assumed_role":
+    if kind == "assumed_role" and principal.credentials == "web_identity":
+        operation, call = "sts:AssumeRoleWithWebIdentity", sts.assume_role_with_web_identity
+        params.update(RoleArn=principal.role_arn, RoleSessionName=caller)
+        if principal.policy:
+            params["Policy"] = principal.policy
+        if principal.token_source is None:
+            raise ValueError("a web-identity principal needs a token source")
+    elif kind == "assumed_role":
         operation, call = "sts:AssumeRole", sts.assume_role
         params.update(RoleArn=principal.role_arn, RoleSessionName=caller)
         if principal.external_id:
@@ -333,6 +366,9 @@ def _fetcher(principal: Principal, sts, *, caller: str):
         raise ValueError(f"unknown principal type {kind!r}")
 
     def fetch() -> dict:
+        if principal.token_source is not None and principal.credentials == "web_identity":
+            # A new token for each exchange: the last one may have expired since.
+            params["WebIdentityToken"] = principal.token_source(caller)
         response = _call(operation, principal, lambda: call(**params))
         c = response["Credentials"]
         secret_register(c["SecretAccessKey"])
@@ -478,6 +514,15 @@ def explain(operation: str, code: str, message: str, principal: Principal) -> st
                 f"Attach the AWS managed policy {ECR_MANAGED_POLICY} (see the recommended "
                 "policy) to the identity."
             )
+        if operation == "sts:AssumeRoleWithWebIdentity":
+            return (
+                f"AWS refused to let the connector assume {principal.role_arn} with the "
+                "portal's ID token. Check that the role's trust policy names the portal's "
+                f"identity provider and allows the subject {principal.web_identity_subject} "
+                f"with the audience {WEB_IDENTITY_AUDIENCE} (the connector page shows it)"
+                + (", and allows sts:SetSourceIdentity" if principal.set_source_identity else "")
+                + "."
+            )
         if operation == "sts:AssumeRole":
             checks = ["the role's trust policy allows this principal to assume it"]
             if principal.external_id:
@@ -502,6 +547,21 @@ def explain(operation: str, code: str, message: str, principal: Principal) -> st
         "TooManyRequestsException",
     ):
         return f"AWS is throttling {operation}; the call will be retried later."
+    if code == "InvalidIdentityToken":
+        return (
+            f"AWS did not accept the portal's ID token: {message} Check that the role's "
+            "account has an IAM OpenID Connect identity provider for the portal's issuer "
+            f"with the audience {WEB_IDENTITY_AUDIENCE}, and that AWS can reach the issuer's "
+            "keys over https (the connector page shows both)."
+        )
+    if code == "IDPCommunicationError":
+        return (
+            "AWS could not fetch the portal's signing keys from its issuer URL: "
+            f"{message} The portal's /.well-known/ addresses must be reachable from the "
+            "internet over https with a publicly trusted certificate."
+        )
+    if code == "IDPRejectedClaim":
+        return f"AWS rejected a claim of the portal's ID token: {message}"
     if code == "RegionDisabledException":
         return f"STS is not activated in this region for the account: {message}"
     return f"AWS answered {operation} with {code}: {message}"

@@ -86,8 +86,10 @@ def connector_clean(connector) -> None:
     Principal, Credentials = c.Principal, c.Credentials
 
     # Fields hidden in the form are ignored: never stored, never checked.
-    if c.credentials == Credentials.HOST:
+    if c.credentials != Credentials.ACCESS_KEY:
         c.access_key_id, c.secret_access_key = "", ""
+    if c.credentials == Credentials.WEB_IDENTITY:
+        c.external_id = ""  # sts:AssumeRoleWithWebIdentity takes none
     if c.principal_type != Principal.ASSUMED_ROLE:
         c.role_arn, c.external_id, c.set_source_identity = "", "", False
     if c.principal_type in (Principal.PROVIDED, Principal.SESSION_TOKEN):
@@ -118,6 +120,11 @@ def connector_clean(connector) -> None:
         errors["principal_type"] = (
             f"{label} needs access-key credentials: AWS offers it to IAM users, "
             "not to the host's role. Choose an access key, or assume a role."
+        )
+    elif c.credentials == Credentials.WEB_IDENTITY and c.principal_type != Principal.ASSUMED_ROLE:
+        errors["principal_type"] = (
+            "A web identity is exchanged for a role's credentials "
+            "(sts:AssumeRoleWithWebIdentity): choose Assume a role and enter its ARN."
         )
 
     if c.principal_type == Principal.ASSUMED_ROLE:

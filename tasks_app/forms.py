@@ -241,7 +241,9 @@ class ConnectorForm(ServiceValidatedModelForm):
         help_texts = {
             "name": "Unique within the owner team, e.g. production-ecr-push.",
             "partition": "The AWS partition of the account.",
-            "credentials": "An IAM user's access key, or the portal host's own identity.",
+            "credentials": "An IAM user's access key, the portal host's own identity, or a "
+            "web identity: the portal signs an ID token that AWS exchanges for a role's "
+            "credentials (sts:AssumeRoleWithWebIdentity), so no AWS key is stored.",
             "access_key_id": "20 characters starting with AKIA, e.g. AKIAIOSFODNN7EXAMPLE.",
             "principal_type": "Use the credentials as they are, or obtain temporary credentials "
             "from AWS STS with them.",
@@ -280,7 +282,9 @@ class ConnectorForm(ServiceValidatedModelForm):
             field.choices = [
                 c for c in Connector.Credentials.choices if c[0] != Connector.Credentials.HOST
             ]
-            field.help_text = f"An IAM user's access key. {host_refusal}"
+            field.help_text = (
+                f"An IAM user's access key, or a web identity (no stored key). {host_refusal}"
+            )
 
     def clean_secret_access_key(self):
         value = self.cleaned_data["secret_access_key"]

@@ -8,6 +8,7 @@ from tasks_app.views import (
     downloads,
     health,
     history,
+    issuer,
     people,
     plans,
     tasks,
@@ -134,6 +135,12 @@ urlpatterns = [
     path("tokens/new/", tokens.token_create_view, name="token_create"),
     path("tokens/<uuid:token_id>/revoke/", tokens.token_revoke_view, name="token_revoke"),
     path("downloads/<str:name>", downloads.download, name="download"),
+    path(
+        ".well-known/openid-configuration",
+        issuer.openid_configuration,
+        name="openid_configuration",
+    ),
+    path(".well-known/jwks.json", issuer.jwks_document, name="jwks"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]

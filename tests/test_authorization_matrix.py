@@ -143,6 +143,9 @@ PORTAL = {
     "healthz": (ANYONE, ANYONE),
     # The credential helper: anyone may fetch it (GET only).
     "download": (ANYONE, lambda caller: METHOD),
+    # The portal's own issuer documents, which AWS reads (public keys only; GET only).
+    "openid_configuration": (ANYONE, lambda caller: METHOD),
+    "jwks": (ANYONE, lambda caller: METHOD),
     "readyz": (ANYONE, ANYONE),
     "logout": (POST_ONLY, SIGNED_OUT),
     "password_change": (SIGNED_IN, SIGNED_IN),

@@ -15,7 +15,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 
 from tasks_app import sso
 from tasks_app.admin import admin_login
-from tasks_app.views import accounts, downloads, health, people
+from tasks_app.views import accounts, downloads, health, issuer, people
 
 # Views that anyone may call. The test below checks that no other view is exempt.
 PUBLIC_VIEWS = {
@@ -30,6 +30,9 @@ PUBLIC_VIEWS = {
     sso.sign_on_callback,
     # The credential helper, fetched before a build host has a token (no secret in it).
     downloads.download,
+    # The portal as an OIDC issuer: AWS fetches these without signing in (public keys).
+    issuer.openid_configuration,
+    issuer.jwks_document,
 }
 
 SAMPLES = {

@@ -24,7 +24,7 @@ from tasks_app.models.teams import (
     slug_validator,
 )
 from tasks_app.models.tokens import ApiToken
-from tasks_app.models.workload import TrustedIssuer, TrustRule, UsedTokenId
+from tasks_app.models.workload import SigningKey, TrustedIssuer, TrustRule, UsedTokenId
 
 __all__ = [
     "MASKED_KEY_WORDS",
@@ -43,6 +43,7 @@ __all__ = [
     "Profile",
     "Role",
     "Scope",
+    "SigningKey",
     "Status",
     "TaskConfig",
     "TaskRun",

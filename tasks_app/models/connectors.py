@@ -20,6 +20,9 @@ class Connector(models.Model):
     class Credentials(models.TextChoices):
         ACCESS_KEY = "access_key", "Access key"
         HOST = "host", "Portal host's AWS identity (IAM role for EC2, ECS, EKS)"
+        # The portal's own signed ID token, exchanged by sts:AssumeRoleWithWebIdentity:
+        # nothing secret is stored for it (issue 17).
+        WEB_IDENTITY = "web_identity", "Web identity: the portal's own OIDC token, no stored key"
 
     class Principal(models.TextChoices):
         PROVIDED = "provided", "Use the credentials as they are"
@@ -90,6 +93,12 @@ class Connector(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def web_identity_subject(self) -> str:
+        """The `sub` of the ID tokens the portal signs for this connector, which the role's
+        trust policy names."""
+        return f"connector:{self.pk}"
 
     def clean(self):
         connector_clean(self)

@@ -1,5 +1,6 @@
 """Workload identity (issue 17): CI jobs that authenticate with their CI system's OIDC ID
-token instead of a stored API token."""
+token instead of a stored API token, and the keys the portal signs its own ID tokens with
+for AWS (web-identity connectors)."""
 
 import uuid
 
@@ -7,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.timezone import now
 
+from tasks_app.crypto import EncryptedTextField
 from tasks_app.models.plans import Job, Plan
 from tasks_app.models.teams import Team
 
@@ -89,3 +91,33 @@ class UsedTokenId(models.Model):
 
     def __str__(self):
         return f"{self.jti} of {self.issuer}"
+
+
+class SigningKey(models.Model):
+    """A key the portal signs its own ID tokens with, as an OIDC issuer that AWS trusts
+    (web-identity connectors). Published in /.well-known/jwks.json from its creation until
+    `retires_at`; the newest key whose `signs_from` has come signs. A rotation publishes the
+    next key before it signs and keeps the old one published after it stops, so AWS never
+    meets a token signed by a key it has not seen, nor loses one it still needs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kid = models.CharField(max_length=64, unique=True)  # RFC 7638 thumbprint of the key
+    algorithm = models.CharField(max_length=10, default="RS256")
+    private_key = EncryptedTextField()  # PEM (PKCS #8)
+    public_jwk = models.JSONField()
+    created = models.DateTimeField(default=now)
+    signs_from = models.DateTimeField(default=now)
+    retires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-signs_from", "-created"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(retires_at__isnull=True)
+                | models.Q(retires_at__gt=models.F("signs_from")),
+                name="signing_key_retires_after_it_signs",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.algorithm} key {self.kid}"

@@ -12,6 +12,7 @@ from tasks_app.connector_rules import host_credentials_available, policy_packed
 from tasks_app.crypto import EncryptionError
 from tasks_app.models import Connector, Team
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
+from tasks_app.services.issuer import web_identity_source
 from tasks_app.validation import connector_validate
 
 # What the audit trail records of a change: settings, never the secret itself.
@@ -31,6 +32,14 @@ def principal_for(connector: Connector) -> aws.Principal:
         policy=policy_packed(connector.session_policy) if connector.session_policy else "",
         set_source_identity=connector.set_source_identity,
         partition=connector.partition,
+        **(
+            {
+                "web_identity_subject": connector.web_identity_subject,
+                "token_source": web_identity_source(connector),
+            }
+            if connector.credentials == Connector.Credentials.WEB_IDENTITY
+            else {}
+        ),
     )
 
 

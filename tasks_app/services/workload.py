@@ -231,6 +231,11 @@ def issuer_register(*, issuer: str, name: str, actor: Actor) -> TrustedIssuer:
             + ", ".join(settings.OIDC_ISSUERS)
             + "."
         ]
+    elif issuer == settings.ISSUER_URL:
+        errors["issuer"] = [
+            "This is the portal's own issuer: its ID tokens are for AWS (web-identity "
+            "connectors), never a way into the portal's API."
+        ]
     elif TrustedIssuer.objects.filter(issuer=issuer).exists():
         errors["issuer"] = [f"{issuer} is trusted already."]
     if errors:

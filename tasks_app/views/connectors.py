@@ -23,6 +23,7 @@ from tasks_app.services.connectors import (
     connector_save,
     connector_test,
 )
+from tasks_app.services.issuer import web_identity_setup
 
 
 def _get_connector_for_user(
@@ -116,6 +117,11 @@ def connector_detail(request, connector_id, test_form=None, outcome=None):
         "test_form": test_form
         or ConnectorTestForm(regions=regions, initial_region=default_region),
         "outcome": outcome,
+        "web_identity": (
+            web_identity_setup(connector)
+            if connector.credentials == Connector.Credentials.WEB_IDENTITY
+            else None
+        ),
     }
     return render(request, "connectors/detail.html", context)
 

@@ -1,0 +1,354 @@
+"""The portal as an OIDC issuer that AWS trusts (issue 17): web-identity connectors.
+
+For each AWS call a web-identity connector makes, the portal signs a short-lived ID token
+(`sub` naming the connector, `aud` sts.amazonaws.com) and sts:AssumeRoleWithWebIdentity
+exchanges it for the role's credentials. AWS checks the signature against the keys the
+portal publishes at /.well-known/jwks.json (found through
+/.well-known/openid-configuration under ECRPORTAL_ISSUER_URL), so no AWS secret is stored.
+
+Keys (RSA 2048, RS256) are stored encrypted like every secret. The first is made when first
+needed; `manage.py rotate_signing_keys` publishes the next one before it signs and keeps
+the old one published after it stops (see SigningKey).
+"""
+
+import base64
+import hashlib
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+from django.db import transaction
+from django.utils.timezone import now
+
+from tasks_app import aws
+from tasks_app.actor import Actor
+from tasks_app.crypto import plain
+from tasks_app.logs import secret_register
+from tasks_app.models import Connector, SigningKey
+from tasks_app.services.audit import audit_record
+
+ALGORITHM = "RS256"
+KEY_BITS = 2048
+# A token is exchanged at once; AWS accepts it only while it is valid.
+TOKEN_SECONDS = 300
+# Each process keeps the key list this long: another process's rotation reaches it within.
+KEY_CACHE_SECONDS = 60
+DEFAULT_OVERLAP_SECONDS = 3600
+SOURCE_IDENTITY_CLAIM = "https://aws.amazon.com/source_identity"
+
+
+class SigningKeyRefused(Exception):
+    """A key operation that would leave AWS unable to verify the portal's tokens."""
+
+
+def issuer_url() -> str:
+    return str(settings.ISSUER_URL)
+
+
+def issuer_host_path() -> str:
+    """The issuer as IAM names its identity provider: host and path, no scheme."""
+    parts = urlsplit(issuer_url())
+    return f"{parts.netloc}{parts.path}".rstrip("/")
+
+
+def discovery_document() -> dict:
+    issuer = issuer_url()
+    return {
+        "issuer": issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [ALGORITHM],
+        "scopes_supported": ["openid"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti"],
+    }
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _thumbprint(jwk: dict) -> str:
+    """RFC 7638: SHA-256 of the required members, sorted, without white space."""
+    members = {k: jwk[k] for k in ("e", "kty", "n")}
+    return _b64url(hashlib.sha256(json.dumps(members, separators=(",", ":")).encode()).digest())
+
+
+def _new_key(*, signs_from: datetime) -> SigningKey:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    public = {"kty": "RSA", "n": jwk["n"], "e": jwk["e"]}
+    kid = _thumbprint(public)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return SigningKey(
+        kid=kid, algorithm=ALGORITHM, private_key=pem, public_jwk=public, signs_from=signs_from
+    )
+
+
+def _published(at: datetime):
+    return SigningKey.objects.exclude(retires_at__lte=at)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    kid: str
+    signs_from: datetime
+    retires_at: datetime | None
+    private_key: rsa.RSAPrivateKey  # decrypted once per process
+
+
+class _KeyCache:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._loaded_at = 0.0
+        self._keys: list[_Loaded] = []
+
+    def clear(self) -> None:
+        with self._lock:
+            self._loaded_at = 0.0
+            self._keys = []
+
+    def signing(self, at: datetime) -> _Loaded:
+        with self._lock:
+            fresh = time.monotonic() - self._loaded_at < KEY_CACHE_SECONDS
+            keys = self._keys if fresh else None
+        if keys is None or not _choose(keys, at):
+            keys = self._load(at)
+        chosen = _choose(keys, at)
+        if chosen is None:
+            made = signing_key_ensure()
+            at = max(at, made.signs_from)
+            chosen = _choose(self._load(at), at)
+        if chosen is None:
+            raise SigningKeyRefused("The portal has no key that signs now.")
+        return chosen
+
+    def _load(self, at: datetime) -> list[_Loaded]:
+        with self._lock:
+            known = {k.kid: k.private_key for k in self._keys}
+        keys = []
+        for key in _published(at):
+            private = known.get(key.kid)
+            if private is None:
+                loaded = serialization.load_pem_private_key(
+                    plain(key.private_key).encode(), password=None
+                )
+                if not isinstance(loaded, rsa.RSAPrivateKey):
+                    raise SigningKeyRefused(f"Signing key {key.kid} is not an RSA key.")
+                private = loaded
+            keys.append(_Loaded(key.kid, key.signs_from, key.retires_at, private))
+        with self._lock:
+            self._keys, self._loaded_at = keys, time.monotonic()
+        return keys
+
+
+def _choose(keys: list[_Loaded], at: datetime) -> _Loaded | None:
+    """The newest key that signs at this time."""
+    signing = [
+        k for k in keys if k.signs_from <= at and (k.retires_at is None or k.retires_at > at)
+    ]
+    return max(signing, key=lambda k: (k.signs_from, k.kid), default=None)
+
+
+keys = _KeyCache()
+
+
+def signing_key_ensure() -> SigningKey:
+    """The key that signs now, made (and audited) if the portal has none yet."""
+    at = now()
+    current = _published(at).filter(signs_from__lte=at).order_by("-signs_from").first()
+    if current is not None:
+        return current
+    with transaction.atomic():
+        # Two processes that find no key at once may both make one: both are published and
+        # the newest signs, so either token verifies.
+        key = _new_key(signs_from=at)
+        key.save()
+        audit_record(
+            action="signing_key.created",
+            summary=f"Created the portal's first ID-token signing key {key.kid}",
+            obj=key,
+            changes={"kid": key.kid},
+        )
+    return key
+
+
+def jwks() -> dict:
+    """The public keys AWS may verify the portal's tokens with: every published key."""
+    signing_key_ensure()
+    published = _published(now()).order_by("-signs_from", "kid")
+    return {
+        "keys": [
+            {**key.public_jwk, "kid": key.kid, "alg": key.algorithm, "use": "sig"}
+            for key in published
+        ]
+    }
+
+
+def signing_key_rotate(
+    *, overlap: int = DEFAULT_OVERLAP_SECONDS, actor: Actor | None = None
+) -> SigningKey:
+    """A new key, published at once and signing after `overlap` seconds. The keys it
+    replaces stay published until every token they signed has expired, the other processes
+    have seen the new key, and `overlap` more seconds have passed (for verifiers' caches)."""
+    if overlap < 0:
+        raise SigningKeyRefused("The overlap is a number of seconds, 0 or more.")
+    at = now()
+    signs_from = at + timedelta(seconds=overlap)
+    retires_at = signs_from + timedelta(seconds=KEY_CACHE_SECONDS + TOKEN_SECONDS + overlap)
+    with transaction.atomic():
+        new = _new_key(signs_from=signs_from)
+        new.save()
+        replaced = list(
+            _published(at).exclude(pk=new.pk).exclude(retires_at__lte=retires_at).order_by("kid")
+        )
+        SigningKey.objects.filter(pk__in=[k.pk for k in replaced]).update(retires_at=retires_at)
+        when = "%Y-%m-%d %H:%M:%S UTC"
+        audit_record(
+            action="signing_key.rotated",
+            summary=f"New ID-token signing key {new.kid}, signing from "
+            f"{signs_from.strftime(when)}; {len(replaced)} older key(s) published until "
+            f"{retires_at.strftime(when)}",
+            actor=actor,
+            obj=new,
+            changes={
+                "kid": new.kid,
+                "signs_from": signs_from.isoformat(),
+                "retired": [k.kid for k in replaced],
+                "retires_at": retires_at.isoformat(),
+            },
+        )
+    keys.clear()
+    return new
+
+
+def signing_key_retire(*, kid: str, actor: Actor | None = None) -> SigningKey:
+    """Stop publishing a key now (a key that may have leaked). Refused for the only key
+    that signs: rotate with --overlap 0 first, so the portal can go on signing."""
+    at = now()
+    key = SigningKey.objects.filter(kid=kid).first()
+    if key is None or (key.retires_at is not None and key.retires_at <= at):
+        raise SigningKeyRefused(f"No published signing key has the ID {kid}.")
+    others = _published(at).exclude(pk=key.pk).filter(signs_from__lte=at)
+    if key.signs_from <= at and not others.exists():
+        raise SigningKeyRefused(
+            f"Key {kid} is the only one that signs now; run rotate_signing_keys --overlap 0 "
+            "first, then retire it."
+        )
+    with transaction.atomic():
+        SigningKey.objects.filter(pk=key.pk).update(
+            retires_at=max(at, key.signs_from + timedelta(microseconds=1))
+        )
+        audit_record(
+            action="signing_key.retired",
+            summary=f"Stopped publishing the ID-token signing key {kid}",
+            actor=actor,
+            obj=key,
+            changes={"kid": kid},
+        )
+    keys.clear()
+    key.refresh_from_db()
+    return key
+
+
+def signing_keys_purge(*, at: datetime | None = None) -> int:
+    """Delete keys retired more than a day ago: nothing verifies with them any more."""
+    cutoff = (at or now()) - timedelta(days=1)
+    deleted, _ = SigningKey.objects.filter(retires_at__lt=cutoff).delete()
+    return deleted
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+
+def web_identity_token(*, subject: str, caller: str, source_identity: bool = False) -> str:
+    """A signed ID token for one sts:AssumeRoleWithWebIdentity call. It is a bearer
+    credential for its few minutes: masked in logs like any secret."""
+    at = now()
+    key = keys.signing(at)
+    issued = int(at.timestamp())
+    claims = {
+        "iss": issuer_url(),
+        "sub": subject,
+        "aud": aws.WEB_IDENTITY_AUDIENCE,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + TOKEN_SECONDS,
+        "jti": str(uuid.uuid4()),
+    }
+    if source_identity:
+        claims[SOURCE_IDENTITY_CLAIM] = caller
+    token = jwt.encode(
+        claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"}
+    )
+    secret_register(token)
+    return token
+
+
+def web_identity_source(connector: Connector):
+    """What the AWS module calls for a fresh token whenever it needs one for the connector."""
+    subject = connector.web_identity_subject
+    source_identity = connector.set_source_identity
+
+    def source(caller: str) -> str:
+        return web_identity_token(subject=subject, caller=caller, source_identity=source_identity)
+
+    return source
+
+
+# --- what to create in AWS -----------------------------------------------------------------
+
+
+def web_identity_setup(connector: Connector) -> dict:
+    """The IAM identity provider and the role trust policy that let this connector assume
+    its role, as people paste them into AWS; and whether AWS can reach the issuer."""
+    provider = issuer_host_path()
+    account = connector.role_arn.split(":")[4] if connector.role_arn.count(":") >= 5 else ""
+    provider_arn = (
+        f"arn:{connector.partition}:iam::{account or '<account>'}:oidc-provider/{provider}"
+    )
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    if connector.set_source_identity:
+        actions.append("sts:SetSourceIdentity")
+    trust_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": actions if len(actions) > 1 else actions[0],
+                "Condition": {
+                    "StringEquals": {
+                        f"{provider}:aud": aws.WEB_IDENTITY_AUDIENCE,
+                        f"{provider}:sub": connector.web_identity_subject,
+                    }
+                },
+            }
+        ],
+    }
+    identity_provider = {"Url": issuer_url(), "ClientIDList": [aws.WEB_IDENTITY_AUDIENCE]}
+    return {
+        "issuer": issuer_url(),
+        "jwks_uri": f"{issuer_url()}/.well-known/jwks.json",
+        "issuer_is_https": urlsplit(issuer_url()).scheme == "https",
+        "provider_arn": provider_arn,
+        "identity_provider": json.dumps(identity_provider, indent=2),
+        "trust_policy": json.dumps(trust_policy, indent=2),
+        "subject": connector.web_identity_subject,
+        "audience": aws.WEB_IDENTITY_AUDIENCE,
+    }
