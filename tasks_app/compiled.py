@@ -75,3 +75,54 @@ def instance(model: type[Model], names: tuple, values) -> Any:
     if len(fields) != len(given):
         raise ValueError(f"{model.__name__} has no field {set(given) - set(fields)}")
     return model.from_db(DEFAULT_DB_ALIAS, fields, [given[name] for name in fields])
+
+
+class CompiledInsert:
+    """An INSERT of one row compiled once per thread and run again with new values: for
+    writes on the API's hot path (a used ID token's jti, its audit event), where the ORM's
+    create() builds and compiles the same statement every time.
+
+    The values go through the compiler's own preparation (pre_save, then each field's
+    get_db_prep_save: UUIDs, dates, JSON, encryption), so the row is the one create()
+    writes; nothing is read back (no RETURNING), so the model needs its primary key set
+    before (a UUID default) or no use of it after.
+    """
+
+    def __init__(self, model: type[Model], *, fields: tuple[str, ...] | None = None):
+        auto = model._meta.auto_field  # the database numbers it, as create() lets it
+        concrete = [f for f in model._meta.concrete_fields if not f.generated and f is not auto]
+        if fields is not None:
+            concrete = [f for f in concrete if f.name in fields or f.attname in fields]
+            if len(concrete) != len(fields):
+                raise ValueError(f"{model.__name__} has no field among {fields}")
+        self._model = model
+        self._fields = concrete
+        self._local = threading.local()
+
+    def _compiled(self, connection, obj: Model):
+        cached = getattr(self._local, "compiled", None)
+        if cached is not None and cached[0] is connection:
+            return cached
+        from django.db.models.sql import InsertQuery
+
+        query = InsertQuery(self._model)
+        query.insert_values(self._fields, [obj], raw=False)
+        compiler = query.get_compiler(connection=connection)
+        ((sql, _params),) = compiler.as_sql()
+        self._local.compiled = (connection, compiler, sql)
+        return self._local.compiled
+
+    def insert(self, obj: Model) -> None:
+        """Write `obj` as create() would (IntegrityError and all), and mark it saved."""
+        if not isinstance(obj, self._model):
+            raise TypeError(f"{obj!r} is not a {self._model.__name__}")
+        connection = connections[DEFAULT_DB_ALIAS]
+        _, compiler, sql = self._compiled(connection, obj)
+        params = [
+            compiler.prepare_value(field, compiler.pre_save_val(field, obj))
+            for field in self._fields
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        obj._state.adding = False
+        obj._state.db = DEFAULT_DB_ALIAS

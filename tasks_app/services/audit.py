@@ -2,9 +2,13 @@ import logging
 import uuid
 
 from tasks_app.actor import SYSTEM, Actor
+from tasks_app.compiled import CompiledInsert
 from tasks_app.models import AuditEvent, Team
 
 logger = logging.getLogger("ecrportal.audit")
+# Audit events are written on hot paths too (every use of a CI job's ID token): the INSERT
+# is compiled once per thread instead of on every create().
+_insert = CompiledInsert(AuditEvent)
 
 
 def audit_snapshot(obj, fields: list[str]) -> dict:
@@ -30,7 +34,7 @@ def audit_record(
 ) -> AuditEvent:
     """Record who did what. ``changes`` must never contain a secret value."""
     actor = actor or SYSTEM
-    event = AuditEvent.objects.create(
+    event = AuditEvent(
         action=action,
         summary=summary[:500],
         actor=actor.user,
@@ -41,6 +45,7 @@ def audit_record(
         changes=changes or {},
         address=actor.address,
     )
+    _insert.insert(event)
     logger.log(
         log_level, "%s by %s from %s: %s", action, actor.name or "-", event.address or "-", summary
     )
