@@ -82,7 +82,7 @@ lock: $(DEV_STAMP)
 		--no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
 
 # The README's pictures: the browser tests take them; these are copied to docs/.
-DOC_SCREENSHOTS = dashboard task task-form connector runs audit-log phone-dashboard team users
+DOC_SCREENSHOTS = dashboard task task-form connector connector-web-identity runs audit-log phone-dashboard team users
 screenshots: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q tests/test_browser_main_flow.py tests/test_browser_connectors.py tests/test_accessibility.py \
 		tests/test_browser_teams.py tests/test_browser_people.py

@@ -20,13 +20,13 @@ from tasks_app.models import (
     NotificationDelivery,
     Plan,
     Profile,
+    SigningKey,
     TaskConfig,
     TaskRun,
     TaskStatusChange,
     Team,
     TrustedIssuer,
     TrustRule,
-    UsedTokenId,
     Variable,
 )
 from tasks_app.services.audit import audit_record
@@ -316,6 +316,18 @@ class TrustedIssuerAdmin(AuditedAdmin):
     readonly_fields = ["created", "created_by"]
 
 
+@admin.register(SigningKey)
+class SigningKeyAdmin(ReadOnlyAdmin):
+    """The portal's ID-token signing keys, public parts only: made and rotated by
+    `manage.py rotate_signing_keys`, never deleted here (AWS may still verify with them)."""
+
+    list_display = ["kid", "algorithm", "created", "signs_from", "retires_at"]
+    exclude = ["private_key"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(TrustRule)
 class TrustRuleAdmin(AuditedAdmin):
     """Which ID tokens act as a token of a plan or job; audited."""
@@ -323,8 +335,3 @@ class TrustRuleAdmin(AuditedAdmin):
     list_display = ["name", "plan", "job", "issuer", "audience"]
     list_select_related = ["plan", "job", "issuer"]
     readonly_fields = ["created", "created_by"]
-
-
-@admin.register(UsedTokenId)
-class UsedTokenIdAdmin(ReadOnlyAdmin):
-    list_display = ["jti", "issuer", "expires_at"]

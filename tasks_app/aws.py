@@ -504,6 +504,11 @@ def explain(operation: str, code: str, message: str, principal: Principal) -> st
             "Enter the secret access key again."
         )
     if code in ("ExpiredToken", "ExpiredTokenException"):
+        if operation == "sts:AssumeRoleWithWebIdentity":
+            return (
+                "AWS says the portal's ID token has expired, though it was signed just now: "
+                "check the clock of the portal host."
+            )
         return "The temporary credentials have expired. Obtain new ones and try again."
     if code == "RequestExpired":
         return "AWS says the request expired: check the clock of the portal host."

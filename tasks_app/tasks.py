@@ -11,7 +11,6 @@ from tasks_app.services.people import invitation_email
 from tasks_app.services.refresh import refresh_group as refresh_group_service
 from tasks_app.services.refresh import refresh_tick as refresh_tick_service
 from tasks_app.services.results import credentials_unused_delete, runs_interrupted_close
-from tasks_app.services.workload import used_token_ids_purge
 
 
 @shared_task(bind=True, ignore_result=True, time_limit=30, soft_time_limit=25)
@@ -24,7 +23,6 @@ def housekeeping() -> None:
     canaries_purge()
     runs_interrupted_close()
     credentials_unused_delete()
-    used_token_ids_purge()
     signing_keys_purge()
 
 

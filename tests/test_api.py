@@ -1,7 +1,7 @@
 """API v1 (SPEC §8.2, §8.4): who sees what, errors, 409 for credentials that cannot be served."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -468,3 +468,26 @@ def test_a_revocation_in_this_process_takes_effect_at_once(world, settings, clie
         reverse("token_revoke", args=[ApiToken.objects.get(token_hash=token_hash(raw)).id])
     )
     assert _client(raw).get(url).status_code == 401
+
+
+@pytest.mark.parametrize("status", [None, "ok", "failing"])
+@pytest.mark.parametrize(
+    "expires_at",
+    [
+        None,
+        datetime(2026, 11, 28, 11, 44, 9, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=UTC),
+    ],
+)
+def test_the_variables_body_is_what_its_serializer_gives(expires_at, status):
+    """The views write the body without building the serializer; the schema is the
+    serializer's, so both must agree."""
+    from tasks_app.views.api import VariablesSerializer, variables_body
+
+    variables = {"custom.aws.ecr.username": "AWS", "custom.aws.ecr.password": "p'\"\\ü"}
+    body = {"variables": variables, "expires_at": expires_at}
+    if status is not None:
+        body["status"] = status
+    assert variables_body(variables=variables, expires_at=expires_at, status=status) == dict(
+        VariablesSerializer(body).data
+    )

@@ -50,3 +50,33 @@ def test_an_admin_creates_and_tests_a_connector(live_server, page, aws_endpoint)
     screenshot(page, "connector")
     assert SECRET not in page.content()
     assert Connector.objects.get().last_test_ok is True
+
+
+def test_a_web_identity_connector_asks_for_no_key_and_shows_its_trust_policy(
+    live_server, page, aws_endpoint, settings
+):
+    make_team("Platform", alice=Role.ADMIN)
+    sign_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/connectors/new/")
+
+    page.get_by_label("AWS credentials").select_option("web_identity")
+    page.get_by_label("Principal").select_option("assumed_role")
+    # No stored key, and no external ID: sts:AssumeRoleWithWebIdentity takes none.
+    expect(page.get_by_label("Access key ID")).to_be_hidden()
+    expect(page.get_by_label("Secret access key")).to_be_hidden()
+    expect(page.get_by_label("External ID")).to_be_hidden()
+    expect(page.get_by_text("A web identity always assumes a role")).to_be_visible()
+    page.get_by_label("Name", exact=True).fill("keyless")
+    page.get_by_label("Role ARN").fill("arn:aws:iam::123456789012:role/ecr-from-portal")
+    page.get_by_role("button", name="Create connector").click()
+
+    expect(page.get_by_role("heading", name="keyless")).to_be_visible()
+    connector = Connector.objects.get()
+    expect(page.locator("#trust-policy")).to_contain_text(f"connector:{connector.id}")
+    expect(page.locator("#identity-provider")).to_contain_text("sts.amazonaws.com")
+    page.get_by_label("Region").select_option("eu-west-1")
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.locator(".outcome[role=status]")).to_contain_text(
+        "assumed-role/ecr-from-portal/ecrportal-alice"
+    )
+    screenshot(page, "connector-web-identity")

@@ -158,25 +158,28 @@ def test_an_insert_writes_the_row_create_writes():
 
 
 def test_an_insert_lets_the_database_number_an_auto_field_and_raises_on_conflicts():
+    from django.contrib.auth.models import Group
     from django.db import IntegrityError, transaction
 
     from tasks_app.compiled import CompiledInsert
-    from tasks_app.models import UsedTokenId
 
-    insert = CompiledInsert(UsedTokenId)
-    at = now()
-    insert.insert(UsedTokenId(issuer="https://ci.example.com", jti="one", expires_at=at))
-    assert UsedTokenId.objects.get(jti="one").expires_at == at
+    insert = CompiledInsert(Group)
+    insert.insert(Group(name="one"))
+    insert.insert(Group(name="two"))
+    assert sorted(Group.objects.values_list("name", flat=True)) == ["one", "two"]
+    assert len(set(Group.objects.values_list("id", flat=True))) == 2
     with pytest.raises(IntegrityError), transaction.atomic():
-        insert.insert(UsedTokenId(issuer="https://ci.example.com", jti="one", expires_at=at))
-    assert UsedTokenId.objects.count() == 1
+        insert.insert(Group(name="one"))
+    assert Group.objects.count() == 2
 
 
 def test_an_insert_refuses_another_model_and_unknown_fields():
+    from django.contrib.auth.models import Group
+
     from tasks_app.compiled import CompiledInsert
-    from tasks_app.models import AuditEvent, UsedTokenId
+    from tasks_app.models import AuditEvent
 
     with pytest.raises(TypeError):
-        CompiledInsert(UsedTokenId).insert(AuditEvent(action="x"))
+        CompiledInsert(Group).insert(AuditEvent(action="x"))
     with pytest.raises(ValueError, match="no field"):
-        CompiledInsert(UsedTokenId, fields=("jti", "nope"))
+        CompiledInsert(Group, fields=("name", "nope"))

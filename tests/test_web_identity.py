@@ -205,6 +205,24 @@ def test_a_refused_token_is_explained_and_backs_off(team, aws_endpoint, aws_fail
     assert task.refresh_due_at > timezone.now()
 
 
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("AccessDenied", "trust policy names the portal's identity provider"),
+        ("ExpiredTokenException", "check the clock of the portal host"),
+        ("IDPCommunicationError", "reachable from the internet over https"),
+    ],
+)
+def test_test_connection_explains_aws_refusals(team, aws_endpoint, aws_failure, code, words):
+    connector = _connector(team)
+    aws_failure("sts:AssumeRoleWithWebIdentity", code, status=400)
+    alice = Actor(user=team.members.get(username="alice"))
+    outcome = connector_test(connector=connector, region="eu-west-1", actor=alice)
+    assert not outcome.ok
+    assert outcome.error_code == code
+    assert words in outcome.message
+
+
 def test_tasks_sharing_a_web_identity_connector_refresh_with_one_exchange(
     team, aws_endpoint, aws_calls, ecr_expiry
 ):

@@ -24,7 +24,7 @@ from tasks_app.models.teams import (
     slug_validator,
 )
 from tasks_app.models.tokens import ApiToken
-from tasks_app.models.workload import SigningKey, TrustedIssuer, TrustRule, UsedTokenId
+from tasks_app.models.workload import SigningKey, TrustedIssuer, TrustRule
 
 __all__ = [
     "MASKED_KEY_WORDS",
@@ -51,7 +51,6 @@ __all__ = [
     "Team",
     "TrustRule",
     "TrustedIssuer",
-    "UsedTokenId",
     "Variable",
     "is_masked_key",
     "slug_validator",

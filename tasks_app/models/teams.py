@@ -111,6 +111,9 @@ class AuditEvent(models.Model):
     summary = models.CharField(max_length=500)
     changes = models.JSONField(default=dict, blank=True)
     address = models.GenericIPAddressField(null=True, blank=True)
+    # For what may happen once only: a CI job's ID token is used once (a hash of its issuer
+    # and jti), so the event that records the use is also what refuses a replay.
+    once_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["-created"]

@@ -79,20 +79,6 @@ class TrustRule(models.Model):
             )
 
 
-class UsedTokenId(models.Model):
-    """An ID token's jti, kept until the token expires: a second use is a replay."""
-
-    issuer = models.CharField(max_length=500)
-    jti = models.CharField(max_length=255)
-    expires_at = models.DateTimeField(db_index=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["issuer", "jti"], name="used_jti_unique")]
-
-    def __str__(self):
-        return f"{self.jti} of {self.issuer}"
-
-
 class SigningKey(models.Model):
     """A key the portal signs its own ID tokens with, as an OIDC issuer that AWS trusts
     (web-identity connectors). Published in /.well-known/jwks.json from its creation until

@@ -31,8 +31,10 @@ def audit_record(
     obj=None,
     changes: dict | None = None,
     log_level: int = logging.INFO,
+    once_key: str | None = None,
 ) -> AuditEvent:
-    """Record who did what. ``changes`` must never contain a secret value."""
+    """Record who did what. ``changes`` must never contain a secret value. An event with a
+    `once_key` is recorded once: a second one raises IntegrityError."""
     actor = actor or SYSTEM
     event = AuditEvent(
         action=action,
@@ -44,6 +46,7 @@ def audit_record(
         object_id=str(obj.pk) if obj is not None else "",
         changes=changes or {},
         address=actor.address,
+        once_key=once_key,
     )
     _insert.insert(event)
     logger.log(

@@ -11,6 +11,7 @@ of that plan (or job) may see. Every use is audited with the issuer and the subj
 import base64
 import binascii
 import fnmatch
+import hashlib
 import json
 import threading
 import time
@@ -26,15 +27,13 @@ from django.utils.timezone import now
 
 from tasks_app import ttl_cache
 from tasks_app.actor import Actor
-from tasks_app.compiled import CompiledInsert
-from tasks_app.models import ApiToken, TrustedIssuer, TrustRule, UsedTokenId
+from tasks_app.models import ApiToken, TrustedIssuer, TrustRule
 from tasks_app.services.audit import audit_record
 
 ALGORITHMS = ("RS256", "ES256")
 LEEWAY_SECONDS = 60
 JWKS_SECONDS = 3600
 REFETCH_SECONDS = 60  # an unknown kid fetches the keys again, this often at most
-_insert_used = CompiledInsert(UsedTokenId)  # once per request: compiled once per thread
 
 
 class WorkloadRefused(Exception):
@@ -206,11 +205,11 @@ def workload_authenticate(*, raw: str, address: str | None) -> ApiToken:
         expires_at=expires,
         last_used_at=now(),  # nothing to record: the audit event below says it
     )
-    used = UsedTokenId(issuer=issuer.issuer, jti=str(claims["jti"])[:255], expires_at=expires)
+    # One INSERT both records the use and refuses a replay: the audit event's once_key
+    # (issuer and jti) is unique, for good (a jti is never meant to come again).
+    once = hashlib.sha256(f"{issuer.issuer}\n{claims['jti']}".encode()).hexdigest()
     try:
-        # The jti and the audit event in one transaction: a replay records nothing.
         with transaction.atomic():
-            _insert_used.insert(used)
             audit_record(
                 action="token.oidc_used",
                 summary=f"ID token of {subject} from {issuer.name} used as {token.binding}",
@@ -218,19 +217,11 @@ def workload_authenticate(*, raw: str, address: str | None) -> ApiToken:
                 team=rule.plan.team,
                 obj=rule,
                 changes={"issuer": issuer.issuer, "subject": subject, "rule": rule.name},
+                once_key=once,
             )
     except IntegrityError:
         raise WorkloadRefused("this ID token was used already (jti)") from None
     return token
-
-
-def used_token_ids_purge(*, at: datetime | None = None) -> int:
-    """Forget the jti of tokens that have expired (with the leeway): they cannot be replayed."""
-    cutoff = (at or now()).timestamp() - LEEWAY_SECONDS
-    deleted, _ = UsedTokenId.objects.filter(
-        expires_at__lt=datetime.fromtimestamp(cutoff, tz=UTC)
-    ).delete()
-    return deleted
 
 
 # --- configuration: trusted issuers (superusers) and trust rules (team admins) ------------

@@ -36,6 +36,22 @@ class VariablesSerializer(serializers.Serializer):
     status = serializers.CharField(required=False)
 
 
+# What VariablesSerializer(body).data gives, without building the serializer and deep-copying
+# its fields on every request (a fifth of a cached read's CPU): the serializer stays the
+# schema, and tests/test_api.py checks that both agree.
+_EXPIRES_AT = VariablesSerializer().fields["expires_at"]
+
+
+def variables_body(*, variables: dict, expires_at, status: str | None = None) -> dict:
+    body = {
+        "variables": {str(key): str(value) for key, value in variables.items()},
+        "expires_at": None if expires_at is None else _EXPIRES_AT.to_representation(expires_at),
+    }
+    if status is not None:
+        body["status"] = str(status)
+    return body
+
+
 class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TaskRun
@@ -79,12 +95,10 @@ def _served(request, task_id) -> Served:
 def task_variables(request, task_id):
     served = _served(request, task_id)
     delivery = served.delivery
-    body = {
-        "variables": delivery.values,
-        "expires_at": delivery.expires_at,
-        "status": served.status,
-    }
-    return Response(VariablesSerializer(body).data, headers=NO_STORE)
+    body = variables_body(
+        variables=delivery.values, expires_at=delivery.expires_at, status=served.status
+    )
+    return Response(body, headers=NO_STORE)
 
 
 @extend_schema(
@@ -125,8 +139,8 @@ def plan_variables(request, plan_key):
         )
     except NotServable as e:
         raise Conflict(e.code, e.detail) from None
-    body = {"variables": delivery.values, "expires_at": delivery.expires_at}
-    return Response(VariablesSerializer(body).data, headers=NO_STORE)
+    body = variables_body(variables=delivery.values, expires_at=delivery.expires_at)
+    return Response(body, headers=NO_STORE)
 
 
 @extend_schema(

@@ -13,17 +13,19 @@ from tasks_app.services.issuer import KEY_CACHE_SECONDS, discovery_document, jwk
 _CACHE = f"public, max-age={KEY_CACHE_SECONDS}"
 
 
+def _public(document: dict) -> JsonResponse:
+    response = JsonResponse(document)
+    response["Cache-Control"] = _CACHE
+    return response
+
+
 @login_not_required
 @require_GET
 def openid_configuration(request):
-    response = JsonResponse(discovery_document())
-    response["Cache-Control"] = _CACHE
-    return response
+    return _public(discovery_document())
 
 
 @login_not_required
 @require_GET
 def jwks_document(request):
-    response = JsonResponse(jwks())
-    response["Cache-Control"] = _CACHE
-    return response
+    return _public(jwks())
