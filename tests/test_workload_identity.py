@@ -78,6 +78,10 @@ def _hs256_with_the_public_key(issuer) -> str:
     return signing_input + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 def _unsigned(issuer) -> str:
     import jwt
 
@@ -101,6 +105,10 @@ def _unsigned(issuer) -> str:
         (lambda i: i.token(ref="refs/tags/v1"), "no trust rule of issuer"),
         (lambda i: i.token(jti=None), 'Token is missing the "jti" claim'),
         (lambda i: "not.a.token", "it is not a JSON Web Token"),
+        (lambda i: f"{_b64(b'[' * 3000)}.{_b64(b'{}')}.sig", "it is not a JSON Web Token"),
+        (lambda i: f"{_b64(bytes([0xFF, 0xFE]))}.{_b64(b'{}')}.sig", "not a JSON Web Token"),
+        (lambda i: f"{_b64(b'[1]')}.{_b64(b'{}')}.sig", "it is not a JSON Web Token"),
+        (lambda i: "\u00e9t\u00e9.x.y", "The token is not valid"),  # not UTF-8 as sent
     ],
 )
 def test_it_refuses_bad_id_tokens_with_a_reason(issuer, world, make, reason):

@@ -147,7 +147,7 @@ def _unverified(raw: str) -> tuple[dict, dict]:
     try:
         header, payload, _ = raw.split(".")
         return _segment(header), _segment(payload)
-    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error):
+    except (ValueError, TypeError, RecursionError, binascii.Error):
         raise WorkloadRefused("it is not a JSON Web Token") from None
 
 
