@@ -451,3 +451,16 @@ def test_the_portal_cannot_trust_its_own_issuer_for_its_api():
 
     with pytest.raises(ValidationError, match="portal's own issuer"):
         issuer_register(issuer=ISSUER, name="self", actor=SYSTEM)
+
+
+def test_each_key_is_listed_with_its_state(team):
+    first = issuer.signing_key_ensure()
+    second = issuer.signing_key_rotate(overlap=0)
+    third = issuer.signing_key_rotate(overlap=600)
+    at = timezone.now() + timedelta(seconds=1)
+    states = dict((key.kid, state) for key, state in issuer.signing_keys_listed(at=at))
+    assert states == {first.kid: "replaced", second.kid: "signing", third.kid: "next"}
+    later = SigningKey.objects.get(kid=first.kid).retires_at + timedelta(seconds=1)
+    assert dict((k.kid, s) for k, s in issuer.signing_keys_listed(at=later))[first.kid] == (
+        "retired"
+    )

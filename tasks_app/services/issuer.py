@@ -30,6 +30,7 @@ from django.utils.timezone import now
 
 from tasks_app import aws
 from tasks_app.actor import Actor
+from tasks_app.connector_rules import ROLE_ARN
 from tasks_app.crypto import plain
 from tasks_app.logs import secret_register
 from tasks_app.models import Connector, SigningKey
@@ -266,6 +267,27 @@ def signing_key_retire(*, kid: str, actor: Actor | None = None) -> SigningKey:
     return key
 
 
+def signing_keys_listed(*, at: datetime | None = None) -> list[tuple[SigningKey, str]]:
+    """Every stored key, oldest first, with its state: "signing" (the one that signs now),
+    "next" (published, signs later), "replaced" (published, no longer signs) or
+    "retired" (no longer published)."""
+    at = at or now()
+    stored = list(SigningKey.objects.order_by("created"))
+    live = [k for k in stored if k.retires_at is None or k.retires_at > at]
+    signing = max(
+        (k for k in live if k.signs_from <= at), key=lambda k: (k.signs_from, k.kid), default=None
+    )
+
+    def state(key: SigningKey) -> str:
+        if key not in live:
+            return "retired"
+        if key.signs_from > at:
+            return "next"
+        return "signing" if key == signing else "replaced"
+
+    return [(key, state(key)) for key in stored]
+
+
 def signing_keys_purge(*, at: datetime | None = None) -> int:
     """Delete keys retired more than a day ago: nothing verifies with them any more."""
     cutoff = (at or now()) - timedelta(days=1)
@@ -318,10 +340,9 @@ def web_identity_setup(connector: Connector) -> dict:
     """The IAM identity provider and the role trust policy that let this connector assume
     its role, as people paste them into AWS; and whether AWS can reach the issuer."""
     provider = issuer_host_path()
-    account = connector.role_arn.split(":")[4] if connector.role_arn.count(":") >= 5 else ""
-    provider_arn = (
-        f"arn:{connector.partition}:iam::{account or '<account>'}:oidc-provider/{provider}"
-    )
+    role = ROLE_ARN.match(connector.role_arn)
+    account = role["account"] if role else "<account>"
+    provider_arn = f"arn:{connector.partition}:iam::{account}:oidc-provider/{provider}"
     actions = ["sts:AssumeRoleWithWebIdentity"]
     if connector.set_source_identity:
         actions.append("sts:SetSourceIdentity")

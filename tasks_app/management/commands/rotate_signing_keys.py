@@ -1,13 +1,12 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.timezone import now
 
 from tasks_app.actor import COMMAND_LINE
-from tasks_app.models import SigningKey
 from tasks_app.services.issuer import (
     DEFAULT_OVERLAP_SECONDS,
     SigningKeyRefused,
     signing_key_retire,
     signing_key_rotate,
+    signing_keys_listed,
 )
 
 
@@ -52,26 +51,18 @@ class Command(BaseCommand):
         self._list()
 
     def _list(self):
-        at = now()
-        keys = SigningKey.objects.order_by("created")
-        if not keys:
+        listed = signing_keys_listed()
+        if not listed:
             self.stdout.write("No signing key yet: the first is made when first needed.")
-        live = [k for k in keys if k.retires_at is None or k.retires_at > at]
-        signing = max(
-            (k for k in live if k.signs_from <= at),
-            key=lambda k: (k.signs_from, k.kid),
-            default=None,
-        )
-        for key in keys:
-            if key not in live:
-                state = f"retired {key.retires_at:%Y-%m-%dT%H:%M:%SZ}"
-            elif key.signs_from > at:
-                state = f"published, signs from {key.signs_from:%Y-%m-%dT%H:%M:%SZ}"
-            else:
-                state = "published, signing" if key == signing else "published, replaced"
-            until = (
-                f", published until {key.retires_at:%Y-%m-%dT%H:%M:%SZ}"
-                if key.retires_at is not None and key.retires_at > at
-                else ""
-            )
-            self.stdout.write(f"{key.kid}  {key.algorithm}  {state}{until}")
+        when = "%Y-%m-%dT%H:%M:%SZ"
+        for key, state in listed:
+            text = {
+                "signing": "published, signing",
+                "next": f"published, signs from {key.signs_from.strftime(when)}",
+                "replaced": "published, replaced",
+                "retired": "retired",
+            }[state]
+            if key.retires_at is not None:
+                verb = "retired" if state == "retired" else "published until"
+                text += f", {verb} {key.retires_at.strftime(when)}"
+            self.stdout.write(f"{key.kid}  {key.algorithm}  {text}")
