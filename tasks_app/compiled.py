@@ -79,8 +79,8 @@ def instance(model: type[Model], names: tuple, values) -> Any:
 
 class CompiledInsert:
     """An INSERT of one row compiled once per thread and run again with new values: for
-    writes on the API's hot path (a used ID token's jti, its audit event), where the ORM's
-    create() builds and compiles the same statement every time.
+    writes on the API's hot path (the audit event of every use of a CI job's ID token),
+    where the ORM's create() builds and compiles the same statement every time.
 
     The values go through the compiler's own preparation (pre_save, then each field's
     get_db_prep_save: UUIDs, dates, JSON, encryption), so the row is the one create()
@@ -88,15 +88,12 @@ class CompiledInsert:
     before (a UUID default) or no use of it after.
     """
 
-    def __init__(self, model: type[Model], *, fields: tuple[str, ...] | None = None):
+    def __init__(self, model: type[Model]):
         auto = model._meta.auto_field  # the database numbers it, as create() lets it
-        concrete = [f for f in model._meta.concrete_fields if not f.generated and f is not auto]
-        if fields is not None:
-            concrete = [f for f in concrete if f.name in fields or f.attname in fields]
-            if len(concrete) != len(fields):
-                raise ValueError(f"{model.__name__} has no field among {fields}")
         self._model = model
-        self._fields = concrete
+        self._fields = [
+            f for f in model._meta.concrete_fields if not f.generated and f is not auto
+        ]
         self._local = threading.local()
 
     def _compiled(self, connection, obj: Model):
