@@ -464,3 +464,23 @@ def test_each_key_is_listed_with_its_state(team):
     assert dict((k.kid, s) for k, s in issuer.signing_keys_listed(at=later))[first.kid] == (
         "retired"
     )
+
+
+def test_the_issuer_documents_can_be_written_out_for_static_hosting(tmp_path, client, capsys):
+    call_command("issuer_documents", str(tmp_path / "site"))
+    folder = tmp_path / "site" / ".well-known"
+    written = {
+        name: json.loads((folder / name).read_text())
+        for name in ("openid-configuration", "jwks.json")
+    }
+    assert (
+        written["openid-configuration"] == client.get("/.well-known/openid-configuration").json()
+    )
+    assert written["jwks.json"] == client.get("/.well-known/jwks.json").json()
+    assert f"{ISSUER}/.well-known/" in capsys.readouterr().out
+
+
+def test_the_issuer_documents_command_says_why_it_cannot_write(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CommandError, match="Cannot write into"):
+        call_command("issuer_documents", str(tmp_path / "file"))
