@@ -242,6 +242,24 @@ def wrk_each_once(
     return measured
 
 
+def portal_env(data_dir: Path, issuer, *, cache_seconds: int) -> dict:
+    """The environment of the benchmarked portal: its own data folder and keys, quiet
+    logs, the API cache, and the CI issuer (tests/oidc_issuer.py) it trusts."""
+    from refresh import bench_keys
+
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ECRPORTAL_")},
+        **bench_keys(),
+        "ECRPORTAL_DATA_DIR": str(data_dir),
+        "DJANGO_SETTINGS_MODULE": "ecrportal.settings",
+        "DEBUG": "0",
+        "ECRPORTAL_LOG_LEVEL": "WARNING",
+        "ECRPORTAL_API_CACHE_SECONDS": str(cache_seconds),
+        "BENCH_ISSUER": issuer.url,
+        "ECRPORTAL_OIDC_CA_BUNDLE": str(issuer.ca_bundle),
+    }
+
+
 def setup_portal(env: dict, moto_url: str) -> dict:
     """Migrate; one team, connector and plan; JOBS jobs of TASKS_PER_JOB tasks, a job token
     each; one run, whose credential every task then shares (as a refresh of their group
@@ -366,7 +384,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
     from moto.server import ThreadedMotoServer
-    from refresh import bench_keys
+
+    from tests.oidc_issuer import Issuer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
 
@@ -375,20 +394,8 @@ def main() -> None:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
     moto_url = f"http://127.0.0.1:{moto_port}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ECRPORTAL_")},
-        **bench_keys(),
-        "ECRPORTAL_DATA_DIR": str(data_dir),
-        "DJANGO_SETTINGS_MODULE": "ecrportal.settings",
-        "DEBUG": "0",
-        "ECRPORTAL_LOG_LEVEL": "WARNING",
-        "ECRPORTAL_API_CACHE_SECONDS": str(CACHE_SECONDS),
-    }
-    from tests.oidc_issuer import Issuer
-
     issuer = Issuer(data_dir)
-    env["BENCH_ISSUER"] = issuer.url
-    env["ECRPORTAL_OIDC_CA_BUNDLE"] = str(issuer.ca_bundle)
+    env = portal_env(data_dir, issuer, cache_seconds=CACHE_SECONDS)
     process = None
     try:
         data = setup_portal(env, moto_url)

@@ -30,7 +30,6 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     import api
     from moto.server import ThreadedMotoServer
-    from refresh import bench_keys
 
     from tests.oidc_issuer import Issuer
 
@@ -40,18 +39,7 @@ def main() -> None:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
     issuer = Issuer(data_dir)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ECRPORTAL_")},
-        **bench_keys(),
-        "ECRPORTAL_DATA_DIR": str(data_dir),
-        "DJANGO_SETTINGS_MODULE": "ecrportal.settings",
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "testserver",
-        "ECRPORTAL_LOG_LEVEL": "WARNING",
-        "ECRPORTAL_API_CACHE_SECONDS": "60",
-        "BENCH_ISSUER": issuer.url,
-        "ECRPORTAL_OIDC_CA_BUNDLE": str(issuer.ca_bundle),
-    }
+    env = {**api.portal_env(data_dir, issuer, cache_seconds=60), "ALLOWED_HOSTS": "testserver"}
     try:
         data = api.setup_portal(env, f"http://127.0.0.1:{moto_port}")
         os.environ.update(env)

@@ -21,6 +21,7 @@ AUDITED_FIELDS = [f for f in Connector.SETTINGS if f not in ("secret_access_key"
 
 def principal_for(connector: Connector) -> aws.Principal:
     """What the AWS module needs to obtain this connector's credentials."""
+    web_identity = connector.credentials == Connector.Credentials.WEB_IDENTITY
     return aws.Principal(
         credentials=connector.credentials,
         principal_type=connector.principal_type,
@@ -32,14 +33,8 @@ def principal_for(connector: Connector) -> aws.Principal:
         policy=policy_packed(connector.session_policy) if connector.session_policy else "",
         set_source_identity=connector.set_source_identity,
         partition=connector.partition,
-        **(
-            {
-                "web_identity_subject": connector.web_identity_subject,
-                "token_source": web_identity_source(connector),
-            }
-            if connector.credentials == Connector.Credentials.WEB_IDENTITY
-            else {}
-        ),
+        web_identity_subject=connector.web_identity_subject if web_identity else "",
+        token_source=web_identity_source(connector) if web_identity else None,
     )
 
 

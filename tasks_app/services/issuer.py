@@ -11,7 +11,6 @@ needed; `manage.py rotate_signing_keys` publishes the next one before it signs a
 the old one published after it stops (see SigningKey).
 """
 
-import base64
 import hashlib
 import json
 import threading
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import transaction
 from django.utils.timezone import now
+from jwt.utils import base64url_encode
 
 from tasks_app import aws
 from tasks_app.actor import Actor
@@ -60,11 +60,14 @@ def issuer_host_path() -> str:
     return f"{parts.netloc}{parts.path}".rstrip("/")
 
 
+def jwks_url() -> str:
+    return f"{issuer_url()}/.well-known/jwks.json"
+
+
 def discovery_document() -> dict:
-    issuer = issuer_url()
     return {
-        "issuer": issuer,
-        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "issuer": issuer_url(),
+        "jwks_uri": jwks_url(),
         "response_types_supported": ["id_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [ALGORITHM],
@@ -76,14 +79,10 @@ def discovery_document() -> dict:
 # --- keys --------------------------------------------------------------------------------
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _thumbprint(jwk: dict) -> str:
     """RFC 7638: SHA-256 of the required members, sorted, without white space."""
-    members = {k: jwk[k] for k in ("e", "kty", "n")}
-    return _b64url(hashlib.sha256(json.dumps(members, separators=(",", ":")).encode()).digest())
+    members = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"))
+    return base64url_encode(hashlib.sha256(members.encode()).digest()).decode()
 
 
 def _new_key(*, signs_from: datetime) -> SigningKey:
@@ -103,6 +102,18 @@ def _new_key(*, signs_from: datetime) -> SigningKey:
 
 def _published(at: datetime):
     return SigningKey.objects.exclude(retires_at__lte=at)
+
+
+def _is_published(key, at: datetime) -> bool:
+    """The rule of _published for a key in hand (a SigningKey or a loaded one)."""
+    return key.retires_at is None or key.retires_at > at
+
+
+def _signing(keys, at: datetime):
+    """Of these keys (SigningKeys or loaded ones), the one that signs at this time: the
+    newest published key whose time has come. None when none has."""
+    ready = [k for k in keys if _is_published(k, at) and k.signs_from <= at]
+    return max(ready, key=lambda k: (k.signs_from, k.kid), default=None)
 
 
 @dataclass(frozen=True)
@@ -127,14 +138,13 @@ class _KeyCache:
     def signing(self, at: datetime) -> _Loaded:
         with self._lock:
             fresh = time.monotonic() - self._loaded_at < KEY_CACHE_SECONDS
-            keys = self._keys if fresh else None
-        if keys is None or not _choose(keys, at):
-            keys = self._load(at)
-        chosen = _choose(keys, at)
+            chosen = _signing(self._keys, at) if fresh else None
+        if chosen is None:
+            chosen = _signing(self._load(at), at)
         if chosen is None:
             made = signing_key_ensure()
             at = max(at, made.signs_from)
-            chosen = _choose(self._load(at), at)
+            chosen = _signing(self._load(at), at)
         if chosen is None:
             raise SigningKeyRefused("The portal has no key that signs now.")
         return chosen
@@ -158,21 +168,13 @@ class _KeyCache:
         return keys
 
 
-def _choose(keys: list[_Loaded], at: datetime) -> _Loaded | None:
-    """The newest key that signs at this time."""
-    signing = [
-        k for k in keys if k.signs_from <= at and (k.retires_at is None or k.retires_at > at)
-    ]
-    return max(signing, key=lambda k: (k.signs_from, k.kid), default=None)
-
-
 keys = _KeyCache()
 
 
 def signing_key_ensure() -> SigningKey:
     """The key that signs now, made (and audited) if the portal has none yet."""
     at = now()
-    current = _published(at).filter(signs_from__lte=at).order_by("-signs_from").first()
+    current = _signing(_published(at), at)
     if current is not None:
         return current
     with transaction.atomic():
@@ -191,8 +193,11 @@ def signing_key_ensure() -> SigningKey:
 
 def jwks() -> dict:
     """The public keys AWS may verify the portal's tokens with: every published key."""
-    signing_key_ensure()
-    published = _published(now()).order_by("-signs_from", "kid")
+    at = now()
+    published = list(_published(at).order_by("-signs_from", "kid"))
+    if _signing(published, at) is None:  # the portal's first key: made when first asked for
+        signing_key_ensure()
+        published = list(_published(now()).order_by("-signs_from", "kid"))
     return {
         "keys": [
             {**key.public_jwk, "kid": key.kid, "alg": key.algorithm, "use": "sig"}
@@ -245,8 +250,8 @@ def signing_key_retire(*, kid: str, actor: Actor | None = None) -> SigningKey:
     key = SigningKey.objects.filter(kid=kid).first()
     if key is None or (key.retires_at is not None and key.retires_at <= at):
         raise SigningKeyRefused(f"No published signing key has the ID {kid}.")
-    others = _published(at).exclude(pk=key.pk).filter(signs_from__lte=at)
-    if key.signs_from <= at and not others.exists():
+    others = _published(at).exclude(pk=key.pk)
+    if key.signs_from <= at and _signing(others, at) is None:
         raise SigningKeyRefused(
             f"Key {kid} is the only one that signs now; run rotate_signing_keys --overlap 0 "
             "first, then retire it."
@@ -273,13 +278,10 @@ def signing_keys_listed(*, at: datetime | None = None) -> list[tuple[SigningKey,
     "retired" (no longer published)."""
     at = at or now()
     stored = list(SigningKey.objects.order_by("created"))
-    live = [k for k in stored if k.retires_at is None or k.retires_at > at]
-    signing = max(
-        (k for k in live if k.signs_from <= at), key=lambda k: (k.signs_from, k.kid), default=None
-    )
+    signing = _signing(stored, at)
 
     def state(key: SigningKey) -> str:
-        if key not in live:
+        if not _is_published(key, at):
             return "retired"
         if key.signs_from > at:
             return "next"
@@ -365,7 +367,7 @@ def web_identity_setup(connector: Connector) -> dict:
     identity_provider = {"Url": issuer_url(), "ClientIDList": [aws.WEB_IDENTITY_AUDIENCE]}
     return {
         "issuer": issuer_url(),
-        "jwks_uri": f"{issuer_url()}/.well-known/jwks.json",
+        "jwks_uri": jwks_url(),
         "issuer_is_https": urlsplit(issuer_url()).scheme == "https",
         "provider_arn": provider_arn,
         "identity_provider": json.dumps(identity_provider, indent=2),

@@ -8,7 +8,6 @@ jti seen once. The first matching trust rule decides what it may see: exactly wh
 of that plan (or job) may see. Every use is audited with the issuer and the subject.
 """
 
-import base64
 import binascii
 import fnmatch
 import hashlib
@@ -24,6 +23,7 @@ import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
+from jwt.utils import base64url_decode
 
 from tasks_app import ttl_cache
 from tasks_app.actor import Actor
@@ -134,7 +134,7 @@ def _trust(issuer_url: str) -> tuple[TrustedIssuer | None, list[TrustRule]]:
 
 
 def _segment(part: str) -> dict:
-    decoded = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    decoded = json.loads(base64url_decode(part))
     if not isinstance(decoded, dict):
         raise ValueError("not a JSON object")
     return decoded
