@@ -25,7 +25,7 @@ from tasks_app.actor import Actor
 from tasks_app.net import client_address
 from tasks_app.services.audit import audit_record
 from tasks_app.services.logins import login_succeeded
-from tasks_app.services.sso import SsoRefused, sso_sign_in
+from tasks_app.services.sso import SsoRefused, provider_claims, sso_sign_in
 
 logger = logging.getLogger("ecrportal.sso")
 
@@ -143,7 +143,8 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
         return True  # sso_sign_in decides
 
     def get_or_create_user(self, access_token, id_token, payload):
-        claims = {**self.get_userinfo(access_token, id_token, payload), **payload}
+        userinfo = self.get_userinfo(access_token, id_token, payload)
+        claims = provider_claims(payload, userinfo)
         actor = Actor(address=client_address(self.request), label="sso")
         try:
             return sso_sign_in(issuer=str(settings.OIDC_ISSUER), claims=claims, actor=actor)

@@ -32,7 +32,8 @@ def _claims(sub="s-1", email="dev@corp.example", **more):
 
 
 def test_group_claims_add_change_and_remove_mapped_memberships(mapping):
-    platform, web = make_team("Platform"), make_team("Web", keep=Role.ADMIN)
+    # Each team has another admin: the claim may demote or remove this one.
+    platform, web = make_team("Platform", pat=Role.ADMIN), make_team("Web", keep=Role.ADMIN)
     other = make_team("Other")
     user = sso_sign_in(issuer=ISSUER, claims=_claims(groups=["leads"]), actor=ACTOR)
     roles = dict(user.memberships.values_list("team__slug", "role"))
@@ -42,7 +43,7 @@ def test_group_claims_add_change_and_remove_mapped_memberships(mapping):
     sso_sign_in(issuer=ISSUER, claims=_claims(groups=["devs"]), actor=ACTOR)
     roles = dict(user.memberships.values_list("team__slug", "role"))
     assert roles == {"platform": "editor", "other": "editor"}
-    assert platform.memberships.count() == 1
+    assert platform.memberships.count() == 2  # pat, and the editor now
     assert web.memberships.count() == 1  # keep
 
 

@@ -6,6 +6,7 @@ provider's claims make them a member of. Every decision is audited.
 """
 
 import hashlib
+import logging
 import re
 
 from django.conf import settings
@@ -17,6 +18,8 @@ from tasks_app.actor import Actor
 from tasks_app.models import ExternalIdentity, Membership, Profile, Role, Team
 from tasks_app.services.audit import audit_record
 
+logger = logging.getLogger("ecrportal.sso")
+
 _USERNAME_CHARACTERS = re.compile(r"[^\w.@+-]")
 
 
@@ -24,24 +27,70 @@ class SsoRefused(Exception):
     """The provider signed someone in whom the portal refuses; the message is for them."""
 
 
+def provider_claims(id_token: dict, userinfo: object) -> dict:
+    """The claims a sign-on stands on: the ID token's, completed by the userinfo answer only
+    when that names the same subject (OpenID Connect Core §5.3.2, else it is ignored
+    whole). The ID token's claims win, and an email_verified claim vouches only for the
+    address of the answer it came in."""
+    subject = id_token.get("sub")
+    if not isinstance(userinfo, dict) or not userinfo.get("sub"):
+        problem = "names no subject"
+    elif not subject or userinfo["sub"] != subject:
+        problem = "names another subject than the ID token"
+    else:
+        claims = {**userinfo, **id_token}
+        claims.pop("email_verified", None)
+        address = _address(claims).lower()
+        for answer in (id_token, userinfo):
+            if "email_verified" in answer and _address(answer).lower() == address:
+                claims["email_verified"] = answer["email_verified"]
+                break
+        return claims
+    logger.warning(
+        "The identity provider's userinfo answer %s; it is ignored and the ID token's "
+        "claims alone are used.",
+        problem,
+    )
+    return dict(id_token)
+
+
+def _address(claims: dict) -> str:
+    email = claims.get("email")
+    return email.strip() if isinstance(email, str) else ""
+
+
 def _email(claims: dict) -> tuple[str, bool]:
-    """The e-mail address and whether it may identify someone: unless the provider says
-    it is not verified (many send no email_verified claim at all)."""
-    email = str(claims.get("email") or "").strip()
-    return email, bool(email) and claims.get("email_verified") is not False
+    """The e-mail address the claims name, and whether the provider vouches for it.
+
+    Only an email_verified claim of JSON true, or the string "true" in any letter case
+    (some providers send their claims as strings), makes an address verified; anything else
+    ("false", "0", 0, 1, "yes", null, a list, no claim at all) leaves it unverified. An
+    unverified address never finds an existing account, never passes
+    ECRPORTAL_OIDC_ALLOWED_DOMAINS and is not stored on a new account: whoever can register
+    an address at the provider without proving it owns it must not become its owner here.
+    """
+    email = _address(claims)
+    verified = claims.get("email_verified")
+    vouched = verified is True or (isinstance(verified, str) and verified.lower() == "true")
+    return email, bool(email) and vouched
 
 
-def _check_domain(email: str, usable: bool) -> None:
+def _check_domain(email: str, verified: bool) -> None:
     allowed = settings.OIDC_ALLOWED_DOMAINS
     if not allowed:
         return
     domain = email.rpartition("@")[2].lower()
-    if not usable or domain not in allowed:
-        raise SsoRefused(
-            "Single sign-on is open to verified e-mail addresses in "
-            + ", ".join(allowed)
-            + (f"; yours is {email}." if email else "; the provider sent none.")
-        )
+    if email and verified and domain in allowed:
+        return
+    if not email:
+        why = "the provider sent none."
+    elif not verified:
+        why = f"the provider does not say that yours ({email}) is verified."
+    else:
+        why = f"yours is {email}."
+    raise SsoRefused(
+        "Single sign-on is open to verified e-mail addresses in " + ", ".join(allowed) + "; " + why
+    )
 
 
 def _username(claims: dict, subject: str) -> str:
@@ -61,11 +110,12 @@ def _username(claims: dict, subject: str) -> str:
 
 
 def _account(issuer: str, subject: str, claims: dict, actor: Actor):
-    """The linked account, else one found by verified e-mail, else a new one."""
+    """The account with this verified e-mail address, else a new one (without the address
+    unless it is verified: it is nobody's to claim otherwise); linked to the subject."""
     User = get_user_model()
-    email, usable = _email(claims)
+    email, verified = _email(claims)
     user = None
-    if usable:
+    if verified:
         matches = list(User.objects.filter(email__iexact=email)[:2])
         if len(matches) > 1:
             raise SsoRefused(
@@ -79,8 +129,12 @@ def _account(issuer: str, subject: str, claims: dict, actor: Actor):
             raise SsoRefused(
                 "You have no account on this portal yet; ask a portal administrator or a "
                 "team admin to invite you."
+                if verified or not email
+                else f"The identity provider does not say that your e-mail address {email} "
+                "is verified, so it is not matched to a portal account; verify it at the "
+                "provider, or ask a portal administrator or a team admin to invite you."
             )
-        user = User(username=_username(claims, subject), email=email if usable else "")
+        user = User(username=_username(claims, subject), email=email if verified else "")
         user.set_unusable_password()  # single sign-on only, until someone sets one
         user.save()
         Profile.objects.create(user=user)
@@ -88,6 +142,8 @@ def _account(issuer: str, subject: str, claims: dict, actor: Actor):
         with transaction.atomic():
             ExternalIdentity.objects.create(user=user, issuer=issuer, subject=subject)
     except IntegrityError:  # a parallel first sign-on of the same person won
+        if created:  # not kept: a second account with the winner's address
+            user.delete()
         return (
             ExternalIdentity.objects.select_related("user")
             .get(issuer=issuer, subject=subject)
@@ -102,19 +158,33 @@ def _account(issuer: str, subject: str, claims: dict, actor: Actor):
         ),
         actor=Actor(user=user, address=actor.address),
         obj=user,
-        changes={"issuer": issuer, "subject": subject, "email": email},
+        changes={
+            "issuer": issuer,
+            "subject": subject,
+            "email": email,
+            "email_verified": verified,
+        },
     )
     return user
 
 
+def _last_admin(team: Team, membership: Membership) -> bool:
+    """Whether this admin membership is the team's only one (the admins' rows locked, so
+    that two sign-ons cannot each leave the other as the last)."""
+    admins = Membership.objects.select_for_update().filter(team=team, role=Role.ADMIN)
+    return list(admins.values_list("pk", flat=True)) == [membership.pk]
+
+
 def _sync_teams(user, claims: dict, actor: Actor) -> None:
     """Memberships of the mapped teams follow the claim: added, re-roled, or removed when
-    the claim no longer grants them (never the team's last admin)."""
+    the claim no longer grants them; a team's last admin is neither removed nor made less
+    than admin (and nothing is audited for it)."""
     mapping = settings.OIDC_TEAM_MAP
     if not mapping:
         return
     values = claims.get(settings.OIDC_TEAM_CLAIM) or []
-    values = [values] if isinstance(values, str) else [str(v) for v in values]
+    values = [values] if isinstance(values, str) else values
+    values = [str(v) for v in values] if isinstance(values, list) else []
     wanted: dict[str, Role] = {}
     for value in values:
         for slug, name in mapping.get(value, []):
@@ -129,17 +199,16 @@ def _sync_teams(user, claims: dict, actor: Actor) -> None:
         if role is not None and membership is None:
             Membership.objects.create(team=team, user=user, role=role)
             summary = f"Added {user.get_username()} to {team.name} as {role.label}"
-        elif role is not None and membership is not None and membership.role != role:
+        elif membership is None or membership.role == role:
+            continue
+        elif membership.role == Role.ADMIN and _last_admin(team, membership):
+            continue  # neither removed nor made less than admin
+        elif role is not None:
             Membership.objects.filter(pk=membership.pk).update(role=role)
             summary = f"Made {user.get_username()} {role.label} of {team.name}"
-        elif role is None and membership is not None:
-            admins = team.memberships.filter(role=Role.ADMIN).exclude(pk=membership.pk)
-            if membership.role == Role.ADMIN and not admins.exists():
-                continue  # the last admin stays
+        else:
             membership.delete()
             summary = f"Removed {user.get_username()} from {team.name}"
-        else:
-            continue
         audit_record(
             action="sso.membership_synced",
             summary=f"{summary} by the provider's {settings.OIDC_TEAM_CLAIM} claim",
@@ -156,8 +225,7 @@ def sso_sign_in(*, issuer: str, claims: dict, actor: Actor):
     subject = str(claims.get("sub") or "")
     if not subject:
         raise SsoRefused("The identity provider sent no subject (sub claim).")
-    email, usable = _email(claims)
-    _check_domain(email, usable)
+    _check_domain(*_email(claims))
     identity = (
         ExternalIdentity.objects.select_related("user")
         .filter(issuer=issuer, subject=subject)
