@@ -1,10 +1,13 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from tasks_app import ttl_cache
 from tasks_app.actor import actor_for
 from tasks_app.models import (
     ApiToken,
@@ -307,9 +310,26 @@ class ExternalIdentityAdmin(ReadOnlyAdmin):
     search_fields = ["user__username", "subject"]
 
 
+class TrustAdmin(AuditedAdmin):
+    """Issuers and trust rules: held to their models' rules (clean), made under the
+    administrator's name, and in effect at once in this process (the others within
+    ECRPORTAL_API_CACHE_SECONDS, as from the portal's pages)."""
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        ttl_cache.trust.clear()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        ttl_cache.trust.clear()
+
+
 @admin.register(TrustedIssuer)
-class TrustedIssuerAdmin(AuditedAdmin):
-    """OIDC issuers whose ID tokens CI jobs may present (issue 17); audited."""
+class TrustedIssuerAdmin(TrustAdmin):
+    """OIDC issuers whose ID tokens CI jobs may present (issue 17); audited. The portal's own
+    issuer cannot be one (TrustedIssuer.clean)."""
 
     list_display = ["name", "issuer", "created"]
     search_fields = ["name", "issuer"]
@@ -329,9 +349,44 @@ class SigningKeyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TrustRule)
-class TrustRuleAdmin(AuditedAdmin):
-    """Which ID tokens act as a token of a plan or job; audited."""
+class TrustRuleAdmin(TrustAdmin):
+    """Which ID tokens act as a token of a plan or job; audited. A rule disabled with its
+    author's account is enabled again on the Users page, under the enabler's name."""
 
-    list_display = ["name", "plan", "job", "issuer", "audience"]
+    list_display = ["name", "plan", "job", "issuer", "audience", "disabled_at"]
     list_select_related = ["plan", "job", "issuer"]
-    readonly_fields = ["created", "created_by"]
+    readonly_fields = ["created", "created_by", "disabled_at", "disabled_reason"]
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class PortalUserAdmin(AuditedAdmin, UserAdmin):
+    """People's names and addresses may be corrected here, audited. Whether an account is
+    active or an administrator, and its password, change on the Users page only: its
+    services revoke what acts in a deactivated person's name, keep the last administrator
+    and audit it all, which a tick box here would go around. Accounts are made there too
+    (or by invitation), and deactivated rather than deleted."""
+
+    fieldsets = [
+        (None, {"fields": ["username", "first_name", "last_name", "email"]}),
+        (
+            "Managed on the Users page",
+            {"fields": ["is_active", "is_superuser", "is_staff", "last_login", "date_joined"]},
+        ),
+    ]
+    readonly_fields = ["is_active", "is_staff", "is_superuser", "last_login", "date_joined"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [url for url in super().get_urls() if "password" not in str(url.pattern)]
+
+    def view_on_site(self, obj):
+        return reverse("user_list") + "?q=" + obj.get_username()

@@ -7,7 +7,12 @@ from rest_framework.negotiation import BaseContentNegotiation
 from tasks_app.models import ApiToken
 from tasks_app.net import client_address
 from tasks_app.services.tokens import token_authenticate
-from tasks_app.services.workload import WorkloadRefused, looks_like_jwt, workload_authenticate
+from tasks_app.services.workload import (
+    Addressed,
+    WorkloadRefused,
+    looks_like_jwt,
+    workload_authenticate,
+)
 
 
 class TokenCaller:
@@ -43,7 +48,12 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("The token is not valid.") from None
         if looks_like_jwt(raw):
             try:
-                workload = workload_authenticate(raw=raw, address=client_address(request))
+                kwargs = (getattr(request, "parser_context", None) or {}).get("kwargs") or {}
+                workload = workload_authenticate(
+                    raw=raw,
+                    address=client_address(request),
+                    addressed=Addressed(kwargs.get("plan_key"), kwargs.get("task_id")),
+                )
             except WorkloadRefused as e:
                 raise exceptions.AuthenticationFailed(
                     f"The ID token is not accepted: {e}."

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-ACCESS_KEY_ID = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{16}$")
-SECRET_ACCESS_KEY = re.compile(r"^[A-Za-z0-9/+=]{40}$")
+ACCESS_KEY_ID = re.compile(r"(AKIA|ASIA)[A-Z0-9]{16}")
+SECRET_ACCESS_KEY = re.compile(r"[A-Za-z0-9/+=]{40}")
 ROLE_ARN = re.compile(
-    r"^arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>\d{12}):"
-    r"role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+    r"arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>\d{12}):"
+    r"role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}"
 )
-EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
 POLICY_MAX_PACKED = 2048
 
 
@@ -100,7 +100,7 @@ def connector_clean(connector) -> None:
     errors = {}
     if c.credentials == Credentials.ACCESS_KEY:
         c.access_key_id = c.access_key_id.strip()
-        if not ACCESS_KEY_ID.match(c.access_key_id):
+        if not ACCESS_KEY_ID.fullmatch(c.access_key_id):
             errors["access_key_id"] = (
                 "Enter an access key ID: 20 capital letters and digits starting with AKIA "
                 "(or ASIA), e.g. AKIAIOSFODNN7EXAMPLE."
@@ -108,7 +108,7 @@ def connector_clean(connector) -> None:
         secret = c.secret_access_key
         if not secret:
             errors["secret_access_key"] = "Enter the secret access key (40 characters)."
-        elif isinstance(secret, str) and not SECRET_ACCESS_KEY.match(secret):
+        elif isinstance(secret, str) and not SECRET_ACCESS_KEY.fullmatch(secret):
             errors["secret_access_key"] = (
                 "Enter the secret access key: 40 characters of letters, digits, / + and =."
             )
@@ -129,7 +129,7 @@ def connector_clean(connector) -> None:
 
     if c.principal_type == Principal.ASSUMED_ROLE:
         c.role_arn = c.role_arn.strip()
-        match = ROLE_ARN.match(c.role_arn)
+        match = ROLE_ARN.fullmatch(c.role_arn)
         if not match:
             errors["role_arn"] = (
                 f"Enter a role ARN of the form arn:<partition>:iam::<12-digit account>:"
@@ -140,7 +140,7 @@ def connector_clean(connector) -> None:
                 f"This role is in partition {match['partition']}, but the connector uses "
                 f"{c.partition}. Change one of them."
             )
-        if c.external_id and not EXTERNAL_ID.match(c.external_id):
+        if c.external_id and not EXTERNAL_ID.fullmatch(c.external_id):
             errors["external_id"] = (
                 "Enter an external ID of 2 to 1224 characters: "
                 "letters, digits and _ + = , . @ : / -"

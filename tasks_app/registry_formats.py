@@ -7,11 +7,11 @@ import json
 import re
 
 # RFC 1123 labels, as Kubernetes checks a Secret's name and a namespace.
-DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS_1123_MAX = 63
 # Keys YAML reads as the same string unquoted (no indicator first, no ": " or " #"), but
 # for the words YAML 1.1 reads as booleans, null or special floats.
-_PLAIN_KEY = re.compile(r"^(?:[A-Za-z]|\.[A-Za-z])[A-Za-z0-9._/-]*$")
+_PLAIN_KEY = re.compile(r"(?:[A-Za-z]|\.[A-Za-z])[A-Za-z0-9._/-]*")
 _YAML_WORDS = {"y", "yes", "n", "no", "on", "off", "true", "false", "null", ".inf", ".nan"}
 SECRET_NAME_DEFAULT = "ecr-pull"  # noqa: S105 - a name
 SECRET_TYPE = "kubernetes.io/dockerconfigjson"  # noqa: S105 - a type
@@ -27,7 +27,7 @@ def dns_label_problem(value: str, what: str) -> str | None:
     """Why the value is not a DNS-1123 label, in words; None when it is one."""
     if len(value) > DNS_1123_MAX:
         return f"The {what} is {len(value)} characters; Kubernetes allows {DNS_1123_MAX}."
-    if not DNS_1123_LABEL.match(value):
+    if not DNS_1123_LABEL.fullmatch(value):
         return (
             f"The {what} must be a DNS-1123 label: lowercase letters, digits and hyphens, "
             "starting and ending with a letter or digit, e.g. ecr-pull."
@@ -59,7 +59,7 @@ def as_yaml(document: dict, indent: str = "") -> str:
     PyYAML's emitter for a secret of 50 registries, and as exact."""
     lines = []
     for key, value in document.items():
-        plain = _PLAIN_KEY.match(key) and key.lower() not in _YAML_WORDS
+        plain = _PLAIN_KEY.fullmatch(key) and key.lower() not in _YAML_WORDS
         name = key if plain else json.dumps(key)
         if isinstance(value, dict):
             lines.append(f"{indent}{name}:")

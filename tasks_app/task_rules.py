@@ -9,14 +9,14 @@ from django.core.exceptions import ValidationError
 
 from tasks_app.connector_rules import ROLE_ARN
 
-REFERENCE = re.compile(r"^\$\{bamboo\.(?P<key>[A-Za-z][A-Za-z0-9_.-]{0,99})\}$")
-REGISTRY_ID = re.compile(r"^\d{12}$")
-NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
+REFERENCE = re.compile(r"\$\{bamboo\.(?P<key>[A-Za-z][A-Za-z0-9_.-]{0,99})\}")
+REGISTRY_ID = re.compile(r"\d{12}")
+NAMESPACE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
 
 
 def reference_key(reference: str) -> str | None:
     """The variable key of a ${bamboo.<key>} reference, or None if it is not one."""
-    match = REFERENCE.match(reference.strip())
+    match = REFERENCE.fullmatch(reference.strip())
     return match["key"] if match else None
 
 
@@ -25,7 +25,7 @@ def task_partition(task) -> str | None:
     if task.credentials_source == task.Source.CONNECTOR and task.connector_id:
         return task.connector.partition
     if task.credentials_source == task.Source.HOST and task.role_arn:
-        match = ROLE_ARN.match(task.role_arn)
+        match = ROLE_ARN.fullmatch(task.role_arn)
         return match["partition"] if match else None
     return None
 
@@ -50,7 +50,7 @@ def task_clean(task) -> None:
     else:
         task.connector, task.connector_variable = None, ""
         task.role_arn = task.role_arn.strip()
-        if task.role_arn and not ROLE_ARN.match(task.role_arn):
+        if task.role_arn and not ROLE_ARN.fullmatch(task.role_arn):
             errors["role_arn"] = (
                 "Enter a role ARN of the form arn:<partition>:iam::<12-digit account>:"
                 "role/<path/name>, e.g. arn:aws:iam::123456789012:role/ecr-push, or leave it "
@@ -68,14 +68,14 @@ def task_clean(task) -> None:
         errors["region"] = "Choose a region, or use a region variable."
 
     task.registry_id = task.registry_id.strip()
-    if task.registry_id and not REGISTRY_ID.match(task.registry_id):
+    if task.registry_id and not REGISTRY_ID.fullmatch(task.registry_id):
         errors["registry_id"] = (
             "Enter the 12-digit AWS account ID of the registry, e.g. 123456789012, "
             "or leave it empty for the default registry of the credentials' account."
         )
 
     task.namespace = task.namespace.strip()
-    if not NAMESPACE.match(task.namespace):
+    if not NAMESPACE.fullmatch(task.namespace):
         errors["namespace"] = (
             "Enter dot-separated names that each start with a letter and contain letters, "
             "digits and underscores, e.g. custom.aws."

@@ -55,6 +55,11 @@ urlpatterns = [
     path("users/", people.user_list, name="user_list"),
     path("users/password/", people.user_password_shown, name="user_password_shown"),
     path(
+        "users/trust-rules/<uuid:rule_id>/enable/",
+        people.trust_rule_enable_view,
+        name="trust_rule_enable",
+    ),
+    path(
         "users/<int:user_id>/<slug:action>/",
         people.user_action,
         name="user_action",

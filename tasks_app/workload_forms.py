@@ -30,7 +30,9 @@ class TrustRuleForm(forms.Form):
     conditions = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
         help_text="One claim=pattern per line, exact or with * and ?, e.g. "
-        "repository=acme/web and ref=refs/heads/main. At least one.",
+        "repository=acme/web and ref=refs/heads/main. One of them must pin an owner: "
+        "repository, project_path, namespace_path (or their IDs) or sub, exact or with "
+        "the wildcard after the owner and a slash (repository=acme/*).",
     )
 
     def __init__(self, *args, plan, **kwargs):

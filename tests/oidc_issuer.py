@@ -61,11 +61,17 @@ class Issuer:
         self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.ec = ec.generate_private_key(ec.SECP256R1())
         self.jwks_fails = False
-        self.jwks_fetches = 0
+        self.jwks_fetches = 0  # answered with the keys
+        self.jwks_requests = 0  # asked for, answered or not
+        self.jwks_delay: threading.Event | None = None  # when set: answer once it is set
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                if self.path == "/jwks":
+                    issuer.jwks_requests += 1
+                    if issuer.jwks_delay is not None:
+                        issuer.jwks_delay.wait(60)
                 if self.path == "/.well-known/openid-configuration":
                     body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
                 elif self.path == "/jwks" and not issuer.jwks_fails:

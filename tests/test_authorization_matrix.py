@@ -161,11 +161,16 @@ PORTAL = {
     "member_add": (POST_ONLY, ADMIN),
     "invitation_create": (POST_ONLY, ADMIN),
     "invitation_revoke": (POST_ONLY, ADMIN),
-    # A signed link: whoever holds it may use it (anonymous: an empty form is refused, 400).
-    "invitation_accept": (ANYONE, ANYONE),
+    # A signed link for new@example.com: anonymous callers may create that account (an empty
+    # form is refused, 400); a signed-in person with another address is refused (issue 22).
+    "invitation_accept": (
+        lambda caller: FORBIDDEN if caller in PEOPLE else OK,
+        ANYONE,  # a person's POST is refused with a message on the teams page
+    ),
     "user_list": (SUPERUSER, SUPERUSER),
     "user_password_shown": (SUPERUSER, SUPERUSER),
     "user_action": (POST_ONLY, SUPERUSER),
+    "trust_rule_enable": (POST_ONLY, SUPERUSER),
     "host_credentials": (SUPERUSER, SUPERUSER),
     "oidc_issuer_list": (SUPERUSER, SUPERUSER),
     "oidc_issuer_delete": (POST_ONLY, SUPERUSER),

@@ -71,3 +71,42 @@ def test_the_import_contracts_are_kept():
 def test_the_type_checker_finds_nothing():
     done = subprocess.run([_bin("mypy")], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def anchored_patterns(root: Path = ROOT) -> list[str]:
+    """Validation patterns that end in `$` (which also matches before a final newline, so
+    "ecr-pull\\n" passed as a DNS label): patterns are matched whole, with fullmatch or
+    anchored by \\A and \\Z, in re.compile(...) and RegexValidator(...) alike."""
+    found = []
+    for package in ("ecrportal", "tasks_app"):
+        for path in sorted((root / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call) or not node.args:
+                    continue
+                name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+                if name not in ("compile", "RegexValidator", "match", "search", "fullmatch"):
+                    continue
+                pattern = node.args[0]
+                if (
+                    isinstance(pattern, ast.Constant)
+                    and isinstance(pattern.value, str)
+                    and pattern.value.endswith("$")
+                    and not pattern.value.endswith("\\$")
+                ):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_input_patterns_match_the_whole_value():
+    assert anchored_patterns() == []
+
+
+def test_the_check_finds_a_dollar_anchored_pattern(tmp_path):
+    (tmp_path / "tasks_app").mkdir()
+    (tmp_path / "tasks_app" / "a.py").write_text(
+        'import re\nNAME = re.compile(r"^[a-z]+$")\nOK = re.compile(r"[a-z]+")\n'
+    )
+    assert anchored_patterns(tmp_path) == ["tasks_app/a.py:2"]

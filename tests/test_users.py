@@ -80,7 +80,11 @@ def test_deactivating_ends_sessions_and_revokes_the_persons_tokens(client, root,
         anonymous.post("/login/", {"username": "alice", "password": PASSWORD}).status_code == 200
     )
     event = AuditEvent.objects.get(action="user.deactivated")
-    assert event.changes == {"tokens_revoked": 1}
+    assert event.changes == {
+        "tokens_revoked": 1,
+        "invitations_withdrawn": 0,
+        "trust_rules_disabled": 0,
+    }
 
     client.post(f"/users/{alice.pk}/activate/")
     alice.refresh_from_db()

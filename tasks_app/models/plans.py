@@ -10,16 +10,16 @@ from tasks_app.crypto import EncryptedTextField, plain
 from tasks_app.models.teams import Team
 
 plan_key_validator = RegexValidator(
-    r"^[A-Z][A-Z0-9]{1,9}-[A-Z][A-Z0-9]{1,9}$",
+    r"\A[A-Z][A-Z0-9]{1,9}-[A-Z][A-Z0-9]{1,9}\Z",
     "Enter a plan key of the form PROJECT-PLAN: two parts of 2 to 10 capital letters "
     "and digits, each starting with a letter, e.g. WEB-BUILD.",
 )
 job_key_validator = RegexValidator(
-    r"^[A-Z][A-Z0-9]{1,9}$",
+    r"\A[A-Z][A-Z0-9]{1,9}\Z",
     "Enter a job key of 2 to 10 capital letters and digits starting with a letter, e.g. JOB1.",
 )
 variable_key_validator = RegexValidator(
-    r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$",
+    r"\A[A-Za-z][A-Za-z0-9_.-]{0,99}\Z",
     "Enter a variable key that starts with a letter and has letters, digits, dots, "
     "hyphens and underscores, e.g. aws.region.",
 )

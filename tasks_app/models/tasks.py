@@ -152,8 +152,25 @@ class TaskConfig(models.Model):
         "access",
     )
 
+    # The settings that decide which credentials the task obtains (who asks AWS, where, for
+    # what). A change to any of them drops what the task serves: a token fetched under the
+    # old settings (push access, another account) is never served under the new ones.
+    CREDENTIAL_SETTINGS = (
+        "credentials_source",
+        "connector_id",
+        "connector_variable",
+        "role_arn",
+        "region",
+        "region_variable",
+        "registry_id",
+        "access",
+    )
+
     def __str__(self):
         return self.description or f"Amazon ECR credentials ({self.namespace})"
+
+    def credential_settings(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.CREDENTIAL_SETTINGS)
 
     def clean(self):
         if self.job_id is None:

@@ -26,7 +26,7 @@ class Role(models.TextChoices):
 
 
 slug_validator = RegexValidator(
-    r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+    r"\A[a-z0-9]+(?:-[a-z0-9]+)*\Z",
     "Use lowercase letters, digits and single hyphens, e.g. platform-team.",
 )
 

@@ -120,7 +120,7 @@ def _resolve(task, trigger, plan, references: References, memo: dict) -> Resolve
                 "HostCredentialsNotAllowed",
             )
         connector = None
-        match = ROLE_ARN.match(task.role_arn) if task.role_arn else None
+        match = ROLE_ARN.fullmatch(task.role_arn) if task.role_arn else None
         partition = match["partition"] if match else None
         principal = aws.Principal(
             credentials="host",

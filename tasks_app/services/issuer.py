@@ -342,7 +342,7 @@ def web_identity_setup(connector: Connector) -> dict:
     """The IAM identity provider and the role trust policy that let this connector assume
     its role, as people paste them into AWS; and whether AWS can reach the issuer."""
     provider = issuer_host_path()
-    role = ROLE_ARN.match(connector.role_arn)
+    role = ROLE_ARN.fullmatch(connector.role_arn)
     account = role["account"] if role else "<account>"
     provider_arn = f"arn:{connector.partition}:iam::{account}:oidc-provider/{provider}"
     actions = ["sts:AssumeRoleWithWebIdentity"]

@@ -22,6 +22,7 @@ from tasks_app.models import ApiToken, Invitation, Membership, Profile, Role, Te
 from tasks_app.queue import INVITATION_SEND, celery_task
 from tasks_app.services.admins import one_time_password
 from tasks_app.services.audit import audit_record
+from tasks_app.services.workload import trust_rules_disable
 
 _SIGNER_SALT = "ecrportal.invitation"
 
@@ -168,12 +169,30 @@ def _invitation_take(invitation: Invitation, user) -> None:
     invitation.accepted_at, invitation.accepted_by = stamp, user
 
 
+def invitation_addressee_refusal(invitation: Invitation, user) -> str | None:
+    """Why this account may not accept the invitation; None when it may. An invitation is
+    for its address, not for whoever holds the link: the account's e-mail address (set by
+    a portal administrator, or verified by single sign-on) must be the invited one."""
+    if (user.email or "").strip().lower() == invitation.email.strip().lower():
+        return None
+    inviter = invitation.invited_by.get_username() if invitation.invited_by else "a team admin"
+    return (
+        f"This invitation is for {invitation.email}, and you are signed in as "
+        f"{user.get_username()}"
+        + (f" ({user.email})" if user.email else ", whose account has no e-mail address")
+        + f". Sign in with the invited account, or ask {inviter} to invite your address."
+    )
+
+
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, actor: Actor) -> Membership:
-    """The signed-in person joins the team with the invitation's role."""
+    """The signed-in person joins the team with the invitation's role, if it is theirs."""
     user = actor.user
     if user is None:
         raise PeopleError("Sign in to accept the invitation.")
+    refusal = invitation_addressee_refusal(invitation, user)
+    if refusal:
+        raise PeopleError(refusal)
     _invitation_take(invitation, user)
     try:
         with transaction.atomic():
@@ -204,10 +223,16 @@ def invitation_accept_new_account(
 ) -> Membership:
     """Create the invited person's account with the password they chose (Django's password
     validators) and make them a member. Raises ValidationError for a password the
-    validators refuse, PeopleError for a username that is taken."""
+    validators refuse, PeopleError for a username that is taken or an address that has an
+    account already (a second account with it would break that person's sign-on)."""
     if not settings.LOCAL_PASSWORDS:
         raise PeopleError("This portal signs people in with single sign-on only.")
     User = get_user_model()
+    if User.objects.filter(email__iexact=invitation.email.strip()).exists():
+        raise PeopleError(
+            f"An account with {invitation.email} exists already: sign in with it to accept "
+            "the invitation."
+        )
     user = User(username=username, email=invitation.email)
     password_validation.validate_password(password, user)
     user.set_password(password)
@@ -266,23 +291,46 @@ def user_create(*, username: str, email: str, superuser: bool, actor: Actor) -> 
     return NewPassword(user=user, one_time_password=otp)
 
 
-def _other_active_superusers(user) -> bool:
+def _administrators_locked(actor: Actor, user) -> set:
+    """Lock the rows of the active portal administrators (in one order, so that two
+    changes wait for each other), then check that the actor is still one of them: two
+    administrators deactivating or demoting each other at once cannot leave none."""
+    _require_superuser(actor)
     User = get_user_model()
-    return User.objects.filter(is_superuser=True, is_active=True).exclude(pk=user.pk).exists()
+    active = set(
+        User.objects.select_for_update()
+        .filter(is_superuser=True, is_active=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if actor.user.pk not in active:
+        raise PeopleError("Your account is no longer an active portal administrator.")
+    if user.pk in active and not active - {user.pk}:
+        raise PeopleError(f"{user.get_username()} is the last active portal administrator.")
+    return active
+
+
+@dataclass(frozen=True)
+class Deactivated:
+    tokens: int  # API tokens revoked
+    invitations: int  # pending invitations withdrawn
+    trust_rules: int  # trust rules disabled
 
 
 @transaction.atomic
-def user_deactivate(*, user, actor: Actor) -> int:
-    """The person can no longer sign in; their sessions end at their next request and the
-    API tokens they created are revoked. Returns how many tokens were revoked."""
+def user_deactivate(*, user, actor: Actor) -> Deactivated:
+    """The person can no longer sign in; their sessions end at their next request. What
+    acts in their name stops too: the API tokens they created are revoked, their pending
+    invitations withdrawn, their trust rules disabled (a portal administrator can enable a
+    rule again under their own name, on the Users page)."""
     if user.pk == _require_superuser(actor).pk:
         raise PeopleError("You cannot deactivate your own account.")
-    if user.is_superuser and not _other_active_superusers(user):
-        raise PeopleError(f"{user.get_username()} is the last active portal administrator.")
+    _administrators_locked(actor, user)
     User = get_user_model()
     if not User.objects.filter(pk=user.pk, is_active=True).update(is_active=False):
-        return 0
+        return Deactivated(0, 0, 0)
     user.is_active = False
+    name = user.get_username()
     stamp = now()
     tokens = list(
         ApiToken.objects.filter(created_by=user, revoked_at=None).values_list("id", "token_hash")
@@ -290,15 +338,46 @@ def user_deactivate(*, user, actor: Actor) -> int:
     ApiToken.objects.filter(id__in=[pk for pk, _ in tokens]).update(revoked_at=stamp)
     for _, digest in tokens:
         ttl_cache.tokens.discard(digest)
+    invitations = _invitations_withdraw(inviter=user, at=stamp, actor=actor)
+    rules = trust_rules_disable(
+        created_by=user, reason=f"{name}, who made it, was deactivated.", actor=actor
+    )
     audit_record(
         action="user.deactivated",
-        summary=f"Deactivated the account {user.get_username()}"
-        + (f" and revoked {len(tokens)} API token(s) it created" if tokens else ""),
+        summary=f"Deactivated the account {name}"
+        + (f", revoked {len(tokens)} API token(s)" if tokens else "")
+        + (f", withdrew {invitations} invitation(s)" if invitations else "")
+        + (f", disabled {rules} trust rule(s)" if rules else ""),
         actor=actor,
         obj=user,
-        changes={"tokens_revoked": len(tokens)},
+        changes={
+            "tokens_revoked": len(tokens),
+            "invitations_withdrawn": invitations,
+            "trust_rules_disabled": rules,
+        },
     )
-    return len(tokens)
+    return Deactivated(len(tokens), invitations, rules)
+
+
+def _invitations_withdraw(*, inviter, at, actor: Actor) -> int:
+    """Withdraw the pending invitations someone made, audited in each team."""
+    pending = Invitation.objects.filter(
+        invited_by=inviter, accepted_at=None, revoked_at=None, expires_at__gt=at
+    )
+    by_team: dict = {}
+    for invitation in pending.select_related("team"):
+        by_team.setdefault(invitation.team, []).append(invitation.email)
+    withdrawn = pending.update(revoked_at=at)
+    for team, emails in by_team.items():
+        audit_record(
+            action="invitation.revoked",
+            summary=f"Withdrew {len(emails)} invitation(s) to {team.name} made by "
+            f"{inviter.get_username()}, who was deactivated",
+            actor=actor,
+            team=team,
+            changes={"emails": emails},
+        )
+    return withdrawn
 
 
 @transaction.atomic
@@ -339,11 +418,12 @@ def user_password_reset(*, user, actor: Actor) -> NewPassword:
 def user_superuser_set(*, user, superuser: bool, actor: Actor) -> bool:
     """Grant or withdraw portal administration; False if nothing changed."""
     _require_superuser(actor)
+    if not superuser:
+        _administrators_locked(actor, user)
+    User = get_user_model()
+    user.is_superuser = User.objects.filter(pk=user.pk).values_list("is_superuser", flat=True)[0]
     if user.is_superuser == superuser:
         return False
-    if not superuser and not _other_active_superusers(user):
-        raise PeopleError(f"{user.get_username()} is the last active portal administrator.")
-    User = get_user_model()
     User.objects.filter(pk=user.pk).update(is_superuser=superuser, is_staff=superuser)
     user.is_superuser = user.is_staff = superuser
     audit_record(

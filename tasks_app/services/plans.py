@@ -180,12 +180,16 @@ def task_save(*, task: TaskConfig, actor: Actor, unresolved_allowed: bool = Fals
         last = task.job.tasks.aggregate(Max("position"))["position__max"]
         task.position = 0 if last is None else last + 1
     else:
-        before = TaskConfig.objects.only("namespace", "scope", "enabled").get(pk=task.pk)
+        before = TaskConfig.objects.select_for_update().get(pk=task.pk)
     task.updated = now()
-    # The scheduler fetches new and re-enabled tasks at once, and never disabled ones.
+    dropped = before is not None and _serves_no_longer(task, before)
+    if dropped:  # what it served goes (409 until the next run), and so does any claim on it
+        task.credential, task.expires_at = None, None
+        task.lease_until, task.claim = None, None
+    # The scheduler fetches new, re-enabled and changed tasks at once, never disabled ones.
     if not task.enabled:
         task.refresh_due_at = None
-    elif before is None or not before.enabled or before.namespace != task.namespace:
+    elif before is None or not before.enabled or dropped:
         task.refresh_due_at, task.failures = now(), 0
     _save_audited(
         task,
@@ -195,16 +199,17 @@ def task_save(*, task: TaskConfig, actor: Actor, unresolved_allowed: bool = Fals
         team=task.job.plan.team,
         actor=actor,
     )
-    if before is not None:
-        _follow_changes(task, before)
     return task
 
 
-def _follow_changes(task: TaskConfig, before: TaskConfig) -> None:
-    """Keep generated variables true to the task (its scope is read from it anyway)."""
-    if task.namespace != before.namespace:  # the old keys go; the new come with a run
-        TaskConfig.objects.filter(pk=task.pk).update(credential=None, expires_at=None)
-        task.credential, task.expires_at = None, None
+def _serves_no_longer(task: TaskConfig, before: TaskConfig) -> bool:
+    """Whether what the task served before this change may not be served after it: its
+    variables are named by the namespace, and its credentials come from the credential
+    settings (a task made pull-only must never serve the push token it held)."""
+    return (
+        task.namespace != before.namespace
+        or task.credential_settings() != before.credential_settings()
+    )
 
 
 @transaction.atomic

@@ -162,11 +162,22 @@ def runs_deliver(*, credential: Credential, runs: list[tuple[TaskConfig, TaskRun
     fresh = expires > finished
     due = next_refresh(expires_at=expires, at=credential.created, seed=credential.pk.int)
     with transaction.atomic():
-        # Lock the rows first (PostgreSQL): failures counts on from the latest value.
-        failures = dict(
-            TaskConfig.objects.select_for_update().filter(pk__in=ids).values_list("id", "failures")
-        )
-        runs = [(task, run) for task, run in runs if task.pk in failures]  # deleted meanwhile
+        # Lock the rows first (PostgreSQL): failures counts on from the latest value, and
+        # the credential settings are those the run fetched for.
+        current = {
+            row[0]: row[1:]
+            for row in TaskConfig.objects.select_for_update()
+            .filter(pk__in=ids)
+            .values_list("id", "failures", *TaskConfig.CREDENTIAL_SETTINGS)
+        }
+        failures = {pk: row[0] for pk, row in current.items()}
+        changed = [
+            run
+            for task, run in runs
+            if task.pk in current and current[task.pk][1:] != task.credential_settings()
+        ]
+        runs = [(task, run) for task, run in runs if task.pk in current and run not in changed]
+        _runs_superseded(changed, finished)
         if not runs:
             return 0
         if credential._state.adding:
@@ -195,6 +206,24 @@ def runs_deliver(*, credential: Credential, runs: list[tuple[TaskConfig, TaskRun
         )
         notifications_queue(changes=changes)
     return len(runs)
+
+
+def _runs_superseded(runs: list[TaskRun], finished) -> None:
+    """Finish the runs of tasks whose credential settings changed while they ran: what they
+    fetched is not written (the change dropped the task's credential and made it due)."""
+    fields = {
+        "finished": finished,
+        "outcome": TaskRun.Outcome.FAILED,
+        "error_class": "SettingsChanged",
+        "error_message": "The task's settings changed while this run fetched credentials; "
+        "nothing it fetched was written, and the task is refreshed with its new settings.",
+        "token_expires_at": None,
+    }
+    for run in runs:
+        for name, value in fields.items():
+            setattr(run, name, value)
+    if runs:
+        TaskRun.objects.filter(pk__in=[run.pk for run in runs]).update(**fields)
 
 
 def credentials_unused_delete() -> int:

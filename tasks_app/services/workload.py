@@ -1,43 +1,63 @@
 """Workload identity (issue 17): a CI job's OIDC ID token in place of an API token.
 
 The token must be signed (RS256 or ES256; `none` and HMAC are refused before anything
-else) by a key of a trusted issuer's JWKS (fetched over https from its discovery document,
-kept an hour, fetched again when an unknown key ID appears, at most once a minute), with
-the issuer, an audience a trust rule names, exp/nbf/iat within a minute's leeway, and a
-jti seen once. The first matching trust rule decides what it may see: exactly what a token
-of that plan (or job) may see. Every use is audited with the issuer and the subject.
+else) by a key of a trusted issuer's JWKS whose type fits the algorithm (PyJWT's
+PyJWKClient, from the discovery document's jwks_uri, over https, kept an hour, fetched again
+for an unknown key ID at most once a minute; a failed fetch is remembered for half a
+minute and one request per issuer fetches at a time), with the issuer, an audience a trust
+rule names, exp/nbf/iat within a minute's leeway (and an expiry at most 31 days ahead), and
+a jti seen once. The portal's own issuer is never accepted.
+
+Binding (issue 22): a token acts as exactly one plan (or job). When the rules that match
+it bind it to more than one — rules of several plans, or of several jobs — the plan or task
+the request addresses decides; a request that addresses none of them is refused. A job rule
+wins over its plan's rule (narrower). Every use is audited with the issuer and the subject.
 """
 
 import binascii
 import fnmatch
 import hashlib
 import json
+import ssl
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple, NoReturn
 from urllib.parse import urlsplit
 
 import jwt
 import requests
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
 from jwt.utils import base64url_decode
 
 from tasks_app import ttl_cache
 from tasks_app.actor import Actor
-from tasks_app.models import ApiToken, TrustedIssuer, TrustRule
+from tasks_app.models import ApiToken, TaskConfig, TrustedIssuer, TrustRule
+from tasks_app.models.workload import CONTROL_CHARACTERS, OWN_ISSUER_REFUSAL, is_own_issuer
 from tasks_app.services.audit import audit_record
 
 ALGORITHMS = ("RS256", "ES256")
 LEEWAY_SECONDS = 60
 JWKS_SECONDS = 3600
 REFETCH_SECONDS = 60  # an unknown kid fetches the keys again, this often at most
+FAILURE_SECONDS = 30  # a failed fetch is not tried again for this long
+LONGEST_LIFETIME = timedelta(days=31)  # GitLab's ID tokens may live as long as a job's timeout
+IDENTIFIER_MAX = 500  # an issuer URL or a key ID longer than this is no one's
 
 
 class WorkloadRefused(Exception):
     """The ID token is not accepted; the reason names no secret."""
+
+
+class Addressed(NamedTuple):
+    """What a request addresses, from its URL: a plan (by key) or a task (by ID)."""
+
+    plan_key: str | None = None
+    task_id: uuid.UUID | str | None = None
 
 
 def looks_like_jwt(raw: str) -> bool:
@@ -50,70 +70,101 @@ def _https(url: str, what: str) -> str:
     return url
 
 
-def _get_json(url: str) -> dict:
+def _jwks_uri(issuer: str) -> str:
+    """The issuer's jwks_uri, from its discovery document (over https, naming itself)."""
     verify = settings.OIDC_CA_BUNDLE or True
+    url = f"{_https(issuer, 'issuer')}/.well-known/openid-configuration"
     response = requests.get(url, timeout=settings.OIDC_TIMEOUT, verify=verify)
     response.raise_for_status()
-    document = response.json()
-    if not isinstance(document, dict):
-        raise ValueError("not a JSON object")
-    return document
+    discovery = response.json()
+    if not isinstance(discovery, dict) or discovery.get("issuer") != issuer:
+        raise WorkloadRefused(f"the discovery document of {issuer} names another issuer")
+    return _https(str(discovery.get("jwks_uri", "")), "JWKS address")
+
+
+class _Unreachable(Exception):
+    """The JWKS could not be had (network, status, not JSON): remembered for a while."""
+
+
+class _IssuerJWKS(jwt.PyJWKClient):
+    """PyJWKClient (lifespan, cool-down for unknown key IDs, no redirects), with its fetch
+    failures told apart from an unknown key ID."""
+
+    def fetch_data(self):
+        try:
+            return super().fetch_data()
+        except (jwt.PyJWKClientError, ValueError, RecursionError) as e:
+            cause = e.__cause__ or e  # urllib's HTTPError, URLError (its reason), a timeout
+            reason = getattr(cause, "reason", None)
+            raise _Unreachable(
+                (reason if isinstance(reason, BaseException) else cause).__class__.__name__
+            ) from None
+
+
+class _IssuerKeys:
+    """One issuer's JWKS client; one request fetches at a time, a failure is remembered."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.client: _IssuerJWKS | None = None
+        self.failed_until = 0.0
+        self.failure = ""
 
 
 class _Keys:
-    """Each issuer's signing keys by kid, with when they were fetched."""
+    """Each trusted issuer's signing keys, by kid."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._by_issuer: dict[str, tuple[float, dict]] = {}
+        self._issuers: dict[str, _IssuerKeys] = {}
 
     def clear(self) -> None:
         with self._lock:
-            self._by_issuer.clear()
+            self._issuers.clear()
 
-    def _fetch(self, issuer: str) -> dict:
-        try:
-            discovery = _get_json(f"{_https(issuer, 'issuer')}/.well-known/openid-configuration")
-            if discovery.get("issuer") != issuer:
-                raise WorkloadRefused(f"the discovery document of {issuer} names another issuer")
-            jwks = _get_json(_https(str(discovery.get("jwks_uri", "")), "JWKS address"))
-        except (requests.RequestException, ValueError) as e:
-            raise WorkloadRefused(
-                f"the keys of issuer {issuer} cannot be fetched ({e.__class__.__name__})"
-            ) from None
-        keys = {}
-        for entry in jwks.get("keys", []):
-            if (
-                not isinstance(entry, dict)
-                or "kid" not in entry
-                or entry.get("use", "sig") != "sig"
-            ):
-                continue
-            try:
-                keys[str(entry["kid"])] = jwt.PyJWK(entry)
-            except jwt.PyJWTError:
-                continue  # a key type this portal does not use
-        return keys
+    def _entry(self, issuer: str) -> _IssuerKeys:
+        with self._lock:
+            return self._issuers.setdefault(issuer, _IssuerKeys())
+
+    @staticmethod
+    def _failed(entry: _IssuerKeys, reason: str) -> NoReturn:
+        """Remember the failure: the requests of the next FAILURE_SECONDS get it at once."""
+        entry.failure = f"{reason}; the portal tries again in {FAILURE_SECONDS} s"
+        entry.failed_until = time.monotonic() + FAILURE_SECONDS
+        entry.client = None
+        raise WorkloadRefused(entry.failure)
 
     def key(self, issuer: str, kid: str) -> jwt.PyJWK:
-        with self._lock:
-            fetched_at, keys = self._by_issuer.get(issuer, (0.0, {}))
-        age = time.monotonic() - fetched_at
-        if age > JWKS_SECONDS or (kid not in keys and age > REFETCH_SECONDS):
-            keys = self._fetch(issuer)
-            with self._lock:
-                self._by_issuer[issuer] = (time.monotonic(), keys)
-        if kid not in keys:
-            raise WorkloadRefused(f"issuer {issuer} has no key {kid!r}")
-        return keys[kid]
+        entry = self._entry(issuer)
+        with entry.lock:  # the others wait, then find the keys (or the failure) it left
+            if time.monotonic() < entry.failed_until:
+                raise WorkloadRefused(entry.failure)
+            try:
+                if entry.client is None:
+                    context = ssl.create_default_context(cafile=settings.OIDC_CA_BUNDLE or None)
+                    entry.client = _IssuerJWKS(
+                        _jwks_uri(issuer),
+                        lifespan=JWKS_SECONDS,
+                        cooldown_duration=REFETCH_SECONDS,
+                        timeout=settings.OIDC_TIMEOUT,
+                        ssl_context=context,
+                    )
+                return entry.client.get_signing_key(kid)
+            except WorkloadRefused as e:
+                self._failed(entry, str(e))
+            except (requests.RequestException, ValueError, RecursionError, _Unreachable) as e:
+                name = str(e) if isinstance(e, _Unreachable) else e.__class__.__name__
+                self._failed(entry, f"the keys of issuer {issuer} cannot be fetched ({name})")
+            except jwt.PyJWTError:
+                raise WorkloadRefused(f"issuer {issuer} has no key {kid!r}") from None
 
 
 signing_keys = _Keys()
 
 
 def _matches(rule: TrustRule, claims: dict) -> bool:
-    if not rule.conditions:
-        return False  # a rule without a condition would trust every job of the issuer
+    if not rule.admits:
+        return False  # disabled, or it pins no owner: it would trust every job of the issuer
     for claim, pattern in rule.conditions.items():
         value = claims.get(claim)
         if value is None or not fnmatch.fnmatchcase(str(value), str(pattern)):
@@ -122,12 +173,16 @@ def _matches(rule: TrustRule, claims: dict) -> bool:
 
 
 def _trust(issuer_url: str) -> tuple[TrustedIssuer | None, list[TrustRule]]:
-    """The issuer and its rules, kept per process for ECRPORTAL_API_CACHE_SECONDS (as API
-    tokens are): a change takes effect within that time in every web process."""
+    """The issuer and its enabled rules, kept per process for ECRPORTAL_API_CACHE_SECONDS (as
+    API tokens are): a change takes effect within that time in every web process."""
     cached = ttl_cache.trust.get(issuer_url)
     if cached is None:
         issuer = TrustedIssuer.objects.filter(issuer=issuer_url).first()
-        rules = list(issuer.rules.select_related("plan__team", "job")) if issuer else []
+        rules = (
+            list(issuer.rules.filter(disabled_at=None).select_related("plan__team", "job"))
+            if issuer
+            else []
+        )
         cached = (issuer, rules)
         ttl_cache.trust.put(issuer_url, cached)
     return cached
@@ -151,21 +206,36 @@ def _unverified(raw: str) -> tuple[dict, dict]:
         raise WorkloadRefused("it is not a JSON Web Token") from None
 
 
+def _identifier(value, what: str) -> str:
+    """An issuer URL or key ID as the token states it, refused before any lookup when it
+    cannot be one (not text, too long, control characters: PostgreSQL refuses NUL)."""
+    if not isinstance(value, str) or not value:
+        raise WorkloadRefused(f"the token names no {what}")
+    if len(value) > IDENTIFIER_MAX or CONTROL_CHARACTERS.search(value):
+        raise WorkloadRefused(f"the token's {what} is not a valid one")
+    return value
+
+
 def _verified(raw: str) -> tuple[TrustedIssuer, dict, list[TrustRule]]:
     header, unverified = _unverified(raw)
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
         raise WorkloadRefused(f"the algorithm {algorithm!r} is not accepted (RS256, ES256)")
-    issuer_url = str(unverified.get("iss") or "")
+    issuer_url = _identifier(unverified.get("iss"), "issuer (iss)")
+    if is_own_issuer(issuer_url):
+        raise WorkloadRefused(OWN_ISSUER_REFUSAL.rstrip("."))
     issuer, rules = _trust(issuer_url)
     pinned = settings.OIDC_ISSUERS
     if issuer is None or (pinned and issuer_url not in pinned):
         raise WorkloadRefused(f"the issuer {issuer_url!r} is not trusted")
     if not rules:
         raise WorkloadRefused(f"no trust rule names the issuer {issuer_url}")
-    if not header.get("kid"):
-        raise WorkloadRefused("the token names no key (kid)")
-    key = signing_keys.key(issuer_url, str(header["kid"]))
+    kid = _identifier(header.get("kid"), "key (kid)")
+    key = signing_keys.key(issuer_url, kid)
+    if key.algorithm_name != algorithm:  # an RSA key named for ES256, or the other way
+        raise WorkloadRefused(
+            f"the key {kid!r} is for {key.algorithm_name}, and the token says {algorithm}"
+        )
     try:
         claims = jwt.decode(
             raw,
@@ -178,22 +248,70 @@ def _verified(raw: str) -> tuple[TrustedIssuer, dict, list[TrustRule]]:
         )
     except jwt.PyJWTError as e:
         raise WorkloadRefused(str(e).rstrip(".")) from None
+    except (TypeError, ValueError, OverflowError):
+        raise WorkloadRefused("the token cannot be verified") from None
+    if claims["exp"] > (now() + LONGEST_LIFETIME).timestamp():
+        raise WorkloadRefused(f"the token expires more than {LONGEST_LIFETIME.days} days from now")
     return issuer, claims, rules
 
 
-def workload_authenticate(*, raw: str, address: str | None) -> ApiToken:
+def _addressed_binding(addressed: Addressed, rules: list[TrustRule]) -> tuple:
+    """(plan ID, job ID) of what the request addresses: a plan's rules and its jobs' (job
+    None: a plan, whose result tasks its jobs see too); (None, None) for nothing these rules
+    could bind to. A task costs one query, made only when binding is in doubt."""
+    if addressed.plan_key:
+        plan = next((r.plan_id for r in rules if r.plan.key == addressed.plan_key), None)
+        return plan, None
+    if addressed.task_id:
+        found = (
+            TaskConfig.objects.filter(pk=addressed.task_id)
+            .values_list("job__plan_id", "job_id")
+            .first()
+        )
+        return found or (None, None)
+    return None, None
+
+
+def _several(rules: list[TrustRule]) -> bool:
+    plans = {rule.plan_id for rule in rules}
+    jobs = {rule.job_id for rule in rules if rule.job_id is not None}
+    return len(plans) > 1 or len(jobs) > 1
+
+
+def _rule_for(matching: list[TrustRule], addressed: Addressed | None) -> TrustRule:
+    """The one rule that binds the token (see the module's docstring)."""
+    candidates = matching
+    if _several(candidates):
+        plan_id, job_id = _addressed_binding(addressed or Addressed(), candidates)
+        candidates = [
+            rule
+            for rule in candidates
+            if rule.plan_id == plan_id and (job_id is None or rule.job_id in (None, job_id))
+        ]
+        if not candidates or _several(candidates):
+            raise WorkloadRefused(
+                "trust rules of several plans or jobs match this token, and the request "
+                "does not address one of them; fetch a task or a plan's variables, or ask "
+                "the teams to narrow their rules"
+            )
+    # Job rules first: the narrower access wins when both match.
+    return min(candidates, key=lambda r: (r.job_id is None, r.created))
+
+
+def workload_authenticate(
+    *, raw: str, address: str | None, addressed: Addressed | None = None
+) -> ApiToken:
     """The access an ID token gives, as an (unsaved) API token of the rule's plan or job;
     WorkloadRefused saying why not."""
     issuer, claims, rules = _verified(raw)
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-    # Job rules first: the narrower access wins when both match.
-    ordered = sorted(rules, key=lambda r: (r.job_id is None, r.created))
-    rule = next((r for r in ordered if r.audience in audiences and _matches(r, claims)), None)
+    matching = [r for r in rules if r.audience in audiences and _matches(r, claims)]
     subject = str(claims["sub"])
-    if rule is None:
+    if not matching:
         raise WorkloadRefused(
             f"no trust rule of issuer {issuer.issuer} matches the subject {subject!r}"
         )
+    rule = _rule_for(matching, addressed)
     expires = datetime.fromtimestamp(int(claims["exp"]), tz=UTC)
     token = ApiToken(
         id=uuid.uuid4(),
@@ -228,31 +346,14 @@ def workload_authenticate(*, raw: str, address: str | None) -> ApiToken:
 
 
 def issuer_register(*, issuer: str, name: str, actor: Actor) -> TrustedIssuer:
-    """Trust a CI system's issuer. ValidationError by field for what cannot be trusted."""
-    from django.core.exceptions import ValidationError
-
-    issuer = issuer.strip().rstrip("/")
-    errors = {}
-    if urlsplit(issuer).scheme != "https" or not urlsplit(issuer).hostname:
-        errors["issuer"] = ["Enter the issuer's https URL, e.g. https://gitlab.example.com."]
-    elif settings.OIDC_ISSUERS and issuer not in settings.OIDC_ISSUERS:
-        errors["issuer"] = [
-            "ECRPORTAL_OIDC_ISSUERS pins the issuers this portal may trust: "
-            + ", ".join(settings.OIDC_ISSUERS)
-            + "."
-        ]
-    elif issuer == settings.ISSUER_URL:
-        errors["issuer"] = [
-            "This is the portal's own issuer: its ID tokens are for AWS (web-identity "
-            "connectors), never a way into the portal's API."
-        ]
-    elif TrustedIssuer.objects.filter(issuer=issuer).exists():
-        errors["issuer"] = [f"{issuer} is trusted already."]
-    if errors:
-        raise ValidationError(errors)
+    """Trust a CI system's issuer. ValidationError by field for what cannot be trusted
+    (TrustedIssuer.clean: the admin holds it to the same rules)."""
+    trusted = TrustedIssuer(issuer=issuer, name=name, created_by=actor.user)
+    trusted.full_clean()
+    issuer = trusted.issuer
     ttl_cache.trust.clear()  # here at once; in the other processes within seconds
     with transaction.atomic():
-        trusted = TrustedIssuer.objects.create(issuer=issuer, name=name, created_by=actor.user)
+        trusted.save(force_insert=True)
         audit_record(
             action="oidc_issuer.registered",
             summary=f"Trusted the OIDC issuer {name} ({issuer})",
@@ -307,3 +408,53 @@ def trust_rule_delete(*, rule: TrustRule, actor: Actor) -> None:
         team=rule.plan.team,
         changes={"conditions": rule.conditions},
     )
+
+
+def trust_rules_disable(*, created_by, reason: str, actor: Actor) -> int:
+    """Disable the enabled trust rules someone made (their account was deactivated), at
+    once in this process, audited in each team. Returns how many."""
+    rules = list(
+        TrustRule.objects.filter(created_by=created_by, disabled_at=None).select_related(
+            "plan__team"
+        )
+    )
+    if not rules:
+        return 0
+    TrustRule.objects.filter(pk__in=[rule.pk for rule in rules]).update(
+        disabled_at=now(), disabled_reason=reason[:300]
+    )
+    ttl_cache.trust.clear()  # here at once; in the other processes within seconds
+    for rule in rules:
+        audit_record(
+            action="trust_rule.disabled",
+            summary=f"Disabled the trust rule {rule.name} of plan {rule.plan.key}: {reason}",
+            actor=actor,
+            team=rule.plan.team,
+            obj=rule,
+            changes={"conditions": rule.conditions, "reason": reason},
+        )
+    return len(rules)
+
+
+@transaction.atomic
+def trust_rule_enable(*, rule: TrustRule, actor: Actor) -> bool:
+    """A portal administrator enables a disabled rule again, which is theirs from now on;
+    False if it was enabled. A rule that pins no owner stays disabled (ValidationError)."""
+    if actor.user is None or not actor.user.is_superuser:
+        raise PermissionDenied("Only portal administrators enable disabled trust rules.")
+    rule.full_clean(exclude=["created_by"])
+    if not TrustRule.objects.filter(pk=rule.pk, disabled_at__isnull=False).update(
+        disabled_at=None, disabled_reason="", created_by=actor.user
+    ):
+        return False
+    ttl_cache.trust.clear()
+    audit_record(
+        action="trust_rule.enabled",
+        summary=f"Enabled the trust rule {rule.name} of plan {rule.plan.key} again, now "
+        f"under {actor.user.get_username()}",
+        actor=actor,
+        team=rule.plan.team,
+        obj=rule,
+        changes={"conditions": rule.conditions},
+    )
+    return True

@@ -14,13 +14,14 @@ from django.views.decorators.http import require_POST
 
 from tasks_app.access import require_superuser
 from tasks_app.actor import actor_for
-from tasks_app.models import Team
+from tasks_app.models import Team, TrustRule
 from tasks_app.people_forms import HostCredentialsForm, InvitationAcceptForm, UserCreateForm
 from tasks_app.services.people import (
     InvitationInvalid,
     PeopleError,
     invitation_accept,
     invitation_accept_new_account,
+    invitation_addressee_refusal,
     invitation_for_code,
     team_host_credentials_set,
     user_activate,
@@ -29,6 +30,7 @@ from tasks_app.services.people import (
     user_password_reset,
     user_superuser_set,
 )
+from tasks_app.services.workload import trust_rule_enable
 
 # The new one-time password is shown on the next page only, then gone from the session.
 SESSION_NEW_PASSWORD = "new_one_time_password"  # noqa: S105 - a session key name
@@ -57,10 +59,12 @@ def invitation_accept_view(request, code):
                 return redirect("team_list")
             messages.success(request, f"You joined {invitation.team.name}.")
             return redirect("team_detail", team_id=invitation.team_id)
-        return render(request, "accounts/invitation.html", {"invitation": invitation})
+        refusal = invitation_addressee_refusal(invitation, request.user)
+        context = {"invitation": invitation, "refusal": refusal}
+        return render(request, "accounts/invitation.html", context, status=403 if refusal else 200)
 
     User = get_user_model()
-    has_account = User.objects.filter(email__iexact=invitation.email, is_active=True).exists()
+    has_account = User.objects.filter(email__iexact=invitation.email.strip()).exists()
     form = InvitationAcceptForm(request.POST or None, initial={"username": ""})
     if request.method == "POST" and form.is_valid():
         try:
@@ -105,8 +109,34 @@ def user_list(request):
     users = User.objects.annotate(team_count=Count("memberships")).order_by("username")
     if query:
         users = users.filter(Q(username__icontains=query) | Q(email__icontains=query))
-    context = {"users": users[:500], "form": form, "query": query}
+    disabled_rules = (
+        TrustRule.objects.filter(disabled_at__isnull=False)
+        .select_related("plan__team", "issuer", "job")
+        .order_by("-disabled_at")[:200]
+    )
+    context = {
+        "users": users[:500],
+        "form": form,
+        "query": query,
+        "disabled_rules": disabled_rules,
+    }
     return render(request, "people/users.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+def trust_rule_enable_view(request, rule_id):
+    """A portal administrator enables a trust rule disabled with its author's account."""
+    _require_superuser(request)
+    rule = get_object_or_404(TrustRule.objects.select_related("plan__team"), id=rule_id)
+    try:
+        trust_rule_enable(rule=rule, actor=actor_for(request))
+    except ValidationError as e:
+        messages.error(request, f"The rule {rule.name} stays disabled: " + " ".join(e.messages))
+    else:
+        messages.success(
+            request, f"Enabled the trust rule {rule.name} of {rule.plan.key}; it is yours now."
+        )
+    return redirect("user_list")
 
 
 @never_cache
@@ -135,11 +165,14 @@ def user_action(request, user_id, action):
     name = user.get_username()
     try:
         if action == "deactivate":
-            revoked = user_deactivate(user=user, actor=actor)
+            done = user_deactivate(user=user, actor=actor)
             messages.success(
                 request,
                 f"Deactivated {name}: signed out everywhere"
-                + (f", {revoked} API token(s) revoked." if revoked else "."),
+                + (f", {done.tokens} API token(s) revoked" if done.tokens else "")
+                + (f", {done.invitations} invitation(s) withdrawn" if done.invitations else "")
+                + (f", {done.trust_rules} trust rule(s) disabled" if done.trust_rules else "")
+                + ".",
             )
         elif action == "activate":
             user_activate(user=user, actor=actor)
