@@ -52,7 +52,11 @@ class BearerTokenAuthentication(BaseAuthentication):
                 workload = workload_authenticate(
                     raw=raw,
                     address=client_address(request),
-                    addressed=Addressed(kwargs.get("plan_key"), kwargs.get("task_id")),
+                    addressed=Addressed(
+                        kwargs.get("plan_key"),
+                        kwargs.get("task_id"),
+                        request.query_params.get("job"),
+                    ),
                 )
             except WorkloadRefused as e:
                 raise exceptions.AuthenticationFailed(

@@ -63,10 +63,11 @@ def _rule(team, plan, trusted, conditions, *, job=None, name="rule"):
 
 @pytest.fixture
 def two_teams(trusted):
-    """Team A trusts acme/web for its plan; team B, later, trusts acme/* for its own."""
+    """Team A trusts acme/web for its plan; team B, later, trusts acme/* for one of its
+    jobs (job rules were tried first, across all teams: B's captured A's tokens)."""
     team_a = make_team("Team A")
-    plan_a, job_a, task_a, _ = make_served_task(team_a, make_connector(team_a))
-    _rule(team_a, plan_a, trusted, {"repository": "acme/web"}, job=job_a, name="a-web")
+    plan_a, _, task_a, _ = make_served_task(team_a, make_connector(team_a))
+    _rule(team_a, plan_a, trusted, {"repository": "acme/web"}, name="a-web")
     team_b = make_team("Team B")
     plan_b = Plan.objects.create(team=team_b, key="B-PLAN", name="B")
     job_b = Job.objects.create(plan=plan_b, key="BJOB", name="B job")
@@ -78,7 +79,7 @@ def two_teams(trusted):
         namespace="b",
     )
     give_credential(task_b, password="team-b-password")
-    rule_b = _rule(team_b, plan_b, trusted, {"repository": "acme/*"}, name="b-all-acme")
+    rule_b = _rule(team_b, plan_b, trusted, {"repository": "acme/*"}, job=job_b, name="b-all-acme")
     return {"task_a": task_a, "plan_a": plan_a, "task_b": task_b, "rule_b": rule_b}
 
 
@@ -136,6 +137,12 @@ def test_rules_of_two_jobs_of_one_plan_bind_by_the_task_addressed(issuer, truste
     assert response.status_code == 200
     assert AuditEvent.objects.get(action="token.oidc_used").changes["rule"] == "build"
     assert client_with(issuer.token()).get("/api/v1/docker-config").status_code == 401
+    # A plan's address with its job named (the README's GitHub Actions example) binds too.
+    response = client_with(issuer.token()).get("/api/v1/plans/WEB-BUILD/docker-config?job=BUILD")
+    assert response.status_code == 200, response.content
+    assert AuditEvent.objects.filter(action="token.oidc_used").last().changes["rule"] == "build"
+    response = client_with(issuer.token()).get("/api/v1/plans/WEB-BUILD/docker-config")
+    assert response.status_code == 401  # which job's token? refused, not guessed
 
 
 # --- item 3: rules that match every job of the issuer are refused -------------------------

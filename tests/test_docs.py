@@ -44,3 +44,14 @@ def test_the_quick_start_is_two_commands():
     quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"^(make \w+)$", quick_start, re.MULTILINE)
     assert commands == ["make run", "make test"]
+
+
+def test_the_threat_model_names_every_attacker_file_and_only_files_that_exist():
+    """docs/security.md: a surface is not done without its row and its attacker file."""
+    text = (ROOT / "docs" / "security.md").read_text()
+    named = set(re.findall(r"`(tests/[\w/]+\.py)`", text))
+    assert {name for name in named if not (ROOT / name).exists()} == set()
+    attacker_files = {
+        str(path.relative_to(ROOT)) for path in (ROOT / "tests").glob("test_attack_*.py")
+    }
+    assert attacker_files - named == set(), "give each attacker file its row in docs/security.md"

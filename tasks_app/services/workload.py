@@ -54,10 +54,12 @@ class WorkloadRefused(Exception):
 
 
 class Addressed(NamedTuple):
-    """What a request addresses, from its URL: a plan (by key) or a task (by ID)."""
+    """What a request addresses, from its URL: a plan (by key, and one of its jobs by the
+    `job` query parameter) or a task (by ID)."""
 
     plan_key: str | None = None
     task_id: uuid.UUID | str | None = None
+    job_key: str | None = None
 
 
 def looks_like_jwt(raw: str) -> bool:
@@ -261,7 +263,15 @@ def _addressed_binding(addressed: Addressed, rules: list[TrustRule]) -> tuple:
     could bind to. A task costs one query, made only when binding is in doubt."""
     if addressed.plan_key:
         plan = next((r.plan_id for r in rules if r.plan.key == addressed.plan_key), None)
-        return plan, None
+        job = next(
+            (
+                r.job_id
+                for r in rules
+                if r.plan_id == plan and r.job and r.job.key == addressed.job_key
+            ),
+            None,
+        )
+        return plan, job
     if addressed.task_id:
         found = (
             TaskConfig.objects.filter(pk=addressed.task_id)
