@@ -5,45 +5,82 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks_app', '0013_web_identity'),
+        ("tasks_app", "0013_web_identity"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='trustrule',
-            name='disabled_at',
+            model_name="trustrule",
+            name="disabled_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='trustrule',
-            name='disabled_reason',
+            model_name="trustrule",
+            name="disabled_reason",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AlterField(
-            model_name='job',
-            name='key',
-            field=models.CharField(max_length=10, validators=[django.core.validators.RegexValidator('\\A[A-Z][A-Z0-9]{1,9}\\Z', 'Enter a job key of 2 to 10 capital letters and digits starting with a letter, e.g. JOB1.')]),
+            model_name="job",
+            name="key",
+            field=models.CharField(
+                max_length=10,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "\\A[A-Z][A-Z0-9]{1,9}\\Z",
+                        "Enter a job key of 2 to 10 capital letters and digits starting with a letter, e.g. JOB1.",
+                    )
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='plan',
-            name='key',
-            field=models.CharField(max_length=21, unique=True, validators=[django.core.validators.RegexValidator('\\A[A-Z][A-Z0-9]{1,9}-[A-Z][A-Z0-9]{1,9}\\Z', 'Enter a plan key of the form PROJECT-PLAN: two parts of 2 to 10 capital letters and digits, each starting with a letter, e.g. WEB-BUILD.')]),
+            model_name="plan",
+            name="key",
+            field=models.CharField(
+                max_length=21,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "\\A[A-Z][A-Z0-9]{1,9}-[A-Z][A-Z0-9]{1,9}\\Z",
+                        "Enter a plan key of the form PROJECT-PLAN: two parts of 2 to 10 capital letters and digits, each starting with a letter, e.g. WEB-BUILD.",
+                    )
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='team',
-            name='slug',
-            field=models.CharField(max_length=50, unique=True, validators=[django.core.validators.RegexValidator('\\A[a-z0-9]+(?:-[a-z0-9]+)*\\Z', 'Use lowercase letters, digits and single hyphens, e.g. platform-team.')]),
+            model_name="team",
+            name="slug",
+            field=models.CharField(
+                max_length=50,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "\\A[a-z0-9]+(?:-[a-z0-9]+)*\\Z",
+                        "Use lowercase letters, digits and single hyphens, e.g. platform-team.",
+                    )
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='trustedissuer',
-            name='issuer',
-            field=models.CharField(error_messages={'unique': 'This issuer is trusted already.'}, max_length=500, unique=True),
+            model_name="trustedissuer",
+            name="issuer",
+            field=models.CharField(
+                error_messages={"unique": "This issuer is trusted already."},
+                max_length=500,
+                unique=True,
+            ),
         ),
         migrations.AlterField(
-            model_name='variable',
-            name='key',
-            field=models.CharField(max_length=100, validators=[django.core.validators.RegexValidator('\\A[A-Za-z][A-Za-z0-9_.-]{0,99}\\Z', 'Enter a variable key that starts with a letter and has letters, digits, dots, hyphens and underscores, e.g. aws.region.')]),
+            model_name="variable",
+            name="key",
+            field=models.CharField(
+                max_length=100,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "\\A[A-Za-z][A-Za-z0-9_.-]{0,99}\\Z",
+                        "Enter a variable key that starts with a letter and has letters, digits, dots, hyphens and underscores, e.g. aws.region.",
+                    )
+                ],
+            ),
         ),
     ]

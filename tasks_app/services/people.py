@@ -295,7 +295,7 @@ def _administrators_locked(actor: Actor, user) -> set:
     """Lock the rows of the active portal administrators (in one order, so that two
     changes wait for each other), then check that the actor is still one of them: two
     administrators deactivating or demoting each other at once cannot leave none."""
-    _require_superuser(actor)
+    acting = _require_superuser(actor)
     User = get_user_model()
     active = set(
         User.objects.select_for_update()
@@ -303,7 +303,7 @@ def _administrators_locked(actor: Actor, user) -> set:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    if actor.user.pk not in active:
+    if acting.pk not in active:
         raise PeopleError("Your account is no longer an active portal administrator.")
     if user.pk in active and not active - {user.pk}:
         raise PeopleError(f"{user.get_username()} is the last active portal administrator.")

@@ -60,8 +60,12 @@ def invitation_accept_view(request, code):
             messages.success(request, f"You joined {invitation.team.name}.")
             return redirect("team_detail", team_id=invitation.team_id)
         refusal = invitation_addressee_refusal(invitation, request.user)
-        context = {"invitation": invitation, "refusal": refusal}
-        return render(request, "accounts/invitation.html", context, status=403 if refusal else 200)
+        return render(
+            request,
+            "accounts/invitation.html",
+            {"invitation": invitation, "refusal": refusal},
+            status=403 if refusal else 200,
+        )
 
     User = get_user_model()
     has_account = User.objects.filter(email__iexact=invitation.email.strip()).exists()
