@@ -50,7 +50,14 @@ def admin_login(request, extra_context=None):
     return redirect_to_login(next_url, settings.LOGIN_URL)
 
 
+def admin_has_permission(request) -> bool:
+    """Portal administrators only: staff flags or model permissions left from Django's user
+    admin (before issue 22 made them read-only) open nothing here."""
+    return request.user.is_active and request.user.is_superuser
+
+
 admin.site.login = admin_login  # type: ignore[method-assign]
+admin.site.has_permission = admin_has_permission  # type: ignore[method-assign]
 admin.site.site_header = "ECR Portal administration"
 admin.site.site_title = "ECR Portal"
 
@@ -100,6 +107,12 @@ class AuditedAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         self._audit(request, obj, "deleted", {})
         super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        """The list's "Delete selected" action, audited object by object too."""
+        for obj in queryset:
+            self._audit(request, obj, "deleted", {})
+        super().delete_queryset(request, queryset)
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
@@ -323,6 +336,10 @@ class TrustAdmin(AuditedAdmin):
 
     def delete_model(self, request, obj):
         super().delete_model(request, obj)
+        ttl_cache.trust.clear()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
         ttl_cache.trust.clear()
 
 

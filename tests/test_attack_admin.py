@@ -252,10 +252,6 @@ def test_staff_who_are_not_administrators_get_no_admin_pages(client, served):
     assert not TrustedIssuer.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: admin.site.has_permission is Django's (active and staff), not superuser-only",
-)
 def test_staff_with_permissions_left_from_the_old_admin_get_no_admin_pages_either(client, root):
     """The old user admin could tick is_staff and grant model permissions without making a
     portal administrator; such an account still exists after the upgrade. With
@@ -387,11 +383,6 @@ def test_an_issuer_deleted_in_the_admin_refuses_its_tokens_at_once(
     assert "is not trusted" in after.json()["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the changelist's delete action calls delete_queryset, which neither "
-    "AuditedAdmin nor TrustAdmin overrides (no audit, stale trust cache)",
-)
 def test_rules_deleted_with_the_changelists_delete_action_refuse_at_once_and_are_audited(
     client, root, served, issuer, trusted
 ):
