@@ -15,6 +15,7 @@ import threading
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 
 from tasks_app import ttl_cache
@@ -202,6 +203,43 @@ def test_a_deactivated_administrators_stale_session_and_request_in_flight_change
     assert carol.is_active
     assert sam.is_superuser
     assert list(AuditEvent.objects.values_list("action", flat=True)) == ["user.deactivated"]
+
+
+def test_every_administrators_change_refuses_a_request_whose_author_was_deactivated(db):
+    """Not only deactivating and demoting: granting, creating, resetting, reactivating
+    herself, lending the host identity and enabling a trust rule all check, under lock,
+    that the actor is an active administrator now (the helper's probe did all of these)."""
+    from tasks_app.services.people import (
+        team_host_credentials_set,
+        user_activate,
+        user_create,
+        user_password_reset,
+    )
+    from tasks_app.services.workload import trust_rule_enable
+
+    root = _root()
+    eve = make_user("eve", is_superuser=True, is_staff=True)
+    mallory = make_user("mallory")
+    stale = Actor(user=get_user_model().objects.get(pk=eve.pk))
+    user_deactivate(user=eve, actor=Actor(user=root))
+    team = make_team("Platform")
+    refused = "no longer an active portal administrator"
+    with pytest.raises(PeopleError, match=refused):
+        user_superuser_set(user=mallory, superuser=True, actor=stale)
+    with pytest.raises(PeopleError, match=refused):
+        user_create(username="m2", email="m2@example.com", superuser=True, actor=stale)
+    with pytest.raises(PeopleError, match=refused):
+        user_password_reset(user=root, actor=stale)
+    with pytest.raises(PeopleError, match=refused):
+        user_activate(user=eve, actor=stale)
+    with pytest.raises(PeopleError, match=refused):
+        team_host_credentials_set(team=team, allowed=True, actor=stale)
+    with pytest.raises(PermissionDenied):
+        trust_rule_enable(rule=TrustRule(), actor=stale)
+    superusers = get_user_model().objects.filter(is_superuser=True, is_active=True)
+    assert sorted(superusers.values_list("username", flat=True)) == ["root"]
+    team.refresh_from_db()
+    assert not team.host_credentials_allowed
 
 
 # --- item 12: two administrators at once, on PostgreSQL ------------------------------------

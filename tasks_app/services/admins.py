@@ -53,3 +53,27 @@ def first_admin_ensure(*, username: str, email: str = "", password: str | None =
         changes={"username": username, "one_time_password": one_time is not None},
     )
     return FirstAdmin(username=username, created=True, one_time_password=one_time)
+
+
+class NotAdministrator(Exception):
+    """The actor is not (or no longer) an active portal administrator."""
+
+
+def administrators_locked(actor) -> set:
+    """Lock the rows of the active portal administrators, in one order (two changes wait
+    for each other, never deadlock), then check that the actor is still one of them; the
+    set of their IDs. Every administrator's change starts here, inside its transaction: a
+    request that began before its author was deactivated or demoted changes nothing."""
+    user = actor.user
+    if user is None or not user.is_superuser:
+        raise NotAdministrator("Only portal administrators do this.")
+    active = set(
+        get_user_model()
+        .objects.select_for_update()
+        .filter(is_superuser=True, is_active=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if user.pk not in active:
+        raise NotAdministrator("Your account is no longer an active portal administrator.")
+    return active

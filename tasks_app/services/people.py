@@ -20,7 +20,7 @@ from tasks_app import ttl_cache
 from tasks_app.actor import Actor
 from tasks_app.models import ApiToken, Invitation, Membership, Profile, Role, Team
 from tasks_app.queue import INVITATION_SEND, celery_task
-from tasks_app.services.admins import one_time_password
+from tasks_app.services.admins import NotAdministrator, administrators_locked, one_time_password
 from tasks_app.services.audit import audit_record
 from tasks_app.services.workload import trust_rules_disable
 
@@ -260,9 +260,9 @@ class NewPassword:
 
 
 def _require_superuser(actor: Actor):
-    """The acting superuser, or PeopleError."""
-    if actor.user is None or not actor.user.is_superuser:
-        raise PeopleError("Only portal administrators manage accounts.")
+    """The acting superuser, still active and an administrator now (their row locked with
+    the others'), or PeopleError. Called inside each change's transaction."""
+    _administrators_locked(actor)
     return actor.user
 
 
@@ -291,21 +291,17 @@ def user_create(*, username: str, email: str, superuser: bool, actor: Actor) -> 
     return NewPassword(user=user, one_time_password=otp)
 
 
-def _administrators_locked(actor: Actor, user) -> set:
-    """Lock the rows of the active portal administrators (in one order, so that two
-    changes wait for each other), then check that the actor is still one of them: two
-    administrators deactivating or demoting each other at once cannot leave none."""
-    acting = _require_superuser(actor)
-    User = get_user_model()
-    active = set(
-        User.objects.select_for_update()
-        .filter(is_superuser=True, is_active=True)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    if acting.pk not in active:
-        raise PeopleError("Your account is no longer an active portal administrator.")
-    if user.pk in active and not active - {user.pk}:
+def _administrators_locked(actor: Actor, user=None) -> set:
+    """The active administrators' IDs, their rows locked, the actor among them; with
+    `user`, also refuse to leave none (two administrators deactivating or demoting each
+    other at once)."""
+    if actor.user is None or not actor.user.is_superuser:
+        raise PeopleError("Only portal administrators manage accounts.")
+    try:
+        active = administrators_locked(actor)
+    except NotAdministrator as e:
+        raise PeopleError(str(e)) from None
+    if user is not None and user.pk in active and not active - {user.pk}:
         raise PeopleError(f"{user.get_username()} is the last active portal administrator.")
     return active
 
@@ -323,7 +319,7 @@ def user_deactivate(*, user, actor: Actor) -> Deactivated:
     acts in their name stops too: the API tokens they created are revoked, their pending
     invitations withdrawn, their trust rules disabled (a portal administrator can enable a
     rule again under their own name, on the Users page)."""
-    if user.pk == _require_superuser(actor).pk:
+    if actor.user is not None and user.pk == actor.user.pk:
         raise PeopleError("You cannot deactivate your own account.")
     _administrators_locked(actor, user)
     User = get_user_model()
@@ -417,9 +413,7 @@ def user_password_reset(*, user, actor: Actor) -> NewPassword:
 @transaction.atomic
 def user_superuser_set(*, user, superuser: bool, actor: Actor) -> bool:
     """Grant or withdraw portal administration; False if nothing changed."""
-    _require_superuser(actor)
-    if not superuser:
-        _administrators_locked(actor, user)
+    _administrators_locked(actor, None if superuser else user)
     User = get_user_model()
     user.is_superuser = User.objects.filter(pk=user.pk).values_list("is_superuser", flat=True)[0]
     if user.is_superuser == superuser:

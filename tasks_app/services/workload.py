@@ -38,6 +38,7 @@ from tasks_app import ttl_cache
 from tasks_app.actor import Actor
 from tasks_app.models import ApiToken, TaskConfig, TrustedIssuer, TrustRule
 from tasks_app.models.workload import CONTROL_CHARACTERS, OWN_ISSUER_REFUSAL, is_own_issuer
+from tasks_app.services.admins import NotAdministrator, administrators_locked
 from tasks_app.services.audit import audit_record
 
 ALGORITHMS = ("RS256", "ES256")
@@ -450,8 +451,10 @@ def trust_rules_disable(*, created_by, reason: str, actor: Actor) -> int:
 def trust_rule_enable(*, rule: TrustRule, actor: Actor) -> bool:
     """A portal administrator enables a disabled rule again, which is theirs from now on;
     False if it was enabled. A rule that pins no owner stays disabled (ValidationError)."""
-    if actor.user is None or not actor.user.is_superuser:
-        raise PermissionDenied("Only portal administrators enable disabled trust rules.")
+    try:
+        administrators_locked(actor)  # still one, now
+    except NotAdministrator:
+        raise PermissionDenied("Only portal administrators enable disabled trust rules.") from None
     rule.full_clean(exclude=["created_by"])
     if not TrustRule.objects.filter(pk=rule.pk, disabled_at__isnull=False).update(
         disabled_at=None, disabled_reason="", created_by=actor.user
