@@ -455,16 +455,18 @@ def trust_rule_enable(*, rule: TrustRule, actor: Actor) -> bool:
         administrators_locked(actor)  # still one, now
     except NotAdministrator:
         raise PermissionDenied("Only portal administrators enable disabled trust rules.") from None
+    enabler = actor.user
+    assert enabler is not None  # an administrator, checked above
     rule.full_clean(exclude=["created_by"])
     if not TrustRule.objects.filter(pk=rule.pk, disabled_at__isnull=False).update(
-        disabled_at=None, disabled_reason="", created_by=actor.user
+        disabled_at=None, disabled_reason="", created_by=enabler
     ):
         return False
     ttl_cache.trust.clear()
     audit_record(
         action="trust_rule.enabled",
         summary=f"Enabled the trust rule {rule.name} of plan {rule.plan.key} again, now "
-        f"under {actor.user.get_username()}",
+        f"under {enabler.get_username()}",
         actor=actor,
         team=rule.plan.team,
         obj=rule,
