@@ -12,9 +12,10 @@ ACCESS_KEY_ID = re.compile(r"(AKIA|ASIA)[A-Z0-9]{16}")
 SECRET_ACCESS_KEY = re.compile(r"[A-Za-z0-9/+=]{40}")
 ROLE_ARN = re.compile(
     r"arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>\d{12}):"
-    r"role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}"
+    r"role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}",
+    re.ASCII,  # \d and \w as AWS means them: no other scripts' digits and letters
 )
-EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
+EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 POLICY_MAX_PACKED = 2048
 
 

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from tasks_app.connector_rules import ROLE_ARN
 
 REFERENCE = re.compile(r"\$\{bamboo\.(?P<key>[A-Za-z][A-Za-z0-9_.-]{0,99})\}")
-REGISTRY_ID = re.compile(r"\d{12}")
+REGISTRY_ID = re.compile(r"[0-9]{12}")
 NAMESPACE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
 
 

@@ -450,12 +450,6 @@ def test_a_role_arn_or_external_id_never_reaches_the_database_with_a_control_cha
         assert stored == value.strip()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: ROLE_ARN and EXTERNAL_ID (tasks_app/connector_rules.py) use \\d and \\w on "
-    "str, which match any Unicode digit or letter: an account ID in Arabic-Indic digits or an "
-    "external ID with accented letters is saved, and AWS STS refuses it at every run",
-)
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -42,7 +42,7 @@ def registry_endpoint(proxy_endpoint: str, registry_id: str) -> str:
     """The endpoint of another account's registry: same token, that account's host."""
     if not registry_id:
         return proxy_endpoint
-    return re.sub(r"^(https://)\d{12}\.", rf"\g<1>{registry_id}.", proxy_endpoint)
+    return re.sub(r"^(https://)[0-9]{12}\.", rf"\g<1>{registry_id}.", proxy_endpoint)
 
 
 def task_values(
