@@ -138,12 +138,6 @@ def test_another_teams_task_answers_exactly_like_an_unknown_one(world, cache):
             assert b"pw-" not in theirs[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: POST /api/v1/tasks/<id>/run looks the task up with get_object_or_404 "
-    "(task_for_actor, tasks_app/services/delivery.py): an unknown ID answers 'No TaskConfig "
-    "matches the given query.', another team's 'No such task.', an existence oracle",
-)
 @pytest.mark.parametrize("cache", ["cold", "warm"])
 def test_running_another_teams_task_answers_exactly_like_an_unknown_one(world, cache, aws_calls):
     if cache == "warm":

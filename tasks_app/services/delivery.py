@@ -5,7 +5,6 @@ from datetime import datetime
 
 from django.db.models import Q
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.utils.timezone import now
 
 from tasks_app import ttl_cache
@@ -99,10 +98,17 @@ class Served:
 
 def task_for_actor(*, task_id, actor: Actor) -> TaskConfig:
     """The task, if the actor may read its credentials (else Http404 or PermissionDenied)."""
-    task = get_object_or_404(
-        TaskConfig.objects.select_related("job__plan__team", "credential"), id=task_id
+    task = (
+        TaskConfig.objects.select_related("job__plan__team", "credential")
+        .filter(id=task_id)
+        .first()
     )
-    require_task_access(actor, task)
+    if task is None:  # said as for a task the actor may not see: no existence oracle
+        raise Http404("No such task.")
+    try:
+        require_task_access(actor, task)
+    except Http404:
+        raise Http404("No such task.") from None  # the same words as for an unknown ID
     return task
 
 
