@@ -231,13 +231,6 @@ def test_a_token_revoked_in_this_process_is_refused_at_once_on_every_endpoint(wo
     assert not TaskRun.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: deleting a plan (or job) does not drop its tokens from the per-process "
-    "lookup cache (tasks_app/ttl_cache.tokens), as token_revoke does: for "
-    "ECRPORTAL_API_CACHE_SECONDS the deleted plan's token still authenticates, and its "
-    "token-binding endpoints answer 500 (Plan.DoesNotExist in token_binding_keys)",
-)
 @pytest.mark.parametrize("deleted", ["plan", "job"])
 def test_a_token_of_a_deleted_plan_or_job_is_refused_at_once_in_this_process(world, deleted):
     raw = world["build_token"]

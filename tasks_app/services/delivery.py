@@ -236,10 +236,14 @@ def token_binding_keys(token) -> tuple[str, str | None]:
     token's cached lookup."""
     keys = ttl_cache.deliveries.get(("binding", token.pk))
     if keys is None:
-        plan_key = Plan.objects.filter(pk=token.plan_id).values_list("key", flat=True).get()
+        plan_key = Plan.objects.filter(pk=token.plan_id).values_list("key", flat=True).first()
         job_key = None
         if token.job_id is not None:
-            job_key = Job.objects.filter(pk=token.job_id).values_list("key", flat=True).get()
+            job_key = Job.objects.filter(pk=token.job_id).values_list("key", flat=True).first()
+            if job_key is None:
+                plan_key = None
+        if plan_key is None:  # deleted while another process still knew the token
+            raise Http404("No such plan.")
         keys = (plan_key, job_key)
         ttl_cache.deliveries.put(("binding", token.pk), keys)
     return keys

@@ -5,8 +5,9 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils.timezone import now
 
+from tasks_app import ttl_cache
 from tasks_app.actor import Actor
-from tasks_app.models import Job, Plan, TaskConfig, Variable
+from tasks_app.models import ApiToken, Job, Plan, TaskConfig, Variable
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 from tasks_app.validation import job_validate, plan_validate, task_validate, variable_validate
 
@@ -63,8 +64,16 @@ def plan_save(*, plan: Plan, actor: Actor) -> Plan:
     return plan
 
 
+def _tokens_forget(tokens) -> None:
+    """Drop the tokens of what is being deleted from this process's cache (as token_revoke
+    does): they stop at once here, in the others within ECRPORTAL_API_CACHE_SECONDS."""
+    for digest in tokens.values_list("token_hash", flat=True):
+        ttl_cache.tokens.discard(digest)
+
+
 @transaction.atomic
 def plan_delete(*, plan: Plan, actor: Actor) -> None:
+    _tokens_forget(ApiToken.objects.filter(plan=plan))
     _delete_audited(
         plan,
         kind="plan",
@@ -91,6 +100,7 @@ def job_save(*, job: Job, actor: Actor) -> Job:
 
 @transaction.atomic
 def job_delete(*, job: Job, actor: Actor) -> None:
+    _tokens_forget(ApiToken.objects.filter(job=job))
     _delete_audited(
         job,
         kind="job",
