@@ -1,7 +1,9 @@
 import re
 
 from django.conf import settings
+from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 
 from tasks_app.views.accounts import SESSION_MUST_CHANGE_PASSWORD, logout_view, password_change
 
@@ -32,7 +34,23 @@ class PasswordChangeRequiredMiddleware:
             return None
         if not request.session.get(SESSION_MUST_CHANGE_PASSWORD):
             return None
-        if view_func in self.allowed_views or not getattr(view_func, "login_required", True):
+        if view_func in self.allowed_views:
+            return None
+        if request.path.startswith("/api/"):
+            # The API's views authenticate themselves (login_not_required), and a session
+            # must not use them before its one-time password is replaced.
+            if getattr(request.resolver_match, "url_name", None) == "api_schema":
+                return None
+            return JsonResponse(
+                {
+                    "error": "password_change_required",
+                    "detail": "Change your one-time password first, at "
+                    + reverse("password_change")
+                    + ".",
+                },
+                status=403,
+            )
+        if not getattr(view_func, "login_required", True):
             return None
         return redirect("password_change")
 

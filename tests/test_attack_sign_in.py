@@ -246,12 +246,6 @@ def test_a_one_time_password_session_reaches_no_page_before_the_password_is_chan
     assert not AuditEvent.objects.filter(action="team.created").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: PasswordChangeRequiredMiddleware lets every login_not_required view through, "
-    "and the API views are all login_not_required (they authenticate themselves), so a "
-    "one-time-password session uses the whole configuration API before changing it",
-)
 def test_a_one_time_password_session_gets_nothing_from_the_api_before_the_change(client):
     user = make_user("dora", password="Temporary-One-Time-1", is_superuser=True, is_staff=True)
     Profile.objects.create(user=user, must_change_password=True)
