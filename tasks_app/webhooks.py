@@ -12,6 +12,7 @@ Redirects are not followed.
 import hashlib
 import hmac
 import ipaddress
+import logging
 import socket
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 import certifi
 import urllib3
 from django.conf import settings
+
+log = logging.getLogger("ecrportal.webhooks")
 
 SIGNATURE_HEADER = "X-ECRPortal-Signature"
 TIMESTAMP_HEADER = "X-ECRPortal-Timestamp"
@@ -120,10 +123,15 @@ def webhook_target(url: str) -> Target:
         for address in addresses:
             why = _refused(address)
             if why:
+                # A name's private address stays unsaid: the form is no map of the
+                # portal's internal DNS (the address is logged for the operator).
+                named = host.strip("[]") == str(address)
+                if not named:
+                    log.info("Webhook host %s resolves to %s, %s", host, address, why)
                 raise WebhookError(
-                    f"{host} resolves to {address}, {why}: webhooks may only go to public "
-                    "addresses (a deployment can allow others with "
-                    "ECRPORTAL_WEBHOOK_ALLOW_PRIVATE)."
+                    (f"{host} is {why}" if named else f"{host} resolves to {why}")
+                    + ": webhooks may only go to public addresses (a deployment can allow "
+                    "others with ECRPORTAL_WEBHOOK_ALLOW_PRIVATE)."
                 )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(host=host, port=port, path=path, address=str(addresses[0]))
@@ -161,9 +169,18 @@ def webhook_post(*, url: str, secret: str, event: str, delivery_id: str, body: b
         SIGNATURE_HEADER: signature(secret, timestamp, body),
     }
     try:
+        # Only the status counts: the body is never read (a receiver that answers slowly
+        # or hugely holds nothing), and the connection is closed below.
         response = pool.urlopen(
-            "POST", target.path, body=body, headers=headers, redirect=False, assert_same_host=False
+            "POST",
+            target.path,
+            body=body,
+            headers=headers,
+            redirect=False,
+            assert_same_host=False,
+            preload_content=False,
         )
+        response.close()
     except urllib3.exceptions.SSLError as e:
         raise WebhookError(f"TLS with {target.host} failed: {e}") from None
     except urllib3.exceptions.HTTPError as e:
