@@ -97,6 +97,7 @@ NOT_TEAM_OBJECTS = {
     "users/<int:user_id>/<slug:action>/",  # superusers only (tests/test_users.py)
     "downloads/<str:name>",  # public files (tests/test_credential_helper.py)
     "oidc-issuers/<uuid:issuer_id>/delete/",  # superusers only (tests/test_workload_pages.py)
+    "users/trust-rules/<uuid:rule_id>/enable/",  # superusers only (test_attack_users.py)
 }
 
 
