@@ -392,3 +392,22 @@ def make_served_task(team, connector):
     variable.set_value("eu-west-1")
     variable.save()
     return plan, job, task, variable
+
+
+@pytest.fixture
+def issuer(tmp_path, settings):
+    """A CI system's OIDC issuer on 127.0.0.1 (tests/oidc_issuer.py), trusted over TLS by
+    its own CA; the portal's per-process keys and trust rules forgotten before and after."""
+    from tasks_app import ttl_cache
+    from tasks_app.services.workload import signing_keys
+    from tests.oidc_issuer import Issuer
+
+    started = Issuer(tmp_path)
+    settings.OIDC_CA_BUNDLE = str(started.ca_bundle)
+    settings.OIDC_ISSUERS = []
+    signing_keys.clear()
+    ttl_cache.trust.clear()
+    yield started
+    started.stop()
+    signing_keys.clear()
+    ttl_cache.trust.clear()

@@ -32,10 +32,8 @@ from tasks_app.models import (
 )
 from tasks_app.services import issuer as own_issuer
 from tasks_app.services.tokens import token_create
-from tasks_app.services.workload import signing_keys
 from tests.conftest import PASSWORD, make_connector, make_served_task, make_team, make_user
 from tests.conftest import token_client as client_with
-from tests.oidc_issuer import Issuer
 
 pytestmark = pytest.mark.django_db
 
@@ -58,17 +56,6 @@ def root(client):
     user = make_user("root", is_superuser=True, is_staff=True, first_name="Ro", last_name="Ot")
     client.force_login(user)
     return user
-
-
-@pytest.fixture
-def issuer(tmp_path, settings):
-    started = Issuer(tmp_path)
-    settings.OIDC_CA_BUNDLE = str(started.ca_bundle)
-    settings.OIDC_ISSUERS = []
-    signing_keys.clear()
-    yield started
-    started.stop()
-    signing_keys.clear()
 
 
 @pytest.fixture

@@ -21,27 +21,14 @@ from tasks_app.models import AuditEvent, Job, Plan, TaskConfig, TrustedIssuer, T
 from tasks_app.services.workload import (
     FAILURE_SECONDS,
     issuer_register,
-    signing_keys,
     trust_rule_create,
 )
 from tests.conftest import give_credential, make_connector, make_served_task, make_team
 from tests.conftest import token_client as client_with
-from tests.oidc_issuer import Issuer
 
 pytestmark = pytest.mark.django_db
 
 AUDIENCE = "https://ecr-portal.example.com"
-
-
-@pytest.fixture
-def issuer(tmp_path, settings):
-    started = Issuer(tmp_path)
-    settings.OIDC_CA_BUNDLE = str(started.ca_bundle)
-    settings.OIDC_ISSUERS = []
-    signing_keys.clear()
-    yield started
-    started.stop()
-    signing_keys.clear()
 
 
 @pytest.fixture

@@ -18,16 +18,13 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
-from tasks_app import ttl_cache
 from tasks_app.actor import Actor
 from tasks_app.models import AuditEvent, Role, TrustedIssuer, TrustRule
 from tasks_app.services import people
 from tasks_app.services.people import PeopleError, user_deactivate, user_superuser_set
-from tasks_app.services.workload import signing_keys
 from tests.conftest import make_connector, make_served_task, make_team, make_user
 from tests.conftest import token_client as client_with
 from tests.helpers import require, wait_for
-from tests.oidc_issuer import Issuer
 
 AUDIENCE = "https://ecr-portal.example.com"
 REFUSALS = ("no longer an active portal administrator", "last active portal administrator")
@@ -42,19 +39,6 @@ def _said(response) -> str:
 
 
 # --- item 6: a deactivated person's trust rules admit no CI token --------------------------
-
-
-@pytest.fixture
-def issuer(tmp_path, settings):
-    started = Issuer(tmp_path)
-    settings.OIDC_CA_BUNDLE = str(started.ca_bundle)
-    settings.OIDC_ISSUERS = []
-    signing_keys.clear()
-    ttl_cache.trust.clear()
-    yield started
-    started.stop()
-    signing_keys.clear()
-    ttl_cache.trust.clear()
 
 
 @pytest.fixture

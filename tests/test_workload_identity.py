@@ -11,24 +11,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tasks_app.models import AuditEvent, TrustedIssuer, TrustRule
-from tasks_app.services.workload import signing_keys
 from tests.conftest import make_connector, make_served_task, make_team, token_client
-from tests.oidc_issuer import Issuer
 
 pytestmark = pytest.mark.django_db
 
 AUDIENCE = "https://ecr-portal.example.com"
-
-
-@pytest.fixture
-def issuer(tmp_path, settings):
-    started = Issuer(tmp_path)
-    settings.OIDC_CA_BUNDLE = str(started.ca_bundle)
-    settings.OIDC_ISSUERS = []
-    signing_keys.clear()
-    yield started
-    started.stop()
-    signing_keys.clear()
 
 
 @pytest.fixture
