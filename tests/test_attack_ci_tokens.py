@@ -25,6 +25,7 @@ from tasks_app.services.workload import (
 )
 from tests.conftest import give_credential, make_connector, make_served_task, make_team
 from tests.conftest import token_client as client_with
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -315,9 +316,7 @@ def test_requests_waiting_on_a_failing_fetch_do_not_fetch_again(issuer, world):
     threads = [threading.Thread(target=call) for _ in range(4)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 30
-    while issuer.jwks_requests < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)  # waiting on the issuer's state: the first fetch has arrived
+    wait_for(lambda: issuer.jwks_requests >= 1, timeout=30, interval=0.01, what="a fetch")
     issuer.jwks_delay.set()
     for thread in threads:
         thread.join(30)
