@@ -500,13 +500,6 @@ def test_each_delivery_is_signed_with_the_teams_current_secret_and_carries_no_se
     assert WEBHOOK_SECRET not in page
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: notification_send posts to the URL copied into the delivery when it was "
-    "queued (NotificationDelivery.target), not the team's current one: after an admin removes "
-    "or replaces the webhook, retries still go to the old address for NOTIFY_ATTEMPTS "
-    "attempts, signed with an empty key once the secret is removed with it",
-)
 def test_a_webhook_its_admin_removed_gets_none_of_the_deliveries_still_queued(
     admin, team, webhook_receiver
 ):

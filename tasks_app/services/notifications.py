@@ -199,6 +199,10 @@ def notification_send(*, delivery_id) -> str | None:
             fields["target"] = ", ".join(addresses)[:2048]
             _email(change, addresses)
         else:
+            # To the team's webhook as it is now: one removed or replaced since this delivery
+            # was queued gets nothing more (its host may be someone else's by now).
+            if not delivery.team.webhook_url or delivery.team.webhook_url != delivery.target:
+                raise _Skip("The team's webhook was removed or changed since this was queued.")
             body = json.dumps(notification_payload(change, str(delivery.pk))).encode()
             fields["response_status"] = webhook_post(
                 url=delivery.target,
