@@ -15,13 +15,18 @@ from tasks_app.validation import job_validate, plan_validate, task_validate, var
 TASK_AUDITED_FIELDS = [f"{f}_id" if f == "connector" else f for f in TaskConfig.SETTINGS]
 
 
-def _save_audited(obj, *, kind: str, label, fields: list[str], team, actor: Actor) -> dict:
+def _save_audited(
+    obj, *, kind: str, label, fields: list[str], team, actor: Actor, stored=None
+) -> dict:
     """Save obj and record what changed as an audit event ("<kind>.created"/".updated").
 
-    ``label`` gives the object's name for the summary, after saving.
+    ``label`` gives the object's name for the summary, after saving; ``stored`` is the row
+    as it is in the database, when the caller has read it already.
     """
     creating = obj._state.adding
-    before = {} if creating else audit_snapshot(type(obj).objects.get(pk=obj.pk), fields)
+    if not creating and stored is None:
+        stored = type(obj).objects.get(pk=obj.pk)
+    before = {} if creating else audit_snapshot(stored, fields)
     obj.save()
     after = audit_snapshot(obj, fields)
     changes = after if creating else audit_changes(before, after)
@@ -208,6 +213,7 @@ def task_save(*, task: TaskConfig, actor: Actor, unresolved_allowed: bool = Fals
         fields=TASK_AUDITED_FIELDS,
         team=task.job.plan.team,
         actor=actor,
+        stored=before,
     )
     return task
 
