@@ -274,7 +274,7 @@ from datetime import timedelta
 from django.utils.timezone import now
 from django.contrib.auth import get_user_model
 from tasks_app.models import *
-from tasks_app.actor import SYSTEM, Actor
+from tasks_app.identity.actor import SYSTEM, Actor
 from tasks_app.services.runs import task_run
 from tasks_app.services.tokens import token_create
 user = get_user_model().objects.create_user("bench", password="x")

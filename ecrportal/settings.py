@@ -156,15 +156,15 @@ LOGOUT_REDIRECT_URL = "login"
 # The HTTP API (/api/v1/): bearer tokens for CI jobs, the session for people.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tasks_app.api_auth.BearerTokenAuthentication",
+        "tasks_app.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "tasks_app.api.handle_exception",
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "tasks_app.api_auth.FirstRenderer",
+    "EXCEPTION_HANDLER": "tasks_app.api.plumbing.handle_exception",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "tasks_app.api.authentication.FirstRenderer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ECR Portal API",
@@ -176,7 +176,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "tasks_app.api.document_errors",
+        "tasks_app.api.plumbing.document_errors",
     ],
 }
 
@@ -200,7 +200,7 @@ ADMIN_EMAIL = env_str("ECRPORTAL_ADMIN_EMAIL", "")
 ADMIN_PASSWORD = env_str("ECRPORTAL_ADMIN_PASSWORD")
 
 # Single sign-on with OpenID Connect (authorization code flow with PKCE and a nonce, by
-# mozilla-django-oidc; tasks_app/sso.py). Off unless an issuer is set. The provider's
+# mozilla-django-oidc; tasks_app/views/sso.py). Off unless an issuer is set. The provider's
 # endpoints come from its discovery document, fetched on the first sign-in.
 OIDC_ISSUER = env_url("ECRPORTAL_OIDC_ISSUER", None)
 OIDC_ENABLED = OIDC_ISSUER is not None
@@ -254,7 +254,7 @@ if urlsplit(ISSUER_URL).query or urlsplit(ISSUER_URL).fragment:
     )
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if OIDC_ENABLED:
-    AUTHENTICATION_BACKENDS.append("tasks_app.sso.PortalOIDCBackend")
+    AUTHENTICATION_BACKENDS.append("tasks_app.views.sso.PortalOIDCBackend")
 
 # Days an invitation link works, unless accepted or revoked first.
 INVITATION_DAYS = env_int("ECRPORTAL_INVITATION_DAYS", 7, minimum=1, maximum=90)

@@ -3,7 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/v1/", include("tasks_app.api_urls")),
+    path("api/v1/", include("tasks_app.api.urls")),
     path("", include("tasks_app.urls")),
 ]
 

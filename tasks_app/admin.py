@@ -7,8 +7,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from tasks_app import ttl_cache
-from tasks_app.actor import actor_for
+from tasks_app.identity.actor import actor_for
+from tasks_app.lib import caches as ttl_cache
 from tasks_app.models import (
     ApiToken,
     AuditEvent,

@@ -8,7 +8,8 @@ class TasksAppConfig(AppConfig):
     def ready(self):
         from django.conf import settings
 
-        from tasks_app import checks, logs  # noqa: F401 - checks registers itself
+        from tasks_app import checks  # noqa: F401 (registers the system checks)
+        from tasks_app.lib import log_masking as logs
 
         logs.install()
         logs.secret_register(settings.EMAIL_HOST_PASSWORD)

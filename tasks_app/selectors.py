@@ -6,9 +6,7 @@ import json
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from tasks_app import aws
-from tasks_app.connector_rules import host_credentials_available
-from tasks_app.generated import env_name, generated_keys
+from tasks_app.lib import aws
 from tasks_app.models import (
     Connector,
     Membership,
@@ -19,6 +17,8 @@ from tasks_app.models import (
     Variable,
     status_filter,
 )
+from tasks_app.rules.connector_settings import host_credentials_available
+from tasks_app.rules.generated_variables import env_name, generated_keys
 
 PARTITION_LABELS = {"aws": "AWS", "aws-cn": "AWS China", "aws-us-gov": "AWS GovCloud (US)"}
 

@@ -10,7 +10,7 @@ from tasks_app.services.notifications import notification_send as notification_s
 from tasks_app.services.people import invitation_email
 from tasks_app.services.refresh import refresh_group as refresh_group_service
 from tasks_app.services.refresh import refresh_tick as refresh_tick_service
-from tasks_app.services.results import credentials_unused_delete, runs_interrupted_close
+from tasks_app.services.run_results import credentials_unused_delete, runs_interrupted_close
 
 
 @shared_task(bind=True, ignore_result=True, time_limit=30, soft_time_limit=25)

@@ -1,6 +1,5 @@
 from django.urls import path
 
-from tasks_app import sso
 from tasks_app.views import (
     accounts,
     connectors,
@@ -11,6 +10,7 @@ from tasks_app.views import (
     issuer,
     people,
     plans,
+    sso,
     tasks,
     teams,
     tokens,

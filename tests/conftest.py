@@ -107,7 +107,7 @@ def page(browser, request):
 
 @pytest.fixture(autouse=True)
 def _fresh_aws_caches():
-    from tasks_app import aws
+    from tasks_app.lib import aws
 
     aws.clear_caches()
     yield
@@ -155,7 +155,7 @@ def aws_endpoint(moto_server, settings, monkeypatch):
 @pytest.fixture
 def aws_calls(monkeypatch):
     """Every AWS call the portal makes: operation, API parameters, headers as signed."""
-    from tasks_app import aws
+    from tasks_app.lib import aws
 
     calls = []
 
@@ -182,7 +182,7 @@ def aws_failure(monkeypatch):
     AWS answers that error (None: answers normally again)."""
     from botocore.awsrequest import AWSResponse
 
-    from tasks_app import aws
+    from tasks_app.lib import aws
 
     failures = {}
 
@@ -231,7 +231,7 @@ def ecr_expiry(monkeypatch):
     """
     from datetime import UTC, datetime, timedelta
 
-    from tasks_app import aws
+    from tasks_app.lib import aws
 
     expiry = {"at": None}
 
@@ -252,7 +252,7 @@ def ecr_expiry(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _fresh_api_cache():
-    from tasks_app import ttl_cache
+    from tasks_app.lib import caches as ttl_cache
 
     ttl_cache.tokens.clear()
     ttl_cache.deliveries.clear()
@@ -319,7 +319,7 @@ def make_due_tasks(count: int, *, due: bool = True, registry_ids=(), **members: 
 
 def api_token(plan, job=None, *, expires_at=None) -> str:
     """A new API token of the plan (or job), created by a member; its plain text."""
-    from tasks_app.actor import Actor
+    from tasks_app.identity.actor import Actor
     from tasks_app.services.tokens import token_create
 
     user = plan.team.members.first()
@@ -371,7 +371,7 @@ def give_credential(task, *, password=None, expires_in=None, endpoint=None):
 def generated(task):
     """The task's variables as served, by key (secrets in clear)."""
     from tasks_app.models import TaskConfig
-    from tasks_app.services.scopes import task_variables
+    from tasks_app.services.variables import task_variables
 
     task = TaskConfig.objects.select_related("credential").get(pk=task.pk)
     return {v.key: v.value for v in task_variables(task, secrets=True)}
@@ -398,7 +398,7 @@ def make_served_task(team, connector):
 def issuer(tmp_path, settings):
     """A CI system's OIDC issuer on 127.0.0.1 (tests/oidc_issuer.py), trusted over TLS by
     its own CA; the portal's per-process keys and trust rules forgotten before and after."""
-    from tasks_app import ttl_cache
+    from tasks_app.lib import caches as ttl_cache
     from tasks_app.services.workload import signing_keys
     from tests.oidc_issuer import Issuer
 

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from tasks_app.actor import SYSTEM
+from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import Job, Plan, Role, TaskConfig
 from tasks_app.services.runs import task_run
 from tests.browser import screenshot, sign_in

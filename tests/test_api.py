@@ -9,8 +9,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 from rest_framework.test import APIClient
 
-from tasks_app.actor import Actor
-from tasks_app.generated import generated_keys
+from tasks_app.identity.actor import Actor
 from tasks_app.models import (
     ApiToken,
     AuditEvent,
@@ -21,6 +20,7 @@ from tasks_app.models import (
     TaskConfig,
     TaskRun,
 )
+from tasks_app.rules.generated_variables import generated_keys
 from tasks_app.services.tokens import token_hash
 from tests.conftest import api_token, give_credential, make_connector, make_team, token_client
 
@@ -407,7 +407,8 @@ def test_the_openapi_schema_validates_and_documents_every_endpoint(world):
 def test_a_cache_miss_costs_two_queries_and_one_decryption(
     world, settings, monkeypatch, django_assert_num_queries, path
 ):
-    from tasks_app import crypto, ttl_cache
+    from tasks_app.lib import caches as ttl_cache
+    from tasks_app.lib import crypto
 
     decrypted = []
     real = crypto.decrypt
@@ -482,7 +483,7 @@ def test_a_revocation_in_this_process_takes_effect_at_once(world, settings, clie
 def test_the_variables_body_is_what_its_serializer_gives(expires_at, status):
     """The views write the body without building the serializer; the schema is the
     serializer's, so both must agree."""
-    from tasks_app.views.api import VariablesSerializer, variables_body
+    from tasks_app.api.variables import VariablesSerializer, variables_body
 
     variables = {"custom.aws.ecr.username": "AWS", "custom.aws.ecr.password": "p'\"\\ü"}
     body = {"variables": variables, "expires_at": expires_at}

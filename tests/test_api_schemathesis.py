@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import Role
 from tasks_app.services.tokens import token_create
 from tests.conftest import make_connector, make_served_task, make_team

@@ -18,9 +18,9 @@ from django.db import connection
 from django.test import Client
 from django.utils.timezone import now
 
-from tasks_app import ttl_cache
-from tasks_app.actor import Actor
-from tasks_app.crypto import plain
+from tasks_app.identity.actor import Actor
+from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib.crypto import plain
 from tasks_app.models import (
     ApiToken,
     AuditEvent,

@@ -6,9 +6,9 @@ anyone who found a token that was revoked, expired, or belongs to a deleted plan
 they control: the Authorization header (and any other place a token could be put), the
 task IDs, plan keys and job keys in the URLs, the HTTP method, and the order of requests,
 so that answers another job fetched are in the per-process cache first. What guards it:
-BearerTokenAuthentication (tasks_app/api_auth.py), token_authenticate with its cached
+BearerTokenAuthentication (tasks_app/api/authentication.py), token_authenticate with its cached
 lookup (tasks_app/services/tokens.py), token_may_see and require_token_may_run
-(tasks_app/access.py), and task_served / plan_served, which decide again on every cache hit
+(tasks_app/policy/access.py), and task_served / plan_served, which decide again on every cache hit
 (tasks_app/services/delivery.py).
 """
 
@@ -23,8 +23,8 @@ from django.urls import reverse
 from django.utils.timezone import now
 from rest_framework.test import APIClient
 
-from tasks_app import ttl_cache
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
+from tasks_app.lib import caches as ttl_cache
 from tasks_app.models import ApiToken, AuditEvent, Job, Plan, Role, TaskConfig, TaskRun
 from tasks_app.models import tokens as token_models
 from tasks_app.services.plans import job_delete, plan_delete

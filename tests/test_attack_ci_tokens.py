@@ -16,7 +16,7 @@ import jwt
 import pytest
 from django.core.exceptions import ValidationError
 
-from tasks_app.actor import SYSTEM, Actor
+from tasks_app.identity.actor import SYSTEM, Actor
 from tasks_app.models import AuditEvent, Job, Plan, TaskConfig, TrustedIssuer, TrustRule
 from tasks_app.services.workload import (
     FAILURE_SECONDS,

@@ -8,10 +8,10 @@ the configuration API, the value of a ${bamboo.<key>} connector variable (which 
 change after the task was saved), every field of the connector form and API, including
 fields the page does not offer (credentials=host), and hostile text in the role ARN and
 external ID. What guards it: connector_access and CONNECTOR_OWNER_FIELDS
-(tasks_app/access.py), connectors_usable_by and connector_refusal (tasks_app/selectors.py),
-connector_validate and task_validate (tasks_app/validation.py), connector_clean
-(tasks_app/connector_rules.py), and task_resolve, which checks every rule again when a task
-runs (tasks_app/services/inputs.py).
+(tasks_app/policy/access.py), connectors_usable_by and connector_refusal (tasks_app/selectors.py),
+connector_validate and task_validate (tasks_app/services/validation.py), connector_clean
+(tasks_app/rules/connector_settings.py), and task_resolve, which checks every rule again when a
+task runs (tasks_app/services/run_inputs.py).
 """
 
 import uuid
@@ -20,7 +20,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tasks_app.actor import SYSTEM
+from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import AuditEvent, Connector, Job, Plan, Role, TaskConfig, TaskRun, Variable
 from tasks_app.services.runs import task_run
 from tests.conftest import api_token, make_connector, make_team, token_client

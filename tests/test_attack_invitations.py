@@ -14,7 +14,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent, Invitation, Membership, Role
 from tasks_app.services.people import invitation_create, invitation_link
 from tests.conftest import make_team, make_user

@@ -20,8 +20,8 @@ import pytest
 from django.db import connection
 from django.utils.timezone import now
 
-from tasks_app import ttl_cache
-from tasks_app.crypto import plain
+from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib.crypto import plain
 from tasks_app.models import Connector, Role, SigningKey, TrustedIssuer, TrustRule
 from tasks_app.services import issuer as own
 from tasks_app.services.workload import signing_keys

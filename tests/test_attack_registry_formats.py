@@ -22,9 +22,9 @@ import pytest
 import yaml
 from django.core.exceptions import ValidationError
 
-from tasks_app.actor import SYSTEM
+from tasks_app.formats.registry import as_yaml, kubernetes_secret
+from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import Connector, Job, Plan, Role, Scope, TaskConfig, Team, Variable
-from tasks_app.registry_formats import as_yaml, kubernetes_secret
 from tasks_app.services.connectors import connector_save
 from tasks_app.services.plans import job_save, plan_save, task_save, variable_save
 from tests.conftest import SECRET, api_token, give_credential, make_connector, make_team

@@ -6,7 +6,7 @@ pages they lure a signed-in person to. What they control: every field of the sig
 the session cookie they send or plant, and when they send what. What guards it: Django's
 CSRF middleware and session rotation on sign-in, _safe_next (url_has_allowed_host_and_scheme)
 in tasks_app/views/accounts.py, the per-account and per-address throttle of
-tasks_app/services/logins.py fed by tasks_app/net.py's client_address, the
+tasks_app/services/logins.py fed by tasks_app/identity/client_address.py's client_address, the
 PasswordChangeRequiredMiddleware, and the RequestGuardMiddleware for control characters.
 """
 
@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent, Profile
 from tasks_app.services.people import user_deactivate
 from tests.conftest import PASSWORD, make_user

@@ -16,7 +16,7 @@ account's address; userinfo that names another subject (or none) is ignored whol
 never leaves a team without an admin.
 
 The sign-ons below go through the real callback (/oidc/authenticate/, then /oidc/callback/,
-mozilla-django-oidc and tasks_app/sso.py) against the hostile provider; the team rules and a
+mozilla-django-oidc and tasks_app/views/sso.py) against the hostile provider; the team rules and a
 lost race are checked at sso_sign_in.
 """
 
@@ -33,10 +33,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save
 
-from tasks_app import sso
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent, ExternalIdentity, Membership, Role
 from tasks_app.services.sso import sso_sign_in
+from tasks_app.views import sso
 from tests.conftest import make_team, make_user
 
 pytestmark = pytest.mark.django_db
@@ -159,7 +159,7 @@ def provider(hostile, settings):
     settings.OIDC_TEAM_MAP = {}
     settings.AUTHENTICATION_BACKENDS = [
         "django.contrib.auth.backends.ModelBackend",
-        "tasks_app.sso.PortalOIDCBackend",
+        "tasks_app.views.sso.PortalOIDCBackend",
     ]
     sso.discovery_clear()
     yield hostile

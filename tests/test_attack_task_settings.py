@@ -24,12 +24,12 @@ from django.urls import reverse
 from django.utils.timezone import now
 from rest_framework.test import APIClient
 
-from tasks_app import aws
-from tasks_app.actor import SYSTEM
+from tasks_app.identity.actor import SYSTEM
+from tasks_app.lib import aws
 from tasks_app.models import Job, Plan, Role, TaskConfig, TaskRun, Variable
 from tasks_app.services import claims, refresh
 from tasks_app.services.plans import task_save
-from tasks_app.services.results import credential_for, runs_deliver
+from tasks_app.services.run_results import credential_for, runs_deliver
 from tasks_app.services.runs import task_run
 from tests.conftest import api_token, give_credential, make_connector, make_team, token_client
 from tests.helpers import wait_for

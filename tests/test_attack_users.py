@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent, Role, TrustedIssuer, TrustRule
 from tasks_app.services import people
 from tasks_app.services.people import PeopleError, user_deactivate, user_superuser_set

@@ -9,7 +9,7 @@ on the team's notifications page, the Test button, what their DNS name resolves 
 when, and every byte their server sends back. What guards it: webhook_target, which
 checks the URL and every address its host resolves to, at save and again at each
 delivery, and webhook_post, which connects to the address it checked, verifies TLS,
-follows no redirect and times out (tasks_app/webhooks.py); notification_send, which
+follows no redirect and times out (tasks_app/lib/webhooks.py); notification_send, which
 records at most 500 characters of an error (tasks_app/services/notifications.py).
 
 No DNS query leaves this machine: names other than localhost are answered by a stand-in
@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.urls import reverse
 
+from tasks_app.lib.webhooks import WebhookError, webhook_target
 from tasks_app.models import (
     Job,
     NotificationDelivery,
@@ -39,7 +40,6 @@ from tasks_app.models import (
     Team,
 )
 from tasks_app.services.notifications import notification_send, webhook_ping
-from tasks_app.webhooks import WebhookError, webhook_target
 from tests.conftest import PASSWORD, SECRET, make_connector, make_team
 
 pytestmark = pytest.mark.django_db

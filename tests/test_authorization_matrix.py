@@ -22,7 +22,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.resolvers import RegexPattern, RoutePattern
 
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import (
     ApiToken,
     Membership,

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from playwright.sync_api import expect
 
-from tasks_app.actor import SYSTEM
+from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, Team, is_masked_key
 from tasks_app.services.runs import task_run
 from tests.browser import screenshot, sign_in

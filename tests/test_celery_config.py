@@ -58,7 +58,7 @@ def test_a_process_that_is_not_a_worker_finds_the_tasks_it_queues(tmp_path):
     code = (
         "import django; django.setup()\n"
         "import sys\n"
-        "from tasks_app import queue\n"
+        "from tasks_app.lib import celery_queue as queue\n"
         "assert 'tasks_app.tasks' not in sys.modules\n"
         "names = [queue.CANARY, queue.REFRESH_GROUP, queue.NOTIFICATION_SEND]\n"
         "print([queue.celery_task(name).name for name in names])\n"

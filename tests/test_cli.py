@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.core.management import CommandError, call_command
 
+from tasks_app.formats.snippets import env_snippet
 from tasks_app.models import Job, Plan, Role, TaskConfig
-from tasks_app.snippets import env_snippet
 from tests.conftest import generated, give_credential, make_connector, make_team
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Reads compiled once per thread (tasks_app/compiled.py) answer what the ORM answers."""
+"""Reads compiled once per thread (tasks_app/lib/compiled_reads.py) answer what the ORM answers."""
 
 import base64
 import threading
@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils.timezone import now
 
-from tasks_app.compiled import CompiledRead, instance
+from tasks_app.lib.compiled_reads import CompiledRead, instance
 from tasks_app.models import ApiToken, Job, Plan, TaskConfig
 from tasks_app.services.delivery import TOKEN_PATH_FIELDS as TASK_FIELDS
 from tests.conftest import give_credential, make_connector, make_team
@@ -129,7 +129,7 @@ def test_instance_refuses_a_field_the_model_lacks():
 
 
 def test_an_insert_writes_the_row_create_writes():
-    from tasks_app.compiled import CompiledInsert
+    from tasks_app.lib.compiled_reads import CompiledInsert
     from tasks_app.models import AuditEvent
 
     team = make_team("Audited")
@@ -161,7 +161,7 @@ def test_an_insert_lets_the_database_number_an_auto_field_and_raises_on_conflict
     from django.contrib.auth.models import Group
     from django.db import IntegrityError, transaction
 
-    from tasks_app.compiled import CompiledInsert
+    from tasks_app.lib.compiled_reads import CompiledInsert
 
     insert = CompiledInsert(Group)
     insert.insert(Group(name="one"))
@@ -176,7 +176,7 @@ def test_an_insert_lets_the_database_number_an_auto_field_and_raises_on_conflict
 def test_an_insert_refuses_another_model():
     from django.contrib.auth.models import Group
 
-    from tasks_app.compiled import CompiledInsert
+    from tasks_app.lib.compiled_reads import CompiledInsert
     from tasks_app.models import AuditEvent
 
     with pytest.raises(TypeError):

@@ -72,7 +72,7 @@ def test_a_sentinel_secret_never_leaves_its_encrypted_column(client, aws_endpoin
 
 
 def test_temporary_credentials_from_sts_are_masked_in_botocore_logs(aws_endpoint, caplog):
-    from tasks_app import aws
+    from tasks_app.lib import aws
     from tasks_app.services.connectors import principal_for
     from tests.conftest import make_connector
 

@@ -6,7 +6,7 @@ from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from tasks_app.crypto import MASK, EncryptionError, Secret
+from tasks_app.lib.crypto import MASK, EncryptionError, Secret
 from tasks_app.models import Connector, Role
 from tests.conftest import make_connector, make_team
 from tests.helpers import ROOT, child_environ

@@ -5,15 +5,15 @@ path that reaches the host's credential chain: runs, scheduled refresh, Test con
 import pytest
 from django.core.exceptions import ValidationError
 
-from tasks_app import aws
-from tasks_app.actor import SYSTEM, Actor
+from tasks_app.identity.actor import SYSTEM, Actor
+from tasks_app.lib import aws
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, TaskRun
 from tasks_app.selectors import connectors_usable_by
 from tasks_app.services.claims import refresh_claim
 from tasks_app.services.connectors import connector_test
 from tasks_app.services.refresh import refresh_group
 from tasks_app.services.runs import task_run
-from tasks_app.validation import task_validate
+from tasks_app.services.validation import task_validate
 from tests.conftest import make_team
 
 pytestmark = pytest.mark.django_db

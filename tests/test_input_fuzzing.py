@@ -14,7 +14,11 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks_app import forms
+from tasks_app.forms import accounts as accounts_forms
+from tasks_app.forms import connectors as connectors_forms
+from tasks_app.forms import plans as plans_forms
+from tasks_app.forms import teams as teams_forms
+from tasks_app.forms import tokens as tokens_forms
 from tasks_app.models import (
     ApiToken,
     AuditEvent,
@@ -115,25 +119,31 @@ def _changes():
 
 # (URL name, its arguments, the form it posts, the field that gets a NUL, who posts it)
 FORMS = [
-    ("login", [], forms.LoginForm, "username", None),
+    ("login", [], accounts_forms.LoginForm, "username", None),
     ("password_change", [], PasswordChangeForm, "new_password1", "ada"),
-    ("team_create", [], forms.TeamForm, "name", "root"),
-    ("team_edit", ["team_id"], forms.TeamForm, "name", "ada"),
-    ("member_add", ["team_id"], forms.MemberAddForm, "user", "ada"),
-    ("member_role", ["team_id", "membership_id"], forms.MemberRoleForm, "role", "ada"),
-    ("team_notifications", ["team_id"], forms.NotificationSettingsForm, "webhook_url", "ada"),
-    ("connector_create", [], forms.ConnectorForm, "name", "ada"),
-    ("connector_edit", ["connector_id"], forms.ConnectorForm, "name", "ada"),
-    ("connector_test", ["connector_id"], forms.ConnectorTestForm, "region", "ada"),
-    ("plan_create", [], forms.PlanForm, "key", "ada"),
-    ("plan_edit", ["plan_id"], forms.PlanForm, "name", "ada"),
-    ("job_create", ["plan_id"], forms.JobForm, "key", "ada"),
-    ("job_edit", ["job_id"], forms.JobForm, "name", "ada"),
-    ("task_create", ["job_id"], forms.TaskForm, "namespace", "ada"),
-    ("task_edit", ["task_id"], forms.TaskForm, "namespace", "ada"),
-    ("variable_create", [], forms.VariableForm, "key", "ada"),
-    ("variable_edit", ["variable_id"], forms.VariableForm, "key", "ada"),
-    ("token_create", [], forms.ApiTokenForm, "name", "ada"),
+    ("team_create", [], teams_forms.TeamForm, "name", "root"),
+    ("team_edit", ["team_id"], teams_forms.TeamForm, "name", "ada"),
+    ("member_add", ["team_id"], teams_forms.MemberAddForm, "user", "ada"),
+    ("member_role", ["team_id", "membership_id"], teams_forms.MemberRoleForm, "role", "ada"),
+    (
+        "team_notifications",
+        ["team_id"],
+        teams_forms.NotificationSettingsForm,
+        "webhook_url",
+        "ada",
+    ),
+    ("connector_create", [], connectors_forms.ConnectorForm, "name", "ada"),
+    ("connector_edit", ["connector_id"], connectors_forms.ConnectorForm, "name", "ada"),
+    ("connector_test", ["connector_id"], connectors_forms.ConnectorTestForm, "region", "ada"),
+    ("plan_create", [], plans_forms.PlanForm, "key", "ada"),
+    ("plan_edit", ["plan_id"], plans_forms.PlanForm, "name", "ada"),
+    ("job_create", ["plan_id"], plans_forms.JobForm, "key", "ada"),
+    ("job_edit", ["job_id"], plans_forms.JobForm, "name", "ada"),
+    ("task_create", ["job_id"], plans_forms.TaskForm, "namespace", "ada"),
+    ("task_edit", ["task_id"], plans_forms.TaskForm, "namespace", "ada"),
+    ("variable_create", [], plans_forms.VariableForm, "key", "ada"),
+    ("variable_edit", ["variable_id"], plans_forms.VariableForm, "key", "ada"),
+    ("token_create", [], tokens_forms.ApiTokenForm, "name", "ada"),
 ]
 
 

@@ -5,7 +5,7 @@ import pytest
 from django.core import mail
 from django.utils.timezone import now
 
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent, Invitation, Membership, Role
 from tasks_app.services.people import (
     InvitationInvalid,

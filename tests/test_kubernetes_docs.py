@@ -7,7 +7,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tasks_app.registry_formats import kubernetes_secret
+from tasks_app.formats.registry import kubernetes_secret
 from tests.helpers import ROOT
 
 VERSION = "1.31"
@@ -56,7 +56,7 @@ def test_a_broken_manifest_is_caught():
 
 
 def test_the_yaml_writer_round_trips_any_string():
-    from tasks_app.registry_formats import as_yaml
+    from tasks_app.formats.registry import as_yaml
 
     document = {
         "a": 'quote " backslash \\ newline \n tab \t unicode \u00e9 \u2028 colon: hash #',

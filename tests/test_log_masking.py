@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from tasks_app.crypto import MASK
-from tasks_app.logs import secret_register
+from tasks_app.lib.crypto import MASK
+from tasks_app.lib.log_masking import secret_register
 
 SENTINEL = "Sentinel-Traceback-Secret-0123456789"
 
@@ -81,7 +81,7 @@ def test_a_secret_in_the_message_arguments_is_masked(output):
     ],
 )
 def test_a_credential_field_is_masked_whole_even_when_its_value_starts_with_b(text):
-    from tasks_app.logs import mask
+    from tasks_app.lib.log_masking import mask
 
     value = "bKrnEnJCSN0X55ER5zSkT8mx+nj/U29RDJsh4Lzv"
     # Before: the value's leading "b" passed for a bytes prefix and stayed in the log.
@@ -89,7 +89,7 @@ def test_a_credential_field_is_masked_whole_even_when_its_value_starts_with_b(te
 
 
 def test_a_closing_tag_is_left_alone():
-    from tasks_app.logs import mask
+    from tasks_app.lib.log_masking import mask
 
     text = "<SessionToken>abcdefghijkl</SessionToken>\\n  <Expiration>2026</Expiration>"
     assert mask(text) == f"<SessionToken>{MASK}</SessionToken>\\n  <Expiration>2026</Expiration>"

@@ -75,7 +75,7 @@ def test_a_package_missing_from_the_runtime_environment_is_named(project, tmp_pa
 
     with pytest.raises(newcomer.NewcomerError) as failed:
         newcomer.check_runtime(project)
-    assert "missing module 'certifi' (imported by tasks_app/webhooks.py:" in str(failed.value)
+    assert "missing module 'certifi' (imported by tasks_app/lib/webhooks.py:" in str(failed.value)
 
     # make run itself stops at migrate, naming it too (the bug this file guards against).
     env = newcomer.newcomer_environ(ECRPORTAL_DATA_DIR=str(tmp_path / "data"))

@@ -9,8 +9,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils.timezone import now
 
-from tasks_app.generated import generated_values
 from tasks_app.models import is_masked_key
+from tasks_app.rules.generated_variables import generated_values
 from tests.conftest import generated
 
 BEFORE = [("tasks_app", "0006_status_changes_notifications")]

@@ -11,7 +11,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks_app.actor import SYSTEM
+from tasks_app.identity.actor import SYSTEM
+from tasks_app.lib.webhooks import WebhookError, webhook_target
 from tasks_app.models import (
     AuditEvent,
     Job,
@@ -27,7 +28,6 @@ from tasks_app.services.notifications import notification_send, notifications_du
 from tasks_app.services.refresh import expiries_record
 from tasks_app.services.runs import task_run
 from tasks_app.services.status import statuses_record
-from tasks_app.webhooks import WebhookError, webhook_target
 from tests.conftest import PASSWORD, SECRET, generated, make_connector, make_team, make_user
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tasks_app.actor import SYSTEM
+from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import CallRate, Role, TaskConfig
 from tasks_app.services import claims, pacing, refresh
 from tasks_app.services.pacing import call_slot_take

@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils.timezone import now
 
-from tasks_app import aws
-from tasks_app.actor import SYSTEM
+from tasks_app.identity.actor import SYSTEM
+from tasks_app.lib import aws
 from tasks_app.models import Job, Plan, Role, TaskConfig, Variable
 from tasks_app.services.claims import refresh_claim
 from tasks_app.services.runs import task_run
@@ -123,7 +123,7 @@ def test_the_host_identity_needs_a_role_for_pull_only(job, settings):
     )
     from django.core.exceptions import ValidationError
 
-    from tasks_app.validation import task_validate
+    from tasks_app.services.validation import task_validate
 
     with pytest.raises(ValidationError) as refused:
         task_validate(task)

@@ -9,10 +9,11 @@ from django.db import connection
 from django.utils import timezone
 
 from ecrportal.celery import app as celery_app
-from tasks_app.actor import SYSTEM, Actor
+from tasks_app.identity.actor import SYSTEM, Actor
 from tasks_app.models import Credential, Role, TaskConfig, TaskRun
-from tasks_app.schedule import backoff, next_refresh
-from tasks_app.services import claims, refresh, results
+from tasks_app.rules.refresh_schedule import backoff, next_refresh
+from tasks_app.services import claims, refresh
+from tasks_app.services import run_results as results
 from tasks_app.services.runs import task_run
 from tests.conftest import generated, make_due_tasks
 
@@ -282,7 +283,7 @@ def test_a_failing_refresh_serves_the_old_token_until_it_expires(
     # Once the last good token has expired: 409 with the reason, never the stale value.
     Credential.objects.filter(tasks=task).update(expires_at=timezone.now() - timedelta(seconds=1))
     TaskConfig.objects.filter(pk=task.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    from tasks_app import ttl_cache
+    from tasks_app.lib import caches as ttl_cache
 
     ttl_cache.deliveries.clear()
     response = client.get(url)

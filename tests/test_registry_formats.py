@@ -164,7 +164,7 @@ def test_people_name_the_plan_and_the_token_path_says_so(world, client):
 
 
 def test_fifty_tasks_of_one_group_decrypt_once(world, monkeypatch, django_assert_max_num_queries):
-    from tasks_app import crypto
+    from tasks_app.lib import crypto
 
     _team, plan, build, _, tasks = world
     credential = TaskConfig.objects.get(pk=tasks["eu"].pk).credential
@@ -212,7 +212,7 @@ def test_the_task_page_has_kubernetes_and_docker_config_tabs(world, client):
 def test_the_docker_config_snippet_runs_in_bash(world, live_server, tmp_path):
     import subprocess
 
-    from tasks_app.snippets import docker_config_snippet
+    from tasks_app.formats.snippets import docker_config_snippet
 
     _, plan, build, _, tasks = world
     snippet = docker_config_snippet(

@@ -69,9 +69,11 @@ def test_the_lock_check_names_a_package_taken_out_of_the_lock():
 def test_the_import_check_names_an_undeclared_package():
     declared = runtime_check.declared_dependencies()
     declared.pop("certifi")
-    imports = {"certifi": ["tasks_app/webhooks.py:19"]}
+    imports = {"certifi": ["tasks_app/lib/webhooks.py:19"]}
     (problem,) = runtime_check.import_problems(imports, declared)
-    assert "module 'certifi' (imported by tasks_app/webhooks.py:19) comes from certifi" in problem
+    assert (
+        "module 'certifi' (imported by tasks_app/lib/webhooks.py:19) comes from certifi" in problem
+    )
 
 
 def test_the_import_check_names_a_module_this_environment_lacks():
@@ -84,7 +86,7 @@ def test_the_import_check_names_a_module_this_environment_lacks():
 
 def test_imports_inside_functions_are_found_too():
     imports = runtime_check.third_party_imports()
-    assert any(place.startswith("tasks_app/webhooks.py:") for place in imports["certifi"])
+    assert any(place.startswith("tasks_app/lib/webhooks.py:") for place in imports["certifi"])
     # Imported inside a function, not at the top of the file.
     lines = (ROOT / "ecrportal/env.py").read_text().splitlines()
     nested = [

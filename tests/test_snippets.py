@@ -9,13 +9,13 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks_app.generated import env_name
-from tasks_app.snippets import (
+from tasks_app.formats.snippets import (
     ci_snippet,
     env_snippet,
     mapping_snippet,
     set_cmd,
 )
+from tasks_app.rules.generated_variables import env_name
 from tests.helpers import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"

@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from tasks_app import sso
 from tasks_app.models import AuditEvent, ExternalIdentity, Membership, Role
+from tasks_app.views import sso
 from tests.browser import screenshot
 from tests.conftest import make_team, make_user
 from tests.sso_provider import CLIENT_ID, CLIENT_SECRET, PROVIDER_PASSWORD, start_provider
@@ -41,7 +41,7 @@ def sso_on(provider, settings):
     }
     settings.AUTHENTICATION_BACKENDS = [
         "django.contrib.auth.backends.ModelBackend",
-        "tasks_app.sso.PortalOIDCBackend",
+        "tasks_app.views.sso.PortalOIDCBackend",
     ]
     sso.discovery_clear()
     yield provider

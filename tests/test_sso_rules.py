@@ -4,10 +4,10 @@ claims, local passwords turned off, and a provider that cannot be reached (issue
 import pytest
 from django.contrib.auth import get_user_model
 
-from tasks_app import sso
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent, ExternalIdentity, Membership, Role
 from tasks_app.services.sso import SsoRefused, sso_sign_in
+from tasks_app.views import sso
 from tests.conftest import PASSWORD, make_team, make_user
 
 pytestmark = pytest.mark.django_db

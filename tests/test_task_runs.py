@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from tasks_app.actor import SYSTEM, Actor
+from tasks_app.identity.actor import SYSTEM, Actor
 from tasks_app.models import (
     Credential,
     Job,
@@ -20,7 +20,7 @@ from tasks_app.models import (
     Variable,
 )
 from tasks_app.services.runs import TaskDisabled, task_run
-from tasks_app.services.scopes import task_variables
+from tasks_app.services.variables import task_variables
 from tests.conftest import generated, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
@@ -176,7 +176,7 @@ def test_a_failed_aws_call_keeps_the_previous_variables(
 
 @pytest.mark.django_db(transaction=True)
 def test_no_transaction_is_open_during_the_aws_call(aws_endpoint, monkeypatch):
-    from tasks_app import aws
+    from tasks_app.lib import aws
 
     team = make_team("Platform")
     plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")

@@ -7,7 +7,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tasks_app.generated import generated_keys
 from tasks_app.models import (
     AuditEvent,
     Job,
@@ -18,8 +17,9 @@ from tasks_app.models import (
     TaskRun,
     Variable,
 )
-from tasks_app.services.scopes import variables_for_job, variables_for_plan
-from tasks_app.validation import task_validate
+from tasks_app.rules.generated_variables import generated_keys
+from tasks_app.services.validation import task_validate
+from tasks_app.services.variables import variables_for_job, variables_for_plan
 from tests.conftest import generated, give_credential, make_connector, make_team
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """One home per rule: the rules that need other rows or AWS data are checked by the save
-services (tasks_app/validation.py), so the forms and the API refuse the same input with the
-same message."""
+services (tasks_app/services/validation.py), so the forms and the API refuse the same input with
+the same message."""
 
 import pytest
 from django.urls import reverse

@@ -18,7 +18,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks_app.actor import SYSTEM, Actor
+from tasks_app.identity.actor import SYSTEM, Actor
 from tasks_app.models import AuditEvent, Connector, Job, Plan, Role, SigningKey, TaskConfig
 from tasks_app.services import claims, issuer, refresh
 from tasks_app.services.connectors import connector_test

@@ -177,7 +177,7 @@ def test_an_api_token_still_works_beside_id_tokens(world):
 
 
 def test_a_deleted_rule_stops_matching_at_once_in_this_process(issuer, world):
-    from tasks_app.actor import SYSTEM
+    from tasks_app.identity.actor import SYSTEM
     from tasks_app.services.workload import trust_rule_delete
 
     assert _get(world, issuer.token()).status_code == 200

@@ -7,7 +7,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import tasks_app.crypto
+import tasks_app.lib.crypto
 
 
 class Migration(migrations.Migration):
@@ -47,7 +47,10 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("access_key_id", models.CharField(blank=True, max_length=128)),
-                ("secret_access_key", tasks_app.crypto.EncryptedTextField(blank=True, default="")),
+                (
+                    "secret_access_key",
+                    tasks_app.lib.crypto.EncryptedTextField(blank=True, default=""),
+                ),
                 (
                     "principal_type",
                     models.CharField(

@@ -8,7 +8,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import tasks_app.crypto
+import tasks_app.lib.crypto
 
 
 class Migration(migrations.Migration):
@@ -270,7 +270,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("value", models.TextField(blank=True)),
-                ("secret_value", tasks_app.crypto.EncryptedTextField(blank=True, default="")),
+                ("secret_value", tasks_app.lib.crypto.EncryptedTextField(blank=True, default="")),
                 ("created", models.DateTimeField(default=django.utils.timezone.now)),
                 ("updated", models.DateTimeField(default=django.utils.timezone.now)),
                 (
@@ -307,7 +307,7 @@ class Migration(migrations.Migration):
                 ),
                 ("key", models.CharField(max_length=200)),
                 ("value", models.TextField(blank=True)),
-                ("secret_value", tasks_app.crypto.EncryptedTextField(blank=True, default="")),
+                ("secret_value", tasks_app.lib.crypto.EncryptedTextField(blank=True, default="")),
                 ("masked", models.BooleanField(default=False)),
                 (
                     "scope",

@@ -6,7 +6,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import tasks_app.crypto
+import tasks_app.lib.crypto
 
 
 def record_current_status(apps, schema_editor):
@@ -140,7 +140,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="team",
             name="webhook_secret",
-            field=tasks_app.crypto.EncryptedTextField(blank=True, default=""),
+            field=tasks_app.lib.crypto.EncryptedTextField(blank=True, default=""),
         ),
         migrations.AddField(
             model_name="team",

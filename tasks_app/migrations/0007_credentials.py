@@ -9,7 +9,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import tasks_app.crypto
+import tasks_app.lib.crypto
 
 # The seven variables of a task become one credential per task; every value is kept:
 # the token (from which the password and the JSON derive), the username, the expiry and
@@ -18,7 +18,7 @@ TOKEN, USERNAME, ENDPOINT = "ecr.authorizationToken.password", "ecr.username", "
 
 
 def _value(result) -> str:
-    return tasks_app.crypto.plain(result.secret_value) if result.masked else result.value
+    return tasks_app.lib.crypto.plain(result.secret_value) if result.masked else result.value
 
 
 def results_to_credentials(apps, schema_editor):
@@ -53,14 +53,14 @@ def _registry_endpoint(proxy_endpoint, registry_id):
 
 
 def credentials_to_results(apps, schema_editor):
-    from tasks_app.generated import generated_values
     from tasks_app.models.plans import is_masked_key
+    from tasks_app.rules.generated_variables import generated_values
 
     TaskConfig = apps.get_model("tasks_app", "TaskConfig")
     VariableResult = apps.get_model("tasks_app", "VariableResult")
     for task in TaskConfig.objects.exclude(credential=None).select_related("credential", "job"):
         credential = task.credential
-        token = tasks_app.crypto.plain(credential.token)
+        token = tasks_app.lib.crypto.plain(credential.token)
         values = generated_values(
             namespace=task.namespace,
             token=token,
@@ -101,7 +101,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("group", models.CharField(max_length=300)),
-                ("token", tasks_app.crypto.EncryptedTextField()),
+                ("token", tasks_app.lib.crypto.EncryptedTextField()),
                 ("username", models.CharField(default="AWS", max_length=100)),
                 ("expires_at", models.DateTimeField()),
                 ("proxy_endpoint", models.CharField(max_length=300)),

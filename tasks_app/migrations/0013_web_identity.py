@@ -5,7 +5,7 @@ import uuid
 import django.utils.timezone
 from django.db import migrations, models
 
-import tasks_app.crypto
+import tasks_app.lib.crypto
 
 
 class Migration(migrations.Migration):
@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ),
                 ("kid", models.CharField(max_length=64, unique=True)),
                 ("algorithm", models.CharField(default="RS256", max_length=10)),
-                ("private_key", tasks_app.crypto.EncryptedTextField()),
+                ("private_key", tasks_app.lib.crypto.EncryptedTextField()),
                 ("public_jwk", models.JSONField()),
                 ("created", models.DateTimeField(default=django.utils.timezone.now)),
                 ("signs_from", models.DateTimeField(default=django.utils.timezone.now)),

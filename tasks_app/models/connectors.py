@@ -6,9 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.utils.timezone import now
 
-from tasks_app.connector_rules import DURATIONS, connector_clean
-from tasks_app.crypto import EncryptedTextField
+from tasks_app.lib.crypto import EncryptedTextField
 from tasks_app.models.teams import Team
+from tasks_app.rules.connector_settings import DURATIONS, connector_clean
 
 
 class Connector(models.Model):

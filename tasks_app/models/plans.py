@@ -6,7 +6,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.timezone import now
 
-from tasks_app.crypto import EncryptedTextField, plain
+from tasks_app.lib.crypto import EncryptedTextField, plain
 from tasks_app.models.teams import Team
 
 plan_key_validator = RegexValidator(

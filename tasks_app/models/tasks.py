@@ -6,10 +6,10 @@ from django.conf import settings
 from django.db import models
 from django.utils.timezone import now
 
-from tasks_app.crypto import EncryptedTextField
+from tasks_app.lib.crypto import EncryptedTextField
 from tasks_app.models.connectors import Connector
 from tasks_app.models.plans import Job, Scope
-from tasks_app.task_rules import task_clean
+from tasks_app.rules.task_settings import task_clean
 
 
 class Status(models.TextChoices):
@@ -54,7 +54,7 @@ def status_filter(status: str, at=None) -> models.Q:
 class Credential(models.Model):
     """One GetAuthorizationToken answer (SPEC §4.2), stored once, encrypted once, for every
     task of its credential group; each task derives its seven variables from it and its own
-    namespace, registry and scope (tasks_app/services/scopes.py)."""
+    namespace, registry and scope (tasks_app/services/variables.py)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # What obtained it: credentials source, connector or role, and region (never a secret).
@@ -98,7 +98,7 @@ class TaskConfig(models.Model):
         "AWS credentials source", max_length=10, choices=Source.choices, default=Source.CONNECTOR
     )
     # Pull only: the token is obtained with a session policy that allows pulling alone
-    # (tasks_app/aws.py PULL_ONLY_POLICY); only for roles and federated users.
+    # (tasks_app/lib/aws.py PULL_ONLY_POLICY); only for roles and federated users.
     access = models.CharField(max_length=10, choices=Access.choices, default=Access.PUSH_PULL)
     connector = models.ForeignKey(
         Connector, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"

@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.timezone import now
 
-from tasks_app.crypto import EncryptedTextField
+from tasks_app.lib.crypto import EncryptedTextField
 
 
 class Role(models.TextChoices):

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.timezone import now
 
-from tasks_app.crypto import EncryptedTextField
+from tasks_app.lib.crypto import EncryptedTextField
 from tasks_app.models.plans import Job, Plan
 from tasks_app.models.teams import Team
 

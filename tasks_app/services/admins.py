@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model, password_validation
 from django.db import transaction
 
-from tasks_app.actor import SYSTEM
+from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import Profile
 from tasks_app.services.audit import audit_record
 

@@ -1,8 +1,8 @@
 import logging
 import uuid
 
-from tasks_app.actor import SYSTEM, Actor
-from tasks_app.compiled import CompiledInsert
+from tasks_app.identity.actor import SYSTEM, Actor
+from tasks_app.lib.compiled_reads import CompiledInsert
 from tasks_app.models import AuditEvent, Team
 
 logger = logging.getLogger("ecrportal.audit")

@@ -27,10 +27,10 @@ from django.db import connection, transaction
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils.timezone import now
 
-from tasks_app.crypto import EncryptionError
+from tasks_app.lib.crypto import EncryptionError
 from tasks_app.models import TaskConfig, TaskRun
-from tasks_app.services.inputs import RunError, credential_group, task_resolve
-from tasks_app.services.results import run_fail
+from tasks_app.services.run_inputs import RunError, credential_group, task_resolve
+from tasks_app.services.run_results import run_fail
 
 CLAIM_BATCH = 50_000  # tasks per tick, unless a single group is larger
 CLAIM_LOCK = 0x45435250  # the advisory lock claimers take turns with ("ECRP")

@@ -5,15 +5,15 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils.timezone import now
 
-from tasks_app import aws
-from tasks_app.access import teams_using_connector
-from tasks_app.actor import Actor
-from tasks_app.connector_rules import host_credentials_available, policy_packed
-from tasks_app.crypto import EncryptionError
+from tasks_app.identity.actor import Actor
+from tasks_app.lib import aws
+from tasks_app.lib.crypto import EncryptionError
 from tasks_app.models import Connector, Team
+from tasks_app.policy.access import teams_using_connector
+from tasks_app.rules.connector_settings import host_credentials_available, policy_packed
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 from tasks_app.services.issuer import web_identity_source
-from tasks_app.validation import connector_validate
+from tasks_app.services.validation import connector_validate
 
 # What the audit trail records of a change: settings, never the secret itself.
 AUDITED_FIELDS = [f for f in Connector.SETTINGS if f not in ("secret_access_key", "shared_with")]

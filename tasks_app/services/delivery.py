@@ -7,14 +7,14 @@ from django.db.models import Q
 from django.http import Http404
 from django.utils.timezone import now
 
-from tasks_app import ttl_cache
-from tasks_app.access import require_task_access, require_team_role, token_may_see
-from tasks_app.actor import Actor
-from tasks_app.compiled import CompiledRead, instance
-from tasks_app.generated import registry_login
+from tasks_app.identity.actor import Actor
+from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib.compiled_reads import CompiledRead, instance
 from tasks_app.models import Credential, Job, Plan, Role, Scope, TaskConfig
+from tasks_app.policy.access import require_task_access, require_team_role, token_may_see
+from tasks_app.rules.generated_variables import registry_login
 from tasks_app.services.audit import audit_record
-from tasks_app.services.scopes import task_values
+from tasks_app.services.variables import task_values
 
 
 class NotServable(Exception):
@@ -113,7 +113,7 @@ def task_for_actor(*, task_id, actor: Actor) -> TaskConfig:
 
 
 # What serving a task to a token reads: the task's own settings and state, its plan (by
-# ID) and its credential, in one query compiled once per thread (tasks_app/compiled.py).
+# ID) and its credential, in one query compiled once per thread (tasks_app/lib/compiled_reads.py).
 TASK_COLUMNS = (
     "id",
     "job_id",

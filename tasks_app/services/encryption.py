@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.apps import apps
 from django.db import transaction
 
-from tasks_app.crypto import EncryptedTextField, Secret, rotate
+from tasks_app.lib.crypto import EncryptedTextField, Secret, rotate
 
 
 @dataclass(frozen=True)

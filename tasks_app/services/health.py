@@ -8,8 +8,8 @@ from datetime import timedelta
 from django.db import DatabaseError, connection
 from django.utils.timezone import now
 
+from tasks_app.lib.celery_queue import CANARY, celery_task
 from tasks_app.models import CanaryPing
-from tasks_app.queue import CANARY, celery_task
 
 POLL_SECONDS = 0.05
 # Pings older than this are of no more use to anyone.

@@ -28,12 +28,12 @@ from django.db import transaction
 from django.utils.timezone import now
 from jwt.utils import base64url_encode
 
-from tasks_app import aws
-from tasks_app.actor import Actor
-from tasks_app.connector_rules import ROLE_ARN
-from tasks_app.crypto import plain
-from tasks_app.logs import secret_register
+from tasks_app.identity.actor import Actor
+from tasks_app.lib import aws
+from tasks_app.lib.crypto import plain
+from tasks_app.lib.log_masking import secret_register
 from tasks_app.models import Connector, SigningKey
+from tasks_app.rules.connector_settings import ROLE_ARN
 from tasks_app.services.audit import audit_record
 
 ALGORITHM = "RS256"

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils.timezone import now
 
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent
 from tasks_app.services.audit import audit_record
 

@@ -18,7 +18,9 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils.timezone import now
 
-from tasks_app.crypto import EncryptionError
+from tasks_app.lib.celery_queue import NOTIFICATION_SEND, celery_task
+from tasks_app.lib.crypto import EncryptionError
+from tasks_app.lib.webhooks import WebhookError, webhook_post
 from tasks_app.models import (
     Membership,
     NotificationDelivery,
@@ -26,9 +28,7 @@ from tasks_app.models import (
     TaskConfig,
     TaskStatusChange,
 )
-from tasks_app.queue import NOTIFICATION_SEND, celery_task
-from tasks_app.schedule import backoff
-from tasks_app.webhooks import WebhookError, webhook_post
+from tasks_app.rules.refresh_schedule import backoff
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils.timezone import now
 
-from tasks_app import ttl_cache
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
+from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib.celery_queue import INVITATION_SEND, celery_task
 from tasks_app.models import ApiToken, Invitation, Membership, Profile, Role, Team
-from tasks_app.queue import INVITATION_SEND, celery_task
 from tasks_app.services.admins import NotAdministrator, administrators_locked, one_time_password
 from tasks_app.services.audit import audit_record
 from tasks_app.services.workload import trust_rules_disable

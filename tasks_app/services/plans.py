@@ -5,11 +5,16 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils.timezone import now
 
-from tasks_app import ttl_cache
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
+from tasks_app.lib import caches as ttl_cache
 from tasks_app.models import ApiToken, Job, Plan, TaskConfig, Variable
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
-from tasks_app.validation import job_validate, plan_validate, task_validate, variable_validate
+from tasks_app.services.validation import (
+    job_validate,
+    plan_validate,
+    task_validate,
+    variable_validate,
+)
 
 # A task's settings as the audit trail records them (the connector by its ID).
 TASK_AUDITED_FIELDS = [f"{f}_id" if f == "connector" else f for f in TaskConfig.SETTINGS]

@@ -1,6 +1,6 @@
 """Scheduled refresh (SPEC §7): claim due credential groups, one AWS call per group.
 
-- A task is due when refresh_due_at has passed (tasks_app/schedule.py says how it
+- A task is due when refresh_due_at has passed (tasks_app/rules/refresh_schedule.py says how it
   is set).
 - A tick claims whole groups (services/claims.py) and queues one message per claim;
   the worker makes one ecr:GetAuthorizationToken for the group, at the fleet's pace
@@ -21,24 +21,24 @@ from django.db import transaction
 from django.utils.timezone import now
 from kombu.exceptions import OperationalError
 
-from tasks_app import aws
-from tasks_app.crypto import EncryptionError
+from tasks_app.lib import aws
+from tasks_app.lib.celery_queue import REFRESH_GROUP, celery_task
+from tasks_app.lib.crypto import EncryptionError
 from tasks_app.models import Credential, TaskConfig, TaskRun
-from tasks_app.queue import REFRESH_GROUP, celery_task
 from tasks_app.services.claims import (
     Claim,
     claim_release,
     claimed_task_ids,
     refresh_claim,
 )
-from tasks_app.services.inputs import RunError, task_resolve
 from tasks_app.services.notifications import (
     notification_enqueue,
     notifications_due,
     notifications_queue,
 )
 from tasks_app.services.pacing import call_slot_take
-from tasks_app.services.results import credential_for, run_fail, runs_deliver
+from tasks_app.services.run_inputs import RunError, task_resolve
+from tasks_app.services.run_results import credential_for, run_fail, runs_deliver
 from tasks_app.services.status import expired_task_ids, statuses_record
 
 log = logging.getLogger(__name__)

@@ -4,14 +4,14 @@ The scheduled refresh (services/refresh.py) uses the same pieces for many tasks 
 task_resolve, one AWS call per group, credential_for, runs_deliver and run_fail.
 """
 
-from tasks_app import aws
-from tasks_app.actor import Actor
-from tasks_app.crypto import EncryptionError
+from tasks_app.identity.actor import Actor
+from tasks_app.lib import aws
+from tasks_app.lib.crypto import EncryptionError
 from tasks_app.models import TaskConfig, TaskRun
 from tasks_app.services.audit import audit_record
-from tasks_app.services.inputs import RunError, TaskDisabled, task_resolve
 from tasks_app.services.pacing import call_slot_take
-from tasks_app.services.results import (
+from tasks_app.services.run_inputs import RunError, TaskDisabled, task_resolve
+from tasks_app.services.run_results import (
     credential_for,
     run_fail,
     run_record_failure,

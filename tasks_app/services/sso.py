@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
 
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import ExternalIdentity, Membership, Profile, Role, Team
 from tasks_app.services.audit import audit_record
 

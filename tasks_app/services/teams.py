@@ -2,7 +2,7 @@
 
 from django.db import IntegrityError, transaction
 
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
 from tasks_app.models import Membership, Role, Team
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 

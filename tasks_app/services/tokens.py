@@ -7,9 +7,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils.timezone import now
 
-from tasks_app import ttl_cache
-from tasks_app.actor import Actor
-from tasks_app.compiled import CompiledRead, instance
+from tasks_app.identity.actor import Actor
+from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib.compiled_reads import CompiledRead, instance
 from tasks_app.models import ApiToken, Job, Plan
 from tasks_app.services.audit import audit_record
 
@@ -18,7 +18,7 @@ LAST_USE_RESOLUTION = timedelta(seconds=60)
 
 
 # What authenticating and deciding access read of a token (the plan and job load on demand),
-# in one query compiled once per thread (tasks_app/compiled.py).
+# in one query compiled once per thread (tasks_app/lib/compiled_reads.py).
 TOKEN_PATH_FIELDS = (
     "id",
     "team_id",

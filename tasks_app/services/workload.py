@@ -34,8 +34,8 @@ from django.db import IntegrityError, transaction
 from django.utils.timezone import now
 from jwt.utils import base64url_decode
 
-from tasks_app import ttl_cache
-from tasks_app.actor import Actor
+from tasks_app.identity.actor import Actor
+from tasks_app.lib import caches as ttl_cache
 from tasks_app.models import ApiToken, TaskConfig, TrustedIssuer, TrustRule
 from tasks_app.models.workload import CONTROL_CHARACTERS, OWN_ISSUER_REFUSAL, is_own_issuer
 from tasks_app.services.admins import NotAdministrator, administrators_locked

@@ -10,8 +10,8 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from tasks_app.actor import actor_for
-from tasks_app.forms import LoginForm
+from tasks_app.forms.accounts import LoginForm
+from tasks_app.identity.actor import actor_for
 from tasks_app.models import Profile
 from tasks_app.services.audit import audit_record
 from tasks_app.services.logins import login_failed, login_succeeded

@@ -5,17 +5,18 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from tasks_app.access import (
+from tasks_app.forms.base import form_save
+from tasks_app.forms.connectors import ConnectorForm, ConnectorTestForm
+from tasks_app.identity.actor import actor_for
+from tasks_app.models import Connector, Team
+from tasks_app.policy.access import (
     ConnectorAccess,
     connector_access,
     connector_owner_fields_visible,
     connectors_for_user,
     teams_administered_by,
 )
-from tasks_app.actor import actor_for
-from tasks_app.connector_rules import host_credentials_refusal
-from tasks_app.forms import ConnectorForm, ConnectorTestForm, form_save
-from tasks_app.models import Connector, Team
+from tasks_app.rules.connector_settings import host_credentials_refusal
 from tasks_app.selectors import connector_test_regions, ecr_policy_document
 from tasks_app.services.connectors import (
     ConnectorInUse,

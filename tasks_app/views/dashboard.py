@@ -4,13 +4,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
-from tasks_app.access import teams_for_user, teams_with_role
-from tasks_app.actor import actor_for
+from tasks_app.formats.timeline import timeline
+from tasks_app.identity.actor import actor_for
 from tasks_app.models import Plan, Role, Status
+from tasks_app.policy.access import teams_for_user, teams_with_role
 from tasks_app.selectors import dashboard_tasks, refreshable_tasks, teams_with_member_count
 from tasks_app.services.audit import audit_record
 from tasks_app.services.refresh import refresh_request
-from tasks_app.timeline import timeline
 from tasks_app.views.history import choice_param, team_options
 
 # The dashboard lists the most urgent tasks (no token, then the soonest expiry);

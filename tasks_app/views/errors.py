@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 
-from tasks_app.api import ERROR_CODES
+from tasks_app.api.plumbing import ERROR_CODES
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from django.db.models import Q
 from django.shortcuts import render
 from django.utils.timezone import get_current_timezone
 
-from tasks_app.access import teams_administered_by, teams_for_user
 from tasks_app.models import AuditEvent, TaskRun
+from tasks_app.policy.access import teams_administered_by, teams_for_user
 
 PER_PAGE = 50
 

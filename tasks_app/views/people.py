@@ -12,10 +12,10 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from tasks_app.access import require_superuser
-from tasks_app.actor import actor_for
+from tasks_app.forms.people import HostCredentialsForm, InvitationAcceptForm, UserCreateForm
+from tasks_app.identity.actor import actor_for
 from tasks_app.models import Team, TrustRule
-from tasks_app.people_forms import HostCredentialsForm, InvitationAcceptForm, UserCreateForm
+from tasks_app.policy.access import require_superuser
 from tasks_app.services.people import (
     InvitationInvalid,
     PeopleError,

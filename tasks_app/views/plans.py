@@ -4,12 +4,13 @@ from django.db.models import Count, Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
-from tasks_app.access import require_team_role, teams_for_user, teams_with_role
-from tasks_app.actor import actor_for
-from tasks_app.forms import JobForm, PlanForm, form_save
+from tasks_app.forms.base import form_save
+from tasks_app.forms.plans import JobForm, PlanForm
+from tasks_app.identity.actor import actor_for
 from tasks_app.models import Job, Plan, Role, TaskConfig
+from tasks_app.policy.access import require_team_role, teams_for_user, teams_with_role
 from tasks_app.services.plans import job_delete, job_save, plan_delete, plan_save
-from tasks_app.services.scopes import variables_for_job, variables_for_plan
+from tasks_app.services.variables import variables_for_job, variables_for_plan
 
 
 def get_plan_for_user(request, plan_id, *, need: Role = Role.VIEWER) -> tuple[Plan, Role]:

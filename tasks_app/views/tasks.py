@@ -7,20 +7,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
-from tasks_app.access import require_team_role, teams_for_user
-from tasks_app.actor import actor_for
-from tasks_app.connector_rules import host_credentials_refusal
-from tasks_app.crypto import MASK
-from tasks_app.forms import TaskForm, form_save
-from tasks_app.generated import env_name, generated_keys
-from tasks_app.models import Role, TaskConfig, TaskRun
-from tasks_app.selectors import connectors_usable_by, ecr_policy_document, region_groups
-from tasks_app.services.audit import audit_record
-from tasks_app.services.delivery import Delivery, NotServable, task_delivery
-from tasks_app.services.plans import task_delete, task_save
-from tasks_app.services.runs import TaskDisabled, task_run
-from tasks_app.services.scopes import task_variables
-from tasks_app.snippets import (
+from tasks_app.formats.snippets import (
     SHELL_LABELS,
     ci_snippet,
     docker_config_snippet,
@@ -28,7 +15,21 @@ from tasks_app.snippets import (
     kubernetes_snippet,
     mapping_snippet,
 )
-from tasks_app.timeline import timeline
+from tasks_app.formats.timeline import timeline
+from tasks_app.forms.base import form_save
+from tasks_app.forms.plans import TaskForm
+from tasks_app.identity.actor import actor_for
+from tasks_app.lib.crypto import MASK
+from tasks_app.models import Role, TaskConfig, TaskRun
+from tasks_app.policy.access import require_team_role, teams_for_user
+from tasks_app.rules.connector_settings import host_credentials_refusal
+from tasks_app.rules.generated_variables import env_name, generated_keys
+from tasks_app.selectors import connectors_usable_by, ecr_policy_document, region_groups
+from tasks_app.services.audit import audit_record
+from tasks_app.services.delivery import Delivery, NotServable, task_delivery
+from tasks_app.services.plans import task_delete, task_save
+from tasks_app.services.runs import TaskDisabled, task_run
+from tasks_app.services.variables import task_variables
 from tasks_app.views.plans import get_job_for_user
 
 RECENT_RUNS = 25

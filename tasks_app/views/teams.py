@@ -5,12 +5,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
-from tasks_app.access import require_team_role, teams_for_user
-from tasks_app.actor import actor_for
-from tasks_app.crypto import EncryptionError
-from tasks_app.forms import MemberAddForm, MemberRoleForm, NotificationSettingsForm, TeamForm
+from tasks_app.forms.people import InvitationForm
+from tasks_app.forms.teams import MemberAddForm, MemberRoleForm, NotificationSettingsForm, TeamForm
+from tasks_app.identity.actor import actor_for
+from tasks_app.lib.crypto import EncryptionError
+from tasks_app.lib.webhooks import WebhookError
 from tasks_app.models import Invitation, Membership, NotificationDelivery, Role, Team
-from tasks_app.people_forms import InvitationForm
+from tasks_app.policy.access import require_team_role, teams_for_user
 from tasks_app.selectors import teams_with_member_count
 from tasks_app.services.notifications import webhook_ping
 from tasks_app.services.people import (
@@ -28,7 +29,6 @@ from tasks_app.services.teams import (
     team_notifications_update,
     team_update,
 )
-from tasks_app.webhooks import WebhookError
 
 DELIVERIES_SHOWN = 50
 

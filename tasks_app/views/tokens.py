@@ -7,10 +7,10 @@ from django.utils.timezone import now
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from tasks_app.access import require_team_role, teams_for_user, teams_with_role
-from tasks_app.actor import actor_for
-from tasks_app.forms import ApiTokenForm
+from tasks_app.forms.tokens import ApiTokenForm
+from tasks_app.identity.actor import actor_for
 from tasks_app.models import ApiToken, Plan, Role
+from tasks_app.policy.access import require_team_role, teams_for_user, teams_with_role
 from tasks_app.services.tokens import token_create, token_revoke
 
 

@@ -5,10 +5,11 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
-from tasks_app.access import require_team_role, teams_for_user, teams_with_role
-from tasks_app.actor import actor_for
-from tasks_app.forms import VariableForm, form_save
+from tasks_app.forms.base import form_save
+from tasks_app.forms.plans import VariableForm
+from tasks_app.identity.actor import actor_for
 from tasks_app.models import Role, Team, Variable
+from tasks_app.policy.access import require_team_role, teams_for_user, teams_with_role
 from tasks_app.services.plans import variable_delete, variable_save
 from tasks_app.views.plans import get_plan_for_user
 

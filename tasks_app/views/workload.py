@@ -7,10 +7,11 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from tasks_app.access import require_superuser
-from tasks_app.actor import actor_for
-from tasks_app.forms import form_errors_add
+from tasks_app.forms.base import form_errors_add
+from tasks_app.forms.workload import IssuerForm, TrustRuleForm
+from tasks_app.identity.actor import actor_for
 from tasks_app.models import Role, TrustedIssuer, TrustRule
+from tasks_app.policy.access import require_superuser
 from tasks_app.services.workload import (
     issuer_register,
     issuer_remove,
@@ -18,7 +19,6 @@ from tasks_app.services.workload import (
     trust_rule_delete,
 )
 from tasks_app.views.plans import get_plan_for_user
-from tasks_app.workload_forms import IssuerForm, TrustRuleForm
 
 
 def _require_superuser(request) -> None:

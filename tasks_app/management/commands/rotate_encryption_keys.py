@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app.crypto import EncryptionError
+from tasks_app.lib.crypto import EncryptionError
 from tasks_app.services.encryption import encryption_keys_rotate
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app.actor import COMMAND_LINE
+from tasks_app.identity.actor import COMMAND_LINE
 from tasks_app.services.issuer import (
     DEFAULT_OVERLAP_SECONDS,
     SigningKeyRefused,

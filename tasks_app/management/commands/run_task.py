@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app.actor import COMMAND_LINE
+from tasks_app.identity.actor import COMMAND_LINE
 from tasks_app.management.arguments import task_from_argument
 from tasks_app.models import TaskRun
 from tasks_app.services.runs import TaskDisabled, task_run

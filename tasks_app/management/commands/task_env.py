@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app.actor import COMMAND_LINE
+from tasks_app.formats.snippets import SHELLS, env_snippet
+from tasks_app.identity.actor import COMMAND_LINE
 from tasks_app.management.arguments import task_from_argument
 from tasks_app.services.delivery import NotServable, record_read, task_delivery
-from tasks_app.snippets import SHELLS, env_snippet
 
 
 class Command(BaseCommand):

@@ -1,13 +1,13 @@
 """The rules of SPEC §4.1 for Amazon ECR credentials tasks that need only the task itself:
 which settings apply to its source, and the form of each. Rules that need other rows or
-AWS data are in tasks_app/validation.py. Each message names the expected form.
+AWS data are in tasks_app/services/validation.py. Each message names the expected form.
 """
 
 import re
 
 from django.core.exceptions import ValidationError
 
-from tasks_app.connector_rules import ROLE_ARN
+from tasks_app.rules.connector_settings import ROLE_ARN
 
 REFERENCE = re.compile(r"\$\{bamboo\.(?P<key>[A-Za-z][A-Za-z0-9_.-]{0,99})\}")
 REGISTRY_ID = re.compile(r"[0-9]{12}")

@@ -4,11 +4,11 @@ the plan's input variables: by a run (services/inputs.py) and when a task is sav
 
 import uuid
 
-from tasks_app import aws
-from tasks_app.crypto import MASK
+from tasks_app.lib import aws
+from tasks_app.lib.crypto import MASK
 from tasks_app.models import Connector, Variable
+from tasks_app.rules.task_settings import reference_key
 from tasks_app.selectors import connectors_listed, connectors_shared_with, plan_input_variables
-from tasks_app.task_rules import reference_key
 
 
 class ReferenceProblem(Exception):

@@ -16,7 +16,7 @@ from django.core.signals import setting_changed
 from django.db import models
 from django.dispatch import receiver
 
-from tasks_app.logs import MASK, secret_register
+from tasks_app.lib.log_masking import MASK, secret_register
 
 
 class EncryptionError(Exception):

@@ -16,9 +16,9 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 from django.utils.timezone import now
 
-from tasks_app.crypto import plain
-from tasks_app.generated import generated_values
+from tasks_app.lib.crypto import plain
 from tasks_app.models import Credential, Job, Plan, Scope, TaskConfig, is_masked_key
+from tasks_app.rules.generated_variables import generated_values
 
 
 @dataclass(frozen=True)

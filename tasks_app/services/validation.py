@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 from django.core.exceptions import ValidationError
 
-from tasks_app import aws
-from tasks_app.connector_rules import host_credentials_available
+from tasks_app.lib import aws
 from tasks_app.models import Connector, Job, Plan, TaskConfig, Variable
-from tasks_app.references import ReferenceProblem, References
+from tasks_app.policy.references import ReferenceProblem, References
+from tasks_app.rules.connector_settings import host_credentials_available
+from tasks_app.rules.task_settings import pull_only_refusal, task_partition
 from tasks_app.selectors import (
     HOST_NOT_ALLOWED,
     NOT_SHARED,
@@ -21,7 +22,6 @@ from tasks_app.selectors import (
     connector_refusal,
     host_not_allowed_message,
 )
-from tasks_app.task_rules import pull_only_refusal, task_partition
 
 
 def _field_checks(obj) -> dict[str, list[str]]:
@@ -46,7 +46,7 @@ CONFIRM_REFERENCES = (
 
 def _reference_errors(task: TaskConfig, errors: dict) -> None:
     """A ${bamboo.<key>} reference that would not resolve now is a field error at save time,
-    with the message a run would give (tasks_app/references.py)."""
+    with the message a run would give (tasks_app/policy/references.py)."""
     references = References(task.job.plan)
     checks: list[tuple[str, Callable[[], object]]] = []
     if task.region_variable and "region_variable" not in errors:

@@ -70,7 +70,7 @@ def token_of(request) -> ApiToken | None:
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     """Documents the bearer tokens in the OpenAPI schema."""
 
-    target_class = "tasks_app.api_auth.BearerTokenAuthentication"
+    target_class = "tasks_app.api.authentication.BearerTokenAuthentication"
     name = "apiToken"
 
     def get_security_definition(self, auto_schema):

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 
+from tasks_app.identity.client_address import client_address
 from tasks_app.models import ApiToken
-from tasks_app.net import client_address
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

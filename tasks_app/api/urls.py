@@ -4,7 +4,9 @@ from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from tasks_app.views import api, api_config, api_registry
+from tasks_app.api import configuration as api_config
+from tasks_app.api import registry as api_registry
+from tasks_app.api import variables as api
 
 router = SimpleRouter(trailing_slash=False)
 router.register("connectors", api_config.ConnectorViewSet, basename="api_connector")

@@ -1,5 +1,5 @@
 """The rules of SPEC §3 for connectors that need only the connector itself. Each message
-names the expected form. Rules that need other rows are in tasks_app/validation.py."""
+names the expected form. Rules that need other rows are in tasks_app/services/validation.py."""
 
 import json
 import re

@@ -21,8 +21,8 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from tasks_app.actor import Actor
-from tasks_app.net import client_address
+from tasks_app.identity.actor import Actor
+from tasks_app.identity.client_address import client_address
 from tasks_app.services.audit import audit_record
 from tasks_app.services.logins import login_succeeded
 from tasks_app.services.sso import SsoRefused, provider_claims, sso_sign_in

@@ -2,7 +2,7 @@
 
 For people (session authentication); API tokens only read credentials. Each
 serializer runs the model's field checks; the save services check the rest
-(tasks_app/validation.py) for the API and the forms alike, so both share every
+(tasks_app/services/validation.py) for the API and the forms alike, so both share every
 rule and message. Saving and deleting go through the audited services.
 Secrets are write-only.
 """
@@ -14,7 +14,10 @@ from django.db import models
 from rest_framework import exceptions, permissions, serializers, viewsets
 from rest_framework.validators import UniqueValidator
 
-from tasks_app.access import (
+from tasks_app.api.plumbing import Conflict, token_of
+from tasks_app.identity.actor import actor_for
+from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, Team, Variable
+from tasks_app.policy.access import (
     CONNECTOR_OWNER_FIELDS,
     ConnectorAccess,
     connector_access,
@@ -24,9 +27,6 @@ from tasks_app.access import (
     team_roles,
     teams_for_user,
 )
-from tasks_app.actor import actor_for
-from tasks_app.api import Conflict, token_of
-from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, Team, Variable
 from tasks_app.services.connectors import ConnectorInUse, connector_delete, connector_save
 from tasks_app.services.plans import (
     job_delete,

@@ -4,8 +4,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.negotiation import BaseContentNegotiation
 
+from tasks_app.identity.client_address import client_address
 from tasks_app.models import ApiToken
-from tasks_app.net import client_address
 from tasks_app.services.tokens import token_authenticate
 from tasks_app.services.workload import (
     Addressed,

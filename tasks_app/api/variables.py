@@ -8,10 +8,11 @@ from rest_framework import exceptions, serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from tasks_app.access import require_token_may_run
-from tasks_app.actor import actor_for
-from tasks_app.api import Conflict
+from tasks_app.api.plumbing import Conflict
+from tasks_app.formats.snippets import SHELLS, env_snippet
+from tasks_app.identity.actor import actor_for
 from tasks_app.models import TaskRun
+from tasks_app.policy.access import require_token_may_run
 from tasks_app.services.delivery import (
     NotServable,
     Served,
@@ -20,7 +21,6 @@ from tasks_app.services.delivery import (
     task_served,
 )
 from tasks_app.services.runs import TaskDisabled, task_run
-from tasks_app.snippets import SHELLS, env_snippet
 
 NO_STORE = {"Cache-Control": "no-store"}
 

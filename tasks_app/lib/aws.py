@@ -38,8 +38,8 @@ from botocore.exceptions import (
 )
 from django.conf import settings
 
-from tasks_app.crypto import Secret, plain
-from tasks_app.logs import secret_register
+from tasks_app.lib.crypto import Secret, plain
+from tasks_app.lib.log_masking import secret_register
 
 logger = logging.getLogger("ecrportal.aws")
 

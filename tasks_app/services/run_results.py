@@ -12,12 +12,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.timezone import now
 
-from tasks_app import aws
-from tasks_app.crypto import EncryptionError
+from tasks_app.lib import aws
+from tasks_app.lib.crypto import EncryptionError
 from tasks_app.models import Credential, TaskConfig, TaskRun
-from tasks_app.schedule import backoff, next_refresh
-from tasks_app.services.inputs import RunError
+from tasks_app.rules.refresh_schedule import backoff, next_refresh
 from tasks_app.services.notifications import notifications_queue
+from tasks_app.services.run_inputs import RunError
 from tasks_app.services.status import statuses_record
 
 

@@ -6,10 +6,11 @@ and every rule of use checked again at run time (sharing, host credentials, unat
 import uuid
 from dataclasses import dataclass, replace
 
-from tasks_app import aws
-from tasks_app.connector_rules import ROLE_ARN, host_credentials_available
+from tasks_app.lib import aws
 from tasks_app.models import Connector, TaskConfig, TaskRun
-from tasks_app.references import ReferenceProblem, References
+from tasks_app.policy.references import ReferenceProblem, References
+from tasks_app.rules.connector_settings import ROLE_ARN, host_credentials_available
+from tasks_app.rules.task_settings import pull_only_refusal
 from tasks_app.selectors import (
     HOST_NOT_ALLOWED,
     NOT_SHARED,
@@ -17,7 +18,6 @@ from tasks_app.selectors import (
     host_not_allowed_message,
 )
 from tasks_app.services.connectors import principal_for
-from tasks_app.task_rules import pull_only_refusal
 
 
 class RunError(Exception):

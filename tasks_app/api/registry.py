@@ -11,15 +11,16 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions
 from rest_framework.decorators import api_view
 
-from tasks_app.actor import actor_for
-from tasks_app.api import Conflict
-from tasks_app.registry_formats import (
+from tasks_app.api.plumbing import Conflict
+from tasks_app.api.variables import ERRORS, NO_STORE, ErrorSerializer
+from tasks_app.formats.registry import (
     SECRET_NAME_DEFAULT,
     as_yaml,
     dns_label_problem,
     docker_config,
     kubernetes_secret,
 )
+from tasks_app.identity.actor import actor_for
 from tasks_app.services.delivery import (
     Delivery,
     NotServable,
@@ -27,7 +28,6 @@ from tasks_app.services.delivery import (
     task_served,
     token_scope_served,
 )
-from tasks_app.views.api import ERRORS, NO_STORE, ErrorSerializer
 
 NOT_FOUND_EMPTY = OpenApiResponse(
     ErrorSerializer, description="Unknown, not visible, or no task with credentials to show."

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tasks_app.generated import GENERATED, env_name
+from tasks_app.rules.generated_variables import GENERATED, env_name
 
 _POWERSHELL_QUOTES = "'\u2018\u2019\u201a\u201b"
 _CMD_SPECIAL = set("^&|<>()")
