@@ -115,7 +115,7 @@ class _Validated(serializers.ModelSerializer):
         try:  # the save service checks uniqueness and other rows (one message per rule)
             instance.full_clean(validate_unique=False, validate_constraints=False)
         except DjangoValidationError as e:
-            raise serializers.ValidationError(e.message_dict) from None
+            raise serializers.ValidationError(serializers.as_serializer_error(e)) from None
         self.built = instance
         return attrs
 

@@ -4,23 +4,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
 
+from tasks_app.formats.error_body import error_body
 from tasks_app.models import ApiToken
-
-ERROR_CODES = {
-    400: "bad_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    429: "throttled",
-    500: "server_error",
-}
 
 
 class Conflict(exceptions.APIException):
@@ -36,9 +24,7 @@ class Conflict(exceptions.APIException):
 def handle_exception(exc, context):
     """Every API error as {"error": code, "detail": text}; never a stack trace."""
     if isinstance(exc, DjangoValidationError):  # a service's rule, as a form would show it
-        exc = exceptions.ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        )
+        exc = exceptions.ValidationError(as_serializer_error(exc))
     response = exception_handler(exc, context)
     if response is None:
         return None  # a bug: Django's 500 handling (logged, no details shown)
@@ -47,11 +33,11 @@ def handle_exception(exc, context):
     elif isinstance(exc, exceptions.ValidationError):
         error = "invalid"
     else:
-        error = ERROR_CODES.get(response.status_code, "error")
+        error = None
     detail = response.data
     if isinstance(detail, dict) and set(detail) == {"detail"}:
         detail = detail["detail"]
-    body = {"error": error, "detail": detail}
+    body = error_body(response.status_code, detail, error)
     return Response(body, status=response.status_code, headers=_headers(response))
 
 

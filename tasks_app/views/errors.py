@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 
-from tasks_app.api.plumbing import ERROR_CODES
+from tasks_app.formats.error_body import error_body
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,7 @@ def is_api(request) -> bool:
 
 
 def api_error(status: int, detail: str, error: str | None = None) -> JsonResponse:
-    body = {"error": error or ERROR_CODES.get(status, "error"), "detail": detail}
-    return JsonResponse(body, status=status)
+    return JsonResponse(error_body(status, detail, error), status=status)
 
 
 def error_answer(request, status: int, detail: str, error: str | None = None):
