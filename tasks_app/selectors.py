@@ -8,16 +8,13 @@ from django.db.models.functions import Coalesce
 
 from tasks_app.lib import aws
 from tasks_app.models import (
-    Connector,
     Membership,
-    Scope,
     Status,
     TaskConfig,
     Team,
-    Variable,
     status_filter,
 )
-from tasks_app.rules.connector_settings import host_credentials_available
+from tasks_app.policy.visibility import seen_together
 from tasks_app.rules.generated_variables import env_name, generated_keys
 
 PARTITION_LABELS = {"aws": "AWS", "aws-cn": "AWS China", "aws-us-gov": "AWS GovCloud (US)"}
@@ -38,68 +35,9 @@ def region_groups() -> list[tuple[str, tuple[str, ...]]]:
     return [(label, aws.regions("ecr", p)) for p, label in PARTITION_LABELS.items()]
 
 
-def connectors_shared_with(team):
-    """Connectors of the team and those shared with it, whatever their credentials."""
-    return Connector.objects.filter(
-        id__in=Connector.objects.filter(Q(team=team) | Q(shared_with=team)).values("id")
-    )
-
-
-def connectors_usable_by(team):
-    """Connectors a team may use: its own and those shared with it, without those that
-    reach the portal host's own AWS identity unless the team may use it (SPEC §3)."""
-    connectors = connectors_shared_with(team)
-    if not host_credentials_available(team):
-        connectors = connectors.exclude(credentials=Connector.Credentials.HOST)
-    return connectors
-
-
-def connectors_listed(team) -> str:
-    """The connectors a team may use, for messages about a connector variable: names and
-    the IDs a variable must hold."""
-    connectors = list(connectors_usable_by(team).order_by("name").values_list("name", "id"))
-    if not connectors:
-        return "it has none yet: a team admin creates one under Connectors"
-    shown = ", ".join(f"{name} = {pk}" for name, pk in connectors[:10])
-    more = f" and {len(connectors) - 10} more" if len(connectors) > 10 else ""
-    return f"{shown}{more}"
-
-
-def plan_input_variables(plan) -> dict[str, Variable]:
-    """The plan's input variables: the team's global ones, overridden by the plan's own."""
-    variables = {v.key: v for v in Variable.objects.filter(team_id=plan.team_id, plan=None)}
-    variables.update({v.key: v for v in Variable.objects.filter(plan=plan)})
-    return variables
-
-
-HOST_NOT_ALLOWED = "HostCredentialsNotAllowed"
-NOT_SHARED = "ConnectorNotShared"
-
-
-def connector_refusal(team, connector) -> str | None:
-    """Why the team may not use the connector now (HOST_NOT_ALLOWED or NOT_SHARED), or None.
-
-    The host's credentials are checked for the team that uses them, not the owner: a
-    connector shared with a team that was never granted them does not lend them to it.
-    """
-    if connector.credentials == Connector.Credentials.HOST and not host_credentials_available(
-        team
-    ):
-        return HOST_NOT_ALLOWED
-    if not connectors_shared_with(team).filter(pk=connector.pk).exists():
-        return NOT_SHARED
-    return None
-
-
-def host_not_allowed_message(team, connector) -> str:
-    return (
-        f"Connector {connector.name} uses the portal host's own AWS identity, which is not "
-        f"available to team {team.name}. A portal administrator can grant it."
-    )
-
-
 def colliding_task(task) -> TaskConfig | None:
-    """Another enabled task of the plan writing the same variables where both are visible."""
+    """Another enabled task of the plan writing the same variables where some job sees both
+    (policy/visibility.py)."""
     if not task.enabled:
         return None
     mine = {env_name(k, prefix="") for k in generated_keys(task.namespace)}
@@ -109,10 +47,10 @@ def colliding_task(task) -> TaskConfig | None:
         .select_related("job")
     )
     for other in others:
-        both_local = task.scope == Scope.LOCAL and other.scope == Scope.LOCAL
-        if both_local and other.job_id != task.job_id:
-            continue  # each job sees only its own local variables
-        if mine & {env_name(k, prefix="") for k in generated_keys(other.namespace)}:
+        together = seen_together(
+            job_a=task.job_id, scope_a=task.scope, job_b=other.job_id, scope_b=other.scope
+        )
+        if together and mine & {env_name(k, prefix="") for k in generated_keys(other.namespace)}:
             return other
     return None
 

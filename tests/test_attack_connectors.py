@@ -8,10 +8,11 @@ the configuration API, the value of a ${bamboo.<key>} connector variable (which 
 change after the task was saved), every field of the connector form and API, including
 fields the page does not offer (credentials=host), and hostile text in the role ARN and
 external ID. What guards it: connector_access and CONNECTOR_OWNER_FIELDS
-(tasks_app/policy/access.py), connectors_usable_by and connector_refusal (tasks_app/selectors.py),
-connector_validate and task_validate (tasks_app/services/validation.py), connector_clean
-(tasks_app/rules/connector_settings.py), and task_resolve, which checks every rule again when a
-task runs (tasks_app/services/run_inputs.py).
+(tasks_app/policy/access.py), connectors_usable_by and task_refusal
+(tasks_app/policy/usability.py), connector_validate and task_validate
+(tasks_app/services/validation.py), connector_clean (tasks_app/rules/connector_settings.py),
+and task_resolve, which checks every rule again when a task runs
+(tasks_app/services/run_inputs.py).
 """
 
 import uuid

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from tasks_app.identity.actor import SYSTEM, Actor
 from tasks_app.lib import aws
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, TaskRun
-from tasks_app.selectors import connectors_usable_by
+from tasks_app.policy.usability import connectors_usable_by
 from tasks_app.services.claims import refresh_claim
 from tasks_app.services.connectors import connector_test
 from tasks_app.services.refresh import refresh_group

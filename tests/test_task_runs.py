@@ -349,7 +349,7 @@ def test_a_connector_no_longer_shared_is_refused_at_run_time(setup, aws_endpoint
     run = task_run(task=task, trigger="manual", actor=SYSTEM)
     assert (run.outcome, run.error_class) == ("failed", "ConnectorNotShared")
     assert run.error_message == (
-        "Team Platform may no longer use connector shared: its owner stopped sharing it. "
-        "Choose another connector."
+        "Team Platform may not use this connector: it is neither the team's own nor shared "
+        "with it. Choose another connector."
     )
     assert aws_calls == []

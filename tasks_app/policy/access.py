@@ -6,7 +6,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from tasks_app.models import ApiToken, Connector, Membership, Role, Scope, TaskConfig, Team
+from tasks_app.models import ApiToken, Connector, Membership, Role, TaskConfig, Team
+from tasks_app.policy.visibility import NOT_VISIBLE, Viewer, task_visible
 
 
 def teams_for_user(user) -> QuerySet[Team]:
@@ -126,23 +127,15 @@ def teams_with_role(user, need: Role) -> QuerySet[Team]:
 # --- what an API token may see and do (SPEC §8.4) ------------------------------------------
 
 
-def token_may_see(token: ApiToken, *, job_id, plan_id, scope: str) -> bool:
-    """A token sees the tasks of its job, and the result-scoped tasks of its plan."""
-    own_job = token.job_id is not None and token.job_id == job_id
-    plan_result = plan_id == token.plan_id and scope == Scope.RESULT
-    return own_job or plan_result
-
-
 def require_task_access(actor, task: TaskConfig) -> None:
-    """A token sees a task of its job, or a result-scoped task of its plan; people need to
-    be editors (credentials are served in clear). Anything else: 404."""
+    """A token sees what its binding sees (policy/visibility.py); people need to be editors
+    of the task's team (credentials are served in clear). Anything else: 404."""
     if actor.token is None:
         require_team_role(actor.user, task.job.plan.team, Role.EDITOR)
         return
-    if not token_may_see(
-        actor.token, job_id=task.job_id, plan_id=task.job.plan_id, scope=task.scope
-    ):
-        raise Http404("No such task.")
+    viewer = Viewer.of_token(actor.token)
+    if not task_visible(viewer, plan_id=task.job.plan_id, job_id=task.job_id, scope=task.scope):
+        raise Http404(NOT_VISIBLE)
 
 
 def require_token_may_run(token: ApiToken | None, task: TaskConfig) -> None:

@@ -1,14 +1,21 @@
 """${bamboo.<key>} references in a task's region and connector (SPEC §4.1), resolved against
 the plan's input variables: by a run (services/inputs.py) and when a task is saved
-(validation.py), with the same messages."""
+(services/validation.py), with the same messages."""
 
 import uuid
 
 from tasks_app.lib import aws
 from tasks_app.lib.crypto import MASK
 from tasks_app.models import Connector, Variable
+from tasks_app.policy.usability import connectors_listed, connectors_shared_with
 from tasks_app.rules.task_settings import reference_key
-from tasks_app.selectors import connectors_listed, connectors_shared_with, plan_input_variables
+
+
+def plan_input_variables(plan) -> dict[str, Variable]:
+    """The plan's input variables: the team's global ones, overridden by the plan's own."""
+    variables = {v.key: v for v in Variable.objects.filter(team_id=plan.team_id, plan=None)}
+    variables.update({v.key: v for v in Variable.objects.filter(plan=plan)})
+    return variables
 
 
 class ReferenceProblem(Exception):

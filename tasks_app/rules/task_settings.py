@@ -11,6 +11,7 @@ from tasks_app.rules.connector_settings import ROLE_ARN
 
 REFERENCE = re.compile(r"\$\{bamboo\.(?P<key>[A-Za-z][A-Za-z0-9_.-]{0,99})\}")
 REGISTRY_ID = re.compile(r"[0-9]{12}")
+REGION_EXAMPLE = "ap-southeast-2"
 NAMESPACE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
 
 
@@ -18,16 +19,6 @@ def reference_key(reference: str) -> str | None:
     """The variable key of a ${bamboo.<key>} reference, or None if it is not one."""
     match = REFERENCE.fullmatch(reference.strip())
     return match["key"] if match else None
-
-
-def task_partition(task) -> str | None:
-    """The partition the task's region must belong to, when known before a run."""
-    if task.credentials_source == task.Source.CONNECTOR and task.connector_id:
-        return task.connector.partition
-    if task.credentials_source == task.Source.HOST and task.role_arn:
-        match = ROLE_ARN.fullmatch(task.role_arn)
-        return match["partition"] if match else None
-    return None
 
 
 def task_clean(task) -> None:
@@ -83,31 +74,3 @@ def task_clean(task) -> None:
 
     if errors:
         raise ValidationError(errors)
-
-
-PULL_ONLY_KINDS = ("assumed_role", "federated_user")
-
-
-def pull_only_refusal(*, principal_type: str, has_policy: bool, what: str) -> str | None:
-    """Why `what` (a connector, or the host's identity) cannot give a pull-only token, in
-    words; None when it can. A pull-only token comes from a session policy that allows
-    pulling alone, which AWS takes only when assuming a role or federating a user, and
-    only one inline policy per call."""
-    if principal_type not in PULL_ONLY_KINDS:
-        if what == "the portal host's identity":
-            return (
-                "Pull only with the portal host's identity needs a role to assume (Role ARN): "
-                "the pull-only session policy is passed when assuming it."
-            )
-        return (
-            f"Pull only needs a connector that assumes a role or becomes a federated user; "
-            f"{what} does not, so its tokens carry all of its permissions. Choose such a "
-            "connector, or push and pull."
-        )
-    if has_policy:
-        return (
-            f"Pull only passes a session policy of its own, and {what} has one already (AWS "
-            "takes one per call). Narrow the connector's policy to pulling instead, or "
-            "choose push and pull."
-        )
-    return None

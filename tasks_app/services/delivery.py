@@ -3,15 +3,21 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q
 from django.http import Http404
 from django.utils.timezone import now
 
 from tasks_app.identity.actor import Actor
 from tasks_app.lib import caches as ttl_cache
 from tasks_app.lib.compiled_reads import CompiledRead, instance
-from tasks_app.models import Credential, Job, Plan, Role, Scope, TaskConfig
-from tasks_app.policy.access import require_task_access, require_team_role, token_may_see
+from tasks_app.models import Credential, Job, Plan, Role, TaskConfig
+from tasks_app.policy.access import require_task_access, require_team_role
+from tasks_app.policy.visibility import (
+    NOT_VISIBLE,
+    Viewer,
+    scope_within,
+    task_visible,
+    visible_tasks,
+)
 from tasks_app.rules.generated_variables import registry_login
 from tasks_app.services.audit import audit_record
 from tasks_app.services.variables import task_values
@@ -63,11 +69,9 @@ def task_delivery(task: TaskConfig, *, decrypted: dict | None = None) -> Deliver
 
 def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
     """What a plan (result scope) or one of its jobs (plus its local scope) may see."""
-    visible = Q(scope=Scope.RESULT)
-    if job is not None:
-        visible |= Q(job=job)
+    viewer = Viewer(plan_id=plan.pk, job_id=job.pk if job is not None else None)
     tasks = (
-        TaskConfig.objects.filter(visible, job__plan=plan, enabled=True)
+        TaskConfig.objects.filter(visible_tasks(viewer), enabled=True)
         .select_related("job", "credential")
         .order_by("job__stage", "job__key", "position")
     )
@@ -164,10 +168,11 @@ def task_served(*, task_id, actor: Actor) -> Served:
     served = ttl_cache.deliveries.get(task_id) if token is not None else None
     expires_at = served.delivery.expires_at if served is not None else None
     if token is not None and served is not None and expires_at and expires_at > now():
-        if not token_may_see(
-            token, job_id=served.job_id, plan_id=served.plan_id, scope=served.scope
+        viewer = Viewer.of_token(token)
+        if not task_visible(
+            viewer, plan_id=served.plan_id, job_id=served.job_id, scope=served.scope
         ):
-            raise Http404("No such task.")
+            raise Http404(NOT_VISIBLE)
         return served
     if token is not None:
         task = _task_for_token(task_id=task_id, actor=actor)
@@ -186,6 +191,20 @@ def task_served(*, task_id, actor: Actor) -> Served:
     return served
 
 
+NO_SUCH_PLAN = "No such plan."
+NO_SUCH_JOB = "No such job in this plan."
+
+
+def _require_scope_within(token, *, plan_id, job_id) -> None:
+    """A token reads its own plan's variables, and its own job's: else 404, in the words
+    used for a plan or job that does not exist."""
+    viewer = Viewer.of_token(token)
+    if not scope_within(viewer, plan_id=plan_id):
+        raise Http404(NO_SUCH_PLAN)
+    if not scope_within(viewer, plan_id=plan_id, job_id=job_id):
+        raise Http404(NO_SUCH_JOB)
+
+
 def plan_served(*, plan_key: str, job_key: str | None, actor: Actor) -> Delivery:
     """What a plan (its result variables), or one of its jobs (also its local ones), may see,
     for the actor: a token of that plan (and that job), or an editor of its team. A token's
@@ -196,20 +215,23 @@ def plan_served(*, plan_key: str, job_key: str | None, actor: Actor) -> Delivery
         cached = ttl_cache.deliveries.get(cache_key)
         if cached is not None:
             plan_id, job_id, delivery = cached
-            if token.plan_id != plan_id or (job_key and token.job_id != job_id):
-                raise Http404("No such plan.")
+            _require_scope_within(token, plan_id=plan_id, job_id=job_id)
             if delivery.expires_at is None or delivery.expires_at > now():
                 return delivery
     plan = Plan.objects.select_related("team").filter(key=plan_key).first()
-    if plan is None or (token is not None and token.plan_id != plan.id):
-        raise Http404("No such plan.")
+    if plan is None:
+        raise Http404(NO_SUCH_PLAN)
     if token is None:
         require_team_role(actor.user, plan.team, Role.EDITOR)
+    else:  # before the job is looked up: another plan's jobs are not the token's to probe
+        _require_scope_within(token, plan_id=plan.id, job_id=None)
     job = None
     if job_key:
         job = plan.jobs.filter(key=job_key).first()
-        if job is None or (token is not None and token.job_id != job.id):
-            raise Http404("No such job in this plan.")
+        if job is None:
+            raise Http404(NO_SUCH_JOB)
+        if token is not None:
+            _require_scope_within(token, plan_id=plan.id, job_id=job.id)
     delivery = scope_delivery(plan=plan, job=job)
     if token is not None:
         ttl_cache.deliveries.put(cache_key, (plan.id, job.id if job else None, delivery))
@@ -243,7 +265,7 @@ def token_binding_keys(token) -> tuple[str, str | None]:
             if job_key is None:
                 plan_key = None
         if plan_key is None:  # deleted while another process still knew the token
-            raise Http404("No such plan.")
+            raise Http404(NO_SUCH_PLAN)
         keys = (plan_key, job_key)
         ttl_cache.deliveries.put(("binding", token.pk), keys)
     return keys

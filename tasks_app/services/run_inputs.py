@@ -9,14 +9,7 @@ from dataclasses import dataclass, replace
 from tasks_app.lib import aws
 from tasks_app.models import Connector, TaskConfig, TaskRun
 from tasks_app.policy.references import ReferenceProblem, References
-from tasks_app.rules.connector_settings import ROLE_ARN, host_credentials_available
-from tasks_app.rules.task_settings import pull_only_refusal
-from tasks_app.selectors import (
-    HOST_NOT_ALLOWED,
-    NOT_SHARED,
-    connector_refusal,
-    host_not_allowed_message,
-)
+from tasks_app.policy.usability import credentials_partition, task_refusal
 from tasks_app.services.connectors import principal_for
 
 
@@ -65,13 +58,6 @@ class Resolved:
         )
 
 
-def _refusal(team, connector, memo: dict) -> str | None:
-    key = ("refusal", team.pk, connector.pk)
-    if key not in memo:
-        memo[key] = connector_refusal(team, connector)
-    return memo[key]
-
-
 def _principal(connector, memo: dict) -> aws.Principal:
     key = ("principal", connector.pk)
     if key not in memo:
@@ -92,36 +78,19 @@ def task_resolve(*, task: TaskConfig, trigger: str, memo: dict | None = None) ->
 
 
 def _resolve(task, trigger, plan, references: References, memo: dict) -> Resolved:
+    connector = None
     if task.credentials_source == TaskConfig.Source.CONNECTOR:
-        connector = task.connector
-        if connector is None:
-            connector = references.connector(task.connector_variable)
-        refusal = _refusal(plan.team, connector, memo)
-        if refusal == HOST_NOT_ALLOWED:
-            raise RunError(host_not_allowed_message(plan.team, connector), refusal)
-        if refusal == NOT_SHARED:
-            raise RunError(
-                f"Team {plan.team.name} may no longer use connector {connector.name}: "
-                "its owner stopped sharing it. Choose another connector.",
-                refusal,
-            )
-        if trigger != TaskRun.Trigger.MANUAL and not connector.unattended_use:
-            raise RunError(
-                f"Connector {connector.name} does not allow unattended use "
-                "(scheduled refreshes and API calls).",
-                "UnattendedUseNotAllowed",
-            )
+        connector = task.connector or references.connector(task.connector_variable)
+    unattended = trigger != TaskRun.Trigger.MANUAL
+    refusal = task_refusal(task=task, connector=connector, unattended=unattended, memo=memo)
+    if refusal is not None:
+        raise RunError(refusal.message, refusal.code)
+    partition = credentials_partition(
+        source=task.credentials_source, connector=connector, role_arn=task.role_arn
+    )
+    if connector is not None:
         principal = _principal(connector, memo)
-        partition = connector.partition
     else:
-        if not host_credentials_available(plan.team):
-            raise RunError(
-                f"The portal host's own role is not available to team {plan.team.name}.",
-                "HostCredentialsNotAllowed",
-            )
-        connector = None
-        match = ROLE_ARN.fullmatch(task.role_arn) if task.role_arn else None
-        partition = match["partition"] if match else None
         principal = aws.Principal(
             credentials="host",
             principal_type="assumed_role" if task.role_arn else "provided",
@@ -129,24 +98,9 @@ def _resolve(task, trigger, plan, references: References, memo: dict) -> Resolve
             duration=3600 if task.role_arn else None,
             partition=partition or "aws",
         )
-
+    region = task.region
     if task.region_variable:
         region = references.region(task.region_variable, partition=partition)
-    else:
-        region = task.region
-        if partition and region not in aws.ecr_regions(partition):
-            raise RunError(
-                f"Region {region} is not in partition {partition} of the credentials.",
-                "RegionNotInPartition",
-            )
     if task.access == TaskConfig.Access.PULL:
-        what = f"connector {connector.name}" if connector else "the portal host's identity"
-        refusal = pull_only_refusal(
-            principal_type=principal.principal_type,
-            has_policy=bool(principal.policy),
-            what=what,
-        )
-        if refusal:
-            raise RunError(refusal, "PullOnlyNotPossible")
         principal = replace(principal, policy=aws.PULL_ONLY_POLICY)
     return Resolved(region=region, connector=connector, principal=principal, access=task.access)

@@ -6,22 +6,23 @@ Each first runs the model's own field checks (full_clean without the uniqueness 
 constraint checks, which are made here, once, with the portal's messages).
 """
 
-from collections.abc import Callable
-
 from django.core.exceptions import ValidationError
 
-from tasks_app.lib import aws
 from tasks_app.models import Connector, Job, Plan, TaskConfig, Variable
 from tasks_app.policy.references import ReferenceProblem, References
+from tasks_app.policy.usability import credentials_partition, host_refusal_message, task_refusal
 from tasks_app.rules.connector_settings import host_credentials_available
-from tasks_app.rules.task_settings import pull_only_refusal, task_partition
-from tasks_app.selectors import (
-    HOST_NOT_ALLOWED,
-    NOT_SHARED,
-    colliding_task,
-    connector_refusal,
-    host_not_allowed_message,
-)
+from tasks_app.selectors import colliding_task
+
+# The settings the rule of use reads: it is checked when none of them has an error.
+USE_FIELDS = {
+    "access",
+    "connector",
+    "connector_variable",
+    "credentials_source",
+    "region",
+    "role_arn",
+}
 
 
 def _field_checks(obj) -> dict[str, list[str]]:
@@ -44,88 +45,23 @@ CONFIRM_REFERENCES = (
 )
 
 
-def _reference_errors(task: TaskConfig, errors: dict) -> None:
-    """A ${bamboo.<key>} reference that would not resolve now is a field error at save time,
-    with the message a run would give (tasks_app/policy/references.py)."""
-    references = References(task.job.plan)
-    checks: list[tuple[str, Callable[[], object]]] = []
-    if task.region_variable and "region_variable" not in errors:
-        checks.append(
-            (
-                "region_variable",
-                lambda: references.region(task.region_variable, partition=task_partition(task)),
-            )
-        )
-    if (
-        task.credentials_source == TaskConfig.Source.CONNECTOR
-        and not task.connector_id
-        and task.connector_variable
-        and "connector_variable" not in errors
-    ):
-        checks.append(
-            ("connector_variable", lambda: references.connector(task.connector_variable))
-        )
-    for field, check in checks:
-        try:
-            check()
-        except ReferenceProblem as e:
-            errors.setdefault(field, []).append(e.message + CONFIRM_REFERENCES)
-
-
-def _pull_only_problem(task: TaskConfig) -> str | None:
-    """Whether the task's credentials can give a pull-only token (a connector variable is
-    checked when the task runs)."""
-    if task.credentials_source == TaskConfig.Source.HOST:
-        kind = "assumed_role" if task.role_arn else "provided"
-        return pull_only_refusal(
-            principal_type=kind, has_policy=False, what="the portal host's identity"
-        )
-    connector = task.connector if task.connector_id else None
-    if connector is None:
-        return None
-    return pull_only_refusal(
-        principal_type=connector.principal_type,
-        has_policy=bool(connector.session_policy),
-        what=f"connector {connector.name}",
-    )
-
-
 def task_validate(task: TaskConfig, *, unresolved_allowed: bool = False) -> None:
     """The task's rules. References to variables must resolve now, unless the person
-    confirmed (`unresolved_allowed`) that they will when the task runs."""
+    confirmed (`unresolved_allowed`) that they will when the task runs; then the rule of
+    use (policy/usability.py) is checked with what is known now, and fully when it runs."""
     errors = _field_checks(task)
-    team = task.job.plan.team
-    if task.credentials_source == TaskConfig.Source.CONNECTOR and task.connector_id:
-        refusal = connector_refusal(team, task.connector)
-        if refusal == HOST_NOT_ALLOWED:
-            errors.setdefault("connector", []).append(
-                host_not_allowed_message(team, task.connector)
-            )
-        elif refusal == NOT_SHARED:
-            errors.setdefault("connector", []).append(
-                f"Choose a connector that team {team.name} may use."
-            )
-    elif task.credentials_source == TaskConfig.Source.HOST and not host_credentials_available(
-        team
-    ):
-        errors.setdefault("credentials_source", []).append(
-            f"The portal host's own role is not available to team {team.name}. "
-            "A portal administrator can grant it."
-        )
-    if task.region and not errors.keys() & {"region", "connector", "role_arn"}:
-        partition = task_partition(task)
-        if task.region not in aws.ecr_regions(partition):
-            where = f"of partition {partition} " if partition else ""
-            errors["region"] = [
-                f"{task.region} is not a region code {where}where Amazon ECR exists; "
-                "choose one such as ap-southeast-2."
-            ]
-    if task.access == TaskConfig.Access.PULL and "access" not in errors:
-        problem = _pull_only_problem(task)
-        if problem:
-            errors.setdefault("access", []).append(problem)
+    connector = task.connector if task.connector_id else None
+    if task.credentials_source != TaskConfig.Source.CONNECTOR:
+        connector = None
     if not unresolved_allowed:
-        _reference_errors(task, errors)
+        connector = _resolve_references(task, References(task.job.plan), connector, errors)
+    if not errors.keys() & USE_FIELDS:
+        refusal = task_refusal(task=task, connector=connector, unattended=False)
+        if refusal is not None:
+            field = refusal.field
+            if field == "connector" and not task.connector_id:
+                field = "connector_variable"
+            errors[field] = [refusal.message]
     if not errors:
         other = colliding_task(task)
         if other is not None:
@@ -135,6 +71,32 @@ def task_validate(task: TaskConfig, *, unresolved_allowed: bool = False) -> None
                 "Choose another namespace, or local scope in different jobs."
             ]
     _raise(errors)
+
+
+def _resolve_references(task, references: References, connector, errors: dict):
+    """A ${bamboo.<key>} reference that would not resolve now is a field error at save time,
+    with the message a run would give (policy/references.py). Returns the connector the
+    task would use (its connector variable's, once resolved)."""
+    if (
+        task.credentials_source == TaskConfig.Source.CONNECTOR
+        and not task.connector_id
+        and task.connector_variable
+        and "connector_variable" not in errors
+    ):
+        try:
+            connector = references.connector(task.connector_variable)
+        except ReferenceProblem as e:
+            errors["connector_variable"] = [e.message + CONFIRM_REFERENCES]
+            return None
+    if task.region_variable and "region_variable" not in errors:
+        partition = credentials_partition(
+            source=task.credentials_source, connector=connector, role_arn=task.role_arn
+        )
+        try:
+            references.region(task.region_variable, partition=partition)
+        except ReferenceProblem as e:
+            errors["region_variable"] = [e.message + CONFIRM_REFERENCES]
+    return connector
 
 
 def connector_validate(connector: Connector, *, shared_with=()) -> None:
@@ -154,8 +116,7 @@ def connector_validate(connector: Connector, *, shared_with=()) -> None:
         team
     ):
         errors.setdefault("credentials", []).append(
-            "The portal host's AWS identity is not available to this team. "
-            "A portal administrator can grant it."
+            host_refusal_message(team.name if team is not None else "")
         )
     _raise(errors)
 

@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils.timezone import now
 
 from tasks_app.lib.crypto import plain
-from tasks_app.models import Credential, Job, Plan, Scope, TaskConfig, is_masked_key
+from tasks_app.models import Credential, Job, Plan, TaskConfig, is_masked_key
+from tasks_app.policy.visibility import Viewer, visible_tasks
 from tasks_app.rules.generated_variables import generated_values
 
 
@@ -104,10 +105,10 @@ def _visible(tasks: QuerySet[TaskConfig], *, valid_only: bool) -> list[Generated
 
 
 def variables_for_job(job: Job, *, valid_only: bool = False) -> list[GeneratedVariable]:
-    visible = Q(job=job, scope=Scope.LOCAL) | Q(job__plan_id=job.plan_id, scope=Scope.RESULT)
-    return _visible(TaskConfig.objects.filter(visible), valid_only=valid_only)
+    viewer = Viewer(plan_id=job.plan_id, job_id=job.pk)
+    return _visible(TaskConfig.objects.filter(visible_tasks(viewer)), valid_only=valid_only)
 
 
 def variables_for_plan(plan: Plan, *, valid_only: bool = False) -> list[GeneratedVariable]:
-    tasks = TaskConfig.objects.filter(job__plan=plan, scope=Scope.RESULT)
-    return _visible(tasks, valid_only=valid_only)
+    viewer = Viewer(plan_id=plan.pk)
+    return _visible(TaskConfig.objects.filter(visible_tasks(viewer)), valid_only=valid_only)

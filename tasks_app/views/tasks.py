@@ -22,9 +22,10 @@ from tasks_app.identity.actor import actor_for
 from tasks_app.lib.crypto import MASK
 from tasks_app.models import Role, TaskConfig, TaskRun
 from tasks_app.policy.access import require_team_role, teams_for_user
+from tasks_app.policy.usability import connectors_usable_by
 from tasks_app.rules.connector_settings import host_credentials_refusal
 from tasks_app.rules.generated_variables import env_name, generated_keys
-from tasks_app.selectors import connectors_usable_by, ecr_policy_document, region_groups
+from tasks_app.selectors import ecr_policy_document, region_groups
 from tasks_app.services.audit import audit_record
 from tasks_app.services.delivery import Delivery, NotServable, task_delivery
 from tasks_app.services.plans import task_delete, task_save
