@@ -1,8 +1,7 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
-from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from tasks_app.forms.base import form_save
@@ -11,11 +10,11 @@ from tasks_app.identity.actor import actor_for
 from tasks_app.models import Connector, Team
 from tasks_app.policy.access import (
     ConnectorAccess,
-    connector_access,
     connector_owner_fields_visible,
     connectors_for_user,
     teams_administered_by,
 )
+from tasks_app.policy.loaders import connector_for_user
 from tasks_app.rules.connector_settings import host_credentials_refusal
 from tasks_app.selectors import connector_test_regions, ecr_policy_document
 from tasks_app.services.connectors import (
@@ -25,23 +24,6 @@ from tasks_app.services.connectors import (
     connector_test,
 )
 from tasks_app.services.issuer import web_identity_setup
-
-
-def _get_connector_for_user(
-    request, connector_id, *, need: ConnectorAccess = ConnectorAccess.VIEW
-) -> tuple[Connector, ConnectorAccess]:
-    """The connector and what the user may do with it. No access at all: 404."""
-    connector = get_object_or_404(Connector.objects.select_related("team"), id=connector_id)
-    access = connector_access(request.user, connector)
-    if access is None:
-        raise Http404("No such connector.")
-    if access < need:
-        raise PermissionDenied(
-            "Only admins of the owner team may change this connector."
-            if need == ConnectorAccess.MANAGE
-            else "Only editors and admins may use this connector."
-        )
-    return connector, access
 
 
 def _host_refusal(request, connector: Connector | None) -> str | None:
@@ -101,12 +83,12 @@ def connector_create(request):
 
 
 def connector_edit(request, connector_id):
-    connector, _ = _get_connector_for_user(request, connector_id, need=ConnectorAccess.MANAGE)
+    connector, _ = connector_for_user(request.user, connector_id, need=ConnectorAccess.MANAGE)
     return _connector_form(request, connector, Team.objects.none())
 
 
 def connector_detail(request, connector_id, test_form=None, outcome=None):
-    connector, access = _get_connector_for_user(request, connector_id)
+    connector, access = connector_for_user(request.user, connector_id)
     regions, default_region = connector_test_regions(connector.partition)
     context = {
         "connector": connector,
@@ -129,7 +111,7 @@ def connector_detail(request, connector_id, test_form=None, outcome=None):
 
 @require_POST
 def connector_test_view(request, connector_id):
-    connector, _ = _get_connector_for_user(request, connector_id, need=ConnectorAccess.USE)
+    connector, _ = connector_for_user(request.user, connector_id, need=ConnectorAccess.USE)
     regions, default_region = connector_test_regions(connector.partition)
     form = ConnectorTestForm(request.POST, regions=regions, initial_region=default_region)
     if not form.is_valid():
@@ -142,7 +124,7 @@ def connector_test_view(request, connector_id):
 
 
 def connector_delete_view(request, connector_id):
-    connector, _ = _get_connector_for_user(request, connector_id, need=ConnectorAccess.MANAGE)
+    connector, _ = connector_for_user(request.user, connector_id, need=ConnectorAccess.MANAGE)
     if request.method == "POST":
         name = connector.name
         try:

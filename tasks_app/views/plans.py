@@ -1,26 +1,17 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from tasks_app.forms.base import form_save
 from tasks_app.forms.plans import JobForm, PlanForm
 from tasks_app.identity.actor import actor_for
-from tasks_app.models import Job, Plan, Role, TaskConfig
-from tasks_app.policy.access import require_team_role, teams_for_user, teams_with_role
+from tasks_app.models import Plan, Role, TaskConfig
+from tasks_app.policy.access import teams_for_user, teams_with_role
+from tasks_app.policy.loaders import job_for_user, plan_for_user
 from tasks_app.services.plans import job_delete, job_save, plan_delete, plan_save
 from tasks_app.services.variables import variables_for_job, variables_for_plan
-
-
-def get_plan_for_user(request, plan_id, *, need: Role = Role.VIEWER) -> tuple[Plan, Role]:
-    plan = get_object_or_404(Plan.objects.select_related("team"), id=plan_id)
-    return plan, require_team_role(request.user, plan.team, need)
-
-
-def get_job_for_user(request, job_id, *, need: Role = Role.VIEWER) -> tuple[Job, Role]:
-    job = get_object_or_404(Job.objects.select_related("plan__team"), id=job_id)
-    return job, require_team_role(request.user, job.plan.team, need)
 
 
 def _tasks_with_related():
@@ -55,7 +46,7 @@ def plan_create(request):
 
 
 def plan_edit(request, plan_id):
-    plan, _ = get_plan_for_user(request, plan_id, need=Role.EDITOR)
+    plan, _ = plan_for_user(request.user, plan_id, need=Role.EDITOR)
     form = PlanForm(request.POST or None, instance=plan, teams=None)
     if form_save(request, form, lambda: plan_save(plan=form.instance, actor=actor_for(request))):
         messages.success(request, f"Saved plan {plan.key}.")
@@ -64,7 +55,7 @@ def plan_edit(request, plan_id):
 
 
 def plan_detail(request, plan_id):
-    plan, role = get_plan_for_user(request, plan_id)
+    plan, role = plan_for_user(request.user, plan_id)
     jobs = plan.jobs.prefetch_related(Prefetch("tasks", queryset=_tasks_with_related()))
     context = {
         "plan": plan,
@@ -77,7 +68,7 @@ def plan_detail(request, plan_id):
 
 
 def plan_delete_view(request, plan_id):
-    plan, _ = get_plan_for_user(request, plan_id, need=Role.EDITOR)
+    plan, _ = plan_for_user(request.user, plan_id, need=Role.EDITOR)
     if request.method == "POST":
         plan_delete(plan=plan, actor=actor_for(request))
         messages.success(request, f"Deleted plan {plan.key}.")
@@ -87,7 +78,7 @@ def plan_delete_view(request, plan_id):
 
 
 def job_create(request, plan_id):
-    plan, _ = get_plan_for_user(request, plan_id, need=Role.EDITOR)
+    plan, _ = plan_for_user(request.user, plan_id, need=Role.EDITOR)
     form = JobForm(request.POST or None, plan=plan)
     job = form_save(request, form, lambda: job_save(job=form.instance, actor=actor_for(request)))
     if job is not None:
@@ -97,7 +88,7 @@ def job_create(request, plan_id):
 
 
 def job_edit(request, job_id):
-    job, _ = get_job_for_user(request, job_id, need=Role.EDITOR)
+    job, _ = job_for_user(request.user, job_id, need=Role.EDITOR)
     form = JobForm(request.POST or None, instance=job, plan=job.plan)
     if form_save(request, form, lambda: job_save(job=form.instance, actor=actor_for(request))):
         messages.success(request, f"Saved job {job.key}.")
@@ -106,7 +97,7 @@ def job_edit(request, job_id):
 
 
 def job_detail(request, job_id):
-    job, role = get_job_for_user(request, job_id)
+    job, role = job_for_user(request.user, job_id)
     context = {
         "job": job,
         "plan": job.plan,
@@ -118,7 +109,7 @@ def job_detail(request, job_id):
 
 
 def job_delete_view(request, job_id):
-    job, _ = get_job_for_user(request, job_id, need=Role.EDITOR)
+    job, _ = job_for_user(request.user, job_id, need=Role.EDITOR)
     if request.method == "POST":
         job_delete(job=job, actor=actor_for(request))
         messages.success(request, f"Deleted job {job.key}.")

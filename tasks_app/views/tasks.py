@@ -2,7 +2,7 @@ import json
 
 from django.conf import settings
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.timezone import now
 from django.views.decorators.http import require_POST
@@ -21,7 +21,8 @@ from tasks_app.forms.plans import TaskForm
 from tasks_app.identity.actor import actor_for
 from tasks_app.lib.crypto import MASK
 from tasks_app.models import Role, TaskConfig, TaskRun
-from tasks_app.policy.access import require_team_role, teams_for_user
+from tasks_app.policy.access import teams_for_user
+from tasks_app.policy.loaders import job_for_user, task_for_user
 from tasks_app.policy.usability import connectors_usable_by
 from tasks_app.rules.connector_settings import host_credentials_refusal
 from tasks_app.rules.generated_variables import env_name, generated_keys
@@ -31,17 +32,8 @@ from tasks_app.services.delivery import Delivery, NotServable, task_delivery
 from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.services.variables import task_variables
-from tasks_app.views.plans import get_job_for_user
 
 RECENT_RUNS = 25
-
-
-def _get_task_for_user(request, task_id, *, need: Role = Role.VIEWER) -> tuple[TaskConfig, Role]:
-    task = get_object_or_404(
-        TaskConfig.objects.select_related("job__plan__team", "connector__team", "credential"),
-        id=task_id,
-    )
-    return task, require_team_role(request.user, task.job.plan.team, need)
 
 
 def task_list(request):
@@ -82,12 +74,12 @@ def _task_form(request, job, task: TaskConfig | None):
 
 
 def task_create(request, job_id):
-    job, _ = get_job_for_user(request, job_id, need=Role.EDITOR)
+    job, _ = job_for_user(request.user, job_id, need=Role.EDITOR)
     return _task_form(request, job, None)
 
 
 def task_edit(request, task_id):
-    task, _ = _get_task_for_user(request, task_id, need=Role.EDITOR)
+    task, _ = task_for_user(request.user, task_id, need=Role.EDITOR)
     return _task_form(request, task.job, task)
 
 
@@ -144,7 +136,7 @@ def _usage(task: TaskConfig, results, delivery: Delivery | None) -> dict:
 
 
 def task_detail(request, task_id, delivery=None, problem=None, status=200):
-    task, role = _get_task_for_user(request, task_id)
+    task, role = task_for_user(request.user, task_id)
     # Revealed: the table shows the values too (one more decryption, for this page only).
     results = task_variables(task, secrets=delivery is not None)
     task.scheduler = task.refresh_state(now())
@@ -171,7 +163,7 @@ def task_detail(request, task_id, delivery=None, problem=None, status=200):
 @require_POST
 def task_reveal(request, task_id):
     """Show the masked values: editors and admins only, by POST, audited, never cached."""
-    task, _ = _get_task_for_user(request, task_id, need=Role.EDITOR)
+    task, _ = task_for_user(request.user, task_id, need=Role.EDITOR)
     try:
         delivery = task_delivery(task)
     except NotServable as e:
@@ -188,7 +180,7 @@ def task_reveal(request, task_id):
 
 @require_POST
 def task_run_view(request, task_id):
-    task, _ = _get_task_for_user(request, task_id, need=Role.EDITOR)
+    task, _ = task_for_user(request.user, task_id, need=Role.EDITOR)
     try:
         run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL, actor=actor_for(request))
     except TaskDisabled as e:
@@ -204,7 +196,7 @@ def task_run_view(request, task_id):
 
 
 def task_delete_view(request, task_id):
-    task, _ = _get_task_for_user(request, task_id, need=Role.EDITOR)
+    task, _ = task_for_user(request.user, task_id, need=Role.EDITOR)
     if request.method == "POST":
         job = task.job
         task_delete(task=task, actor=actor_for(request))

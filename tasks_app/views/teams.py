@@ -11,7 +11,8 @@ from tasks_app.identity.actor import actor_for
 from tasks_app.lib.crypto import EncryptionError
 from tasks_app.lib.webhooks import WebhookError
 from tasks_app.models import Invitation, Membership, NotificationDelivery, Role, Team
-from tasks_app.policy.access import require_team_role, teams_for_user
+from tasks_app.policy.access import teams_for_user
+from tasks_app.policy.loaders import team_for_user
 from tasks_app.selectors import teams_with_member_count
 from tasks_app.services.notifications import webhook_ping
 from tasks_app.services.people import (
@@ -31,12 +32,6 @@ from tasks_app.services.teams import (
 )
 
 DELIVERIES_SHOWN = 50
-
-
-def _get_team_for_user(request, team_id, *, role: Role = Role.VIEWER) -> tuple[Team, Role]:
-    """The team and the user's role in it. Non-members get 404, as if it did not exist."""
-    team = get_object_or_404(Team, id=team_id)
-    return team, require_team_role(request.user, team, role)
 
 
 def _get_membership(team: Team, membership_id) -> Membership:
@@ -66,7 +61,7 @@ def team_create_view(request):
 
 
 def team_edit(request, team_id):
-    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    team, _ = team_for_user(request.user, team_id, need=Role.ADMIN)
     # The form edits its own copy, so that team_update sees what changed.
     form = TeamForm(request.POST or None, instance=Team.objects.get(id=team.id))
     if request.method == "POST" and form.is_valid():
@@ -82,7 +77,7 @@ def team_edit(request, team_id):
 
 
 def team_detail(request, team_id, add_form=None, invite_form=None):
-    team, my_role = _get_team_for_user(request, team_id)
+    team, my_role = team_for_user(request.user, team_id)
     can_manage = my_role.allows(Role.ADMIN)
     memberships = team.memberships.select_related("user").order_by("user__username")
     invitations = []
@@ -108,7 +103,7 @@ def team_detail(request, team_id, add_form=None, invite_form=None):
 
 @require_POST
 def invitation_create_view(request, team_id):
-    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    team, _ = team_for_user(request.user, team_id, need=Role.ADMIN)
     form = InvitationForm(request.POST, prefix="invite")
     if form.is_valid():
         try:
@@ -133,7 +128,7 @@ def invitation_create_view(request, team_id):
 
 @require_POST
 def invitation_revoke_view(request, team_id, invitation_id):
-    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    team, _ = team_for_user(request.user, team_id, need=Role.ADMIN)
     invitation = get_object_or_404(
         Invitation.objects.select_related("team"), id=invitation_id, team=team
     )
@@ -146,7 +141,7 @@ def invitation_revoke_view(request, team_id, invitation_id):
 
 @require_POST
 def member_add(request, team_id):
-    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    team, _ = team_for_user(request.user, team_id, need=Role.ADMIN)
     form = MemberAddForm(request.POST)
     if not form.is_valid():
         return team_detail(request, team_id, add_form=form)
@@ -164,7 +159,7 @@ def member_add(request, team_id):
 
 @require_POST
 def member_role(request, team_id, membership_id):
-    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    team, _ = team_for_user(request.user, team_id, need=Role.ADMIN)
     membership = _get_membership(team, membership_id)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
@@ -185,7 +180,7 @@ def member_role(request, team_id, membership_id):
 
 @require_POST
 def member_remove(request, team_id, membership_id):
-    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    team, _ = team_for_user(request.user, team_id, need=Role.ADMIN)
     membership = _get_membership(team, membership_id)
     username = membership.user.get_username()
     try:
@@ -201,7 +196,7 @@ def member_remove(request, team_id, membership_id):
 
 def team_notifications(request, team_id):
     """Notification settings (admins) and the delivery log (every member)."""
-    team, my_role = _get_team_for_user(request, team_id)
+    team, my_role = team_for_user(request.user, team_id)
     can_manage = my_role.allows(Role.ADMIN)
     form = NotificationSettingsForm(request.POST or None, team=team)
     if request.method == "POST":
@@ -228,7 +223,7 @@ def team_notifications(request, team_id):
 
 @require_POST
 def team_webhook_test(request, team_id):
-    team, _ = _get_team_for_user(request, team_id, role=Role.ADMIN)
+    team, _ = team_for_user(request.user, team_id, need=Role.ADMIN)
     try:
         status = webhook_ping(team=team)
     except (WebhookError, EncryptionError) as e:

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.timezone import now
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -10,7 +10,8 @@ from django.views.decorators.http import require_POST
 from tasks_app.forms.tokens import ApiTokenForm
 from tasks_app.identity.actor import actor_for
 from tasks_app.models import ApiToken, Plan, Role
-from tasks_app.policy.access import require_team_role, teams_for_user, teams_with_role
+from tasks_app.policy.access import teams_for_user, teams_with_role
+from tasks_app.policy.loaders import token_for_user
 from tasks_app.services.tokens import token_create, token_revoke
 
 
@@ -53,8 +54,7 @@ def token_create_view(request):
 
 @require_POST
 def token_revoke_view(request, token_id):
-    token = get_object_or_404(ApiToken.objects.select_related("team", "plan", "job"), id=token_id)
-    require_team_role(request.user, token.team, Role.EDITOR)
+    token = token_for_user(request.user, token_id)
     if token_revoke(token=token, actor=actor_for(request)):
         messages.success(request, f"Revoked {token}. It no longer works.")
     else:

@@ -10,14 +10,8 @@ from tasks_app.forms.plans import VariableForm
 from tasks_app.identity.actor import actor_for
 from tasks_app.models import Role, Team, Variable
 from tasks_app.policy.access import require_team_role, teams_for_user, teams_with_role
+from tasks_app.policy.loaders import plan_for_user, variable_for_user
 from tasks_app.services.plans import variable_delete, variable_save
-from tasks_app.views.plans import get_plan_for_user
-
-
-def _get_variable_for_user(request, variable_id, *, need: Role = Role.VIEWER) -> Variable:
-    variable = get_object_or_404(Variable.objects.select_related("team", "plan"), id=variable_id)
-    require_team_role(request.user, variable.team, need)
-    return variable
 
 
 def _uuid_or_404(value: str) -> uuid.UUID:
@@ -72,7 +66,7 @@ def _variable_form(request, variable: Variable, *, back: str):
 def variable_create(request):
     """A global variable of a team (?team=<id>) or a plan variable (?plan=<id>)."""
     if "plan" in request.GET:
-        plan, _ = get_plan_for_user(request, _uuid_or_404(request.GET["plan"]), need=Role.EDITOR)
+        plan, _ = plan_for_user(request.user, _uuid_or_404(request.GET["plan"]), need=Role.EDITOR)
         variable = Variable(team=plan.team, plan=plan)
     else:
         team = get_object_or_404(Team, id=_uuid_or_404(request.GET.get("team", "")))
@@ -82,12 +76,12 @@ def variable_create(request):
 
 
 def variable_edit(request, variable_id):
-    variable = _get_variable_for_user(request, variable_id, need=Role.EDITOR)
+    variable = variable_for_user(request.user, variable_id, need=Role.EDITOR)
     return _variable_form(request, variable, back=_back(variable))
 
 
 def variable_delete_view(request, variable_id):
-    variable = _get_variable_for_user(request, variable_id, need=Role.EDITOR)
+    variable = variable_for_user(request.user, variable_id, need=Role.EDITOR)
     if request.method == "POST":
         back = _back(variable)
         variable_delete(variable=variable, actor=actor_for(request))

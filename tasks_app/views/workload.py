@@ -12,13 +12,13 @@ from tasks_app.forms.workload import IssuerForm, TrustRuleForm
 from tasks_app.identity.actor import actor_for
 from tasks_app.models import Role, TrustedIssuer, TrustRule
 from tasks_app.policy.access import require_superuser
+from tasks_app.policy.loaders import plan_for_user
 from tasks_app.services.workload import (
     issuer_register,
     issuer_remove,
     trust_rule_create,
     trust_rule_delete,
 )
-from tasks_app.views.plans import get_plan_for_user
 
 
 def _require_superuser(request) -> None:
@@ -56,7 +56,7 @@ def issuer_delete(request, issuer_id):
 
 def trust_rules(request, plan_id):
     """Every member sees the rules; the team's admins add and delete them."""
-    plan, role = get_plan_for_user(request, plan_id)
+    plan, role = plan_for_user(request.user, plan_id)
     can_manage = role.allows(Role.ADMIN)
     form = TrustRuleForm(request.POST or None, plan=plan)
     if request.method == "POST":
@@ -78,7 +78,7 @@ def trust_rules(request, plan_id):
 
 @require_POST
 def trust_rule_delete_view(request, plan_id, rule_id):
-    plan, _ = get_plan_for_user(request, plan_id, need=Role.ADMIN)
+    plan, _ = plan_for_user(request.user, plan_id, need=Role.ADMIN)
     rule = get_object_or_404(TrustRule, id=rule_id, plan=plan)
     trust_rule_delete(rule=rule, actor=actor_for(request))
     messages.success(request, f"Deleted the trust rule {rule.name}.")
