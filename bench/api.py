@@ -297,7 +297,7 @@ credential = TaskConfig.objects.get(pk=tasks[0].pk).credential
 # moto's tokens expire on 2015-01-01; give them AWS's 12 hours so that they are served.
 expiry = now() + timedelta(hours=12)
 Credential.objects.filter(pk=credential.pk).update(expires_at=expiry)
-TaskConfig.objects.update(credential=credential, expires_at=expiry, last_run_ok=True)
+TaskConfig.objects.update(credential=credential, last_run_ok=True)
 out = {{"jobs": [], "plans": {{}}}}
 # Plans for the registry formats: one with {PLAN_TASKS} result tasks, each for another
 # registry (account) of the same credential, and one with a single task.
@@ -307,7 +307,7 @@ for key, count in (("BENCH-FIFTY", {PLAN_TASKS}), ("BENCH-ONE", 1)):
     TaskConfig.objects.bulk_create([
         TaskConfig(job=other_job, region="eu-west-1", connector=connector, scope="result",
                    namespace=f"reg{{i}}", registry_id=str(100000000000 + i),
-                   credential=credential, expires_at=expiry, last_run_ok=True)
+                   credential=credential, last_run_ok=True)
         for i in range(count)
     ])
     _, raw = token_create(plan=other, job=None, name="bench", expires_at=None,

@@ -45,15 +45,22 @@ def main() -> None:
     from django.test import Client
     from django.utils.timezone import now
 
-    from tasks_app.models import Membership, Role, TaskConfig, TaskRun, Team
+    from tasks_app.models import Credential, Membership, Role, TaskConfig, TaskRun, Team
     from tests.conftest import PASSWORD, make_user
 
     call_command("migrate", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)  # DEBUG=0, as deployed
     refresh_bench.seed()
     at = now()
-    TaskConfig.objects.update(
+    credential = Credential.objects.create(
+        group="bench",
+        token="",
+        username="AWS",
         expires_at=at + timedelta(hours=9),
+        proxy_endpoint="https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    )
+    TaskConfig.objects.update(
+        credential=credential,
         last_run_ok=True,
         refresh_due_at=at + timedelta(hours=3),
     )

@@ -70,8 +70,11 @@ def dashboard_tasks(
         tasks = tasks.filter(job__plan__key=plan)
     if status:
         tasks = tasks.filter(status_filter(status, at))
-    return tasks.select_related("job__plan__team", "connector").order_by(
-        F("expires_at").asc(nulls_first=True), "job__plan__key", "job__key", "position"
+    return tasks.select_related("job__plan__team", "connector", "credential").order_by(
+        F("credential__expires_at").asc(nulls_first=True),
+        "job__plan__key",
+        "job__key",
+        "position",
     )
 
 

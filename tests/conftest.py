@@ -361,10 +361,8 @@ def give_credential(task, *, password=None, expires_in=None, endpoint=None):
         expires_at=expires,
         proxy_endpoint=endpoint or "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
     )
-    TaskConfig.objects.filter(pk=task.pk).update(
-        credential=credential, expires_at=expires, last_run_ok=True
-    )
-    task.credential, task.expires_at, task.last_run_ok = credential, expires, True
+    TaskConfig.objects.filter(pk=task.pk).update(credential=credential, last_run_ok=True)
+    task.credential, task.last_run_ok = credential, True
     return credential
 
 

@@ -16,7 +16,7 @@ from tasks_app.models import (
     TaskRun,
     status_filter,
 )
-from tests.conftest import PASSWORD, make_connector, make_team
+from tests.conftest import PASSWORD, give_credential, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,8 @@ def tasks():
     made = {}
     for i, (name, fields) in enumerate(states.items()):
         job = Job.objects.create(plan=plan, key=f"JOB{i}", name=name)
-        made[name] = TaskConfig.objects.create(
+        expires_at = fields.pop("expires_at", None)
+        made[name] = task = TaskConfig.objects.create(
             job=job,
             region="eu-west-1",
             connector=connector,
@@ -47,6 +48,11 @@ def tasks():
             refresh_due_at=at + timedelta(hours=1),
             **fields,
         )
+        if expires_at is not None:  # the expiry is the credential's
+            last_run_ok = task.last_run_ok
+            give_credential(task, expires_in=expires_at - timezone.now())
+            TaskConfig.objects.filter(pk=task.pk).update(last_run_ok=last_run_ok)
+            task.last_run_ok = last_run_ok
     other = make_team("Team B", bob=Role.ADMIN)
     other_plan = Plan.objects.create(team=other, key="OTHER-BUILD", name="Other")
     TaskConfig.objects.create(

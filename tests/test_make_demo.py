@@ -17,7 +17,8 @@ def _demo_task(db_path):
     try:
         with sqlite3.connect(db_path, timeout=5) as db:
             return db.execute(
-                "SELECT last_run_ok, expires_at FROM tasks_app_taskconfig WHERE namespace = ?",
+                "SELECT t.last_run_ok, c.expires_at FROM tasks_app_taskconfig t "
+                "LEFT JOIN tasks_app_credential c ON c.id = t.credential_id WHERE t.namespace = ?",
                 ["custom.aws"],
             ).fetchone()
     except sqlite3.Error:

@@ -15,6 +15,7 @@ from tasks_app.identity.actor import SYSTEM
 from tasks_app.lib.webhooks import WebhookError, webhook_target
 from tasks_app.models import (
     AuditEvent,
+    Credential,
     Job,
     NotificationDelivery,
     Plan,
@@ -58,6 +59,9 @@ def _with_webhook(task, url):
     team = Team.objects.get(pk=task.job.plan.team_id)
     team.webhook_secret = WEBHOOK_SECRET
     team.save()
+    # A run tells the team as it was when the run loaded the task (runs load their tasks
+    # anew; this test holds its own).
+    task.job.plan.team.refresh_from_db()
 
 
 def _changes(task):
@@ -95,7 +99,7 @@ def test_it_records_ok_failing_expired_and_recovery(task, aws_endpoint, ecr_expi
 
     # Nothing runs, the token runs out: the tick records it.
     assert len(expiries_record(at=run.token_expires_at - timedelta(seconds=1))) == 0
-    TaskConfig.objects.filter(pk=task.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    Credential.objects.filter(tasks=task).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert len(expiries_record()) == 1
     assert len(expiries_record()) == 0
 
@@ -117,7 +121,7 @@ def test_it_records_ok_failing_expired_and_recovery(task, aws_endpoint, ecr_expi
 def test_a_change_seen_twice_is_recorded_once(task, aws_endpoint, ecr_expiry):
     task_run(task=task, trigger="manual", actor=SYSTEM)
     assert _record(task.id) is None
-    TaskConfig.objects.filter(pk=task.pk).update(expires_at=timezone.now() - timedelta(1))
+    Credential.objects.filter(tasks=task).update(expires_at=timezone.now() - timedelta(1))
     first, second = _record(task.id), _record(task.id)
     assert first is not None
     assert second is None
@@ -202,6 +206,7 @@ def test_a_refused_delivery_is_retried_with_back_off_then_marked_failed(
     settings.WEBHOOK_TIMEOUT = 1
     _with_webhook(task, webhook_receiver.url)
     Team.objects.update(notify_email=False)
+    task.job.plan.team.refresh_from_db()
     aws_failure(ECR, "AccessDeniedException")
     task_run(task=task, trigger="manual", actor=SYSTEM)
     delivery = NotificationDelivery.objects.get()

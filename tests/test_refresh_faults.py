@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from tasks_app.models import Credential, TaskConfig, TaskRun
 from tasks_app.services.run_results import runs_interrupted_close
-from tests.conftest import generated, make_due_tasks
+from tests.conftest import generated, give_credential, make_due_tasks
 from tests.helpers import (
     Process,
     beat_process,
@@ -91,7 +91,7 @@ def test_a_worker_killed_between_the_aws_answer_and_the_commit_is_redone(
 
         # Nothing of the lost refresh was written: no credential, no new expiry.
         assert not Credential.objects.exists()
-        assert set(TaskConfig.objects.values_list("expires_at", flat=True)) == {None}
+        assert set(TaskConfig.objects.values_list("credential__expires_at", flat=True)) == {None}
         assert set(TaskRun.objects.values_list("outcome", flat=True)) == {"running"}
 
         # Nobody steps in: the lease (30 s) runs out and beat claims the tasks again.
@@ -211,8 +211,8 @@ def test_a_failing_refresh_notifies_the_team_webhook_from_the_worker(
     team.webhook_secret = "whsec-worker-0123456789"
     team.save()
     # A good token from earlier, due for refresh; AWS is now unreachable.
+    give_credential(task, expires_in=timedelta(hours=5))
     TaskConfig.objects.filter(pk=task.pk).update(
-        expires_at=timezone.now() + timedelta(hours=5),
         last_run_ok=True,
         recorded_status="ok",
         refresh_due_at=timezone.now(),

@@ -176,7 +176,6 @@ def test_fifty_tasks_of_one_group_decrypt_once(world, monkeypatch, django_assert
             namespace=f"more{i}",
             scope=Scope.RESULT,
             credential=credential,
-            expires_at=credential.expires_at,
             last_run_ok=True,
         )
         for i in range(47)

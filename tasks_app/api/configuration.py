@@ -334,6 +334,7 @@ class TaskSerializer(_Validated):
         read_only_fields = ["position", "expires_at", "last_run_at", "last_run_ok", "last_error"]
 
     status = serializers.CharField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
     allow_undefined_variables = serializers.BooleanField(
         required=False,
         default=False,
@@ -348,7 +349,7 @@ class TaskViewSet(_TeamScopedViewSet):
     team_path = "job__plan__team"
 
     def get_queryset(self):
-        return super().get_queryset().select_related("job__plan__team", "connector")
+        return super().get_queryset().select_related("job__plan__team", "connector", "credential")
 
     def _save(self, serializer):
         self.check_team(serializer.built.job.plan)

@@ -40,14 +40,14 @@ def status_filter(status: str, at=None) -> models.Q:
     never_failed = ~models.Q(last_run_ok=False)
     return {
         Status.DISABLED: models.Q(enabled=False),
-        Status.EXPIRED: live & models.Q(expires_at__lte=at),
-        Status.OK: live & models.Q(expires_at__gt=at, last_run_ok=True),
+        Status.EXPIRED: live & models.Q(credential__expires_at__lte=at),
+        Status.OK: live & models.Q(credential__expires_at__gt=at, last_run_ok=True),
         Status.FAILING: live
         & (
-            models.Q(expires_at__gt=at) & ~models.Q(last_run_ok=True)
-            | models.Q(expires_at=None, last_run_ok=False)
+            models.Q(credential__expires_at__gt=at) & ~models.Q(last_run_ok=True)
+            | models.Q(credential=None, last_run_ok=False)
         ),
-        Status.NEVER_RUN: live & models.Q(expires_at=None) & never_failed,
+        Status.NEVER_RUN: live & models.Q(credential=None) & never_failed,
     }[Status(status)]
 
 
@@ -61,7 +61,7 @@ class Credential(models.Model):
     group = models.CharField(max_length=300)
     token = EncryptedTextField()  # base64 of "<username>:<password>", as AWS returned it
     username = models.CharField(max_length=100, default="AWS")
-    expires_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
     proxy_endpoint = models.CharField(max_length=300)  # the credentials' default registry
     request_id = models.CharField(max_length=100, blank=True)
     created = models.DateTimeField(default=now)
@@ -107,12 +107,12 @@ class TaskConfig(models.Model):
     role_arn = models.CharField("Role ARN", max_length=2048, blank=True)
     created = models.DateTimeField(default=now)
     updated = models.DateTimeField(default=now)
-    # The credential its variables come from (none: never fetched, or the namespace changed).
+    # The credential its variables come from (none: never fetched, or the namespace changed);
+    # its expiry is the task's (`expires_at`), the one every page, answer and status reads.
     credential = models.ForeignKey(
         Credential, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
     )
     # The latest outcome, kept here for lists and for the scheduler.
-    expires_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_run_ok = models.BooleanField(null=True, blank=True)
     last_error = models.CharField(max_length=1000, blank=True)
@@ -131,9 +131,6 @@ class TaskConfig(models.Model):
 
     class Meta:
         ordering = ["job", "position", "created"]
-        indexes = [
-            models.Index(fields=["recorded_status", "expires_at"], name="task_recorded_expiry")
-        ]
 
     # The settings people choose (SPEC §4.1), in the reference document's order: what the
     # form and the API edit, and what the audit trail records of a change.
@@ -176,6 +173,13 @@ class TaskConfig(models.Model):
         if self.job_id is None:
             return  # the job field reports it; the rules need the job's team
         task_clean(self)
+
+    @property
+    def expires_at(self):
+        """When the task's variables stop being valid: its credential's expiry (None: no
+        credential). Lists load the credential with the task (select_related)."""
+        credential = self.credential  # no query when there is none
+        return credential.expires_at if credential is not None else None
 
     @property
     def status(self) -> str:

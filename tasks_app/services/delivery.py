@@ -127,7 +127,6 @@ TASK_COLUMNS = (
     "registry_id",
     "scope",
     "enabled",
-    "expires_at",
     "last_run_ok",
     "last_error",
 )

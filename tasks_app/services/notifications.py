@@ -47,15 +47,19 @@ class _Skip(Exception):
     """Nothing to send to; the delivery is recorded as skipped, with the reason."""
 
 
-def notifications_queue(*, changes: list[TaskStatusChange]) -> list[NotificationDelivery]:
+def notifications_queue(
+    *, changes: list[TaskStatusChange], tasks: dict | None = None
+) -> list[NotificationDelivery]:
     """Create the deliveries for the changes worth telling (inside their transaction), one
-    per channel of the task's team; they are sent after the commit."""
+    per channel of the task's team; they are sent after the commit. `tasks` (by ID, with
+    their job, plan and team) saves loading those the caller holds."""
     news = [change for change in changes if change.kind]
     if not news:
         return []
-    tasks = TaskConfig.objects.select_related("job__plan__team").in_bulk(
-        [change.task_id for change in news]
-    )
+    tasks = dict(tasks or {})
+    missing = [change.task_id for change in news if change.task_id not in tasks]
+    if missing:
+        tasks.update(TaskConfig.objects.select_related("job__plan__team").in_bulk(missing))
     deliveries = []
     for change in news:
         change.task = tasks[change.task_id]

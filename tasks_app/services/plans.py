@@ -204,7 +204,7 @@ def task_save(*, task: TaskConfig, actor: Actor, unresolved_allowed: bool = Fals
     task.updated = now()
     dropped = before is not None and _serves_no_longer(task, before)
     if dropped:  # what it served goes (409 until the next run), and so does any claim on it
-        task.credential, task.expires_at = None, None
+        task.credential = None
         task.lease_until, task.claim = None, None
     # The scheduler fetches new, re-enabled and changed tasks at once, never disabled ones.
     if not task.enabled:

@@ -18,7 +18,7 @@ from tasks_app.models import Credential, TaskConfig, TaskRun
 from tasks_app.rules.refresh_schedule import backoff, next_refresh
 from tasks_app.services.notifications import notifications_queue
 from tasks_app.services.run_inputs import RunError
-from tasks_app.services.status import statuses_record
+from tasks_app.services.status import STATE_COLUMNS, TaskState, status_changes_record
 
 
 def run_record_failure(
@@ -41,6 +41,7 @@ def run_record_failure(
         setattr(run, name, value)
     tasks = TaskConfig.objects.filter(pk=run.task_id)
     with transaction.atomic():
+        # The update locks the row (PostgreSQL; SQLite: the database) before it is read.
         tasks.update(
             last_run_at=finished,
             last_run_ok=False,
@@ -49,12 +50,15 @@ def run_record_failure(
             claim=None,
             failures=F("failures") + 1,
         )
-        failures = tasks.values_list("failures", flat=True).first()
-        if failures is None:  # the task was deleted meanwhile
+        row = tasks.values_list("failures", "enabled", *STATE_COLUMNS).first()
+        if row is None:  # the task was deleted meanwhile
             return
+        failures, enabled, state = row[0], row[1], TaskState(*row[2:])
         tasks.update(refresh_due_at=finished + backoff(failures))
-        changes = statuses_record(task_ids=[run.task_id], runs={run.task_id: run}, at=finished)
-        notifications_queue(changes=changes)
+        if not enabled:
+            return
+        changes = status_changes_record(states=[state], runs={run.task_id: run}, at=finished)
+        notifications_queue(changes=changes, tasks=_held([run]))
 
 
 def runs_interrupted_close(*, at=None) -> int:
@@ -106,7 +110,6 @@ TASK_FIELDS = [
     "last_error",
     "lease_until",
     "claim",
-    "expires_at",
     "failures",
     "refresh_due_at",
 ]
@@ -168,13 +171,15 @@ def runs_deliver(*, credential: Credential, runs: list[tuple[TaskConfig, TaskRun
             row[0]: row[1:]
             for row in TaskConfig.objects.select_for_update()
             .filter(pk__in=ids)
-            .values_list("id", "failures", *TaskConfig.CREDENTIAL_SETTINGS)
+            .values_list(
+                "id", "failures", "enabled", "recorded_status", *TaskConfig.CREDENTIAL_SETTINGS
+            )
         }
         failures = {pk: row[0] for pk, row in current.items()}
         changed = [
             run
             for task, run in runs
-            if task.pk in current and current[task.pk][1:] != task.credential_settings()
+            if task.pk in current and current[task.pk][3:] != task.credential_settings()
         ]
         runs = [(task, run) for task, run in runs if task.pk in current and run not in changed]
         _runs_superseded(changed, finished)
@@ -186,7 +191,6 @@ def runs_deliver(*, credential: Credential, runs: list[tuple[TaskConfig, TaskRun
             task.credential = credential
             task.last_run_at, task.last_run_ok = finished, True
             task.lease_until, task.claim = None, None
-            task.expires_at = expires
             if fresh:
                 task.failures, task.last_error = 0, ""
                 task.refresh_due_at = due
@@ -199,13 +203,22 @@ def runs_deliver(*, credential: Credential, runs: list[tuple[TaskConfig, TaskRun
                 task.refresh_due_at = finished + backoff(task.failures)
         _update_each(TaskRun, [run for _, run in runs], RUN_FIELDS)
         _update_each(TaskConfig, [task for task, _ in runs], TASK_FIELDS)
-        changes = statuses_record(
-            task_ids=[task.pk for task, _ in runs],
-            runs={task.pk: run for task, run in runs},
-            at=finished,
+        # The status step works on what this transaction holds: the rows locked above.
+        states = [
+            TaskState(task.pk, expires, True, task.last_error, current[task.pk][2])
+            for task, _ in runs
+            if current[task.pk][1]  # enabled
+        ]
+        changes = status_changes_record(
+            states=states, runs={task.pk: run for task, run in runs}, at=finished
         )
-        notifications_queue(changes=changes)
+        notifications_queue(changes=changes, tasks=_held([run for _, run in runs]))
     return len(runs)
+
+
+def _held(runs: list[TaskRun]) -> dict:
+    """The tasks these runs hold already (with their plan and team), by ID."""
+    return {run.task_id: run.task for run in runs if TaskRun.task.is_cached(run)}
 
 
 def _runs_superseded(runs: list[TaskRun], finished) -> None:

@@ -7,7 +7,10 @@ so two processes that see the same change record it once. Callers queue the
 notifications of the changes they get back (services/notifications.py).
 """
 
+import uuid
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.utils.timezone import now
 
@@ -18,33 +21,58 @@ _MAY_EXPIRE = (Status.OK, Status.FAILING)
 SWEEP_BATCH = 1000
 
 
+@dataclass(frozen=True)
+class TaskState:
+    """What a task's status is computed from, and the status last recorded."""
+
+    task_id: uuid.UUID
+    expires_at: datetime | None
+    last_run_ok: bool | None
+    last_error: str
+    recorded: str
+
+
+STATE_COLUMNS = ("id", "credential__expires_at", "last_run_ok", "last_error", "recorded_status")
+
+
 def statuses_record(*, task_ids, runs=None, at=None) -> list[TaskStatusChange]:
-    """Record the changes of these tasks' statuses since they were last recorded, and
-    return them (the caller queues their notifications: notifications_queue).
+    """Record the changes of these tasks' statuses since they were last recorded, reading
+    them with their rows locked (the expiry sweep: nothing else holds them).
 
     Call it inside a transaction: the changes commit with the caller's work.
     """
-    at, runs = at or now(), runs or {}
     rows = (
-        TaskConfig.objects.select_for_update()
+        TaskConfig.objects.select_for_update(of=("self",))
         .filter(pk__in=task_ids, enabled=True)
-        .values_list("id", "expires_at", "last_run_ok", "last_error", "recorded_status")
+        .values_list(*STATE_COLUMNS)
     )
+    return status_changes_record(states=[TaskState(*row) for row in rows], runs=runs, at=at)
+
+
+def status_changes_record(
+    *, states: list[TaskState], runs=None, at=None
+) -> list[TaskStatusChange]:
+    """Record the changes of these states (of enabled tasks whose rows the caller has
+    locked, or written in this transaction), and return them: the caller queues their
+    notifications (notifications_queue)."""
+    at, runs = at or now(), runs or {}
     changes, moves = [], defaultdict(list)
-    for task_id, expires_at, last_run_ok, last_error, previous in rows:
-        status = task_status(enabled=True, expires_at=expires_at, last_run_ok=last_run_ok, at=at)
-        if status == previous:
+    for state in states:
+        status = task_status(
+            enabled=True, expires_at=state.expires_at, last_run_ok=state.last_run_ok, at=at
+        )
+        if status == state.recorded:
             continue
-        moves[(previous, status)].append(task_id)
+        moves[(state.recorded, status)].append(state.task_id)
         changes.append(
             TaskStatusChange(
-                task_id=task_id,
-                previous=previous,
+                task_id=state.task_id,
+                previous=state.recorded,
                 status=status,
                 at=at,
-                run=runs.get(task_id),
-                error=last_error if status != Status.OK else "",
-                expires_at=expires_at,
+                run=runs.get(state.task_id),
+                error=state.last_error if status != Status.OK else "",
+                expires_at=state.expires_at,
             )
         )
     if not changes:
@@ -63,6 +91,8 @@ def expired_task_ids(*, at=None, limit: int = SWEEP_BATCH) -> list:
     """Tasks whose token ran out since their status was recorded (nothing ran)."""
     return list(
         TaskConfig.objects.filter(
-            recorded_status__in=_MAY_EXPIRE, expires_at__lte=at or now(), enabled=True
+            recorded_status__in=_MAY_EXPIRE,
+            credential__expires_at__lte=at or now(),
+            enabled=True,
         ).values_list("id", flat=True)[:limit]
     )

@@ -15,9 +15,9 @@ from tasks_app.services.variables import variables_for_job, variables_for_plan
 
 
 def _tasks_with_related():
-    return TaskConfig.objects.select_related("connector", "connector__team").order_by(
-        "position", "created"
-    )
+    return TaskConfig.objects.select_related(
+        "connector", "connector__team", "credential"
+    ).order_by("position", "created")
 
 
 def plan_list(request):

@@ -39,7 +39,7 @@ RECENT_RUNS = 25
 def task_list(request):
     tasks = (
         TaskConfig.objects.filter(job__plan__team__in=teams_for_user(request.user))
-        .select_related("job__plan__team", "connector")
+        .select_related("job__plan__team", "connector", "credential")
         .order_by("job__plan__key", "job__stage", "job__key", "position")
     )
     return render(request, "tasks/list.html", {"tasks": tasks})
