@@ -135,6 +135,46 @@ def test_tasks_that_take_their_region_from_a_variable_join_its_group(
     assert len(_ecr_calls(aws_calls)) == 1
 
 
+def test_a_task_with_variables_is_resolved_once_per_refresh(
+    fleet, aws_endpoint, ecr_expiry, aws_calls, monkeypatch
+):
+    """The claim reads the variables to place the tasks in their group (once per plan);
+    the run resolves each task once: one principal, one variables read per plan."""
+    from tasks_app.services import run_inputs
+
+    for key, value in (("aws.region", "eu-west-1"), ("aws.connector", fleet.connectors[1].pk)):
+        variable = Variable(team=fleet.team, plan=fleet.plan, key=key)
+        variable.set_value(str(value))
+        variable.save()
+    tasks = fleet(
+        3,
+        connector=None,
+        region="",
+        region_variable="${bamboo.aws.region}",
+        connector_variable="${bamboo.aws.connector}",
+    )
+    resolved, principals, reads = [], [], []
+    for module, name, seen in (
+        (refresh, "task_resolve", resolved),
+        (run_inputs, "principal_for", principals),
+        (run_inputs.References, "__init__", reads),
+    ):
+        real = getattr(module, name)
+
+        def spy(*args, real=real, seen=seen, **kwargs):
+            seen.append(kwargs.get("task"))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+
+    (claim,) = claims.refresh_claim()
+    assert (len(resolved), len(principals), len(reads)) == (0, 0, 1)
+    assert refresh.refresh_group(claim_id=claim.id) == 3
+    assert sorted(task.pk for task in resolved) == sorted(task.pk for task in tasks)
+    assert (len(principals), len(reads)) == (1, 2)  # the claim's read, the run's read
+    assert len(_ecr_calls(aws_calls)) == 1
+
+
 def test_a_task_whose_variable_cannot_be_resolved_fails_at_the_claim(fleet, aws_calls):
     (task,) = fleet(1, region="", region_variable="${bamboo.aws.nowhere}")
     assert claims.refresh_claim() == []

@@ -29,7 +29,7 @@ from django.utils.timezone import now
 
 from tasks_app.lib.crypto import EncryptionError
 from tasks_app.models import TaskConfig, TaskRun
-from tasks_app.services.run_inputs import RunError, credential_group, task_resolve
+from tasks_app.services.run_inputs import RunError, credential_group, task_group
 from tasks_app.services.run_results import run_fail
 
 CLAIM_BATCH = 50_000  # tasks per tick, unless a single group is larger
@@ -103,7 +103,7 @@ def _due_groups(due: QuerySet[TaskConfig]) -> tuple[dict[str, _Group], list]:
     memo: dict = {}
     for task in variable.select_related("job__plan__team", "connector__team"):
         try:
-            key = task_resolve(task=task, trigger=SCHEDULE, memo=memo).group
+            key = task_group(task=task, memo=memo)
         except (RunError, EncryptionError) as e:
             failed.append((task, e))
             continue

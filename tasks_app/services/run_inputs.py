@@ -65,16 +65,52 @@ def _principal(connector, memo: dict) -> aws.Principal:
     return memo[key]
 
 
+def _references(plan, memo: dict) -> References:
+    """The plan's references, its variables read once for every task of the plan."""
+    key = ("references", plan.pk)
+    if key not in memo:
+        memo[key] = References(plan)
+    return memo[key]
+
+
 def task_resolve(*, task: TaskConfig, trigger: str, memo: dict | None = None) -> Resolved:
-    """Region, connector and principal of a run. `memo` shares lookups between the
-    tasks of one refresh group (they share team, connector and region)."""
+    """Region, connector and principal of a run, every rule of use checked. `memo` shares
+    lookups between the tasks of one refresh (their plans' variables, their team's
+    connector, its principal)."""
     memo = {} if memo is None else memo
     plan = task.job.plan
-    references = References(plan)
     try:
-        return _resolve(task, trigger, plan, references, memo)
+        return _resolve(task, trigger, plan, _references(plan, memo), memo)
     except ReferenceProblem as e:
         raise RunError(e.message, e.error_class) from None
+
+
+def task_group(*, task: TaskConfig, memo: dict | None = None) -> str:
+    """The credential group a task's settings place it in, its ${bamboo.<key>} references
+    read (once per plan through `memo`): what a claim groups a task by. Nothing else is
+    resolved here; the run resolves the task, once, and checks its rules (task_resolve).
+    RunError when a reference does not resolve."""
+    memo = {} if memo is None else memo
+    references = _references(task.job.plan, memo)
+    host = task.credentials_source == TaskConfig.Source.HOST
+    try:
+        connector = None if host else task.connector
+        if not host and connector is None:
+            connector = references.connector(task.connector_variable)
+        region = task.region
+        if task.region_variable:
+            partition = credentials_partition(
+                source=task.credentials_source, connector=connector, role_arn=task.role_arn
+            )
+            region = references.region(task.region_variable, partition=partition)
+    except ReferenceProblem as e:
+        raise RunError(e.message, e.error_class) from None
+    return credential_group(
+        connector_id=connector.pk if connector is not None else None,
+        host_role_arn=task.role_arn if host else "",
+        region=region,
+        access=task.access,
+    )
 
 
 def _resolve(task, trigger, plan, references: References, memo: dict) -> Resolved:
