@@ -7,7 +7,8 @@ they control: the Authorization header (and any other place a token could be put
 task IDs, plan keys and job keys in the URLs, the HTTP method, and the order of requests,
 so that answers another job fetched are in the per-process cache first. What guards it:
 BearerTokenAuthentication (tasks_app/api/authentication.py), token_authenticate with its cached
-lookup (tasks_app/services/tokens.py), token_may_see and require_token_may_run
+lookup (tasks_app/services/tokens.py), task_visible and scope_within
+(tasks_app/policy/visibility.py), require_task_access and require_token_may_run
 (tasks_app/policy/access.py), and task_served / plan_served, which decide again on every cache hit
 (tasks_app/services/delivery.py).
 """

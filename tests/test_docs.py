@@ -55,3 +55,36 @@ def test_the_threat_model_names_every_attacker_file_and_only_files_that_exist():
         str(path.relative_to(ROOT)) for path in (ROOT / "tests").glob("test_attack_*.py")
     }
     assert attacker_files - named == set(), "give each attacker file its row in docs/security.md"
+
+
+def _layout_rows() -> dict[str, str]:
+    """README's layout table: each row's first cell (paths), and the row."""
+    readme = (ROOT / "README.md").read_text()
+    rows = {}
+    for line in readme.splitlines():
+        cells = line.split("|")
+        if len(cells) > 3 and "`" in cells[1]:
+            rows[cells[1].strip()] = line
+    return rows
+
+
+def test_the_readme_layout_table_lists_every_module():
+    """Each module is in a row of its own path, or in its folder's row by file name."""
+    rows = _layout_rows()
+    missing = []
+    for package in ("ecrportal", "tasks_app"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT)
+            if path.name == "__init__.py" or "migrations" in relative.parts:
+                continue
+            folder = f"`{relative.parent.as_posix()}/`"
+            if relative.parent.name == "commands":  # the management folder's row names them
+                folder, name = "`tasks_app/management/`", f"`{path.stem}`"
+            else:
+                name = f"`{path.name}`"
+            listed = any(f"`{relative.as_posix()}`" in key for key in rows) or any(
+                folder in key and name in row for key, row in rows.items()
+            )
+            if not listed:
+                missing.append(relative.as_posix())
+    assert missing == []
