@@ -125,14 +125,6 @@ def test_another_teams_connector_in_the_task_form_is_refused_like_an_unknown_one
     assert not TaskConfig.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the task API takes any connector ID (PrimaryKeyRelatedField over "
-    "Connector.objects.all()): an unknown one answers 'Invalid pk ... does not exist', "
-    "another team's answers task_validate's 'Choose a connector that team Rivals may use.', "
-    "and for a host connector 'Connector <its name> uses the portal host's own AWS identity', "
-    "an existence oracle that also tells the other team's connector name and kind",
-)
 @pytest.mark.parametrize("target", ["secret_one", "host"])
 def test_another_teams_connector_in_the_config_api_is_refused_like_an_unknown_one(world, target):
     api = _api("rick")

@@ -343,6 +343,15 @@ class TaskSerializer(_Validated):
         "variable will exist when the task runs).",
     )
 
+    def get_fields(self):
+        """Connectors the person may not see are unknown here, in the words DRF uses for an
+        ID that exists nowhere: the field is no oracle of other teams' connectors."""
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:
+            fields["connector"].queryset = connectors_for_user(request.user)
+        return fields
+
 
 class TaskViewSet(_TeamScopedViewSet):
     serializer_class = TaskSerializer
