@@ -426,7 +426,7 @@ def test_host_credentials_need_the_setting_and_a_grant(client, world, settings):
     assert not connector.secret_access_key
 
     settings.ALLOW_HOST_CREDENTIALS = False  # turned off later: refused on the next save
-    with pytest.raises(ValidationError, match="not available to team Team A"):
+    with pytest.raises(ValidationError, match="is off on this portal"):
         connector_validate(connector)
 
 

@@ -62,8 +62,8 @@ def test_it_refuses_a_host_connector_after_the_grant_is_withdrawn(
         run = task_run(task=task, trigger=trigger, actor=SYSTEM)
         assert (run.outcome, run.error_class) == ("failed", "HostCredentialsNotAllowed")
     assert run.error_message == (
-        "Connector host uses the portal host's own AWS identity, which is not available "
-        "to team Platform. A portal administrator can grant it."
+        "Connector host uses the portal host's own AWS identity, which is not granted to "
+        "team Platform; a portal administrator grants it on the Host credentials page."
     )
     assert aws_calls == []
 
@@ -92,8 +92,8 @@ def test_a_shared_host_connector_lends_nothing_to_a_team_never_granted(
     with pytest.raises(ValidationError) as refused:
         task_validate(task)
     assert refused.value.message_dict["connector"] == [
-        "Connector host uses the portal host's own AWS identity, which is not available "
-        "to team Web. A portal administrator can grant it."
+        "Connector host uses the portal host's own AWS identity, which is not granted to "
+        "team Web; a portal administrator grants it on the Host credentials page."
     ]
     run = task_run(task=task, trigger=TaskRun.Trigger.MANUAL, actor=SYSTEM)
     assert (run.outcome, run.error_class) == ("failed", "HostCredentialsNotAllowed")

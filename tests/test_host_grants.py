@@ -62,7 +62,7 @@ def test_the_forms_say_why_the_host_identity_is_not_offered(client, alice, team_
     settings.ALLOW_HOST_CREDENTIALS = True
     for path in ("/connectors/new/", f"/jobs/{job.id}/tasks/new/"):
         page = client.get(path).content.decode()
-        assert "is not granted to Team A; a portal administrator grants it" in page
+        assert "is not granted to team Team A; a portal administrator grants it" in page
 
     Team.objects.filter(id=team_a.id).update(host_credentials_allowed=True)
     for path in ("/connectors/new/", f"/jobs/{job.id}/tasks/new/"):

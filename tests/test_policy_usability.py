@@ -188,7 +188,7 @@ def test_a_connector_the_team_may_not_use_is_not_named():
     )
     refusal = task_use_refusal(
         team_name="Platform",
-        host_granted=False,
+        host_reason=None,
         source="connector",
         connector=facts,
         connector_shared=False,

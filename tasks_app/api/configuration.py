@@ -9,6 +9,7 @@ Secrets are write-only.
 
 from typing import cast
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import exceptions, permissions, serializers, viewsets
@@ -348,8 +349,12 @@ class TaskSerializer(_Validated):
         ID that exists nowhere: the field is no oracle of other teams' connectors."""
         fields = super().get_fields()
         request = self.context.get("request")
-        if request is not None:
-            fields["connector"].queryset = connectors_for_user(request.user)
+        user = getattr(request, "user", None)
+        connector = fields["connector"]
+        if isinstance(user, get_user_model()):
+            connector.queryset = connectors_for_user(user)
+        else:  # no person (a token, the schema's generator): no connector
+            connector.queryset = Connector.objects.none()
         return fields
 
 

@@ -13,6 +13,7 @@ to the team (the team that uses a connector, not its owner).
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from tasks_app.lib import aws
@@ -75,17 +76,43 @@ def credentials_partition(
     return connector.partition if connector is not None else None
 
 
-def host_refusal_message(team_name: str) -> str:
+def host_identity_reason(teams) -> str | None:
+    """Why none of these teams may use the portal host's own AWS identity (to follow "it
+    is"), or None when one of them may."""
+    teams = list(teams)
+    if not settings.ALLOW_HOST_CREDENTIALS:
+        return (
+            "off on this portal (ECRPORTAL_ALLOW_HOST_CREDENTIALS); a portal administrator "
+            "can turn it on"
+        )
+    if any(host_credentials_available(team) for team in teams):
+        return None
+    names = ", ".join(team.name for team in teams)
+    who = f"team {names}" if len(teams) == 1 else f"teams {names}" if teams else "your teams"
+    return f"not granted to {who}; a portal administrator grants it on the Host credentials page"
+
+
+def host_identity_sentence(reason: str, *, connector_name: str | None = None) -> str:
+    """The one message of this refusal, on pages, in forms, the API, runs and tests."""
+    if connector_name is None:
+        return f"The portal host's own AWS identity is {reason}."
     return (
-        f"The portal host's own AWS identity is not available to team {team_name}. "
-        "A portal administrator can grant it."
+        f"Connector {connector_name} uses the portal host's own AWS identity, which is {reason}."
     )
+
+
+def host_identity_refusal(teams, *, connector_name: str | None = None) -> str | None:
+    """host_identity_reason as a sentence, or None when one of the teams may use it."""
+    reason = host_identity_reason(teams)
+    if reason is None:
+        return None
+    return host_identity_sentence(reason, connector_name=connector_name)
 
 
 def task_use_refusal(
     *,
     team_name: str,
-    host_granted: bool,
+    host_reason: str | None,
     source: str,
     connector: ConnectorFacts | None,
     connector_shared: bool,
@@ -96,21 +123,19 @@ def task_use_refusal(
 ) -> Refusal | None:
     """Why a task of team `team_name` may not run with these settings, or None.
 
-    `source` is the task's credentials source; `connector` is None for the host's identity,
+    `host_reason` is host_identity_reason for the team (None: granted); `source` is the
+    task's credentials source; `connector` is None for the host's identity,
     and for a connector variable that is not resolved yet (then only the rest is checked).
     `region` is None when it comes from a variable (resolving it checks it). `unattended`:
     a scheduled refresh or an API call, which the connector must allow.
     """
-    if source == TaskConfig.Source.HOST and not host_granted:
-        return Refusal(HOST_NOT_ALLOWED, host_refusal_message(team_name), "credentials_source")
+    if source == TaskConfig.Source.HOST and host_reason:
+        message = host_identity_sentence(host_reason)
+        return Refusal(HOST_NOT_ALLOWED, message, "credentials_source")
     if source == TaskConfig.Source.CONNECTOR and connector is not None:
-        if connector.uses_host_identity and not host_granted:
-            return Refusal(
-                HOST_NOT_ALLOWED,
-                f"Connector {connector.name} uses the portal host's own AWS identity, which "
-                f"is not available to team {team_name}. A portal administrator can grant it.",
-                "connector",
-            )
+        if connector.uses_host_identity and host_reason:
+            message = host_identity_sentence(host_reason, connector_name=connector.name)
+            return Refusal(HOST_NOT_ALLOWED, message, "connector")
         if not connector_shared:
             # Not named: a connector the team may not use is one it may not know about.
             return Refusal(
@@ -215,7 +240,7 @@ def task_refusal(
         shared = memo[key]
     return task_use_refusal(
         team_name=team.name,
-        host_granted=host_credentials_available(team),
+        host_reason=host_identity_reason([team]),
         source=task.credentials_source,
         connector=ConnectorFacts.of(connector) if connector is not None else None,
         connector_shared=shared,

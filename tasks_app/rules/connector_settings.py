@@ -40,24 +40,6 @@ def host_credentials_available(team) -> bool:
     return settings.ALLOW_HOST_CREDENTIALS and team is not None and team.host_credentials_allowed
 
 
-def host_credentials_refusal(teams) -> str | None:
-    """Why none of these teams may use the portal host's own AWS identity, in words for
-    the forms; None when one of them may."""
-    teams = list(teams)
-    if not settings.ALLOW_HOST_CREDENTIALS:
-        return (
-            "The portal host's own AWS identity is off on this portal "
-            "(ECRPORTAL_ALLOW_HOST_CREDENTIALS); a portal administrator can turn it on."
-        )
-    if any(team.host_credentials_allowed for team in teams):
-        return None
-    names = ", ".join(team.name for team in teams) or "your team"
-    return (
-        f"The portal host's own AWS identity is not granted to {names}; a portal "
-        "administrator grants it on the Host credentials page."
-    )
-
-
 def policy_packed(text: str) -> str:
     """The policy as AWS counts it: JSON without insignificant white space."""
     return json.dumps(json.loads(text), separators=(",", ":"))

@@ -10,7 +10,8 @@ from tasks_app.lib import aws
 from tasks_app.lib.crypto import EncryptionError
 from tasks_app.models import Connector, Team
 from tasks_app.policy.access import teams_using_connector
-from tasks_app.rules.connector_settings import host_credentials_available, policy_packed
+from tasks_app.policy.usability import host_identity_refusal
+from tasks_app.rules.connector_settings import policy_packed
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 from tasks_app.services.issuer import web_identity_source
 from tasks_app.services.validation import connector_validate
@@ -134,14 +135,11 @@ def connector_test(*, connector: Connector, region: str, actor: Actor) -> TestOu
     caller = aws.session_name(actor.name)
     identity = None
     try:
-        if connector.credentials == Connector.Credentials.HOST and not any(
-            host_credentials_available(team)
-            for team in teams_using_connector(actor.user, connector)
-        ):
-            raise HostCredentialsRefused(
-                "The portal host's own AWS identity is not available to your teams that use "
-                f"connector {connector.name}. A portal administrator can grant it."
-            )
+        if connector.credentials == Connector.Credentials.HOST:
+            teams = teams_using_connector(actor.user, connector)
+            refusal = host_identity_refusal(teams, connector_name=connector.name)
+            if refusal:
+                raise HostCredentialsRefused(refusal)
         principal = principal_for(connector)
         identity = aws.caller_identity(principal, caller=caller, region=region, interactive=True)
         token = aws.ecr_authorization(principal, caller=caller, region=region, interactive=True)

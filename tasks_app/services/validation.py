@@ -10,8 +10,7 @@ from django.core.exceptions import ValidationError
 
 from tasks_app.models import Connector, Job, Plan, TaskConfig, Variable
 from tasks_app.policy.references import ReferenceProblem, References
-from tasks_app.policy.usability import credentials_partition, host_refusal_message, task_refusal
-from tasks_app.rules.connector_settings import host_credentials_available
+from tasks_app.policy.usability import credentials_partition, host_identity_refusal, task_refusal
 from tasks_app.selectors import colliding_task
 
 # The settings the rule of use reads: it is checked when none of them has an error.
@@ -112,12 +111,10 @@ def connector_validate(connector: Connector, *, shared_with=()) -> None:
             errors.setdefault("shared_with", []).append(
                 "The owner team uses the connector anyway."
             )
-    if connector.credentials == Connector.Credentials.HOST and not host_credentials_available(
-        team
-    ):
-        errors.setdefault("credentials", []).append(
-            host_refusal_message(team.name if team is not None else "")
-        )
+    if connector.credentials == Connector.Credentials.HOST:
+        refusal = host_identity_refusal([team] if team is not None else [])
+        if refusal:
+            errors.setdefault("credentials", []).append(refusal)
     _raise(errors)
 
 

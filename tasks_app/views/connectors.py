@@ -15,7 +15,7 @@ from tasks_app.policy.access import (
     teams_administered_by,
 )
 from tasks_app.policy.loaders import connector_for_user
-from tasks_app.rules.connector_settings import host_credentials_refusal
+from tasks_app.policy.usability import host_identity_refusal
 from tasks_app.selectors import connector_test_regions, ecr_policy_document
 from tasks_app.services.connectors import (
     ConnectorInUse,
@@ -29,8 +29,8 @@ from tasks_app.services.issuer import web_identity_setup
 def _host_refusal(request, connector: Connector | None) -> str | None:
     """Why the host's own identity is not offered; None when it is."""
     if connector is not None:
-        return host_credentials_refusal([connector.team])
-    return host_credentials_refusal(teams_administered_by(request.user).order_by("name"))
+        return host_identity_refusal([connector.team])
+    return host_identity_refusal(teams_administered_by(request.user).order_by("name"))
 
 
 def connector_list(request):

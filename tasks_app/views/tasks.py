@@ -23,8 +23,7 @@ from tasks_app.lib.crypto import MASK
 from tasks_app.models import Role, TaskConfig, TaskRun
 from tasks_app.policy.access import teams_for_user
 from tasks_app.policy.loaders import job_for_user, task_for_user
-from tasks_app.policy.usability import connectors_usable_by
-from tasks_app.rules.connector_settings import host_credentials_refusal
+from tasks_app.policy.usability import connectors_usable_by, host_identity_refusal
 from tasks_app.rules.generated_variables import env_name, generated_keys
 from tasks_app.selectors import ecr_policy_document, region_groups
 from tasks_app.services.audit import audit_record
@@ -53,7 +52,7 @@ def _task_form(request, job, task: TaskConfig | None):
         instance=task or TaskConfig(job=job),
         job=job,
         connectors=connectors,
-        host_refusal=host_credentials_refusal([team]),
+        host_refusal=host_identity_refusal([team]),
         regions=region_groups(),
     )
     saved = form_save(
