@@ -271,7 +271,7 @@ class CredentialAdmin(ReadOnlyAdmin):
 
 @admin.register(CallRate)
 class CallRateAdmin(ReadOnlyAdmin):
-    """The fleet's pace of AWS calls (services/pacing.py)."""
+    """The fleet's rate limits (services/pacing.py): AWS calls, failed sign-ins."""
 
     list_display = ["name", "next_at"]
 
