@@ -185,8 +185,9 @@ SPECTACULAR_SETTINGS = {
 # never served. 0 reads the database on every request.
 API_CACHE_SECONDS = env_int("ECRPORTAL_API_CACHE_SECONDS", 5, minimum=0, maximum=60)
 
-# Failed sign-ins are throttled per account and per client address within a
-# sliding window; throttled attempts never reach the password check.
+# Failed sign-ins are throttled per account and per client address: so many per window,
+# that many at once, then one more each window / that many (services/pacing.py's rate
+# limits); throttled attempts never reach the password check.
 LOGIN_FAILURES_PER_ACCOUNT = env_int("ECRPORTAL_LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
 LOGIN_FAILURES_PER_ADDRESS = env_int("ECRPORTAL_LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
 LOGIN_THROTTLE_SECONDS = env_int("ECRPORTAL_LOGIN_THROTTLE_SECONDS", 900, minimum=1)

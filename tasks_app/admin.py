@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from tasks_app.identity.actor import actor_for
-from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib import caches
 from tasks_app.models import (
     ApiToken,
     AuditEvent,
@@ -271,7 +271,7 @@ class CredentialAdmin(ReadOnlyAdmin):
 
 @admin.register(CallRate)
 class CallRateAdmin(ReadOnlyAdmin):
-    """The fleet's pace of AWS calls (services/pacing.py)."""
+    """The fleet's rate limits (services/pacing.py): AWS calls, failed sign-ins."""
 
     list_display = ["name", "next_at"]
 
@@ -332,15 +332,15 @@ class TrustAdmin(AuditedAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        ttl_cache.trust.clear()
+        caches.trust_clear()
 
     def delete_model(self, request, obj):
         super().delete_model(request, obj)
-        ttl_cache.trust.clear()
+        caches.trust_clear()
 
     def delete_queryset(self, request, queryset):
         super().delete_queryset(request, queryset)
-        ttl_cache.trust.clear()
+        caches.trust_clear()
 
 
 @admin.register(TrustedIssuer)

@@ -7,6 +7,7 @@ from celery import shared_task
 from tasks_app.services.health import canaries_purge, canary_answer
 from tasks_app.services.issuer import signing_keys_purge
 from tasks_app.services.notifications import notification_send as notification_send_service
+from tasks_app.services.pacing import rate_limits_purge
 from tasks_app.services.people import invitation_email
 from tasks_app.services.refresh import refresh_group as refresh_group_service
 from tasks_app.services.refresh import refresh_tick as refresh_tick_service
@@ -24,6 +25,7 @@ def housekeeping() -> None:
     runs_interrupted_close()
     credentials_unused_delete()
     signing_keys_purge()
+    rate_limits_purge()
 
 
 @shared_task(ignore_result=True)

@@ -106,12 +106,13 @@ def page(browser, request):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_aws_caches():
-    from tasks_app.lib import aws
+def _fresh_caches():
+    """Every per-process cache (tasks_app/lib/caches.py) empty before and after each test."""
+    from tasks_app.lib import caches
 
-    aws.clear_caches()
+    caches.caches_clear()
     yield
-    aws.clear_caches()
+    caches.caches_clear()
 
 
 @pytest.fixture(scope="session")
@@ -250,17 +251,6 @@ def ecr_expiry(monkeypatch):
     return set_expiry
 
 
-@pytest.fixture(autouse=True)
-def _fresh_api_cache():
-    from tasks_app.lib import caches as ttl_cache
-
-    ttl_cache.tokens.clear()
-    ttl_cache.deliveries.clear()
-    yield
-    ttl_cache.tokens.clear()
-    ttl_cache.deliveries.clear()
-
-
 @pytest.fixture
 def webhook_receiver(tmp_path, settings):
     """A real HTTPS receiver on 127.0.0.1 that the portal trusts and may reach."""
@@ -396,16 +386,13 @@ def make_served_task(team, connector):
 def issuer(tmp_path, settings):
     """A CI system's OIDC issuer on 127.0.0.1 (tests/oidc_issuer.py), trusted over TLS by
     its own CA; the portal's per-process keys and trust rules forgotten before and after."""
-    from tasks_app.lib import caches as ttl_cache
-    from tasks_app.services.workload import signing_keys
+    from tasks_app.lib import caches
     from tests.oidc_issuer import Issuer
 
     started = Issuer(tmp_path)
     settings.OIDC_CA_BUNDLE = str(started.ca_bundle)
     settings.OIDC_ISSUERS = []
-    signing_keys.clear()
-    ttl_cache.trust.clear()
+    caches.caches_clear()
     yield started
     started.stop()
-    signing_keys.clear()
-    ttl_cache.trust.clear()
+    caches.caches_clear()

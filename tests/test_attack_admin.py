@@ -19,7 +19,7 @@ from django.test import Client
 from django.utils.timezone import now
 
 from tasks_app.identity.actor import Actor
-from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib import caches
 from tasks_app.lib.crypto import plain
 from tasks_app.models import (
     ApiToken,
@@ -45,9 +45,9 @@ PORTAL = "https://ecr-portal.example.com"
 def _portal(settings):
     settings.ISSUER_URL = PORTAL
     settings.API_CACHE_SECONDS = 60  # a stale trust cache would show for a minute
-    ttl_cache.trust.clear()
+    caches.caches_clear()
     yield
-    ttl_cache.trust.clear()
+    caches.caches_clear()
 
 
 @pytest.fixture

@@ -325,14 +325,14 @@ def test_requests_waiting_on_a_failing_fetch_do_not_fetch_again(issuer, world):
 
 
 def test_after_the_failure_is_forgotten_the_keys_are_fetched_again(issuer, world, monkeypatch):
-    from tasks_app.services import workload
-
     issuer.jwks_fails = True
     path = f"/api/v1/tasks/{world['task'].id}/variables"
     assert client_with(issuer.token()).get(path).status_code == 401
     issuer.jwks_fails = False
+    assert client_with(issuer.token()).get(path).status_code == 401  # still remembered
+    assert issuer.jwks_requests == 1
     clock = time.monotonic() + FAILURE_SECONDS + 1
-    monkeypatch.setattr(workload.time, "monotonic", lambda: clock)
+    monkeypatch.setattr(time, "monotonic", lambda: clock)  # every cache's clock
     assert client_with(issuer.token()).get(path).status_code == 200
 
 

@@ -20,11 +20,10 @@ import pytest
 from django.db import connection
 from django.utils.timezone import now
 
-from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib import caches
 from tasks_app.lib.crypto import plain
 from tasks_app.models import Connector, Role, SigningKey, TrustedIssuer, TrustRule
 from tasks_app.services import issuer as own
-from tasks_app.services.workload import signing_keys
 from tests.conftest import make_served_task, make_team
 from tests.conftest import token_client as client_with
 from tests.oidc_issuer import Issuer
@@ -42,13 +41,9 @@ DOCUMENTS = ["/.well-known/openid-configuration", "/.well-known/jwks.json"]
 def _portal(settings):
     settings.ISSUER_URL = PORTAL
     settings.OIDC_ISSUERS = []
-    own.keys.clear()
-    signing_keys.clear()
-    ttl_cache.trust.clear()
+    caches.caches_clear()
     yield
-    own.keys.clear()
-    signing_keys.clear()
-    ttl_cache.trust.clear()
+    caches.caches_clear()
 
 
 @pytest.fixture

@@ -13,16 +13,20 @@ PasswordChangeRequiredMiddleware, and the RequestGuardMiddleware for control cha
 import html
 import logging
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote_from_bytes, urljoin, urlsplit
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from tasks_app.identity.actor import Actor
-from tasks_app.models import AuditEvent, Profile
+from tasks_app.models import AuditEvent, CallRate, Profile
+from tasks_app.services.logins import login_retry_after
 from tasks_app.services.people import user_deactivate
 from tests.conftest import PASSWORD, make_user
 
@@ -224,6 +228,36 @@ def test_a_forged_x_forwarded_for_does_not_reset_the_address_throttle(client, se
     assert set(AuditEvent.objects.values_list("address", flat=True)) == {peer}
 
 
+@pytest.mark.django_db(transaction=True)  # the guesses run in threads of their own
+def test_guesses_sent_all_at_once_are_all_counted():
+    """Guesses that pass the throttle's check together, before any has failed, each take
+    their slot: the account waits for every one of them (PostgreSQL locks the row)."""
+    make_user("carol")
+    burst = settings.LOGIN_FAILURES_PER_ACCOUNT
+    guesses = burst + 3
+    start = threading.Barrier(guesses)
+
+    def guess(i):
+        try:
+            start.wait(timeout=30)
+            return _sign_in(Client(), "carol", f"guess-{i}", address=f"198.51.100.{i + 1}")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(guesses) as pool:
+        answers = list(pool.map(guess, range(guesses)))
+    assert all("_auth_user_id" not in answer.client.session for answer in answers)
+    failed = AuditEvent.objects.filter(action="login.failed").count()
+    throttled = AuditEvent.objects.filter(action="login.throttled").count()
+    assert failed + throttled == guesses
+    assert failed >= burst
+    interval = settings.LOGIN_THROTTLE_SECONDS / burst
+    wait = login_retry_after(actor=Actor(address="203.0.113.77"), username="carol")
+    assert wait == pytest.approx((failed - burst + 1) * interval, abs=15)
+    response = _sign_in(Client(), "carol", PASSWORD, address="203.0.113.77")
+    assert "Too many failed sign-in attempts" in response.content.decode()
+
+
 def test_a_one_time_password_session_reaches_no_page_before_the_password_is_changed(client):
     user = make_user("dora", password="Temporary-One-Time-1", is_superuser=True, is_staff=True)
     Profile.objects.create(user=user, must_change_password=True)
@@ -306,6 +340,7 @@ def test_the_password_is_never_logged_audited_or_echoed_whatever_the_outcome(cli
         throttled = _sign_in(Client(), "carol", sentinel)
         recorded = [f"{e.actor_name} {e.summary} {e.changes}" for e in AuditEvent.objects.all()]
         AuditEvent.objects.filter(action__in=["login.failed", "login.throttled"]).delete()
+        CallRate.objects.filter(name__startswith="login:").delete()  # the throttle forgotten
         succeeded = _sign_in(client, "carol", sentinel)
     assert "Too many" in throttled.content.decode()
     assert succeeded.status_code == 302

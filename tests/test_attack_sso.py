@@ -34,9 +34,9 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save
 
 from tasks_app.identity.actor import Actor
+from tasks_app.lib import caches
 from tasks_app.models import AuditEvent, ExternalIdentity, Membership, Role
 from tasks_app.services.sso import sso_sign_in
-from tasks_app.views import sso
 from tests.conftest import make_team, make_user
 
 pytestmark = pytest.mark.django_db
@@ -161,9 +161,9 @@ def provider(hostile, settings):
         "django.contrib.auth.backends.ModelBackend",
         "tasks_app.views.sso.PortalOIDCBackend",
     ]
-    sso.discovery_clear()
+    caches.caches_clear()
     yield hostile
-    sso.discovery_clear()
+    caches.caches_clear()
 
 
 @pytest.fixture

@@ -6,7 +6,10 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils.timezone import now
 
-from tasks_app.models import AuditEvent, Profile
+from tasks_app.identity.actor import Actor
+from tasks_app.models import AuditEvent, CallRate, Profile
+from tasks_app.services import pacing
+from tasks_app.services.logins import login_failed, login_retry_after
 from tests.conftest import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +58,8 @@ def test_it_throttles_an_account_after_repeated_failures(client):
     response = _sign_in(client, "Carol", PASSWORD, address="198.51.100.7")
 
     body = response.content.decode()
-    assert "Too many failed sign-in attempts. Try again in 15 minutes." in body
+    # The next failure the account may make: one each 900 s / 5.
+    assert "Too many failed sign-in attempts. Try again in 3 minutes." in body
     assert "_auth_user_id" not in client.session
     assert AuditEvent.objects.filter(action="login.throttled", actor_name="carol").count() == 1
 
@@ -73,16 +77,66 @@ def test_it_throttles_an_address_trying_many_accounts(client):
     assert response.status_code == 302
 
 
-def test_it_lets_the_account_try_again_when_the_window_passes(client):
+def test_it_lets_the_account_try_again_when_its_next_try_comes(client, monkeypatch):
     make_user("carol")
     for _ in range(settings.LOGIN_FAILURES_PER_ACCOUNT):
         _sign_in(client, "carol", "wrong")
     assert "Too many" in _sign_in(client, "carol", PASSWORD).content.decode()
 
-    window = timedelta(seconds=settings.LOGIN_THROTTLE_SECONDS + 1)
-    AuditEvent.objects.filter(action="login.failed").update(created=now() - window)
-
+    interval = timedelta(seconds=settings.LOGIN_THROTTLE_SECONDS) / (
+        settings.LOGIN_FAILURES_PER_ACCOUNT
+    )
+    almost, then = now() + interval - timedelta(seconds=2), now() + interval
+    monkeypatch.setattr(pacing, "now", lambda: almost)
+    assert "Too many" in _sign_in(client, "carol", PASSWORD).content.decode()
+    monkeypatch.setattr(pacing, "now", lambda: then)
     assert _sign_in(client, "carol", PASSWORD).status_code == 302
+
+
+def test_after_the_burst_one_more_failure_each_interval_and_the_burst_after_a_quiet_window(
+    db, monkeypatch
+):
+    burst = settings.LOGIN_FAILURES_PER_ACCOUNT
+    window = timedelta(seconds=settings.LOGIN_THROTTLE_SECONDS)
+    interval = window / burst
+    actor, at = Actor(address=None), now()  # no address: the account's limit alone
+    clock = [at]
+    monkeypatch.setattr(pacing, "now", lambda: clock[0])
+
+    def retry_after():
+        return login_retry_after(actor=actor, username="carol")
+
+    for _ in range(burst):
+        assert retry_after() is None
+        login_failed(actor=actor, username="Carol ")
+    assert retry_after() == interval.total_seconds()
+    login_failed(actor=actor, username="carol", throttled=True)  # a refusal takes no slot
+    assert retry_after() == interval.total_seconds()
+
+    clock[0] = at + interval
+    assert retry_after() is None
+    login_failed(actor=actor, username="carol")
+    assert retry_after() == interval.total_seconds()  # one more, then refused again
+
+    clock[0] = at + interval + window  # a whole quiet window: the whole burst again
+    for _ in range(burst):
+        assert retry_after() is None
+        login_failed(actor=actor, username="carol")
+    assert retry_after() is not None
+    # The audit events stay the trail: every attempt, refused ones too.
+    assert AuditEvent.objects.filter(action="login.failed").count() == 2 * burst + 1
+    assert AuditEvent.objects.filter(action="login.throttled").count() == 1
+
+
+def test_the_throttles_rows_name_no_account_or_address_and_fit_any_of_them(db):
+    name, address = "n" * 150, "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"
+    login_failed(actor=Actor(address=address), username=name)
+    rows = list(CallRate.objects.values_list("name", flat=True))
+    assert len(rows) == 2
+    assert {row.rsplit(":", 1)[0] for row in rows} == {"login:account", "login:address"}
+    for row in rows:
+        assert name[:20] not in row
+        assert address not in row
 
 
 def test_it_trusts_forwarded_addresses_only_from_configured_proxies(client, settings):

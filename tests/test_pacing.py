@@ -1,4 +1,5 @@
-"""The fleet-wide pace of ecr:GetAuthorizationToken calls (ECRPORTAL_AWS_CALL_RATE)."""
+"""The fleet-wide rate limits: the pace of ecr:GetAuthorizationToken calls
+(ECRPORTAL_AWS_CALL_RATE), and the mechanism the sign-in throttle shares."""
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -10,8 +11,9 @@ from django.utils import timezone
 from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import CallRate, Role, TaskConfig
 from tasks_app.services import claims, pacing, refresh
-from tasks_app.services.pacing import call_slot_take
+from tasks_app.services.pacing import Limit, call_slot_take, slot_take, slot_wait
 from tasks_app.services.runs import task_run
+from tasks_app.tasks import housekeeping
 from tests.conftest import make_connector, make_due_tasks
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +85,25 @@ def test_run_now_counts_but_never_waits(settings, monkeypatch, aws_endpoint, ecr
         assert task_run(task=task, trigger="manual", actor=SYSTEM).outcome == "succeeded"
     # Three slots taken: a scheduled call now would wait about three seconds.
     assert call_slot_take() == pytest.approx(3, abs=0.3)
+
+
+def test_a_limit_tells_when_its_next_slot_is_free_without_taking_one():
+    limit = Limit(name="test:limit", interval=timedelta(seconds=10), burst=2)
+    at = timezone.now()
+    assert slot_wait(limit=limit, at=at) == 0
+    assert [slot_take(limit=limit, at=at) for _ in range(3)] == [0, 0, 10]
+    assert slot_wait(limit=limit, at=at) == slot_wait(limit=limit, at=at) == 20
+    assert slot_wait(limit=limit, at=at + timedelta(seconds=20)) == 0
+
+
+def test_a_limits_name_must_fit_its_row():
+    with pytest.raises(ValueError, match="1 to 50 characters"):
+        Limit(name="x" * 51, interval=timedelta(seconds=1), burst=1)
+
+
+def test_housekeeping_deletes_the_limits_that_have_filled_up_again():
+    at = timezone.now()
+    CallRate.objects.create(name="login:account:idle", next_at=at - timedelta(seconds=1))
+    CallRate.objects.create(name="login:account:busy", next_at=at + timedelta(minutes=5))
+    housekeeping()  # the task's body, here
+    assert list(CallRate.objects.values_list("name", flat=True)) == ["login:account:busy"]

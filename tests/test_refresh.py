@@ -282,9 +282,9 @@ def test_a_failing_refresh_serves_the_old_token_until_it_expires(
 
     # Once the last good token has expired: 409 with the reason, never the stale value.
     Credential.objects.filter(tasks=task).update(expires_at=timezone.now() - timedelta(seconds=1))
-    from tasks_app.lib import caches as ttl_cache
+    from tasks_app.lib import caches
 
-    ttl_cache.deliveries.clear()
+    caches.caches_clear()
     response = client.get(url)
     assert response.status_code == 409
     assert code in TaskRun.objects.filter(trigger="schedule").get().error_class

@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
+from tasks_app.lib import caches
 from tasks_app.models import AuditEvent, ExternalIdentity, Membership, Role
-from tasks_app.views import sso
 from tests.browser import screenshot
 from tests.conftest import make_team, make_user
 from tests.sso_provider import CLIENT_ID, CLIENT_SECRET, PROVIDER_PASSWORD, start_provider
@@ -43,9 +43,9 @@ def sso_on(provider, settings):
         "django.contrib.auth.backends.ModelBackend",
         "tasks_app.views.sso.PortalOIDCBackend",
     ]
-    sso.discovery_clear()
+    caches.caches_clear()
     yield provider
-    sso.discovery_clear()
+    caches.caches_clear()
 
 
 def _sign_on(page, base: str, username: str) -> None:

@@ -5,9 +5,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tasks_app.identity.actor import Actor
+from tasks_app.lib import caches
 from tasks_app.models import AuditEvent, ExternalIdentity, Membership, Role
 from tasks_app.services.sso import SsoRefused, sso_sign_in
-from tasks_app.views import sso
 from tests.conftest import PASSWORD, make_team, make_user
 
 pytestmark = pytest.mark.django_db
@@ -108,13 +108,13 @@ def test_an_unreachable_provider_is_explained_on_the_sign_in_page(client, settin
     settings.OIDC_ENABLED = True
     settings.OIDC_ISSUER = f"http://127.0.0.1:{free_port()}"
     settings.OIDC_TIMEOUT = 2
-    sso.discovery_clear()
+    caches.caches_clear()
     response = client.get("/oidc/authenticate/", follow=True)
     assert response.status_code == 200
     assert "Single sign-on failed: The identity provider did not answer" in (
         response.content.decode()
     )
-    sso.discovery_clear()
+    caches.caches_clear()
 
 
 def test_the_sign_on_urls_do_not_exist_when_it_is_off(client, settings):

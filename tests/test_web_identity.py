@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tasks_app.identity.actor import SYSTEM, Actor
+from tasks_app.lib import caches
 from tasks_app.models import AuditEvent, Connector, Job, Plan, Role, SigningKey, TaskConfig
 from tasks_app.services import claims, issuer, refresh
 from tasks_app.services.connectors import connector_test
@@ -34,9 +35,9 @@ ISSUER = "https://ecr-portal.example.com"
 @pytest.fixture(autouse=True)
 def _issuer(settings):
     settings.ISSUER_URL = ISSUER
-    issuer.keys.clear()
+    caches.caches_clear()
     yield
-    issuer.keys.clear()
+    caches.caches_clear()
 
 
 @pytest.fixture

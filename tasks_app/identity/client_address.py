@@ -25,7 +25,8 @@ def client_address(request) -> str | None:
 @lru_cache(maxsize=1024)
 def _is_address(address: str) -> bool:
     """Parsing an address costs more than the rest of this module's work: the CI runners
-    a portal serves come from a few addresses, so the answers are kept."""
+    a portal serves come from a few addresses, so the answers are kept. (A pure function's
+    memo, which is never stale: not one of tasks_app/lib/caches.py's caches.)"""
     try:
         validate_ipv46_address(address)
     except ValidationError:

@@ -2,10 +2,11 @@
 
 - A ``Principal`` says how to obtain credentials (what a connector says, or the
   host's own identity plus an optional role to assume).
-- Sessions are cached per process and principal, the ECRPORTAL_AWS_SESSIONS most
-  recently used (and at most twice as many clients), so memory stays flat however many
-  connectors there are. Temporary credentials from STS are botocore refreshable
-  credentials: reused until near their expiry, then fetched again transparently.
+- Sessions are cached per process and principal (tasks_app/lib/caches.py), the
+  ECRPORTAL_AWS_SESSIONS most recently used (and at most twice as many clients), so memory
+  stays flat however many connectors there are. Temporary credentials from STS are
+  botocore refreshable credentials: reused until near their expiry, then fetched again
+  transparently.
   Clients are cached per session, service, region and retry mode.
 - Timeouts are short, so that an unreachable endpoint fails in seconds.
 - Failures raise ``AwsError`` with the AWS error code, the request ID and an
@@ -13,11 +14,10 @@
 """
 
 import base64
+import copy
 import functools
 import json
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ from botocore.exceptions import (
 )
 from django.conf import settings
 
+from tasks_app.lib import caches
 from tasks_app.lib.crypto import Secret, plain
 from tasks_app.lib.log_masking import secret_register
 
@@ -151,26 +152,22 @@ def session_name(username: str | None) -> str:
 
 # --- sessions and clients --------------------------------------------------------------
 
-_lock = threading.RLock()
-_sessions: OrderedDict[tuple, "_CachedSession"] = OrderedDict()
+# The sessions' lock; it also guards botocore's data loader, which sessions and clients share.
+_lock = caches.aws_sessions_lock
 
 
 @dataclass
 class _CachedSession:
     session: boto3.Session
+    key: tuple | None = None  # in caches.aws_sessions (None: a session of its own)
     clients: dict = field(default_factory=dict)
 
 
 def cached_sessions() -> list[tuple[Principal, int]]:
-    """The principals whose sessions this process keeps, least recently used first, with
-    how many clients each holds."""
+    """The principals whose sessions this process keeps, with how many clients each holds."""
     with _lock:
-        return [(key[0], len(cached.clients)) for key, cached in _sessions.items()]
-
-
-def clear_caches() -> None:
-    with _lock:
-        _sessions.clear()
+        kept = copy.copy(caches.aws_sessions)  # reading the cache's entries would reorder them
+        return [(key[0], len(cached.clients)) for key, cached in kept.items()]
 
 
 def _endpoint_url(service: str) -> str | None:
@@ -230,7 +227,8 @@ def _client(cached: _CachedSession, service: str, region: str, *, interactive: b
                 endpoint_url=_endpoint_url(service),
                 config=_config(interactive=interactive),
             )
-            _evict()
+            if cached.key is not None and caches.aws_sessions.get(cached.key) is cached:
+                caches.aws_sessions[cached.key] = cached  # weighed again, with its clients
         return client
 
 
@@ -260,26 +258,14 @@ def _session(principal: Principal, *, caller: str, interactive: bool) -> _Cached
         )
     key = (principal, caller, interactive)
     with _lock:
-        cached = _sessions.get(key)
-        if cached is not None:
-            _sessions.move_to_end(key)
-            return cached
-    cached = _CachedSession(_build_session(principal, caller=caller, interactive=interactive))
+        cached = caches.aws_sessions.get(key)
+    if cached is not None:
+        return cached
+    session = _build_session(principal, caller=caller, interactive=interactive)
+    cached = _CachedSession(session, key)
     with _lock:
-        _sessions[key] = cached
-        _evict()
+        caches.aws_sessions[key] = cached
     return cached
-
-
-def _evict() -> None:
-    """Drop the least recently used sessions beyond ECRPORTAL_AWS_SESSIONS, or beyond twice
-    as many clients: a session costs about 0.3 MiB and each client as much again, so the
-    cache stays within some 30 MiB however many connectors there are."""
-    limit = settings.AWS_SESSIONS
-    clients = sum(len(cached.clients) for cached in _sessions.values())
-    while len(_sessions) > 1 and (len(_sessions) > limit or clients > 2 * limit):
-        _, dropped = _sessions.popitem(last=False)
-        clients -= len(dropped.clients)
 
 
 def _base_session(principal: Principal) -> boto3.Session:

@@ -20,6 +20,9 @@ MIN_LENGTH = 8
 MAX_KNOWN = 10_000
 
 _lock = threading.Lock()
+# The values to mask, most recently seen last. Not a cache (tasks_app/lib/caches.py): an
+# entry is never stale and cannot be fetched again, it is dropped only to bound memory, and
+# caches_clear() must never forget it.
 _known: OrderedDict[str, None] = OrderedDict()
 _known_pattern: re.Pattern | None = None
 

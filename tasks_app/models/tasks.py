@@ -202,8 +202,9 @@ class TaskConfig(models.Model):
 
 
 class CallRate(models.Model):
-    """The fleet-wide pace of one kind of AWS call (services/pacing.py): the time from which
-    the next call may start, shared by every worker process through the database."""
+    """One rate limit shared by every process through the database (services/pacing.py):
+    the pace of one kind of AWS call, or the failed sign-ins of one account or address. The
+    time from which the next slot starts."""
 
     name = models.CharField(primary_key=True, max_length=50)
     next_at = models.DateTimeField()

@@ -7,7 +7,7 @@ from django.http import Http404
 from django.utils.timezone import now
 
 from tasks_app.identity.actor import Actor
-from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib import caches
 from tasks_app.lib.compiled_reads import CompiledRead, instance
 from tasks_app.models import Credential, Job, Plan, Role, TaskConfig
 from tasks_app.policy.access import require_task_access, require_team_role
@@ -164,7 +164,10 @@ def task_served(*, task_id, actor: Actor) -> Served:
     """A task's variables for the actor, or NotServable. A token's come from the per-process
     cache; a person's read is audited."""
     token = actor.token
-    served = ttl_cache.deliveries.get(task_id) if token is not None else None
+    served = None
+    if token is not None:
+        with caches.deliveries_lock:
+            served = caches.deliveries.get(task_id)
     expires_at = served.delivery.expires_at if served is not None else None
     if token is not None and served is not None and expires_at and expires_at > now():
         viewer = Viewer.of_token(token)
@@ -179,7 +182,8 @@ def task_served(*, task_id, actor: Actor) -> Served:
         task = task_for_actor(task_id=task_id, actor=actor)
     served = Served(task.job_id, task.job.plan_id, task.scope, task.status, task_delivery(task))
     if token is not None:
-        ttl_cache.deliveries.put(task_id, served)
+        with caches.deliveries_lock:
+            caches.deliveries[task_id] = served
     else:
         record_read(
             actor=actor,
@@ -211,7 +215,8 @@ def plan_served(*, plan_key: str, job_key: str | None, actor: Actor) -> Delivery
     token = actor.token
     cache_key = ("scope", plan_key, job_key or "")
     if token is not None:
-        cached = ttl_cache.deliveries.get(cache_key)
+        with caches.deliveries_lock:
+            cached = caches.deliveries.get(cache_key)
         if cached is not None:
             plan_id, job_id, delivery = cached
             _require_scope_within(token, plan_id=plan_id, job_id=job_id)
@@ -233,7 +238,8 @@ def plan_served(*, plan_key: str, job_key: str | None, actor: Actor) -> Delivery
             _require_scope_within(token, plan_id=plan.id, job_id=job.id)
     delivery = scope_delivery(plan=plan, job=job)
     if token is not None:
-        ttl_cache.deliveries.put(cache_key, (plan.id, job.id if job else None, delivery))
+        with caches.deliveries_lock:
+            caches.deliveries[cache_key] = (plan.id, job.id if job else None, delivery)
     if token is None:
         where = f"job {plan.key}-{job.key}" if job else f"plan {plan.key}"
         record_read(
@@ -255,7 +261,8 @@ def token_scope_served(*, actor: Actor) -> Delivery:
 def token_binding_keys(token) -> tuple[str, str | None]:
     """The plan key and job key (None for a plan token) a token is bound to, kept with the
     token's cached lookup."""
-    keys = ttl_cache.deliveries.get(("binding", token.pk))
+    with caches.deliveries_lock:
+        keys = caches.deliveries.get(("binding", token.pk))
     if keys is None:
         plan_key = Plan.objects.filter(pk=token.plan_id).values_list("key", flat=True).first()
         job_key = None
@@ -266,7 +273,8 @@ def token_binding_keys(token) -> tuple[str, str | None]:
         if plan_key is None:  # deleted while another process still knew the token
             raise Http404(NO_SUCH_PLAN)
         keys = (plan_key, job_key)
-        ttl_cache.deliveries.put(("binding", token.pk), keys)
+        with caches.deliveries_lock:
+            caches.deliveries["binding", token.pk] = keys
     return keys
 
 

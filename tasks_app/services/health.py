@@ -72,6 +72,9 @@ def readiness(*, timeout: float) -> dict[str, Check]:
 
     /readyz is public: without this, a burst of probes would each write a canary
     row and send a message. With it, one web process runs one check at a time.
+
+    Not a cache (tasks_app/lib/caches.py has those): a result is never kept for a probe
+    that arrives after it was made, so /readyz never answers from before the probe.
     """
     global _last_readiness
     arrived = time.monotonic()

@@ -13,14 +13,13 @@ the old one published after it stops (see SigningKey).
 
 import hashlib
 import json
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import jwt
+from cachetools import cached
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
@@ -29,7 +28,7 @@ from django.utils.timezone import now
 from jwt.utils import base64url_encode
 
 from tasks_app.identity.actor import Actor
-from tasks_app.lib import aws
+from tasks_app.lib import aws, caches
 from tasks_app.lib.crypto import plain
 from tasks_app.lib.log_masking import secret_register
 from tasks_app.models import Connector, SigningKey
@@ -41,7 +40,8 @@ KEY_BITS = 2048
 # A token is exchanged at once; AWS accepts it only while it is valid.
 TOKEN_SECONDS = 300
 # Each process keeps the key list this long: another process's rotation reaches it within.
-KEY_CACHE_SECONDS = 60
+KEY_CACHE_SECONDS = caches.PORTAL_KEYS_SECONDS
+PUBLISHED = "published"  # the one entry of caches.portal_keys
 DEFAULT_OVERLAP_SECONDS = 3600
 SOURCE_IDENTITY_CLAIM = "https://aws.amazon.com/source_identity"
 
@@ -124,51 +124,49 @@ class _Loaded:
     private_key: rsa.RSAPrivateKey  # decrypted once per process
 
 
-class _KeyCache:
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._loaded_at = 0.0
-        self._keys: list[_Loaded] = []
-
-    def clear(self) -> None:
-        with self._lock:
-            self._loaded_at = 0.0
-            self._keys = []
-
-    def signing(self, at: datetime) -> _Loaded:
-        with self._lock:
-            fresh = time.monotonic() - self._loaded_at < KEY_CACHE_SECONDS
-            chosen = _signing(self._keys, at) if fresh else None
-        if chosen is None:
-            chosen = _signing(self._load(at), at)
-        if chosen is None:
-            made = signing_key_ensure()
-            at = max(at, made.signs_from)
-            chosen = _signing(self._load(at), at)
-        if chosen is None:
-            raise SigningKeyRefused("The portal has no key that signs now.")
-        return chosen
-
-    def _load(self, at: datetime) -> list[_Loaded]:
-        with self._lock:
-            known = {k.kid: k.private_key for k in self._keys}
-        keys = []
-        for key in _published(at):
-            private = known.get(key.kid)
-            if private is None:
-                loaded = serialization.load_pem_private_key(
-                    plain(key.private_key).encode(), password=None
-                )
-                if not isinstance(loaded, rsa.RSAPrivateKey):
-                    raise SigningKeyRefused(f"Signing key {key.kid} is not an RSA key.")
-                private = loaded
-            keys.append(_Loaded(key.kid, key.signs_from, key.retires_at, private))
-        with self._lock:
-            self._keys, self._loaded_at = keys, time.monotonic()
-        return keys
+@cached(caches.portal_private_keys, key=lambda key: key.kid, lock=caches.portal_keys_lock)
+def _private_key(key: SigningKey) -> rsa.RSAPrivateKey:
+    """The key's private key, decrypted once per process (a key ID's key never changes)."""
+    loaded = serialization.load_pem_private_key(plain(key.private_key).encode(), password=None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise SigningKeyRefused(f"Signing key {key.kid} is not an RSA key.")
+    return loaded
 
 
-keys = _KeyCache()
+def _load(at: datetime) -> list[_Loaded]:
+    """The published keys, read again and kept for KEY_CACHE_SECONDS."""
+    keys = [
+        _Loaded(key.kid, key.signs_from, key.retires_at, _private_key(key))
+        for key in _published(at)
+    ]
+    with caches.portal_keys_lock:
+        caches.portal_keys[PUBLISHED] = keys
+    return keys
+
+
+def _signing_loaded(at: datetime) -> _Loaded:
+    """The key that signs at this time, from the keys this process keeps; read again when
+    none of them signs, and made when the portal has none yet."""
+    with caches.portal_keys_lock:
+        kept = caches.portal_keys.get(PUBLISHED)
+    chosen = _signing(kept, at) if kept is not None else None
+    if chosen is None:
+        chosen = _signing(_load(at), at)
+    if chosen is None:
+        made = signing_key_ensure()
+        at = max(at, made.signs_from)
+        chosen = _signing(_load(at), at)
+    if chosen is None:
+        raise SigningKeyRefused("The portal has no key that signs now.")
+    return chosen
+
+
+def _keys_forget() -> None:
+    """A key was made or retired: this process reads the keys again at once (the others
+    within KEY_CACHE_SECONDS)."""
+    with caches.portal_keys_lock:
+        caches.portal_keys.clear()
+        caches.portal_private_keys.clear()
 
 
 def signing_key_ensure() -> SigningKey:
@@ -239,7 +237,7 @@ def signing_key_rotate(
                 "retires_at": retires_at.isoformat(),
             },
         )
-    keys.clear()
+    _keys_forget()
     return new
 
 
@@ -267,7 +265,7 @@ def signing_key_retire(*, kid: str, actor: Actor | None = None) -> SigningKey:
             obj=key,
             changes={"kid": kid},
         )
-    keys.clear()
+    _keys_forget()
     key.refresh_from_db()
     return key
 
@@ -304,7 +302,7 @@ def web_identity_token(*, subject: str, caller: str, source_identity: bool = Fal
     """A signed ID token for one sts:AssumeRoleWithWebIdentity call. It is a bearer
     credential for its few minutes: masked in logs like any secret."""
     at = now()
-    key = keys.signing(at)
+    key = _signing_loaded(at)
     issued = int(at.timestamp())
     claims = {
         "iss": issuer_url(),

@@ -1,15 +1,23 @@
-"""Sign-in bookkeeping: throttling of failed attempts, and their audit trail."""
+"""Sign-in bookkeeping: throttling of failed attempts, and their audit trail.
 
+The throttle is two rate limits (services/pacing.py), one per account (its normalised
+name) and one per client address: each allows ECRPORTAL_LOGIN_FAILURES_PER_ACCOUNT (or
+_PER_ADDRESS) failures at once, then one more each ECRPORTAL_LOGIN_THROTTLE_SECONDS divided
+by that number: as many failures per window as the settings say, however they are spread.
+A failed sign-in takes a slot of both; a refused one (throttled) takes none. Every attempt
+is an audit event; the events are the trail, the limits are the counters.
+"""
+
+import hashlib
 import logging
 import math
 from datetime import timedelta
 
 from django.conf import settings
-from django.utils.timezone import now
 
 from tasks_app.identity.actor import Actor
-from tasks_app.models import AuditEvent
 from tasks_app.services.audit import audit_record
+from tasks_app.services.pacing import Limit, slot_take, slot_wait
 
 LOGIN_FAILED = "login.failed"
 
@@ -18,25 +26,28 @@ def _normalise(username: str) -> str:
     return username.strip().lower()[:150]
 
 
+def _limit(kind: str, subject: str, failures: int) -> Limit:
+    # A name or address may be longer than a limit's name allows: its digest is not (and a
+    # name spelled like a digest cannot stand in for another).
+    digest = hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return Limit(
+        name=f"login:{kind}:{digest}",
+        interval=timedelta(seconds=settings.LOGIN_THROTTLE_SECONDS / failures),
+        burst=failures,
+    )
+
+
+def _limits(*, actor: Actor, username: str) -> list[Limit]:
+    limits = [_limit("account", _normalise(username), settings.LOGIN_FAILURES_PER_ACCOUNT)]
+    if actor.address:
+        limits.append(_limit("address", actor.address, settings.LOGIN_FAILURES_PER_ADDRESS))
+    return limits
+
+
 def login_retry_after(*, actor: Actor, username: str) -> int | None:
     """Seconds until this account or address may try again, or None if not throttled."""
-    window_start = now() - timedelta(seconds=settings.LOGIN_THROTTLE_SECONDS)
-    recent = AuditEvent.objects.filter(action=LOGIN_FAILED, created__gte=window_start)
-    limits = [
-        (recent.filter(actor_name=_normalise(username)), settings.LOGIN_FAILURES_PER_ACCOUNT)
-    ]
-    if actor.address:
-        limits.append((recent.filter(address=actor.address), settings.LOGIN_FAILURES_PER_ADDRESS))
-
-    waits = []
-    for failures, limit in limits:
-        # Only the newest `limit` failures matter: the window reopens when the
-        # oldest of them leaves it.
-        newest = list(failures.order_by("-created").values_list("created", flat=True)[:limit])
-        if len(newest) >= limit:
-            reopens = newest[-1] + timedelta(seconds=settings.LOGIN_THROTTLE_SECONDS)
-            waits.append(max(1, math.ceil((reopens - now()).total_seconds())))
-    return max(waits) if waits else None
+    wait = max(slot_wait(limit=limit) for limit in _limits(actor=actor, username=username))
+    return max(1, math.ceil(wait)) if wait > 0 else None
 
 
 def login_failed(*, actor: Actor, username: str, throttled: bool = False) -> None:
@@ -46,6 +57,9 @@ def login_failed(*, actor: Actor, username: str, throttled: bool = False) -> Non
         if throttled
         else "Sign-in failed: wrong username or password"
     )
+    if not throttled:
+        for limit in _limits(actor=actor, username=username):
+            slot_take(limit=limit)
     audit_record(
         action=action,
         summary=summary,

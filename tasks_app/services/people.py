@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from tasks_app.identity.actor import Actor
-from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib import caches
 from tasks_app.lib.celery_queue import INVITATION_SEND, celery_task
 from tasks_app.models import ApiToken, Invitation, Membership, Profile, Role, Team
 from tasks_app.services.admins import NotAdministrator, administrators_locked, one_time_password
@@ -332,8 +332,9 @@ def user_deactivate(*, user, actor: Actor) -> Deactivated:
         ApiToken.objects.filter(created_by=user, revoked_at=None).values_list("id", "token_hash")
     )
     ApiToken.objects.filter(id__in=[pk for pk, _ in tokens]).update(revoked_at=stamp)
-    for _, digest in tokens:
-        ttl_cache.tokens.discard(digest)
+    with caches.tokens_lock:
+        for _, digest in tokens:
+            caches.tokens.pop(digest, None)
     invitations = _invitations_withdraw(inviter=user, at=stamp, actor=actor)
     rules = trust_rules_disable(
         created_by=user, reason=f"{name}, who made it, was deactivated.", actor=actor

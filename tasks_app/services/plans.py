@@ -6,7 +6,7 @@ from django.db.models import Max
 from django.utils.timezone import now
 
 from tasks_app.identity.actor import Actor
-from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib import caches
 from tasks_app.models import ApiToken, Job, Plan, TaskConfig, Variable
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 from tasks_app.services.validation import (
@@ -77,8 +77,10 @@ def plan_save(*, plan: Plan, actor: Actor) -> Plan:
 def _tokens_forget(tokens) -> None:
     """Drop the tokens of what is being deleted from this process's cache (as token_revoke
     does): they stop at once here, in the others within ECRPORTAL_API_CACHE_SECONDS."""
-    for digest in tokens.values_list("token_hash", flat=True):
-        ttl_cache.tokens.discard(digest)
+    digests = list(tokens.values_list("token_hash", flat=True))
+    with caches.tokens_lock:
+        for digest in digests:
+            caches.tokens.pop(digest, None)
 
 
 @transaction.atomic

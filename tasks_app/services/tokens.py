@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from tasks_app.identity.actor import Actor
-from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib import caches
 from tasks_app.lib.compiled_reads import CompiledRead, instance
 from tasks_app.models import ApiToken, Job, Plan
 from tasks_app.services.audit import audit_record
@@ -78,7 +78,8 @@ def token_create(
 def token_revoke(*, token: ApiToken, actor: Actor) -> bool:
     """Revoke once; returns False if it was revoked already."""
     revoked = ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=now())
-    ttl_cache.tokens.discard(token.token_hash)  # at once in this process, soon in the others
+    with caches.tokens_lock:  # at once in this process, soon in the others
+        caches.tokens.pop(token.token_hash, None)
     if revoked:
         audit_record(
             action="token.revoked",
@@ -99,14 +100,16 @@ def token_authenticate(*, raw: str, address: str | None) -> ApiToken | None:
     if not raw.startswith(ApiToken.PREFIX):
         return None
     digest = token_hash(raw)
-    token = ttl_cache.tokens.get(digest)
+    with caches.tokens_lock:
+        token = caches.tokens.get(digest)
     if token is None:
         # One short query: the columns access decisions need (plan and job load on demand).
         row = _token_read.get(digest)
         if row is None:
             return None
         token = instance(ApiToken, TOKEN_PATH_FIELDS, row)
-        ttl_cache.tokens.put(digest, token)
+        with caches.tokens_lock:
+            caches.tokens[digest] = token
     if not token.active:
         return None
     stamp = now()

@@ -19,8 +19,6 @@ import fnmatch
 import hashlib
 import json
 import ssl
-import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, NoReturn
@@ -28,6 +26,7 @@ from urllib.parse import urlsplit
 
 import jwt
 import requests
+from cachetools import cached
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
@@ -35,7 +34,7 @@ from django.utils.timezone import now
 from jwt.utils import base64url_decode
 
 from tasks_app.identity.actor import Actor
-from tasks_app.lib import caches as ttl_cache
+from tasks_app.lib import caches
 from tasks_app.models import ApiToken, TaskConfig, TrustedIssuer, TrustRule
 from tasks_app.models.workload import CONTROL_CHARACTERS, OWN_ISSUER_REFUSAL, is_own_issuer
 from tasks_app.services.admins import NotAdministrator, administrators_locked
@@ -43,9 +42,9 @@ from tasks_app.services.audit import audit_record
 
 ALGORITHMS = ("RS256", "ES256")
 LEEWAY_SECONDS = 60
-JWKS_SECONDS = 3600
+JWKS_SECONDS = caches.JWKS_SECONDS
 REFETCH_SECONDS = 60  # an unknown kid fetches the keys again, this often at most
-FAILURE_SECONDS = 30  # a failed fetch is not tried again for this long
+FAILURE_SECONDS = caches.JWKS_FAILURE_SECONDS  # a failed fetch is not tried again for this long
 LONGEST_LIFETIME = timedelta(days=31)  # GitLab's ID tokens may live as long as a job's timeout
 IDENTIFIER_MAX = 500  # an issuer URL or a key ID longer than this is no one's
 
@@ -85,84 +84,79 @@ def _jwks_uri(issuer: str) -> str:
     return _https(str(discovery.get("jwks_uri", "")), "JWKS address")
 
 
-class _Unreachable(Exception):
-    """The JWKS could not be had (network, status, not JSON): remembered for a while."""
+def _failed(issuer: str, reason: str) -> NoReturn:
+    """Remember the failure, and forget the issuer's client: the requests of the next
+    FAILURE_SECONDS get the failure at once, and the one after them starts afresh."""
+    failure = f"{reason}; the portal tries again in {FAILURE_SECONDS} s"
+    with caches.jwks_lock:
+        caches.jwks_failures[issuer] = failure
+        caches.jwks_clients.pop(issuer, None)
+    raise WorkloadRefused(failure)
+
+
+def _failure_raise(issuer: str) -> None:
+    """WorkloadRefused with the issuer's remembered failure, if it has one."""
+    with caches.jwks_lock:
+        failure = caches.jwks_failures.get(issuer)
+    if failure is not None:
+        raise WorkloadRefused(failure)
+
+
+def _unreachable(issuer: str, error: BaseException) -> NoReturn:
+    cause = error.__cause__ or error  # urllib's HTTPError, URLError (its reason), a timeout
+    reason = getattr(cause, "reason", None)
+    name = (reason if isinstance(reason, BaseException) else cause).__class__.__name__
+    _failed(issuer, f"the keys of issuer {issuer} cannot be fetched ({name})")
 
 
 class _IssuerJWKS(jwt.PyJWKClient):
-    """PyJWKClient (lifespan, cool-down for unknown key IDs, no redirects), with its fetch
-    failures told apart from an unknown key ID."""
+    """PyJWKClient (lifespan, cool-down for unknown key IDs, no redirects, one fetch at a
+    time), for one issuer: a failed fetch is remembered before the next request in line
+    could fetch again, and that request gets the failure instead."""
+
+    def __init__(self, issuer: str, uri: str, **kwargs):
+        super().__init__(uri, **kwargs)
+        self.issuer = issuer
 
     def fetch_data(self):
+        _failure_raise(self.issuer)
         try:
             return super().fetch_data()
         except (jwt.PyJWKClientError, ValueError, RecursionError) as e:
-            cause = e.__cause__ or e  # urllib's HTTPError, URLError (its reason), a timeout
-            reason = getattr(cause, "reason", None)
-            raise _Unreachable(
-                (reason if isinstance(reason, BaseException) else cause).__class__.__name__
-            ) from None
+            _unreachable(self.issuer, e)
 
 
-class _IssuerKeys:
-    """One issuer's JWKS client; one request fetches at a time, a failure is remembered."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.client: _IssuerJWKS | None = None
-        self.failed_until = 0.0
-        self.failure = ""
-
-
-class _Keys:
-    """Each trusted issuer's signing keys, by kid."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._issuers: dict[str, _IssuerKeys] = {}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._issuers.clear()
-
-    def _entry(self, issuer: str) -> _IssuerKeys:
-        with self._lock:
-            return self._issuers.setdefault(issuer, _IssuerKeys())
-
-    @staticmethod
-    def _failed(entry: _IssuerKeys, reason: str) -> NoReturn:
-        """Remember the failure: the requests of the next FAILURE_SECONDS get it at once."""
-        entry.failure = f"{reason}; the portal tries again in {FAILURE_SECONDS} s"
-        entry.failed_until = time.monotonic() + FAILURE_SECONDS
-        entry.client = None
-        raise WorkloadRefused(entry.failure)
-
-    def key(self, issuer: str, kid: str) -> jwt.PyJWK:
-        entry = self._entry(issuer)
-        with entry.lock:  # the others wait, then find the keys (or the failure) it left
-            if time.monotonic() < entry.failed_until:
-                raise WorkloadRefused(entry.failure)
-            try:
-                if entry.client is None:
-                    context = ssl.create_default_context(cafile=settings.OIDC_CA_BUNDLE or None)
-                    entry.client = _IssuerJWKS(
-                        _jwks_uri(issuer),
-                        lifespan=JWKS_SECONDS,
-                        cooldown_duration=REFETCH_SECONDS,
-                        timeout=settings.OIDC_TIMEOUT,
-                        ssl_context=context,
-                    )
-                return entry.client.get_signing_key(kid)
-            except WorkloadRefused as e:
-                self._failed(entry, str(e))
-            except (requests.RequestException, ValueError, RecursionError, _Unreachable) as e:
-                name = str(e) if isinstance(e, _Unreachable) else e.__class__.__name__
-                self._failed(entry, f"the keys of issuer {issuer} cannot be fetched ({name})")
-            except jwt.PyJWTError:
-                raise WorkloadRefused(f"issuer {issuer} has no key {kid!r}") from None
+@cached(caches.jwks_clients, condition=caches.jwks_lock)
+def _jwks_client(issuer: str) -> _IssuerJWKS:
+    """The issuer's JWKS client, from its discovery document. One request per issuer makes
+    it; the others wait, then find the client or the failure it left."""
+    _failure_raise(issuer)
+    try:
+        uri = _jwks_uri(issuer)
+    except WorkloadRefused as e:
+        _failed(issuer, str(e))
+    except (requests.RequestException, ValueError, RecursionError) as e:
+        _failed(issuer, f"the keys of issuer {issuer} cannot be fetched ({e.__class__.__name__})")
+    return _IssuerJWKS(
+        issuer,
+        uri,
+        lifespan=JWKS_SECONDS,
+        cooldown_duration=REFETCH_SECONDS,
+        timeout=settings.OIDC_TIMEOUT,
+        ssl_context=ssl.create_default_context(cafile=settings.OIDC_CA_BUNDLE or None),
+    )
 
 
-signing_keys = _Keys()
+def _signing_key(issuer: str, kid: str) -> jwt.PyJWK:
+    """The trusted issuer's key with this ID (PyJWKClient keeps its keys)."""
+    _failure_raise(issuer)
+    client = _jwks_client(issuer)
+    try:
+        return client.get_signing_key(kid)
+    except (ValueError, RecursionError) as e:
+        _unreachable(issuer, e)
+    except jwt.PyJWTError:
+        raise WorkloadRefused(f"issuer {issuer} has no key {kid!r}") from None
 
 
 def _matches(rule: TrustRule, claims: dict) -> bool:
@@ -178,7 +172,8 @@ def _matches(rule: TrustRule, claims: dict) -> bool:
 def _trust(issuer_url: str) -> tuple[TrustedIssuer | None, list[TrustRule]]:
     """The issuer and its enabled rules, kept per process for ECRPORTAL_API_CACHE_SECONDS (as
     API tokens are): a change takes effect within that time in every web process."""
-    cached = ttl_cache.trust.get(issuer_url)
+    with caches.trust_lock:
+        cached = caches.trust.get(issuer_url)
     if cached is None:
         issuer = TrustedIssuer.objects.filter(issuer=issuer_url).first()
         rules = (
@@ -187,7 +182,8 @@ def _trust(issuer_url: str) -> tuple[TrustedIssuer | None, list[TrustRule]]:
             else []
         )
         cached = (issuer, rules)
-        ttl_cache.trust.put(issuer_url, cached)
+        with caches.trust_lock:
+            caches.trust[issuer_url] = cached
     return cached
 
 
@@ -234,7 +230,7 @@ def _verified(raw: str) -> tuple[TrustedIssuer, dict, list[TrustRule]]:
     if not rules:
         raise WorkloadRefused(f"no trust rule names the issuer {issuer_url}")
     kid = _identifier(header.get("kid"), "key (kid)")
-    key = signing_keys.key(issuer_url, kid)
+    key = _signing_key(issuer_url, kid)
     if key.algorithm_name != algorithm:  # an RSA key named for ES256, or the other way
         raise WorkloadRefused(
             f"the key {kid!r} is for {key.algorithm_name}, and the token says {algorithm}"
@@ -362,7 +358,7 @@ def issuer_register(*, issuer: str, name: str, actor: Actor) -> TrustedIssuer:
     trusted = TrustedIssuer(issuer=issuer, name=name, created_by=actor.user)
     trusted.full_clean()
     issuer = trusted.issuer
-    ttl_cache.trust.clear()  # here at once; in the other processes within seconds
+    caches.trust_clear()  # here at once; in the other processes within seconds
     with transaction.atomic():
         trusted.save(force_insert=True)
         audit_record(
@@ -379,7 +375,7 @@ def issuer_register(*, issuer: str, name: str, actor: Actor) -> TrustedIssuer:
 def issuer_remove(*, issuer: TrustedIssuer, actor: Actor) -> None:
     rules = issuer.rules.count()
     issuer.delete()
-    ttl_cache.trust.clear()
+    caches.trust_clear()
     audit_record(
         action="oidc_issuer.removed",
         summary=f"Stopped trusting the OIDC issuer {issuer.name} ({issuer.issuer}) and its "
@@ -395,7 +391,7 @@ def trust_rule_create(*, rule: TrustRule, actor: Actor) -> TrustRule:
     rule.created_by = actor.user
     rule.full_clean()
     rule.save()
-    ttl_cache.trust.clear()
+    caches.trust_clear()
     audit_record(
         action="trust_rule.created",
         summary=f"ID tokens of {rule.issuer.name} matching {rule.conditions} now act as "
@@ -411,7 +407,7 @@ def trust_rule_create(*, rule: TrustRule, actor: Actor) -> TrustRule:
 @transaction.atomic
 def trust_rule_delete(*, rule: TrustRule, actor: Actor) -> None:
     rule.delete()
-    ttl_cache.trust.clear()
+    caches.trust_clear()
     audit_record(
         action="trust_rule.deleted",
         summary=f"Deleted the trust rule {rule.name} of plan {rule.plan.key}",
@@ -434,7 +430,7 @@ def trust_rules_disable(*, created_by, reason: str, actor: Actor) -> int:
     TrustRule.objects.filter(pk__in=[rule.pk for rule in rules]).update(
         disabled_at=now(), disabled_reason=reason[:300]
     )
-    ttl_cache.trust.clear()  # here at once; in the other processes within seconds
+    caches.trust_clear()  # here at once; in the other processes within seconds
     for rule in rules:
         audit_record(
             action="trust_rule.disabled",
@@ -462,7 +458,7 @@ def trust_rule_enable(*, rule: TrustRule, actor: Actor) -> bool:
         disabled_at=None, disabled_reason="", created_by=enabler
     ):
         return False
-    ttl_cache.trust.clear()
+    caches.trust_clear()
     audit_record(
         action="trust_rule.enabled",
         summary=f"Enabled the trust rule {rule.name} of plan {rule.plan.key} again, now "

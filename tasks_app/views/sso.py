@@ -5,11 +5,10 @@ account, is decided by tasks_app/services/sso.py.
 """
 
 import logging
-import threading
-import time
 
 import jwt
 import requests
+from cachetools import cached
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -23,13 +22,13 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 
 from tasks_app.identity.actor import Actor
 from tasks_app.identity.client_address import client_address
+from tasks_app.lib import caches
 from tasks_app.services.audit import audit_record
 from tasks_app.services.logins import login_succeeded
 from tasks_app.services.sso import SsoRefused, provider_claims, sso_sign_in
 
 logger = logging.getLogger("ecrportal.sso")
 
-DISCOVERY_SECONDS = 3600
 LEEWAY_SECONDS = 60
 # mozilla-django-oidc's settings that come from the provider's discovery document.
 DISCOVERED = {
@@ -44,18 +43,15 @@ class ProviderUnavailable(Exception):
     """The identity provider's discovery document cannot be had; the message says why."""
 
 
-_discovery: dict = {}
-_discovery_lock = threading.Lock()
-
-
 def provider_configuration() -> dict:
     """The issuer's discovery document (/.well-known/openid-configuration), kept for an
-    hour per process; its issuer must be the configured one (OpenID Connect Discovery §4.3)."""
-    issuer = settings.OIDC_ISSUER
-    with _discovery_lock:
-        cached = _discovery.get(issuer)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
+    hour per process (tasks_app/lib/caches.py); its issuer must be the configured one
+    (OpenID Connect Discovery §4.3)."""
+    return _discovery(settings.OIDC_ISSUER)
+
+
+@cached(caches.sso_discovery, lock=caches.sso_discovery_lock)
+def _discovery(issuer: str | None) -> dict:
     url = f"{issuer}/.well-known/openid-configuration"
     try:
         response = requests.get(url, timeout=settings.OIDC_TIMEOUT)
@@ -73,14 +69,7 @@ def provider_configuration() -> dict:
             + (f" and lacks {', '.join(missing)}" if missing else "")
             + f"; ECRPORTAL_OIDC_ISSUER is {issuer!r}."
         )
-    with _discovery_lock:
-        _discovery[issuer] = (time.monotonic() + DISCOVERY_SECONDS, document)
     return document
-
-
-def discovery_clear() -> None:
-    with _discovery_lock:
-        _discovery.clear()
 
 
 def _settings(attr, *args):
