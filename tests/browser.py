@@ -1,6 +1,6 @@
 """What the browser tests share: signing in through the form, screenshots for CI."""
 
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 from tests.helpers import ARTIFACTS
 
 

@@ -10,7 +10,7 @@ from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import Job, Plan, Role, TaskConfig
 from tasks_app.services.runs import task_run
 from tests.browser import screenshot, sign_in
-from tests.conftest import make_connector, make_team
+from tests.factories import make_connector, make_team
 from tests.helpers import ROOT
 
 CSS = (ROOT / "tasks_app/static/tasks_app/portal.css").read_text()

@@ -5,7 +5,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from tasks_app.models import AuditEvent, Connector, Job, Plan, Role, TaskConfig, Team, Variable
-from tests.conftest import make_team, make_user
+from tests.factories import make_team, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from tasks_app.models import (
 )
 from tasks_app.rules.generated_variables import generated_keys
 from tasks_app.services.tokens import token_hash
-from tests.conftest import api_token, give_credential, make_connector, make_team, token_client
+from tests.factories import api_token, give_credential, make_connector, make_team, token_client
 
 pytestmark = pytest.mark.django_db
 

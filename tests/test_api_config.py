@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tasks_app.models import AuditEvent, Connector, Job, Plan, Role, TaskConfig, Variable
-from tests.conftest import SECRET, api_token, make_connector, make_team, token_client
+from tests.factories import SECRET, api_token, make_connector, make_team, token_client
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ import pytest
 from tasks_app.identity.actor import Actor
 from tasks_app.models import Role
 from tasks_app.services.tokens import token_create
-from tests.conftest import make_connector, make_served_task, make_team
+from tests.factories import make_connector, make_served_task, make_team
 
 SEED = 20261128
 EXAMPLES = 10

@@ -32,8 +32,8 @@ from tasks_app.models import (
 )
 from tasks_app.services import issuer as own_issuer
 from tasks_app.services.tokens import token_create
-from tests.conftest import PASSWORD, make_connector, make_served_task, make_team, make_user
-from tests.conftest import token_client as client_with
+from tests.factories import PASSWORD, make_connector, make_served_task, make_team, make_user
+from tests.factories import token_client as client_with
 
 pytestmark = pytest.mark.django_db
 

@@ -29,7 +29,7 @@ from tasks_app.models import ApiToken, AuditEvent, Job, Plan, Role, TaskConfig, 
 from tasks_app.models import tokens as token_models
 from tasks_app.services.plans import job_delete, plan_delete
 from tasks_app.services.tokens import token_hash, token_revoke
-from tests.conftest import api_token, give_credential, make_connector, make_team, token_client
+from tests.factories import api_token, give_credential, make_connector, make_team, token_client
 
 pytestmark = pytest.mark.django_db
 

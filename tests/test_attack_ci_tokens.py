@@ -23,8 +23,8 @@ from tasks_app.services.workload import (
     issuer_register,
     trust_rule_create,
 )
-from tests.conftest import give_credential, make_connector, make_served_task, make_team
-from tests.conftest import token_client as client_with
+from tests.factories import give_credential, make_connector, make_served_task, make_team
+from tests.factories import token_client as client_with
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db

@@ -23,7 +23,7 @@ from rest_framework.test import APIClient
 from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import AuditEvent, Connector, Job, Plan, Role, TaskConfig, TaskRun, Variable
 from tasks_app.services.runs import task_run
-from tests.conftest import api_token, make_connector, make_team, token_client
+from tests.factories import api_token, make_connector, make_team, token_client
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent, Invitation, Membership, Role
 from tasks_app.services.people import invitation_create, invitation_link
-from tests.conftest import make_team, make_user
+from tests.factories import make_team, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -25,8 +25,8 @@ from tasks_app.lib.crypto import plain
 from tasks_app.models import Connector, Role, SigningKey, TrustedIssuer, TrustRule
 from tasks_app.services import issuer as own
 from tasks_app.services.workload import signing_keys
-from tests.conftest import make_served_task, make_team
-from tests.conftest import token_client as client_with
+from tests.factories import make_served_task, make_team
+from tests.factories import token_client as client_with
 from tests.oidc_issuer import Issuer
 
 pytestmark = pytest.mark.django_db

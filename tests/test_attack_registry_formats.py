@@ -27,8 +27,8 @@ from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import Connector, Job, Plan, Role, Scope, TaskConfig, Team, Variable
 from tasks_app.services.connectors import connector_save
 from tasks_app.services.plans import job_save, plan_save, task_save, variable_save
-from tests.conftest import SECRET, api_token, give_credential, make_connector, make_team
-from tests.conftest import token_client as client_with
+from tests.factories import SECRET, api_token, give_credential, make_connector, make_team
+from tests.factories import token_client as client_with
 
 pytestmark = pytest.mark.django_db
 

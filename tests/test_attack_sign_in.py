@@ -24,7 +24,7 @@ from django.urls import reverse
 from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent, Profile
 from tasks_app.services.people import user_deactivate
-from tests.conftest import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 

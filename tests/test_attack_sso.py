@@ -37,7 +37,7 @@ from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent, ExternalIdentity, Membership, Role
 from tasks_app.services.sso import sso_sign_in
 from tasks_app.views import sso
-from tests.conftest import make_team, make_user
+from tests.factories import make_team, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -31,7 +31,7 @@ from tasks_app.services import claims, refresh
 from tasks_app.services.plans import task_save
 from tasks_app.services.run_results import credential_for, runs_deliver
 from tasks_app.services.runs import task_run
-from tests.conftest import api_token, give_credential, make_connector, make_team, token_client
+from tests.factories import api_token, give_credential, make_connector, make_team, token_client
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db

@@ -22,8 +22,8 @@ from tasks_app.identity.actor import Actor
 from tasks_app.models import AuditEvent, Role, TrustedIssuer, TrustRule
 from tasks_app.services import people
 from tasks_app.services.people import PeopleError, user_deactivate, user_superuser_set
-from tests.conftest import make_connector, make_served_task, make_team, make_user
-from tests.conftest import token_client as client_with
+from tests.factories import make_connector, make_served_task, make_team, make_user
+from tests.factories import token_client as client_with
 from tests.helpers import require, wait_for
 
 AUDIENCE = "https://ecr-portal.example.com"

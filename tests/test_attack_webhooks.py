@@ -40,7 +40,7 @@ from tasks_app.models import (
     Team,
 )
 from tasks_app.services.notifications import notification_send, webhook_ping
-from tests.conftest import PASSWORD, SECRET, make_connector, make_team
+from tests.factories import PASSWORD, SECRET, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -31,7 +31,7 @@ from tasks_app.models import (
 )
 from tasks_app.services.people import invitation_create, invitation_link
 from tasks_app.services.tokens import token_create
-from tests.conftest import make_connector, make_served_task, make_team, make_user
+from tests.factories import make_connector, make_served_task, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 
 from tasks_app.models import Connector, Role
 from tests.browser import screenshot, sign_in
-from tests.conftest import SECRET, make_team
+from tests.factories import SECRET, make_team
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

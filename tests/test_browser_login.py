@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 
 from tasks_app.models import Profile, Role
 from tests.browser import screenshot
-from tests.conftest import PASSWORD, make_team, make_user
+from tests.factories import PASSWORD, make_team, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

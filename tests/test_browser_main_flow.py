@@ -10,7 +10,7 @@ from tasks_app.identity.actor import SYSTEM
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig, Team, is_masked_key
 from tasks_app.services.runs import task_run
 from tests.browser import screenshot, sign_in
-from tests.conftest import SECRET, generated, make_connector, make_team
+from tests.factories import SECRET, generated, make_connector, make_team
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from tasks_app.models import Job, Membership, Plan, Role, TaskConfig, Team
 from tests.browser import screenshot, sign_in
-from tests.conftest import give_credential, make_connector, make_team, make_user
+from tests.factories import give_credential, make_connector, make_team, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 
 from tasks_app.models import Membership, Role
 from tests.browser import screenshot, sign_in
-from tests.conftest import make_user
+from tests.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

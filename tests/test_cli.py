@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from tasks_app.formats.snippets import env_snippet
 from tasks_app.models import Job, Plan, Role, TaskConfig
-from tests.conftest import generated, give_credential, make_connector, make_team
+from tests.factories import generated, give_credential, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

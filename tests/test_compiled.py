@@ -11,7 +11,7 @@ from django.utils.timezone import now
 from tasks_app.lib.compiled_reads import CompiledRead, instance
 from tasks_app.models import ApiToken, Job, Plan, TaskConfig
 from tasks_app.services.delivery import TOKEN_PATH_FIELDS as TASK_FIELDS
-from tests.conftest import give_credential, make_connector, make_team
+from tests.factories import give_credential, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

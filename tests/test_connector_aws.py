@@ -10,7 +10,7 @@ from tasks_app.identity.actor import Actor
 from tasks_app.lib import aws
 from tasks_app.models import Connector, Role
 from tasks_app.services.connectors import connector_test, principal_for
-from tests.conftest import HOST_ACCESS_KEY_ID, SECRET, make_connector, make_team
+from tests.factories import HOST_ACCESS_KEY_ID, SECRET, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.db import connection
 from django.urls import reverse
 
 from tasks_app.models import AuditEvent, Connector, Role
-from tests.conftest import make_team
+from tests.factories import make_team
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_a_sentinel_secret_never_leaves_its_encrypted_column(client, aws_endpoin
 def test_temporary_credentials_from_sts_are_masked_in_botocore_logs(aws_endpoint, caplog):
     from tasks_app.lib import aws
     from tasks_app.services.connectors import principal_for
-    from tests.conftest import make_connector
+    from tests.factories import make_connector
 
     team = make_team("Platform")
     connector = make_connector(

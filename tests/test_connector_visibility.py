@@ -6,7 +6,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tasks_app.models import Connector, Role
-from tests.conftest import SECRET, make_team, make_user
+from tests.factories import SECRET, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from tasks_app.models import AuditEvent, Connector, Membership, Role, Team
 from tasks_app.services.validation import connector_validate
-from tests.conftest import SECRET, make_connector, make_team
+from tests.factories import SECRET, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from tasks_app.models import Job, Plan, Role, Scope, TaskConfig
-from tests.conftest import api_token, give_credential, make_connector, make_team
+from tests.factories import api_token, give_credential, make_connector, make_team
 from tests.helpers import ROOT, require
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,7 +16,7 @@ from tasks_app.models import (
     TaskRun,
     status_filter,
 )
-from tests.conftest import PASSWORD, make_connector, make_team
+from tests.factories import PASSWORD, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.db import connection
 
 from tasks_app.lib.crypto import MASK, EncryptionError, Secret
 from tasks_app.models import Connector, Role
-from tests.conftest import make_connector, make_team
+from tests.factories import make_connector, make_team
 from tests.helpers import ROOT, child_environ
 
 pytestmark = pytest.mark.django_db

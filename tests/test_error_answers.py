@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from tasks_app.models import AuditEvent, Role, Variable
 from tasks_app.views import errors
-from tests.conftest import make_team
+from tests.factories import make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from tasks_app.models import AuditEvent, Job, Plan, Role, TaskConfig, TaskRun
-from tests.conftest import PASSWORD, make_connector, make_team, make_user
+from tests.factories import PASSWORD, make_connector, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from tasks_app.services.connectors import connector_test
 from tasks_app.services.refresh import refresh_group
 from tasks_app.services.runs import task_run
 from tasks_app.services.validation import task_validate
-from tests.conftest import make_team
+from tests.factories import make_team
 
 pytestmark = pytest.mark.django_db
 

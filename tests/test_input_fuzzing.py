@@ -31,7 +31,7 @@ from tasks_app.models import (
     Team,
     Variable,
 )
-from tests.conftest import make_connector, make_team, make_user
+from tests.factories import make_connector, make_team, make_user
 from tests.helpers import require
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from tasks_app.services.people import (
     invitation_for_code,
     invitation_link,
 )
-from tests.conftest import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from tasks_app.models import AuditEvent, Profile
-from tests.conftest import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.utils.timezone import now
 
 from tasks_app.models import is_masked_key
 from tasks_app.rules.generated_variables import generated_values
-from tests.conftest import generated
+from tests.factories import generated
 
 BEFORE = [("tasks_app", "0006_status_changes_notifications")]
 AFTER = [("tasks_app", "0007_credentials")]

@@ -28,7 +28,7 @@ from tasks_app.services.notifications import notification_send, notifications_du
 from tasks_app.services.refresh import expiries_record
 from tasks_app.services.runs import task_run
 from tasks_app.services.status import statuses_record
-from tests.conftest import PASSWORD, SECRET, generated, make_connector, make_team, make_user
+from tests.factories import PASSWORD, SECRET, generated, make_connector, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from tasks_app.models import CallRate, Role, TaskConfig
 from tasks_app.services import claims, pacing, refresh
 from tasks_app.services.pacing import call_slot_take
 from tasks_app.services.runs import task_run
-from tests.conftest import make_connector, make_due_tasks
+from tests.factories import make_connector, make_due_tasks
 
 pytestmark = pytest.mark.django_db
 

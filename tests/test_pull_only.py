@@ -14,7 +14,7 @@ from tasks_app.lib import aws
 from tasks_app.models import Job, Plan, Role, TaskConfig, Variable
 from tasks_app.services.claims import refresh_claim
 from tasks_app.services.runs import task_run
-from tests.conftest import make_connector, make_team
+from tests.factories import make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

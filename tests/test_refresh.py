@@ -15,7 +15,7 @@ from tasks_app.rules.refresh_schedule import backoff, next_refresh
 from tasks_app.services import claims, refresh
 from tasks_app.services import run_results as results
 from tasks_app.services.runs import task_run
-from tests.conftest import generated, make_due_tasks
+from tests.factories import generated, make_due_tasks
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from tasks_app.models import Credential, Job, Plan, Role, TaskConfig, TaskRun, Variable
 from tasks_app.services import claims, refresh
 from tasks_app.tasks import refresh_group as refresh_group_task
-from tests.conftest import make_connector, make_team
+from tests.factories import make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from tasks_app.models import Credential, TaskConfig, TaskRun
 from tasks_app.services.run_results import runs_interrupted_close
-from tests.conftest import generated, make_due_tasks
+from tests.factories import generated, make_due_tasks
 from tests.helpers import (
     Process,
     beat_process,

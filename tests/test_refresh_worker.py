@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from tasks_app.models import Job, Plan, TaskConfig, TaskRun
-from tests.conftest import make_connector, make_due_tasks, make_team
+from tests.factories import make_connector, make_due_tasks, make_team
 from tests.helpers import beat_process, portal_env, wait_for, worker_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.django_db(transaction=True)]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tasks_app.models import Job, Plan, Role, Scope, TaskConfig
-from tests.conftest import (
+from tests.factories import (
     api_token,
     give_credential,
     make_connector,

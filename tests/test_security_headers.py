@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from tasks_app.middleware import ADMIN_CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY
 from tasks_app.models import Role
-from tests.conftest import make_team
+from tests.factories import make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from tasks_app.models import AuditEvent, ExternalIdentity, Membership, Role
 from tasks_app.views import sso
 from tests.browser import screenshot
-from tests.conftest import make_team, make_user
+from tests.factories import make_team, make_user
 from tests.sso_provider import CLIENT_ID, CLIENT_SECRET, PROVIDER_PASSWORD, start_provider
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -7,7 +7,7 @@ import pytest
 from django.utils.timezone import now
 
 from tasks_app.models import Job, Plan, Role, TaskConfig
-from tests.conftest import PASSWORD, give_credential, make_connector, make_team
+from tests.factories import PASSWORD, give_credential, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

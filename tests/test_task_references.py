@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from tasks_app.models import Job, Plan, Role, TaskConfig, Variable
-from tests.conftest import make_connector, make_team
+from tests.factories import make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,7 @@ from tasks_app.models import (
 )
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.services.variables import task_variables
-from tests.conftest import generated, make_connector, make_team
+from tests.factories import generated, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

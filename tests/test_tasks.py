@@ -20,7 +20,7 @@ from tasks_app.models import (
 from tasks_app.rules.generated_variables import generated_keys
 from tasks_app.services.validation import task_validate
 from tasks_app.services.variables import variables_for_job, variables_for_plan
-from tests.conftest import generated, give_credential, make_connector, make_team
+from tests.factories import generated, give_credential, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

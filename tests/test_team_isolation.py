@@ -24,7 +24,7 @@ from tasks_app.models import (
     TrustRule,
     Variable,
 )
-from tests.conftest import make_connector, make_user
+from tests.factories import make_connector, make_user
 
 pytestmark = pytest.mark.django_db
 

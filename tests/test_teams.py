@@ -3,7 +3,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tasks_app.models import AuditEvent, Membership, Role, Team
-from tests.conftest import make_team, make_user
+from tests.factories import make_team, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from tasks_app.identity.actor import Actor
 from tasks_app.models import ApiToken, AuditEvent, Plan, Profile, Role
 from tasks_app.services.tokens import token_create
-from tests.conftest import PASSWORD, make_team, make_user
+from tests.factories import PASSWORD, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 

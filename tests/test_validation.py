@@ -7,7 +7,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tasks_app.models import Job, Plan, Role, TaskConfig, Variable
-from tests.conftest import SECRET, make_connector, make_team
+from tests.factories import SECRET, make_connector, make_team
 
 pytestmark = pytest.mark.django_db
 

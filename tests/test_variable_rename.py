@@ -6,7 +6,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tasks_app.models import AuditEvent, Role, Variable
-from tests.conftest import make_team
+from tests.factories import make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -23,7 +23,7 @@ from tasks_app.models import AuditEvent, Connector, Job, Plan, Role, SigningKey,
 from tasks_app.services import claims, issuer, refresh
 from tasks_app.services.connectors import connector_test
 from tasks_app.services.runs import task_run
-from tests.conftest import PASSWORD, generated, make_team
+from tests.factories import PASSWORD, generated, make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tasks_app.models import AuditEvent, TrustedIssuer, TrustRule
-from tests.conftest import make_connector, make_served_task, make_team, token_client
+from tests.factories import make_connector, make_served_task, make_team, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -170,7 +170,7 @@ def test_a_rule_without_conditions_trusts_nobody(issuer, world):
 
 
 def test_an_api_token_still_works_beside_id_tokens(world):
-    from tests.conftest import api_token
+    from tests.factories import api_token
 
     raw = api_token(world["plan"], world["job"])
     assert _get(world, raw).status_code == 200

@@ -3,7 +3,7 @@
 import pytest
 
 from tasks_app.models import AuditEvent, Job, Plan, Role, TrustedIssuer, TrustRule
-from tests.conftest import make_team, make_user
+from tests.factories import make_team, make_user
 
 pytestmark = pytest.mark.django_db
 
