@@ -27,7 +27,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The runtime lock is installed on its own, always: the dev lock is a superset that would
-# hide a package missing from it (.ci/run and tests/test_make_run.py prove it alone).
+# hide a package missing from it (.ci/run and tests/integration/test_make_run.py prove it
+# alone).
 $(RUNTIME_STAMP): requirements.lock | $(BIN)/python
 	$(PIP_INSTALL) -r requirements.lock
 	@touch $@
@@ -84,8 +85,9 @@ lock: $(DEV_STAMP)
 # The README's pictures: the browser tests take them; these are copied to docs/.
 DOC_SCREENSHOTS = dashboard task task-form connector connector-web-identity runs audit-log phone-dashboard team users
 screenshots: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q tests/test_browser_main_flow.py tests/test_browser_connectors.py tests/test_accessibility.py \
-		tests/test_browser_teams.py tests/test_browser_people.py
+	$(BIN)/python -m pytest -q tests/browser/test_browser_main_flow.py \
+		tests/browser/test_browser_connectors.py tests/browser/test_accessibility.py \
+		tests/browser/test_browser_teams.py tests/browser/test_browser_people.py
 	for name in $(DOC_SCREENSHOTS); do cp test-artifacts/screenshots/$$name.png docs/screenshots/; done
 
 clean:

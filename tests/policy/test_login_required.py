@@ -22,9 +22,10 @@ PUBLIC_VIEWS = {
     health.healthz,
     health.readyz,
     admin_login,
-    # An invitation link: whoever holds it creates an account (tests/test_invitations.py).
+    # An invitation link: whoever holds it creates an account (tests/services/test_invitations.py).
     people.invitation_accept_view,
-    # Single sign-on: where sign-in starts and where the provider answers (tests/test_sso.py).
+    # Single sign-on: where sign-in starts and where the provider answers
+    # (tests/browser/test_sso.py).
     sso.sign_on_start,
     sso.sign_on_callback,
     # The credential helper, fetched before a build host has a token (no secret in it).

@@ -6,7 +6,7 @@ another connector, account, region or registry). What it controls: its token, ho
 asks (every variables, env, docker-config and kubernetes-secret endpoint), and its timing:
 a run may be fetching credentials under the old settings while a person changes them.
 The team's editor changes the task as people do, through the configuration API (PATCH
-/api/v1/tasks/<id>) or the task form; runs go through moto as in tests/test_refresh.py.
+/api/v1/tasks/<id>) or the task form; runs go through moto as in tests/services/test_refresh.py.
 
 Before the fix, a task's credential was dropped only when its namespace changed, so a task
 made pull-only kept serving its push token until it expired (up to 12 hours), and a run in

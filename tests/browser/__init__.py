@@ -1,4 +1,5 @@
-"""What the browser tests share: signing in through the form, screenshots for CI."""
+"""Tests in real Chromium (Playwright), and what they share: signing in through the form,
+screenshots for CI."""
 
 from tests.factories import PASSWORD
 from tests.helpers import ARTIFACTS

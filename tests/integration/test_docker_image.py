@@ -1,6 +1,7 @@
 """The Docker image, as far as a machine without a Docker engine can check it: the Dockerfile
-is parsed, and must install exactly the lock that .ci/run and tests/test_make_run.py prove
-(requirements.lock alone) and copy exactly what the portal needs at run time."""
+is parsed, and must install exactly the lock that .ci/run and
+tests/integration/test_make_run.py prove (requirements.lock alone) and copy exactly what the
+portal needs at run time."""
 
 import json
 import re

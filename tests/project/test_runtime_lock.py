@@ -1,6 +1,6 @@
 """requirements.lock is what users install (make run, the Docker image): it must hold every
 package the portal imports, and everything those packages need. Offline checks; the
-runtime environment itself is built and run in tests/test_make_run.py and .ci/run."""
+runtime environment itself is built and run in tests/integration/test_make_run.py and .ci/run."""
 
 import importlib.metadata
 import re

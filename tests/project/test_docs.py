@@ -52,6 +52,7 @@ def test_the_threat_model_names_every_attacker_file_and_only_files_that_exist():
     named = set(re.findall(r"`(tests/[\w/]+\.py)`", text))
     assert {name for name in named if not (ROOT / name).exists()} == set()
     attacker_files = {
-        str(path.relative_to(ROOT)) for path in (ROOT / "tests").glob("test_attack_*.py")
+        str(path.relative_to(ROOT)) for path in (ROOT / "tests").rglob("test_attack_*.py")
     }
+    assert attacker_files, "no attacker file found under tests/"
     assert attacker_files - named == set(), "give each attacker file its row in docs/security.md"

@@ -93,10 +93,11 @@ def _route(entry) -> str:
 
 # Routes whose parameter is no team's object, and where their access is tested.
 NOT_TEAM_OBJECTS = {
-    "invitations/<str:code>/",  # a signed bearer link (tests/test_invitations.py)
-    "users/<int:user_id>/<slug:action>/",  # superusers only (tests/test_users.py)
-    "downloads/<str:name>",  # public files (tests/test_credential_helper.py)
-    "oidc-issuers/<uuid:issuer_id>/delete/",  # superusers only (tests/test_workload_pages.py)
+    "invitations/<str:code>/",  # a signed bearer link (tests/services/test_invitations.py)
+    "users/<int:user_id>/<slug:action>/",  # superusers only (tests/services/test_users.py)
+    "downloads/<str:name>",  # public files (tests/api/test_credential_helper.py)
+    # superusers only (tests/views/test_workload_pages.py)
+    "oidc-issuers/<uuid:issuer_id>/delete/",
     "users/trust-rules/<uuid:rule_id>/enable/",  # superusers only (test_attack_users.py)
 }
 
