@@ -1,6 +1,6 @@
 import os
 import shutil
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings as django_settings
@@ -52,14 +52,38 @@ def team_b(db):
     return make_team("Team B", bob=Role.ADMIN, bea=Role.VIEWER)
 
 
+# Run first, so that the longest tests do not end a parallel run on one worker alone.
+SLOW_FIRST = ("integration", "browser")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django's order (no test relies on it)
+def pytest_collection_modifyitems(config, items):
+    # A stable sort: the order within a file stays as written.
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in SLOW_FIRST))
+
+
+def xdist_worker_number() -> int:
+    """0, 1, … for pytest-xdist's workers gw0, gw1, … (make test); 0 without xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+
+
 @pytest.fixture
 def redis_url():
-    """A Redis server for broker tests, emptied first. Skips (or fails) without one."""
+    """A Redis database for broker tests, emptied first. Skips (or fails) without one.
+
+    The broker URL's database for the first (or only) pytest process; each further xdist
+    worker n takes the database n below it (wrapping at 16), so that the Celery workers and
+    beats of tests running at once never take each other's messages nor empty each other's
+    queues."""
     import redis
 
     url = django_settings.CELERY_BROKER_URL
     if urlsplit(url).scheme not in ("redis", "rediss"):
         url = os.environ.get("ECRPORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    parts = urlsplit(url)
+    database = (int(parts.path.strip("/") or 0) - xdist_worker_number()) % 16
+    url = urlunsplit(parts._replace(path=f"/{database}"))
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
@@ -81,8 +105,11 @@ def browser():
     # Playwright's sync API runs an event loop in this thread; the Django ORM
     # calls made by the tests themselves are still synchronous.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    from tests.browser import EXPECT_TIMEOUT_MS
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as p:
         instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
@@ -91,7 +118,9 @@ def browser():
 
 @pytest.fixture
 def page(browser, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    from tests.browser import new_context
+
+    context = new_context(browser, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     yield page
     screenshots = ARTIFACTS / "screenshots"
@@ -116,12 +145,10 @@ def moto_server():
 
     from moto.server import ThreadedMotoServer
 
-    from tests.helpers import free_port
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    _, port = server.get_host_and_port()  # the port the system chose: none other's
     yield f"http://127.0.0.1:{port}"
     server.stop()
 

@@ -1,6 +1,7 @@
 """API v1 (SPEC §8.2, §8.4): who sees what, errors, 409 for credentials that cannot be served."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,6 +24,7 @@ from tasks_app.models import (
 from tasks_app.rules.generated_variables import generated_keys
 from tasks_app.services.tokens import token_hash
 from tests.factories import api_token, give_credential, make_connector, make_team, token_client
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -429,33 +431,32 @@ def test_a_cache_miss_costs_two_queries_and_one_decryption(
 
 
 def test_the_cache_never_serves_a_value_past_its_expiry(world, settings):
-    import time
-
     settings.API_CACHE_SECONDS = 30
-    Credential.objects.filter(tasks=world["local"]).update(
-        expires_at=now() + timedelta(seconds=1.5)
-    )
     client = _client(_token(world["plan"], world["build"]))
     url = reverse("api_task_variables", args=[world["local"].id])
-    assert client.get(url).status_code == 200  # now cached
-    time.sleep(1.6)
+    expires_at = now() + timedelta(seconds=3)
+    Credential.objects.filter(tasks=world["local"]).update(expires_at=expires_at)
+    assert client.get(url).status_code == 200  # now cached, for 30 s
+    wait_for(lambda: now() > expires_at, timeout=10, interval=0.05, what="the expiry to pass")
     response = client.get(url)
     assert response.status_code == 409
     assert response.json()["error"] == "expired"
 
 
 def test_a_revocation_elsewhere_takes_effect_within_the_cache_time(world, settings):
-    import time
-
-    settings.API_CACHE_SECONDS = 1
+    settings.API_CACHE_SECONDS = 3
     raw = _token(world["plan"], world["build"])
     client = _client(raw)
     url = reverse("api_task_variables", args=[world["local"].id])
     assert client.get(url).status_code == 200
+    cached_by = time.monotonic()  # the lookup was stored before this moment
     # Revoked by another web process: this one still holds the lookup, briefly.
     ApiToken.objects.filter(token_hash=token_hash(raw)).update(revoked_at=now())
     assert client.get(url).status_code == 200
-    time.sleep(1.1)
+    # Once the cache time has passed since the lookup was stored, the revocation is seen.
+    wait_for(
+        lambda: time.monotonic() >= cached_by + 3, timeout=10, interval=0.05, what="3 s to pass"
+    )
     assert client.get(url).status_code == 401
 
 

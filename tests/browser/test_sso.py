@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tasks_app.models import AuditEvent, ExternalIdentity, Membership, Role
 from tasks_app.views import sso
-from tests.browser import screenshot
+from tests.browser import new_context, screenshot
 from tests.factories import make_team, make_user
 from tests.sso_provider import CLIENT_ID, CLIENT_SECRET, PROVIDER_PASSWORD, start_provider
 
@@ -63,7 +63,7 @@ def person(browser):
     contexts = []
 
     def open_page():
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = new_context(browser, viewport={"width": 1280, "height": 800})
         contexts.append(context)
         return context.new_page()
 

@@ -179,9 +179,18 @@ def test_refreshes_resume_after_redis_restarts(moto_server, ecr_calls, tmp_path)
         TaskConfig.objects.filter(pk=first.pk).update(refresh_due_at=timezone.now())
         wait_for(lambda: _served([first]) == 1, timeout=90, what="a refresh before the restart")
 
+        worker_seen, beat_seen = len(worker.output()), len(beat.output())
         redis_server.stop(signal.SIGKILL)  # everything in it is lost
         TaskConfig.objects.filter(pk=second.pk).update(refresh_due_at=timezone.now())
-        time.sleep(5)  # beat and the worker notice and keep trying
+        # Beat and the worker notice, and keep trying: beat fails to send two ticks.
+        wait_for(
+            lambda: (
+                "Cannot connect to redis" in worker.output()[worker_seen:]
+                and beat.output()[beat_seen:].count("Couldn't apply scheduled task") >= 2
+            ),
+            timeout=60,
+            what="beat and the worker to report that Redis is gone",
+        )
         assert _served([second]) == 0
 
         redis_server = _redis_server(port, tmp_path)

@@ -1,6 +1,6 @@
 """Scheduled refresh with real processes: Celery beat and a worker over Redis, moto over HTTP."""
 
-import time
+import re
 
 import pytest
 from django.utils import timezone
@@ -72,6 +72,17 @@ def test_beat_and_a_worker_refresh_due_tasks_and_leave_the_others(
     assert "Sending due task refresh-tick" in beat.output()
 
 
+def _ticks_sent(beat) -> int:
+    return beat.output().count("Sending due task refresh-tick")
+
+
+def _ticks_done(workers) -> int:
+    return sum(
+        len(re.findall(r"Task tasks_app\.tasks\.refresh_tick\[[^]]+\] succeeded", w.output()))
+        for w in workers
+    )
+
+
 def test_two_beats_at_once_refresh_every_task_once(redis_url, moto_server, tmp_path):
     tasks = make_due_tasks(10)
 
@@ -102,9 +113,17 @@ def test_two_beats_at_once_refresh_every_task_once(redis_url, moto_server, tmp_p
             timeout=90,
             what="every task's variables",
         )
-        # A few more ticks of both beats: nothing is refreshed a second time.
-        wait_for(lambda: "refresh-tick" in processes[3].output(), timeout=30, what="beat 2")
-        time.sleep(4)
+        # Three more ticks of each beat, taken by the workers: nothing is refreshed again.
+        workers, beats = processes[:2], processes[2:]
+        sent, done = [_ticks_sent(beat) for beat in beats], _ticks_done(workers)
+        wait_for(
+            lambda: (
+                all(_ticks_sent(beat) >= n + 3 for beat, n in zip(beats, sent, strict=True))
+                and _ticks_done(workers) >= done + 6
+            ),
+            timeout=60,
+            what="three more ticks of each beat to be done by the workers",
+        )
     finally:
         for process in processes:
             process.stop()
