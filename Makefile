@@ -27,7 +27,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The runtime lock is installed on its own, always: the dev lock is a superset that would
-# hide a package missing from it (.ci/run and tests/test_make_run.py prove it alone).
+# hide a package missing from it (.ci/run and tests/integration/test_make_run.py prove it
+# alone).
 $(RUNTIME_STAMP): requirements.lock | $(BIN)/python
 	$(PIP_INSTALL) -r requirements.lock
 	@touch $@
@@ -59,9 +60,13 @@ demo: $(DEV_STAMP)
 	@echo "Starting the AWS stand-in, web, worker and beat; press Ctrl-C to stop them."
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start --procfile Procfile.demo --no-colour
 
+# In parallel: a pytest-xdist worker per core, each test file in one worker (its module
+# fixtures made once), the files in the order tests/conftest.py gives (the longest first).
+# PYTEST_XDIST= runs in one process; PYTEST_ARGS adds options (e.g. -k, a folder).
+PYTEST_XDIST ?= -n auto --dist loadscope --no-loadscope-reorder
 test: $(DEV_STAMP)
 	$(BIN)/python manage.py init_data --verbosity 0
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
@@ -84,8 +89,9 @@ lock: $(DEV_STAMP)
 # The README's pictures: the browser tests take them; these are copied to docs/.
 DOC_SCREENSHOTS = dashboard task task-form connector connector-web-identity runs audit-log phone-dashboard team users
 screenshots: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q tests/test_browser_main_flow.py tests/test_browser_connectors.py tests/test_accessibility.py \
-		tests/test_browser_teams.py tests/test_browser_people.py
+	$(BIN)/python -m pytest -q tests/browser/test_browser_main_flow.py \
+		tests/browser/test_browser_connectors.py tests/browser/test_accessibility.py \
+		tests/browser/test_browser_teams.py tests/browser/test_browser_people.py
 	for name in $(DOC_SCREENSHOTS); do cp test-artifacts/screenshots/$$name.png docs/screenshots/; done
 
 clean:

@@ -46,7 +46,7 @@ def main() -> None:
     from django.utils.timezone import now
 
     from tasks_app.models import Credential, Membership, Role, TaskConfig, TaskRun, Team
-    from tests.conftest import PASSWORD, make_user
+    from tests.factories import PASSWORD, make_user
 
     call_command("migrate", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)  # DEBUG=0, as deployed

@@ -13,7 +13,7 @@ Checks, naming the module and the file that imports it when something is missing
 
 Uses the standard library (and Django, for 2), so that it runs in the runtime environment.
 The lock's own completeness (every dependency of a locked package locked too) is pip's
-`--require-hashes` check when the environment is built, and tests/test_runtime_lock.py's.
+`--require-hashes` check when the environment is built, and tests/project/test_runtime_lock.py's.
 """
 
 import ast

@@ -1,17 +1,24 @@
 import os
 import shutil
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings as django_settings
-from django.contrib.auth import get_user_model
+from django.test.testcases import QuietWSGIRequestHandler
 
-from tasks_app.models import Membership, Role, Team
+from tasks_app.models import Role, Team
+from tests.factories import HOST_ACCESS_KEY_ID, make_team
 from tests.helpers import ARTIFACTS, require
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+# pytest-django's live server answers HTTP/1.1 with keep-alive and writes the headers and
+# the body of an answer apart: with Nagle's algorithm on, each answer on a kept-alive
+# connection (Chromium's, schemathesis's) then waits out the client's delayed ACK, about
+# 40 ms. The test process's server only; the portal's own servers are gunicorn's.
+QuietWSGIRequestHandler.disable_nagle_algorithm = True
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(autouse=True)
@@ -26,18 +33,6 @@ def _test_settings(settings):
         "django.contrib.auth.hashers.MD5PasswordHasher",
         "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     ]
-
-
-def make_user(username: str, *, password: str = PASSWORD, **fields):
-    fields.setdefault("email", f"{username}@example.com")
-    return get_user_model().objects.create_user(username=username, password=password, **fields)
-
-
-def make_team(name: str, **members: Role) -> Team:
-    team = Team.objects.create(name=name, slug=name.lower().replace(" ", "-"))
-    for username, role in members.items():
-        Membership.objects.create(team=team, user=make_user(username), role=role)
-    return team
 
 
 @pytest.fixture
@@ -57,14 +52,38 @@ def team_b(db):
     return make_team("Team B", bob=Role.ADMIN, bea=Role.VIEWER)
 
 
+# Run first, so that the longest tests do not end a parallel run on one worker alone.
+SLOW_FIRST = ("integration", "browser")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django's order (no test relies on it)
+def pytest_collection_modifyitems(config, items):
+    # A stable sort: the order within a file stays as written.
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in SLOW_FIRST))
+
+
+def xdist_worker_number() -> int:
+    """0, 1, … for pytest-xdist's workers gw0, gw1, … (make test); 0 without xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+
+
 @pytest.fixture
 def redis_url():
-    """A Redis server for broker tests, emptied first. Skips (or fails) without one."""
+    """A Redis database for broker tests, emptied first. Skips (or fails) without one.
+
+    The broker URL's database for the first (or only) pytest process; each further xdist
+    worker n takes the database n below it (wrapping at 16), so that the Celery workers and
+    beats of tests running at once never take each other's messages nor empty each other's
+    queues."""
     import redis
 
     url = django_settings.CELERY_BROKER_URL
     if urlsplit(url).scheme not in ("redis", "rediss"):
         url = os.environ.get("ECRPORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    parts = urlsplit(url)
+    database = (int(parts.path.strip("/") or 0) - xdist_worker_number()) % 16
+    url = urlunsplit(parts._replace(path=f"/{database}"))
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
@@ -86,8 +105,11 @@ def browser():
     # Playwright's sync API runs an event loop in this thread; the Django ORM
     # calls made by the tests themselves are still synchronous.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    from tests.browser import EXPECT_TIMEOUT_MS
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as p:
         instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
@@ -96,7 +118,9 @@ def browser():
 
 @pytest.fixture
 def page(browser, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    from tests.browser import new_context
+
+    context = new_context(browser, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     yield page
     screenshots = ARTIFACTS / "screenshots"
@@ -122,12 +146,10 @@ def moto_server():
 
     from moto.server import ThreadedMotoServer
 
-    from tests.helpers import free_port
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    _, port = server.get_host_and_port()  # the port the system chose: none other's
     yield f"http://127.0.0.1:{port}"
     server.stop()
 
@@ -207,23 +229,6 @@ def aws_failure(monkeypatch):
     return fail
 
 
-HOST_ACCESS_KEY_ID = "AKIAHOSTCHAIN0000001"
-SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-
-
-def make_connector(team, **fields):
-    from tasks_app.models import Connector
-
-    fields.setdefault("name", "prod-ecr")
-    fields.setdefault("access_key_id", "AKIAIOSFODNN7EXAMPLE")
-    fields.setdefault("secret_access_key", SECRET)
-    connector = Connector(team=team, **fields)
-    connector.full_clean()
-    connector.save()
-    connector.refresh_from_db()
-    return connector
-
-
 @pytest.fixture
 def ecr_expiry(monkeypatch):
     """moto's ECR tokens expire on 2015-01-01; this gives them AWS's 12 hours instead.
@@ -280,106 +285,6 @@ def ecr_calls(monkeypatch, moto_server):
     handler = realistic_ecr_tokens(12, on_call=count, install=False)
     monkeypatch.setattr(responses.ECRResponse, "get_authorization_token", handler)
     return calls
-
-
-def make_due_tasks(count: int, *, due: bool = True, registry_ids=(), **members: Role):
-    """`count` tasks of one team, sharing a connector and eu-west-1, one job each;
-    due for refresh (or not for a long time)."""
-    from tasks_app.models import Job, Plan, TaskConfig
-
-    team = make_team("Platform", **members)
-    connector = make_connector(team)
-    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
-    tasks = [
-        TaskConfig.objects.create(
-            job=Job.objects.create(plan=plan, key=f"JOB{i}", name=f"Job {i}"),
-            region="eu-west-1",
-            connector=connector,
-            registry_id=registry_ids[i] if i < len(registry_ids) else "",
-        )
-        for i in range(count)
-    ]
-    TaskConfig.objects.filter(pk__in=[t.pk for t in tasks]).update(
-        refresh_due_at="2000-01-01T00:00:00Z" if due else "2999-01-01T00:00:00Z"
-    )
-    for task in tasks:
-        task.refresh_from_db()
-    return tasks
-
-
-def api_token(plan, job=None, *, expires_at=None) -> str:
-    """A new API token of the plan (or job), created by a member; its plain text."""
-    from tasks_app.identity.actor import Actor
-    from tasks_app.services.tokens import token_create
-
-    user = plan.team.members.first()
-    _, raw = token_create(
-        plan=plan,
-        job=job,
-        name="ci",
-        expires_at=expires_at,
-        actor=Actor(user=user, address="192.0.2.9"),
-    )
-    return raw
-
-
-def token_client(raw=None):
-    """An API client that sends the token, if any, as a bearer token."""
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    if raw:
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-def give_credential(task, *, password=None, expires_in=None, endpoint=None):
-    """Point the task at a credential, as a good run would: a token whose password is
-    `password` (default "pw-<namespace>"), valid for `expires_in` (default 6 h)."""
-    import base64
-    from datetime import timedelta
-
-    from django.utils.timezone import now
-
-    from tasks_app.models import Credential, TaskConfig
-
-    password = f"pw-{task.namespace}" if password is None else password
-    expires = now() + (timedelta(hours=6) if expires_in is None else expires_in)
-    credential = Credential.objects.create(
-        group=f"test:{task.pk}",
-        token=base64.b64encode(f"AWS:{password}".encode()).decode(),
-        expires_at=expires,
-        proxy_endpoint=endpoint or "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-    )
-    TaskConfig.objects.filter(pk=task.pk).update(credential=credential, last_run_ok=True)
-    task.credential, task.last_run_ok = credential, True
-    return credential
-
-
-def generated(task):
-    """The task's variables as served, by key (secrets in clear)."""
-    from tasks_app.models import TaskConfig
-    from tasks_app.services.variables import task_variables
-
-    task = TaskConfig.objects.select_related("credential").get(pk=task.pk)
-    return {v.key: v.value for v in task_variables(task, secrets=True)}
-
-
-def make_served_task(team, connector):
-    """Plan WEB-BUILD, job BUILD and a result-scoped task whose credentials are fresh for
-    six hours, plus a plan input variable aws.region."""
-    from tasks_app.models import Job, Plan, TaskConfig, Variable
-
-    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
-    job = Job.objects.create(plan=plan, key="BUILD", name="Build")
-    task = TaskConfig.objects.create(
-        job=job, region="eu-west-1", connector=connector, scope="result"
-    )
-    give_credential(task)
-    variable = Variable(team=team, plan=plan, key="aws.region")
-    variable.set_value("eu-west-1")
-    variable.save()
-    return plan, job, task, variable
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""One attacker file per trust surface (docs/security.md gives each its row)."""

@@ -1,0 +1,1 @@
+"""The forms (tasks_app/forms/), fuzzed."""

@@ -1,0 +1,2 @@
+"""Who the caller is: password sign-in, single sign-on, CI ID tokens, the portal as an
+OIDC issuer."""

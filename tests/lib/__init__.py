@@ -1,0 +1,1 @@
+"""The small libraries (tasks_app/lib/): encryption, log masking, compiled reads."""

@@ -1,0 +1,1 @@
+"""The manage.py commands (tasks_app/management/)."""

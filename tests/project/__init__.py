@@ -1,0 +1,2 @@
+"""The project as a whole: docs, code layout, locks, settings (ecrportal/), Celery and
+database configuration."""

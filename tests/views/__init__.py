@@ -1,0 +1,1 @@
+"""The pages (tasks_app/views/), the admin, error answers and security headers."""

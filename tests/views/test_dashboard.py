@@ -1,0 +1,186 @@
+"""The dashboard: statuses, filters, the timeline and Refresh all due."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from tasks_app.models import (
+    AuditEvent,
+    Job,
+    Plan,
+    Role,
+    Status,
+    TaskConfig,
+    TaskRun,
+    status_filter,
+)
+from tests.factories import PASSWORD, give_credential, make_connector, make_team
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def tasks():
+    """One task in each status, in team A; one more in team B."""
+    at = timezone.now()
+    team = make_team("Team A", alice=Role.EDITOR, vic=Role.VIEWER)
+    connector = make_connector(team)
+    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
+    states = {
+        "ok": {"expires_at": at + timedelta(hours=5), "last_run_ok": True},
+        "failing": {"expires_at": at + timedelta(hours=5), "last_run_ok": False},
+        "failing-never-fetched": {"last_run_ok": False},
+        "expired": {"expires_at": at - timedelta(minutes=1), "last_run_ok": True},
+        "never run": {},
+        "disabled": {"enabled": False, "expires_at": at + timedelta(hours=5)},
+    }
+    made = {}
+    for i, (name, fields) in enumerate(states.items()):
+        job = Job.objects.create(plan=plan, key=f"JOB{i}", name=name)
+        expires_at = fields.pop("expires_at", None)
+        made[name] = task = TaskConfig.objects.create(
+            job=job,
+            region="eu-west-1",
+            connector=connector,
+            description=f"task {name}",
+            refresh_due_at=at + timedelta(hours=1),
+            **fields,
+        )
+        if expires_at is not None:  # the expiry is the credential's
+            last_run_ok = task.last_run_ok
+            give_credential(task, expires_in=expires_at - timezone.now())
+            TaskConfig.objects.filter(pk=task.pk).update(last_run_ok=last_run_ok)
+            task.last_run_ok = last_run_ok
+    other = make_team("Team B", bob=Role.ADMIN)
+    other_plan = Plan.objects.create(team=other, key="OTHER-BUILD", name="Other")
+    TaskConfig.objects.create(
+        job=Job.objects.create(plan=other_plan, key="JOB1", name="x"),
+        region="eu-west-1",
+        connector=make_connector(other),
+        description="task of team B",
+    )
+    return made
+
+
+def test_the_status_filter_agrees_with_the_status_of_every_task(tasks):
+    every = list(TaskConfig.objects.all())
+    for status in Status.values:
+        expected = {t.id for t in every if t.status == status}
+        assert set(
+            TaskConfig.objects.filter(status_filter(status)).values_list("id", flat=True)
+        ) == (expected), status
+    assert {t.status for t in every} == set(Status.values)
+
+
+def test_the_dashboard_lists_filters_and_draws_the_users_tasks(
+    client, tasks, django_assert_max_num_queries
+):
+    client.login(username="vic", password=PASSWORD)
+    run = TaskRun.objects.create(
+        task=tasks["ok"],
+        trigger="schedule",
+        outcome="succeeded",
+        finished=timezone.now(),
+        token_expires_at=tasks["ok"].expires_at,
+    )
+    TaskRun.objects.create(task=tasks["failing"], trigger="schedule", outcome="failed")
+    with django_assert_max_num_queries(12):
+        page = client.get(reverse("dashboard")).content.decode()
+    for task in tasks.values():
+        assert str(task) in page
+    assert "task of team B" not in page
+    # ok's run; the current tokens of failing, expired (a minute ago) and disabled.
+    assert page.count('class="valid"') == 4
+    assert page.count('class="failed"') == 1
+    assert "data-countdown" in page
+    assert "in 4 h 59 min" in page
+    assert f'datetime="{run.token_expires_at:%Y-%m-%dT%H:%M:%S}' in page
+
+    page = client.get(reverse("dashboard"), {"status": "failing"}).content.decode()
+    assert "task failing" in page
+    assert "task failing-never-fetched" in page
+    assert "task ok" not in page
+    assert "task expired" not in page
+    page = client.get(reverse("dashboard"), {"plan": "NOPE-PLAN"}).content.decode()
+    assert "No task matches these filters" in page
+    page = client.get(reverse("dashboard"), {"status": "bogus", "team": "x"}).content.decode()
+    assert "task ok" in page  # unknown values are ignored
+
+
+def test_refresh_all_due_queues_what_the_user_may_edit(
+    client, tasks, monkeypatch, django_capture_on_commit_callbacks
+):
+    from tasks_app import tasks as celery_tasks
+
+    queued = []
+    monkeypatch.setattr(celery_tasks.refresh_group, "delay", queued.append)
+    client.login(username="alice", password=PASSWORD)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("refresh_due"), {"next": "https://evil.example/"}, follow=True
+        )
+    assert response.redirect_chain[-1][0] == reverse("dashboard")
+    # Failing (2), expired and never run; not disabled, not team B's. The ok task shares
+    # their connector and region: the one AWS call refreshes it too, so their times align.
+    names = {tasks[n].id for n in ("failing", "failing-never-fetched", "expired", "never run")}
+    assert len(queued) == 1  # one connector, one region: one AWS call
+    claimed = TaskConfig.objects.filter(claim=queued[0]).values_list("id", flat=True)
+    assert set(claimed) == {*names, tasks["ok"].id}
+    assert "Queued 5 tasks in 1 AWS call" in response.content.decode()
+    assert "running…" in response.content.decode()
+    event = AuditEvent.objects.get(action="tasks.refresh_requested")
+    assert event.summary == "Asked for the refresh of 4 due tasks"
+    assert event.changes == {"tasks": 5, "groups": 1}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("refresh_due"))  # all leased now: nothing again
+    assert len(queued) == 1
+
+
+def test_viewers_refresh_nothing(client, tasks, monkeypatch):
+    from tasks_app import tasks as celery_tasks
+
+    monkeypatch.setattr(celery_tasks.refresh_group, "delay", pytest.fail)
+    client.login(username="vic", password=PASSWORD)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "Refresh all due" not in page
+    response = client.post(reverse("refresh_due"), follow=True)
+    assert "Nothing is due" in response.content.decode()
+
+
+def test_a_large_installation_lists_the_most_urgent_tasks(client, tasks, monkeypatch):
+    from tasks_app.views import dashboard
+
+    monkeypatch.setattr(dashboard, "SHOWN", 2)
+    client.login(username="vic", password=PASSWORD)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "The 2 most urgent are listed" in page
+    assert "task never run" in page
+    assert "task failing-never-fetched" in page
+    assert "task expired" not in page
+    assert "task ok" not in page
+
+
+def test_the_task_page_draws_its_own_timeline(client, tasks):
+    task = tasks["failing"]
+    TaskRun.objects.create(task=task, trigger="schedule", outcome="failed", error_class="X")
+    client.login(username="vic", password=PASSWORD)
+    page = client.get(reverse("task_detail", args=[task.id])).content.decode()
+    assert "Token validity, last 24 hours and next 12" in page
+    assert page.count('class="valid"') == 1  # the current token
+    assert page.count('class="failed"') == 1
+    assert "Next refresh" in page
+
+
+def test_long_timeline_labels_fit_their_column_and_show_whole_on_hover(client, tasks):
+    long_name = "Push the nightly images of every service to ECR"
+    TaskConfig.objects.filter(pk=tasks["ok"].pk).update(description=long_name)
+    client.login(username="alice", password=PASSWORD)
+    page = client.get(reverse("dashboard")).content.decode()
+    timeline = page.split('class="timeline-svg"')[1].split("</svg>")[0]
+    assert f"<title>WEB-BUILD-JOB0 {long_name}</title>WEB-BUILD-JOB0 Push the night\u2026" in (
+        timeline
+    )
+    assert 'clip-path="url(#timeline-labels)"' in timeline
