@@ -5,6 +5,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from tasks_app.formats.error_body import error_body
 from tasks_app.views.accounts import SESSION_MUST_CHANGE_PASSWORD, logout_view, password_change
 
 # Our own pages load nothing from elsewhere and run no inline script.
@@ -41,15 +42,8 @@ class PasswordChangeRequiredMiddleware:
             # must not use them before its one-time password is replaced.
             if getattr(request.resolver_match, "url_name", None) == "api_schema":
                 return None
-            return JsonResponse(
-                {
-                    "error": "password_change_required",
-                    "detail": "Change your one-time password first, at "
-                    + reverse("password_change")
-                    + ".",
-                },
-                status=403,
-            )
+            detail = f"Change your one-time password first, at {reverse('password_change')}."
+            return JsonResponse(error_body(403, detail, "password_change_required"), status=403)
         if not getattr(view_func, "login_required", True):
             return None
         return redirect("password_change")

@@ -1,5 +1,6 @@
-"""Reads that views and services share: which connectors a team may use, which tasks collide,
-the regions a form offers. Queries only; no side effects."""
+"""Reads that views and services share: which tasks collide, the dashboard's rows, the regions
+a form offers, teams with their member counts. Queries only; no side effects. (Which
+connectors a team may use is the rule of use's: policy/usability.py.)"""
 
 import json
 

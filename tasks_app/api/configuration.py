@@ -12,7 +12,7 @@ from typing import cast
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from rest_framework import exceptions, permissions, serializers, viewsets
+from rest_framework import permissions, serializers, viewsets
 from rest_framework.validators import UniqueValidator
 
 from tasks_app.api.plumbing import Conflict, token_of
@@ -28,6 +28,7 @@ from tasks_app.policy.access import (
     team_roles,
     teams_for_user,
 )
+from tasks_app.policy.loaders import connector_for_user
 from tasks_app.services.connectors import ConnectorInUse, connector_delete, connector_save
 from tasks_app.services.plans import (
     job_delete,
@@ -202,11 +203,11 @@ class ConnectorViewSet(viewsets.ModelViewSet):
         )
 
     def get_object(self):
-        connector = super().get_object()
+        """The connector as its page loads it (policy/loaders.py): the same 404 and 403."""
         need = ConnectorAccess.VIEW if self.request.method == "GET" else ConnectorAccess.MANAGE
-        access = connector_access(self.request.user, connector)
-        if access is None or access < need:
-            raise exceptions.PermissionDenied("Only admins of the owner team change a connector.")
+        lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        connector, _ = connector_for_user(self.request.user, lookup, need=need)
+        self.check_object_permissions(self.request, connector)
         return connector
 
     def _save(self, serializer):

@@ -38,7 +38,7 @@ class VariablesSerializer(serializers.Serializer):
 
 # What VariablesSerializer(body).data gives, without building the serializer and deep-copying
 # its fields on every request (a fifth of a cached read's CPU): the serializer stays the
-# schema, and tests/test_api.py checks that both agree.
+# schema, and tests/api/test_api.py checks that both agree.
 _EXPIRES_AT = VariablesSerializer().fields["expires_at"]
 
 

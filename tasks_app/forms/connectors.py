@@ -8,6 +8,7 @@ from tasks_app.forms.base import (
     model_choice_field,
 )
 from tasks_app.models import Connector, Team
+from tasks_app.policy.usability import UNATTENDED_USE
 
 
 class ConnectorForm(ServiceValidatedModelForm):
@@ -65,7 +66,8 @@ class ConnectorForm(ServiceValidatedModelForm):
             "session_policy": "Optional IAM policy JSON (at most 2048 characters without white "
             "space) that narrows the temporary credentials. For federated users, without one "
             "the AWS managed policy AmazonEC2ContainerRegistryPowerUser applies.",
-            "unattended_use": "Scheduled refreshes and API tokens may use this connector.",
+            "unattended_use": f"{UNATTENDED_USE[0].upper()}{UNATTENDED_USE[1:]} may use "
+            "this connector.",
         }
         widgets = {"session_policy": forms.Textarea(attrs={"rows": 6, "spellcheck": "false"})}
 

@@ -242,6 +242,14 @@ class _Provider(CredentialProvider):
         return self._credentials
 
 
+# The refusal of the host's identity while the deployment's switch is off: its code and
+# reason, which the rule of use (tasks_app/policy/usability.py) gives in the same words.
+HOST_NOT_ALLOWED = "HostCredentialsNotAllowed"
+HOST_IDENTITY_OFF = (
+    "off on this portal (ECRPORTAL_ALLOW_HOST_CREDENTIALS); a portal administrator can turn it on"
+)
+
+
 def _session(principal: Principal, *, caller: str, interactive: bool) -> _CachedSession:
     # The retry mode is part of the key: the session's own STS client refreshes
     # the credentials, and background work must not inherit the single attempt
@@ -249,13 +257,8 @@ def _session(principal: Principal, *, caller: str, interactive: bool) -> _Cached
     # The services check the team's grant of the host's own identity; this checks the
     # deployment's switch, before any cached session, so no path reaches it while it is off.
     if principal.credentials == "host" and not settings.ALLOW_HOST_CREDENTIALS:
-        raise AwsError(
-            "credentials",
-            "HostCredentialsNotAllowed",
-            "",
-            "The portal host's own AWS identity is turned off in this deployment "
-            "(ECRPORTAL_ALLOW_HOST_CREDENTIALS).",
-        )
+        message = f"The portal host's own AWS identity is {HOST_IDENTITY_OFF}."
+        raise AwsError("credentials", HOST_NOT_ALLOWED, "", message)
     key = (principal, caller, interactive)
     with _lock:
         cached = caches.aws_sessions.get(key)

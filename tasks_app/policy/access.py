@@ -1,4 +1,5 @@
-"""Who may see and change what. Views call these through their _get_*_for_user helpers."""
+"""Who may see and change what: team roles, connector access, what a token may read or run.
+Pages load their objects through policy/loaders.py, which calls these."""
 
 import enum
 

@@ -1,5 +1,5 @@
 """${bamboo.<key>} references in a task's region and connector (SPEC §4.1), resolved against
-the plan's input variables: by a run (services/inputs.py) and when a task is saved
+the plan's input variables: by a run (services/run_inputs.py) and when a task is saved
 (services/validation.py), with the same messages."""
 
 import uuid

@@ -17,16 +17,27 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from tasks_app.lib import aws
-from tasks_app.models import Connector, TaskConfig, Team
+from tasks_app.models import Connector, TaskConfig, TaskRun, Team
 from tasks_app.rules.connector_settings import ROLE_ARN, host_credentials_available
 from tasks_app.rules.task_settings import REGION_EXAMPLE
 
 # Refusal codes: a run's error class, and the code a client can test for.
-HOST_NOT_ALLOWED = "HostCredentialsNotAllowed"
+HOST_NOT_ALLOWED = aws.HOST_NOT_ALLOWED
 NOT_SHARED = "ConnectorNotShared"
 UNATTENDED_NOT_ALLOWED = "UnattendedUseNotAllowed"
 REGION_NOT_IN_PARTITION = "RegionNotInPartition"
 PULL_ONLY_NOT_POSSIBLE = "PullOnlyNotPossible"
+
+# What unattended use is: every run but a person's Run now on the task's page (SPEC §3 says
+# "scheduled refresh and API tokens"; a person's run through the API counts too, the
+# stricter of the two readings the code and the pages had).
+UNATTENDED_USE = "scheduled refreshes and API calls (CI jobs' tokens, and people's)"
+
+
+def unattended(trigger: str) -> bool:
+    """Whether a run with this trigger is unattended."""
+    return trigger != TaskRun.Trigger.MANUAL
+
 
 # The kinds of principal that take a session policy: assuming a role, federating a user.
 PULL_ONLY_KINDS = ("assumed_role", "federated_user")
@@ -81,10 +92,7 @@ def host_identity_reason(teams) -> str | None:
     is"), or None when one of them may."""
     teams = list(teams)
     if not settings.ALLOW_HOST_CREDENTIALS:
-        return (
-            "off on this portal (ECRPORTAL_ALLOW_HOST_CREDENTIALS); a portal administrator "
-            "can turn it on"
-        )
+        return aws.HOST_IDENTITY_OFF
     if any(host_credentials_available(team) for team in teams):
         return None
     names = ", ".join(team.name for team in teams)
@@ -148,7 +156,7 @@ def task_use_refusal(
             return Refusal(
                 UNATTENDED_NOT_ALLOWED,
                 f"Connector {connector.name} does not allow unattended use "
-                "(scheduled refreshes and API calls).",
+                f"({UNATTENDED_USE}); run the task from its page.",
                 "connector",
             )
     partition = credentials_partition(source=source, connector=connector, role_arn=role_arn)

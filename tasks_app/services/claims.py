@@ -2,7 +2,7 @@
 worker message each.
 
 - A group is never split. A claim holds every free task of its credential group
-  (services/inputs.py, credential_group): the due ones and, since the one AWS call serves
+  (services/run_inputs.py, credential_group): the due ones and, since the one AWS call serves
   them all, the others too, so that their refresh times are one again after a manual run,
   a new task or a failure had set them apart.
 - Groups are counted in the database, and claimed with one UPDATE each: a tick's memory
@@ -29,6 +29,7 @@ from django.utils.timezone import now
 
 from tasks_app.lib.crypto import EncryptionError
 from tasks_app.models import TaskConfig, TaskRun
+from tasks_app.services.pacing import calls_queued_at_most
 from tasks_app.services.run_inputs import RunError, credential_group, task_group
 from tasks_app.services.run_results import run_fail
 
@@ -118,9 +119,9 @@ def _due_groups(due: QuerySet[TaskConfig]) -> tuple[dict[str, _Group], list]:
 
 def _group_budget(at: datetime) -> int | None:
     """How many more groups may be claimed now; None: no rate, no limit."""
-    if not settings.AWS_CALL_RATE:
+    allowed = calls_queued_at_most()
+    if allowed is None:
         return None
-    allowed = max(1, int(2 * settings.AWS_CALL_RATE * settings.REFRESH_TICK))
     queued = (
         TaskConfig.objects.filter(claim__isnull=False, lease_until__gt=at)
         .values("claim")

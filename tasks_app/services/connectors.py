@@ -10,7 +10,7 @@ from tasks_app.lib import aws
 from tasks_app.lib.crypto import EncryptionError
 from tasks_app.models import Connector, Team
 from tasks_app.policy.access import teams_using_connector
-from tasks_app.policy.usability import host_identity_refusal
+from tasks_app.policy.usability import HOST_NOT_ALLOWED, host_identity_refusal
 from tasks_app.rules.connector_settings import policy_packed
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 from tasks_app.services.issuer import web_identity_source
@@ -160,7 +160,7 @@ def connector_test(*, connector: Connector, region: str, actor: Actor) -> TestOu
     except EncryptionError as e:
         outcome = TestOutcome(ok=False, message=str(e), error_code="EncryptionError")
     except HostCredentialsRefused as e:
-        outcome = TestOutcome(ok=False, message=str(e), error_code="HostCredentialsNotAllowed")
+        outcome = TestOutcome(ok=False, message=str(e), error_code=HOST_NOT_ALLOWED)
     else:
         outcome = TestOutcome(
             ok=True,

@@ -85,3 +85,12 @@ def call_slot_take(*, at: datetime | None = None, name: str = ECR_TOKENS) -> flo
     # Calls that may go at once: one second's worth.
     limit = Limit(name=name, interval=timedelta(seconds=1 / rate), burst=max(1.0, rate))
     return slot_take(limit=limit, at=at)
+
+
+def calls_queued_at_most() -> int | None:
+    """How many AWS calls (refresh groups, one call each) may wait in the queue at once:
+    two ticks' worth at the fleet's rate, so that the workers never run dry between ticks
+    and a backlog stays in the database, not the broker. None: no rate, no limit."""
+    if not settings.AWS_CALL_RATE:
+        return None
+    return max(1, int(2 * settings.AWS_CALL_RATE * settings.REFRESH_TICK))

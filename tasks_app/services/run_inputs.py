@@ -7,9 +7,9 @@ import uuid
 from dataclasses import dataclass, replace
 
 from tasks_app.lib import aws
-from tasks_app.models import Connector, TaskConfig, TaskRun
+from tasks_app.models import Connector, TaskConfig
 from tasks_app.policy.references import ReferenceProblem, References
-from tasks_app.policy.usability import credentials_partition, task_refusal
+from tasks_app.policy.usability import credentials_partition, task_refusal, unattended
 from tasks_app.services.connectors import principal_for
 
 
@@ -117,8 +117,9 @@ def _resolve(task, trigger, plan, references: References, memo: dict) -> Resolve
     connector = None
     if task.credentials_source == TaskConfig.Source.CONNECTOR:
         connector = task.connector or references.connector(task.connector_variable)
-    unattended = trigger != TaskRun.Trigger.MANUAL
-    refusal = task_refusal(task=task, connector=connector, unattended=unattended, memo=memo)
+    refusal = task_refusal(
+        task=task, connector=connector, unattended=unattended(trigger), memo=memo
+    )
     if refusal is not None:
         raise RunError(refusal.message, refusal.code)
     partition = credentials_partition(
