@@ -146,6 +146,11 @@ class TaskForm(ServiceValidatedModelForm):
         self.fields["region_choice"].initial = (
             USE_VARIABLE if task.region_variable else task.region
         )
+        current = task.connector if task.pk and task.connector_id else None
+        if current is not None and current not in connectors:
+            # The task's own connector stays a choice when the team may no longer use it: the
+            # rule of use then says why, in its own words, when the task is saved.
+            connectors = [*connectors, current]
         choice_field(self, "connector_choice").choices = [
             ("", "Choose a connector"),
             *[(str(c.id), f"{c.name} ({c.team.name})") for c in connectors],
@@ -156,7 +161,7 @@ class TaskForm(ServiceValidatedModelForm):
         )
         self._connectors = {str(c.id): c for c in connectors}
         self.fields["access"].required = False  # unsent: push and pull, as before it existed
-        if host_refusal:
+        if host_refusal and task.credentials_source != TaskConfig.Source.HOST:
             field = choice_field(self, "credentials_source")
             field.choices = [
                 c for c in TaskConfig.Source.choices if c[0] != TaskConfig.Source.HOST

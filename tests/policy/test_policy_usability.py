@@ -5,6 +5,9 @@ the configuration API's field error and the run's error then carry the same code
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
+from django.urls import reverse
+from django.utils.html import escape
 from rest_framework.test import APIClient
 
 from tasks_app.models import Connector, Job, Plan, Role, TaskConfig
@@ -149,11 +152,31 @@ def test_a_refusal_reads_the_same_when_saved_through_a_form_the_api_and_when_run
     assert ran.value.error_class == code
     assert ran.value.message == save_message
 
+    alice = team.members.get(username="alice")
     client = APIClient()
-    client.force_login(team.members.get(username="alice"))
+    client.force_login(alice)
     answer = client.patch(f"/api/v1/tasks/{task.pk}", {"description": "x"}, format="json")
     assert answer.status_code == 400, answer.json()
     assert answer.json() == {"error": "invalid", "detail": {field: [save_message]}}
+
+    page = Client()
+    page.force_login(alice)
+    form = {
+        "description": "x",
+        "region_choice": task.region,
+        "region_variable": "",
+        "registry_id": task.registry_id,
+        "namespace": task.namespace,
+        "scope": task.scope,
+        "credentials_source": task.credentials_source,
+        "connector_choice": str(task.connector_id or ""),
+        "connector_variable": "",
+        "role_arn": task.role_arn,
+        "access": task.access,
+    }
+    saved = page.post(reverse("task_edit", args=[task.pk]), form)
+    assert saved.status_code == 200  # the form again, with the refusal at its field
+    assert escape(save_message) in saved.content.decode()
     assert TaskConfig.objects.get(pk=task.pk).description == ""  # nothing stored
 
 
