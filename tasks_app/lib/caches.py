@@ -23,6 +23,12 @@ which is checked on every read.
 - portal_keys, portal_private_keys: the portal's own published signing keys,
   PORTAL_KEYS_SECONDS (another process's rotation reaches this one within it); their
   private keys, decrypted once per process, by key ID.
+
+Not caches, so not here: values a process builds once and that cannot go stale
+(`crypto`'s Fernet keys from the settings, `aws`'s botocore data loader and region lists,
+`client_address`'s parsed proxy setting), the secrets `log_masking` must keep masking, and
+`/readyz`'s sharing of one check's answer among the probes that arrived while it ran
+(`services/health.py`: any lifetime could answer a probe from before it came).
 """
 
 import threading
@@ -68,6 +74,14 @@ deliveries = _api_cache()
 deliveries_lock = threading.Lock()
 trust = _api_cache()  # an issuer URL → (its TrustedIssuer, its enabled rules), for ID tokens
 trust_lock = threading.Lock()
+
+
+def tokens_forget(digests) -> None:
+    """Drop these token hashes (revoked, or their plan or job deleted): at once in this
+    process, in the others within ECRPORTAL_API_CACHE_SECONDS."""
+    with tokens_lock:
+        for digest in digests:
+            tokens.pop(digest, None)
 
 
 def trust_clear() -> None:

@@ -182,6 +182,12 @@ class TaskConfig(models.Model):
         return credential.expires_at if credential is not None else None
 
     @property
+    def serves_until(self):
+        """When what the task serves stops being valid, as pages show it: its expiry, or
+        None when it serves nothing (disabled, or no credential)."""
+        return self.expires_at if self.enabled else None
+
+    @property
     def status(self) -> str:
         """disabled, never run, ok, failing (last run failed, token still valid) or expired."""
         return task_status(

@@ -332,9 +332,7 @@ def user_deactivate(*, user, actor: Actor) -> Deactivated:
         ApiToken.objects.filter(created_by=user, revoked_at=None).values_list("id", "token_hash")
     )
     ApiToken.objects.filter(id__in=[pk for pk, _ in tokens]).update(revoked_at=stamp)
-    with caches.tokens_lock:
-        for _, digest in tokens:
-            caches.tokens.pop(digest, None)
+    caches.tokens_forget([digest for _, digest in tokens])
     invitations = _invitations_withdraw(inviter=user, at=stamp, actor=actor)
     rules = trust_rules_disable(
         created_by=user, reason=f"{name}, who made it, was deactivated.", actor=actor

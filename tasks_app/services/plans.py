@@ -77,10 +77,7 @@ def plan_save(*, plan: Plan, actor: Actor) -> Plan:
 def _tokens_forget(tokens) -> None:
     """Drop the tokens of what is being deleted from this process's cache (as token_revoke
     does): they stop at once here, in the others within ECRPORTAL_API_CACHE_SECONDS."""
-    digests = list(tokens.values_list("token_hash", flat=True))
-    with caches.tokens_lock:
-        for digest in digests:
-            caches.tokens.pop(digest, None)
+    caches.tokens_forget(list(tokens.values_list("token_hash", flat=True)))
 
 
 @transaction.atomic

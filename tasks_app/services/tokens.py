@@ -78,8 +78,7 @@ def token_create(
 def token_revoke(*, token: ApiToken, actor: Actor) -> bool:
     """Revoke once; returns False if it was revoked already."""
     revoked = ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=now())
-    with caches.tokens_lock:  # at once in this process, soon in the others
-        caches.tokens.pop(token.token_hash, None)
+    caches.tokens_forget([token.token_hash])  # at once in this process, soon in the others
     if revoked:
         audit_record(
             action="token.revoked",
