@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.timezone import now
 from django.views.decorators.http import require_POST
@@ -11,7 +10,7 @@ from tasks_app.identity.actor import actor_for
 from tasks_app.lib.crypto import EncryptionError
 from tasks_app.lib.webhooks import WebhookError
 from tasks_app.models import Invitation, Membership, NotificationDelivery, Role, Team
-from tasks_app.policy.access import teams_for_user
+from tasks_app.policy.access import require_superuser, require_team_role, teams_for_user
 from tasks_app.policy.loaders import team_for_user
 from tasks_app.selectors import teams_with_member_count
 from tasks_app.services.notifications import webhook_ping
@@ -46,8 +45,7 @@ def team_list(request):
 
 
 def team_create_view(request):
-    if not request.user.is_superuser:
-        raise PermissionDenied("Only portal administrators can create teams.")
+    require_superuser(request.user, "Only portal administrators can create teams.")
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         team = team_create(
@@ -200,8 +198,7 @@ def team_notifications(request, team_id):
     can_manage = my_role.allows(Role.ADMIN)
     form = NotificationSettingsForm(request.POST or None, team=team)
     if request.method == "POST":
-        if not can_manage:
-            raise PermissionDenied("Only the team's admins change its notifications.")
+        require_team_role(request.user, team, Role.ADMIN)
         if form.is_valid():
             team_notifications_update(team=team, actor=actor_for(request), **form.cleaned_data)
             messages.success(request, "Saved the notification settings.")

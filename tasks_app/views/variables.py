@@ -2,15 +2,15 @@ import uuid
 
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from tasks_app.forms.base import form_save
 from tasks_app.forms.plans import VariableForm
 from tasks_app.identity.actor import actor_for
-from tasks_app.models import Role, Team, Variable
-from tasks_app.policy.access import require_team_role, teams_for_user, teams_with_role
-from tasks_app.policy.loaders import plan_for_user, variable_for_user
+from tasks_app.models import Role, Variable
+from tasks_app.policy.access import teams_for_user, teams_with_role
+from tasks_app.policy.loaders import plan_for_user, team_for_user, variable_for_user
 from tasks_app.services.plans import variable_delete, variable_save
 
 
@@ -69,8 +69,8 @@ def variable_create(request):
         plan, _ = plan_for_user(request.user, _uuid_or_404(request.GET["plan"]), need=Role.EDITOR)
         variable = Variable(team=plan.team, plan=plan)
     else:
-        team = get_object_or_404(Team, id=_uuid_or_404(request.GET.get("team", "")))
-        require_team_role(request.user, team, Role.EDITOR)
+        team_id = _uuid_or_404(request.GET.get("team", ""))
+        team, _ = team_for_user(request.user, team_id, need=Role.EDITOR)
         variable = Variable(team=team)
     return _variable_form(request, variable, back=_back(variable))
 

@@ -2,7 +2,7 @@
 trust rules (its team's admins)."""
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -11,7 +11,7 @@ from tasks_app.forms.base import form_errors_add
 from tasks_app.forms.workload import IssuerForm, TrustRuleForm
 from tasks_app.identity.actor import actor_for
 from tasks_app.models import Role, TrustedIssuer, TrustRule
-from tasks_app.policy.access import require_superuser
+from tasks_app.policy.access import require_superuser, require_team_role
 from tasks_app.policy.loaders import plan_for_user
 from tasks_app.services.workload import (
     issuer_register,
@@ -60,8 +60,7 @@ def trust_rules(request, plan_id):
     can_manage = role.allows(Role.ADMIN)
     form = TrustRuleForm(request.POST or None, plan=plan)
     if request.method == "POST":
-        if not can_manage:
-            raise PermissionDenied("Only the team's admins change who may act as its jobs.")
+        require_team_role(request.user, plan.team, Role.ADMIN)
         if form.is_valid():
             rule = TrustRule(team=plan.team, plan=plan, **form.cleaned_data)
             try:
