@@ -16,15 +16,22 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tasks_app.rules.generated_variables import GENERATED, env_name
+from tasks_app.rules.generated_variables import (
+    ENDPOINT,
+    ENDPOINT_DOMAIN,
+    GENERATED,
+    PASSWORD,
+    env_name,
+    variable_key,
+)
 
 _POWERSHELL_QUOTES = "'\u2018\u2019\u201a\u201b"
 _CMD_SPECIAL = set("^&|<>()")
 # Registry logins the CI snippet shows: the command, and the variable with the registry.
 LOGINS = (
-    ("docker login", "ecr.proxyEndpoint"),
-    ("podman login", "ecr.proxyEndpointDomain"),
-    ("helm registry login", "ecr.proxyEndpointDomain"),
+    ("docker login", ENDPOINT),
+    ("podman login", ENDPOINT_DOMAIN),
+    ("helm registry login", ENDPOINT_DOMAIN),
 )
 
 
@@ -165,7 +172,7 @@ def mapping_snippet(shell: str, namespace: str) -> str:
 def ci_snippet(shell: str, *, env_url: str, namespace: str) -> str:
     """Fetch fresh credentials with an API token, then log in with docker, podman or helm."""
     script = _script(shell, "CI")
-    password = script.read(env_name(f"{namespace}.ecr.password"))
+    password = script.read(env_name(variable_key(namespace, PASSWORD)))
     lines = [script.fetch(env_url)]
     for login, registry in LOGINS:
         lines.append(

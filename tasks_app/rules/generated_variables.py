@@ -30,6 +30,18 @@ GENERATED = (
     Generated("ecr.json.password", None, None),
 )
 SUFFIXES = tuple(g.suffix for g in GENERATED)
+# The suffixes other code names: what a login, a registry host or the JSON object is read from.
+TOKEN = "ecr.authorizationToken.password"  # noqa: S105 (a key, not a secret)
+ENDPOINT = "ecr.proxyEndpoint"
+ENDPOINT_DOMAIN = "ecr.proxyEndpointDomain"
+PASSWORD = "ecr.password"  # noqa: S105 (a key, not a secret)
+JSON = "ecr.json.password"
+assert {TOKEN, ENDPOINT, ENDPOINT_DOMAIN, PASSWORD, JSON} <= set(SUFFIXES)
+
+
+def variable_key(namespace: str, suffix: str) -> str:
+    """The key of one generated variable of a namespace, e.g. custom.aws.ecr.password."""
+    return f"{namespace}.{suffix}"
 
 
 def env_name(key: str, prefix: str | None = None) -> str:
@@ -40,7 +52,7 @@ def env_name(key: str, prefix: str | None = None) -> str:
 
 
 def generated_keys(namespace: str) -> list[str]:
-    return [f"{namespace}.{suffix}" for suffix in SUFFIXES]
+    return [variable_key(namespace, suffix) for suffix in SUFFIXES]
 
 
 def generated_values(
@@ -62,7 +74,7 @@ def generated_values(
         "password": password,
     }
     return {
-        f"{namespace}.{g.suffix}": fields[g.field] if g.field else json.dumps(fields)
+        variable_key(namespace, g.suffix): fields[g.field] if g.field else json.dumps(fields)
         for g in GENERATED
     }
 
@@ -71,6 +83,6 @@ def registry_login(values: dict[str, str], namespace: str) -> tuple[str, str]:
     """(registry host, base64 of "AWS:<password>") from a token's values: what a Docker
     config or a pull secret holds."""
     return (
-        values[f"{namespace}.ecr.proxyEndpointDomain"],
-        values[f"{namespace}.ecr.authorizationToken.password"],
+        values[variable_key(namespace, ENDPOINT_DOMAIN)],
+        values[variable_key(namespace, TOKEN)],
     )

@@ -24,7 +24,13 @@ from tasks_app.models import Role, TaskConfig, TaskRun
 from tasks_app.policy.access import teams_for_user
 from tasks_app.policy.loaders import job_for_user, task_for_user
 from tasks_app.policy.usability import connectors_usable_by, host_identity_refusal
-from tasks_app.rules.generated_variables import env_name, generated_keys
+from tasks_app.rules.generated_variables import (
+    ENDPOINT_DOMAIN,
+    JSON,
+    env_name,
+    generated_keys,
+    variable_key,
+)
 from tasks_app.selectors import ecr_policy_document, region_groups
 from tasks_app.services.audit import audit_record
 from tasks_app.services.delivery import Delivery, NotServable, task_delivery
@@ -100,7 +106,7 @@ def _usage(task: TaskConfig, results, delivery: Delivery | None) -> dict:
         for shell, label in SHELL_LABELS.items()
     ]
     site = str(settings.SITE_URL)
-    host = values.get(f"{task.namespace}.ecr.proxyEndpointDomain") or (
+    host = values.get(variable_key(task.namespace, ENDPOINT_DOMAIN)) or (
         f"<account>.dkr.ecr.{task.region or '<region>'}.amazonaws.com"
     )
     formats = [
@@ -129,7 +135,8 @@ def _usage(task: TaskConfig, results, delivery: Delivery | None) -> dict:
         "formats": formats,
         "shells": shells,
         "json": json.dumps(values, indent=2) if values else "",
-        "json_env": env_name(f"{task.namespace}.ecr.json.password"),
+        "json_env": env_name(variable_key(task.namespace, JSON)),
+        "json_key": variable_key(task.namespace, JSON),
         "revealed": delivery is not None,
     }
 
