@@ -1,3 +1,4 @@
+import itertools
 import os
 import shutil
 from urllib.parse import urlsplit, urlunsplit
@@ -52,14 +53,24 @@ def team_b(db):
     return make_team("Team B", bob=Role.ADMIN, bea=Role.VIEWER)
 
 
-# Run first, so that the longest tests do not end a parallel run on one worker alone.
-SLOW_FIRST = ("integration", "browser")
-
-
-@pytest.hookimpl(trylast=True)  # after pytest-django's order (no test relies on it)
+# Under make test's parallel workers, the longest files go first, so that none of them ends
+# the run on one worker alone: those that wait on processes (integration) taking turns with
+# those that keep a core busy (slow), then the browser's, then the rest.
+@pytest.hookimpl(trylast=True)  # after pytest-django's order, which no test relies on
 def pytest_collection_modifyitems(config, items):
-    # A stable sort: the order within a file stays as written.
-    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in SLOW_FIRST))
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def marked(name):
+        return [f for f, its in files.items() if any(i.get_closest_marker(name) for i in its)]
+
+    waiting, busy = marked("integration"), marked("slow")
+    first = [f for pair in itertools.zip_longest(waiting, busy) for f in pair if f]
+    first += [f for f in marked("browser") if f not in first]
+    order = {f: i for i, f in enumerate(first)}
+    # Stable: within a file, and among the other files, pytest-django's order stays.
+    items.sort(key=lambda item: order.get(item.nodeid.split("::")[0], len(order)))
 
 
 def xdist_worker_number() -> int:

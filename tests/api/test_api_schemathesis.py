@@ -17,6 +17,8 @@ from tasks_app.models import Role
 from tasks_app.services.tokens import token_create
 from tests.factories import make_connector, make_served_task, make_team
 
+pytestmark = pytest.mark.slow
+
 SEED = 20261128
 EXAMPLES = 10
 CSRF = "s" * 32  # an unmasked CSRF secret: the cookie and the header carry the same one

@@ -15,6 +15,7 @@ import time
 import jwt
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from tasks_app.identity.actor import SYSTEM, Actor
 from tasks_app.models import AuditEvent, Job, Plan, TaskConfig, TrustedIssuer, TrustRule
@@ -309,9 +310,12 @@ def test_requests_waiting_on_a_failing_fetch_do_not_fetch_again(issuer, world):
 
     def call():
         raw = issuer.token()
-        answers.append(
-            client_with(raw).get(f"/api/v1/tasks/{world['task'].id}/variables").status_code
-        )
+        try:
+            answers.append(
+                client_with(raw).get(f"/api/v1/tasks/{world['task'].id}/variables").status_code
+            )
+        finally:
+            connection.close()  # this thread's own, else the test database stays in use
 
     threads = [threading.Thread(target=call) for _ in range(4)]
     for thread in threads:

@@ -170,7 +170,7 @@ def test_the_push_token_is_gone_once_the_api_cache_window_has_passed(world, sett
     _patch(world, {"access": "pull"})
     wait_for(
         lambda: world["attacker"].get(task_path).status_code == 409,
-        timeout=5,
+        timeout=15,  # the cache time (1 s), on a loaded machine; the token lasts hours
         interval=0.1,
         what="the cached push token to be refused (409)",
     )

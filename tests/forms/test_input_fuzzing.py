@@ -34,7 +34,7 @@ from tasks_app.models import (
 from tests.factories import make_connector, make_team, make_user
 from tests.helpers import require
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 EXAMPLES = 25
 FUZZ = settings(

@@ -33,7 +33,7 @@ from tasks_app.services.people import invitation_create, invitation_link
 from tasks_app.services.tokens import token_create
 from tests.factories import make_connector, make_served_task, make_team, make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 PEOPLE = ["root", "ada", "eve", "vic", "sam", "sid", "uma"]
 TOKENS = ["job_token", "plan_token", "other_token"]
