@@ -60,10 +60,10 @@ demo: $(DEV_STAMP)
 	@echo "Starting the AWS stand-in, web, worker and beat; press Ctrl-C to stop them."
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start --procfile Procfile.demo --no-colour
 
-# In parallel: a pytest-xdist worker per core, each test file in one worker (its module
-# fixtures made once), the files in the order tests/conftest.py gives (the longest first).
-# PYTEST_XDIST= runs in one process; PYTEST_ARGS adds options (e.g. -k, a folder).
-PYTEST_XDIST ?= -n auto --dist loadscope --no-loadscope-reorder
+# In parallel: a pytest-xdist worker per core, each test to the next free worker (a few files
+# whole), the longest first (tests/conftest.py). PYTEST_XDIST= runs in one process;
+# PYTEST_ARGS adds options (e.g. -k, a folder).
+PYTEST_XDIST ?= -n auto --dist loadgroup
 test: $(DEV_STAMP)
 	$(BIN)/python manage.py init_data --verbosity 0
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)

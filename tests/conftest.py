@@ -73,6 +73,30 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: order.get(item.nodeid.split("::")[0], len(order)))
 
 
+# Test files whose costly module or session fixture the workers should not each make again:
+# make run's runtime .venv, the SSO provider (a process with its own database).
+WHOLE_FILES = {"tests/integration/test_make_run.py", "tests/browser/test_sso.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """make test's --dist loadgroup: each test goes to the next free worker, except that the
+    tests of a file in WHOLE_FILES (or of an xdist_group) go to one worker together.
+
+    xdist's own loadgroup reads xdist_group marks from node IDs it rewrites, which pytest
+    9.2 no longer lets it do (pytest-dev/pytest-xdist#1386): the marks would be ignored."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Scheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in WHOLE_FILES else super()._split_scope(nodeid)
+
+    return Scheduling(config, log)
+
+
 def xdist_worker_number() -> int:
     """0, 1, … for pytest-xdist's workers gw0, gw1, … (make test); 0 without xdist."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
