@@ -6,8 +6,12 @@ import uuid
 
 from tasks_app.lib import aws
 from tasks_app.lib.crypto import MASK
-from tasks_app.models import Connector, Variable
-from tasks_app.policy.usability import connectors_listed, connectors_shared_with
+from tasks_app.models import Connector, TaskConfig, Variable
+from tasks_app.policy.usability import (
+    connectors_listed,
+    connectors_shared_with,
+    credentials_partition,
+)
 from tasks_app.rules.task_settings import reference_key
 
 
@@ -81,3 +85,20 @@ class References:
                 "InvalidConnectorVariable",
             )
         return connector
+
+    def task_connector(self, task: TaskConfig) -> Connector | None:
+        """The connector a task uses: its own, or the one its connector variable names;
+        None for the portal host's identity."""
+        if task.credentials_source != TaskConfig.Source.CONNECTOR:
+            return None
+        return task.connector if task.connector_id else self.connector(task.connector_variable)
+
+    def task_region(self, task: TaskConfig, connector: Connector | None) -> str:
+        """The region a task uses: its own, or its region variable's, which must be in the
+        partition of the credentials (`connector`'s, or the role's)."""
+        if not task.region_variable:
+            return task.region
+        partition = credentials_partition(
+            source=task.credentials_source, connector=connector, role_arn=task.role_arn
+        )
+        return self.region(task.region_variable, partition=partition)

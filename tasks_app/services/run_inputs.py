@@ -92,19 +92,12 @@ def task_group(*, task: TaskConfig, memo: dict | None = None) -> str:
     RunError when a reference does not resolve."""
     memo = {} if memo is None else memo
     references = _references(task.job.plan, memo)
-    host = task.credentials_source == TaskConfig.Source.HOST
     try:
-        connector = None if host else task.connector
-        if not host and connector is None:
-            connector = references.connector(task.connector_variable)
-        region = task.region
-        if task.region_variable:
-            partition = credentials_partition(
-                source=task.credentials_source, connector=connector, role_arn=task.role_arn
-            )
-            region = references.region(task.region_variable, partition=partition)
+        connector = references.task_connector(task)
+        region = references.task_region(task, connector)
     except ReferenceProblem as e:
         raise RunError(e.message, e.error_class) from None
+    host = task.credentials_source == TaskConfig.Source.HOST
     return credential_group(
         connector_id=connector.pk if connector is not None else None,
         host_role_arn=task.role_arn if host else "",
@@ -114,9 +107,7 @@ def task_group(*, task: TaskConfig, memo: dict | None = None) -> str:
 
 
 def _resolve(task, trigger, plan, references: References, memo: dict) -> Resolved:
-    connector = None
-    if task.credentials_source == TaskConfig.Source.CONNECTOR:
-        connector = task.connector or references.connector(task.connector_variable)
+    connector = references.task_connector(task)
     refusal = task_refusal(
         task=task, connector=connector, unattended=unattended(trigger), memo=memo
     )
@@ -135,9 +126,7 @@ def _resolve(task, trigger, plan, references: References, memo: dict) -> Resolve
             duration=3600 if task.role_arn else None,
             partition=partition or "aws",
         )
-    region = task.region
-    if task.region_variable:
-        region = references.region(task.region_variable, partition=partition)
+    region = references.task_region(task, connector)
     if task.access == TaskConfig.Access.PULL:
         principal = replace(principal, policy=aws.PULL_ONLY_POLICY)
     return Resolved(region=region, connector=connector, principal=principal, access=task.access)

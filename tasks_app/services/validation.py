@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from tasks_app.models import Connector, Job, Plan, TaskConfig, Variable
 from tasks_app.policy.references import ReferenceProblem, References
-from tasks_app.policy.usability import credentials_partition, host_identity_refusal, task_refusal
+from tasks_app.policy.usability import host_identity_refusal, task_refusal
 from tasks_app.selectors import colliding_task
 
 # The settings the rule of use reads: it is checked when none of them has an error.
@@ -76,23 +76,15 @@ def _resolve_references(task, references: References, connector, errors: dict):
     """A ${bamboo.<key>} reference that would not resolve now is a field error at save time,
     with the message a run would give (policy/references.py). Returns the connector the
     task would use (its connector variable's, once resolved)."""
-    if (
-        task.credentials_source == TaskConfig.Source.CONNECTOR
-        and not task.connector_id
-        and task.connector_variable
-        and "connector_variable" not in errors
-    ):
+    if "connector_variable" not in errors:
         try:
-            connector = references.connector(task.connector_variable)
+            connector = references.task_connector(task)
         except ReferenceProblem as e:
             errors["connector_variable"] = [e.message + CONFIRM_REFERENCES]
             return None
-    if task.region_variable and "region_variable" not in errors:
-        partition = credentials_partition(
-            source=task.credentials_source, connector=connector, role_arn=task.role_arn
-        )
+    if "region_variable" not in errors:
         try:
-            references.region(task.region_variable, partition=partition)
+            references.task_region(task, connector)
         except ReferenceProblem as e:
             errors["region_variable"] = [e.message + CONFIRM_REFERENCES]
     return connector
