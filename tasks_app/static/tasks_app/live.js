@@ -7,6 +7,9 @@
 // for the scheduler), the page is fetched again every 2 s and #x replaced (with the
 // elements named in data-poll-also), for at most two minutes; a row that becomes
 // due meanwhile ("portal:due", from countdown.js) starts those two minutes again.
+// Revealed values (<div data-revealed data-credential="…">) stay revealed across polls
+// while the credential is the same; a poll that began before a form's answer arrived
+// is dropped, so that it never puts back what the answer replaced.
 (function () {
   "use strict";
   const status = document.getElementById("live-status");
@@ -14,6 +17,16 @@
 
   const swap = (html, selectors) => {
     const doc = new DOMParser().parseFromString(html, "text/html");
+    for (const shown of document.querySelectorAll("[data-revealed][data-credential][id]")) {
+      const fresh = doc.getElementById(shown.id);
+      if (fresh && !fresh.hasAttribute("data-revealed")) {
+        if (fresh.dataset.credential === shown.dataset.credential) {
+          fresh.replaceWith(shown.cloneNode(true));
+        } else {
+          announce("New credentials were fetched; reveal them again to see their values.");
+        }
+      }
+    }
     for (const selector of selectors) {
       const fresh = doc.querySelector(selector);
       const current = document.querySelector(selector);
@@ -28,16 +41,19 @@
 
   let polls = 0;
   let waiting = false;
+  let answers = 0; // form answers swapped in so far: a poll older than the last is stale
   const poll = () => {
     const box = document.querySelector("[data-poll]");
     if (waiting || !box || !box.querySelector("[data-busy]") || polls > 60) return;
     polls += 1;
     waiting = true;
     setTimeout(async () => {
+      const asked = answers;
       try {
         const answer = await fetch(window.location.href, { credentials: "same-origin" });
         const also = (box.dataset.pollAlso || "").split(",").filter(Boolean);
-        if (answer.ok) swap(await answer.text(), ["#" + box.id, ...also]);
+        const html = answer.ok ? await answer.text() : "";
+        if (html && asked === answers) swap(html, ["#" + box.id, ...also]);
       } catch (error) {
         // Offline for a moment: the next poll tries again.
       }
@@ -67,7 +83,9 @@
         credentials: "same-origin",
         headers: { "X-Requested-With": "fetch" },
       });
-      swap(await answer.text(), [...form.dataset.live.split(","), "#messages"]);
+      const html = await answer.text();
+      answers += 1;
+      swap(html, [...form.dataset.live.split(","), "#messages"]);
       polls = 0;
       poll();
     } catch (error) {
