@@ -1,3 +1,5 @@
+import sys
+
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks_app.identity.actor import COMMAND_LINE
@@ -18,6 +20,22 @@ class Command(BaseCommand):
         "more seconds have passed. --list shows the keys; --retire KID stops publishing one "
         "now (a key that may have leaked)."
     )
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # A key ID is a JWK thumbprint in base64url, which may start with "-": argparse
+        # would take `--retire -Ab…` for two options. It is read as `--retire=-Ab…`.
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parse_args = parser.parse_args
+
+        def parse(args=None, namespace=None):
+            args = list(sys.argv[2:] if args is None else args)
+            if "--retire" in args[:-1]:
+                at = args.index("--retire")
+                args[at : at + 2] = [f"--retire={args[at + 1]}"]
+            return parse_args(args, namespace)
+
+        parser.parse_args = parse  # type: ignore[method-assign]
+        return parser
 
     def add_arguments(self, parser):
         parser.add_argument(
