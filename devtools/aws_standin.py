@@ -13,6 +13,7 @@ dependencies (requirements-demo.lock, which `make demo` installs).
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -147,6 +148,7 @@ def main(argv=None) -> int:
 
     realistic_ecr_tokens(args.token_hours)
     require_signed_requests()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     server = serve(args.port)
     print(
         f"AWS stand-in (moto) on http://127.0.0.1:{args.port}; "
