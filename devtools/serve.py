@@ -129,7 +129,8 @@ class Supervisor:
         self.banner_at: float | None = None
         self.probe_logged = False
         host, port = bind_port(os.environ.get("ECRPORTAL_BIND", DEFAULT_BIND))
-        self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        wildcard = host in ("0.0.0.0", "::")  # noqa: S104 - compared, not bound
+        self.url = f"http://{'127.0.0.1' if wildcard else host}:{port}"
 
     def say(self, text: str, name: str = "system") -> None:
         from honcho.printer import Message
@@ -178,11 +179,13 @@ class Supervisor:
 
     def _probe(self) -> None:
         while not self.stopping.is_set():
-            with contextlib.suppress(urllib.error.URLError, OSError):
-                with urllib.request.urlopen(self.url + PROBE, timeout=30) as response:
-                    if response.status == 200:
-                        self.events.put(("ready", None))
-                        return
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),
+                urllib.request.urlopen(self.url + PROBE, timeout=30) as response,  # noqa: S310 - http://host:port of ECRPORTAL_BIND
+            ):
+                if response.status == 200:
+                    self.events.put(("ready", None))
+                    return
             self.stopping.wait(0.5)
 
     def _stop(self, *_) -> None:
@@ -203,7 +206,7 @@ class Supervisor:
         while len(ended) < len(self.children):
             if self.stopping.is_set() and deadline is None:
                 self.say(f"Stopping {', '.join(self.children)}.")
-                for name, child in self.children.items():
+                for child in self.children.values():
                     if child.poll() is None:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(child.pid, signal.SIGTERM)

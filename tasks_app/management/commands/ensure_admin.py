@@ -15,7 +15,7 @@ def password_command(username: str) -> str:
     python = Path(sys.executable)
     with contextlib.suppress(ValueError):
         python = python.relative_to(Path.cwd())
-    default = settings.DATA_DIR == (settings.BASE_DIR / "var").resolve()
+    default = (settings.BASE_DIR / "var").resolve() == settings.DATA_DIR
     data_dir = "" if default else f"ECRPORTAL_DATA_DIR={settings.DATA_DIR} "
     return f"{data_dir}{python} manage.py changepassword {username}"
 
