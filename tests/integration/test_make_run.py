@@ -72,8 +72,8 @@ def test_make_run_serves_the_portal_signs_in_and_stops_everything_on_ctrl_c(proj
     print(f"make run: /readyz answered {run.timings['readyz']:.1f} s after it started")
     started = _started_part(output)
     # The address and the one-time password are the last lines, after the processes are up.
-    assert started[-5] == f"ECR Portal: open http://127.0.0.1:{port}/"
-    assert re.fullmatch(r"  One-time password: +\S{16}", started[-3])
+    assert started[-4] == f"ECR Portal: open http://127.0.0.1:{port}/"
+    assert re.fullmatch(r"  One-time password: +\S{16}", started[-2])
     assert any("celery@" in line and "ready." in line for line in started[:-5])
     assert any("beat: Starting" in line for line in started[:-5])
     assert any("Listening at: http://127.0.0.1:" in line for line in started[:-5])
