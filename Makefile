@@ -7,12 +7,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
+DEMO_STAMP := $(VENV)/.demo-installed
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
 
-.PHONY: help install run demo test lint format lock clean screenshots
+.PHONY: help install run demo test lint format lock clean screenshots run-ports demo-ports
+
+# make run PORT=8001: another port for the portal (ECRPORTAL_BIND and ECRPORTAL_SITE_URL,
+# unless set in the environment).
+PORT ?= 8000
 
 help:
-	@echo "make run    set up .venv, migrate, start web + worker + beat on http://127.0.0.1:8000"
+	@echo "make run    set up .venv, migrate, start web + worker + beat on http://127.0.0.1:8000 (PORT=8001: another port)"
 	@echo "make install  set up .venv with the runtime dependencies only (make run does this first)"
 	@echo "make demo   like run, against a local AWS stand-in with a seeded demo task"
 	@echo "make test   set up .venv, run the whole test suite"
@@ -37,28 +42,43 @@ $(DEV_STAMP): requirements-dev.lock $(RUNTIME_STAMP)
 	$(PIP_INSTALL) -r requirements-dev.lock
 	@touch $@
 
+# The AWS stand-in's few packages (moto, flask), not the development tools.
+$(DEMO_STAMP): requirements-demo.lock $(RUNTIME_STAMP)
+	$(PIP_INSTALL) -r requirements-demo.lock
+	@touch $@
+
 install: $(RUNTIME_STAMP)
 
-run: $(RUNTIME_STAMP)
-	$(BIN)/python manage.py init_data
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py ensure_admin
-	@echo "Starting web, worker and beat; press Ctrl-C to stop all three."
-	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start --procfile Procfile --no-colour
+run demo run-ports demo-ports: export ECRPORTAL_BIND ?= 127.0.0.1:$(PORT)
+run demo run-ports demo-ports: export ECRPORTAL_SITE_URL ?= http://127.0.0.1:$(PORT)
+# Told how to choose another port: PORT=, unless ECRPORTAL_BIND comes from the environment.
+PORT_HINT = $(if $(filter environment%,$(origin ECRPORTAL_BIND)),,--port-variable PORT)
+
+# Before installing or starting anything: is a port taken, and by what?
+run-ports:
+	@$(PYTHON) -m devtools.serve --check-ports $(PORT_HINT) run
+
+# devtools/serve.py prints the address and the one-time password once all is up, and
+# stops all on Ctrl-C.
+run: run-ports $(RUNTIME_STAMP)
+	@$(BIN)/python manage.py init_data
+	@$(BIN)/python manage.py migrate --noinput
+	@$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/python -m devtools.serve Procfile
 
 # The portal against a local AWS stand-in (moto on 127.0.0.1), in its own data folder.
-demo: export ECRPORTAL_DATA_DIR ?= $(abspath var/demo)
-demo: export ECRPORTAL_DEMO_AWS_PORT ?= 5000
+demo demo-ports: export ECRPORTAL_DATA_DIR ?= $(abspath var/demo)
+demo demo-ports: export ECRPORTAL_DEMO_AWS_PORT ?= 5000
 demo: export ECRPORTAL_AWS_ENDPOINT_URL = http://127.0.0.1:$(ECRPORTAL_DEMO_AWS_PORT)
-demo: $(DEV_STAMP)
-	$(BIN)/python manage.py init_data
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py ensure_admin
-	$(BIN)/python manage.py demo_seed
-	@echo "Starting the AWS stand-in, web, worker and beat; press Ctrl-C to stop them."
-	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start --procfile Procfile.demo --no-colour
+
+demo-ports:
+	@$(PYTHON) -m devtools.serve --check-ports $(PORT_HINT) --aws-port $(ECRPORTAL_DEMO_AWS_PORT) demo
+
+demo: demo-ports $(DEMO_STAMP)
+	@$(BIN)/python manage.py init_data
+	@$(BIN)/python manage.py migrate --noinput
+	@$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/python -m devtools.serve --demo Procfile.demo
 
 # In parallel: a pytest-xdist worker per core, each test to the next free worker (a few files
 # whole), the longest first (tests/conftest.py). PYTEST_XDIST= runs in one process;
@@ -85,6 +105,8 @@ lock: $(DEV_STAMP)
 		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	$(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --generate-hashes \
 		--no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
+	$(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --generate-hashes \
+		--no-emit-index-url --no-emit-find-links --extra demo -o requirements-demo.lock pyproject.toml
 
 # The README's pictures: the browser tests take them; these are copied to docs/.
 DOC_SCREENSHOTS = dashboard task task-form connector connector-web-identity runs audit-log phone-dashboard team users

@@ -242,6 +242,13 @@ def http_post_form(opener, url: str, fields: dict[str, str]) -> tuple[int, str, 
 
 def sign_in(run: MakeRun) -> str:
     """Sign in as the printed first admin and choose a password; returns the username."""
+    # Printed once the processes are up, the last lines of the start.
+    wait_for(
+        lambda: re.search(r"One-time password: +\S+", run.output()),
+        timeout=30,
+        what="make run to print the first admin and one-time password",
+        run=run,
+    )
     output = run.output()
     user = re.search(r"First admin account: +(\S+)", output)
     password = re.search(r"One-time password: +(\S+)", output)

@@ -8,8 +8,8 @@ Checks, naming the module and the file that imports it when something is missing
    `dependencies` (not merely brought by another package);
 2. every module of ecrportal/ and tasks_app/ imports, after django.setup();
 3. what the portal loads by name rather than by import is there too: the production
-   database backend and broker transport (PostgreSQL, Redis), and the commands of the
-   Procfile and of `make run`.
+   database backend and broker transport (PostgreSQL, Redis), the commands of the
+   Procfile and the modules of `make run` (devtools/serve.py).
 
 Uses the standard library (and Django, for 2), so that it runs in the runtime environment.
 The lock's own completeness (every dependency of a locked package locked too) is pip's
@@ -37,8 +37,9 @@ PRODUCTION_MODULES = (
     "django.db.backends.postgresql.base",
     "kombu.transport.redis",
 )
-# `make run` starts the Procfile with honcho; the Procfile names the others.
-MAKE_RUN_COMMANDS = ("honcho",)
+# `make run` starts the Procfile with devtools/serve.py, which uses honcho's Procfile parser
+# and printer; the Procfile names the commands.
+MAKE_RUN_MODULES = ("honcho.environ", "honcho.printer", "devtools.serve")
 
 
 def normalize(name: str) -> str:
@@ -165,7 +166,7 @@ def driver_problems() -> list[str]:
 
 
 def command_problems(root: Path = ROOT) -> list[str]:
-    commands = list(MAKE_RUN_COMMANDS)
+    commands = []
     for line in (root / "Procfile").read_text().splitlines():
         if ":" in line and not line.lstrip().startswith("#"):
             commands.append(line.partition(":")[2].split()[0])
@@ -184,7 +185,7 @@ def main() -> int:
     names = module_names()
     problems = import_problems(imports, declared_dependencies())
     problems += command_problems()
-    problems += module_import_problems([*names, *PRODUCTION_MODULES])
+    problems += module_import_problems([*names, *PRODUCTION_MODULES, *MAKE_RUN_MODULES])
     problems += driver_problems()
     if problems:
         print(f"runtime check of {sys.prefix}: {len(problems)} problem(s)", file=sys.stderr)

@@ -297,7 +297,8 @@ STORAGES = {
 
 # Celery (read by ecrportal/celery.py through the CELERY_ namespace).
 # Default broker: a folder on disk, so one machine needs no server. Production: Redis.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+# (Its host, unused, is named: without, kombu warns at every connection.)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 _broker_scheme = urlsplit(CELERY_BROKER_URL).scheme
 if _broker_scheme not in ("filesystem", "redis", "rediss", "memory"):
     raise ImproperlyConfigured(

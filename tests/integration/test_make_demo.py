@@ -25,6 +25,19 @@ def _demo_task(db_path):
         return None
 
 
+def _failing_task(db_path):
+    try:
+        with sqlite3.connect(db_path, timeout=5) as db:
+            return db.execute(
+                "SELECT r.error_class, r.error_message FROM tasks_app_taskrun r "
+                "JOIN tasks_app_taskconfig t ON t.id = r.task_id WHERE t.namespace = ? "
+                "AND r.outcome = 'failed'",
+                ["custom.failing"],
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+
+
 def test_make_demo_refreshes_the_seeded_task_with_a_realistic_expiry(tmp_path):
     port = free_port()
     env = child_environ(portal_settings=False)
@@ -50,10 +63,16 @@ def test_make_demo_refreshes_the_seeded_task_with_a_realistic_expiry(tmp_path):
             timeout=60,
             what="the scheduler to fetch the demo task's credentials",
         )
+        failed = wait_for(
+            lambda: _failing_task(tmp_path / "data" / "db.sqlite3"),
+            timeout=60,
+            what="the failing demo task's run",
+        )
         output = demo.output()
         assert "Created the demo: team Demo, connector demo-aws, plan DEMO-BUILD" in output
+        assert "The connector demo-aws-wrong-secret and the task custom.failing" in output
         assert re.search(r"One-time password: +\S{16}", output)
-        assert "ECR tokens last 12 h." in output
+        assert "ECR tokens last 12 h; it knows the access key AKIAIOSFODNN7EXAMPLE." in output
         pids = [int(p) for p in re.findall(r"\| \w+\.1 started \(pid=(\d+)\)", output)]
         assert len(pids) == 4
     finally:
@@ -65,5 +84,7 @@ def test_make_demo_refreshes_the_seeded_task_with_a_realistic_expiry(tmp_path):
 
     for pid in pids:
         wait_for(lambda pid=pid: not alive(pid), timeout=10, what=f"process group {pid} to end")
+    assert failed[0] == "SignatureDoesNotMatch"
+    assert "The secret access key does not belong to this access key ID." in failed[1]
     expires = datetime.fromisoformat(row[1]).replace(tzinfo=UTC)
     assert timedelta(hours=11, minutes=58) < expires - datetime.now(UTC) <= timedelta(hours=12)

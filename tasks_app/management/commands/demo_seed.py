@@ -4,9 +4,15 @@ from django.utils.timezone import now
 
 from tasks_app.models import Connector, Job, Membership, Plan, Role, Scope, TaskConfig, Team
 
-# The AWS documentation's example key: the stand-in accepts any.
+# The AWS documentation's example key, the one the stand-in knows (devtools/aws_standin.py;
+# tests/integration/test_aws_standin.py checks that both say the same).
 DEMO_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 DEMO_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 - AWS docs example
+# The same key ID with a mistyped secret: the stand-in answers SignatureDoesNotMatch, as AWS
+# does, so the demo shows the portal's diagnosis on Test connection and in a run.
+WRONG_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEX"  # noqa: S105 - deliberately wrong
+FAILING_CONNECTOR = "demo-aws-wrong-secret"
+FAILING_NAMESPACE = "custom.failing"
 
 
 class Command(BaseCommand):
@@ -22,34 +28,45 @@ class Command(BaseCommand):
             raise CommandError("Create the first admin first: manage.py ensure_admin.")
         team, _ = Team.objects.get_or_create(slug="demo", defaults={"name": "Demo"})
         Membership.objects.get_or_create(team=team, user=admin, defaults={"role": Role.ADMIN})
-        connector = Connector.objects.filter(team=team, name="demo-aws").first()
-        if connector is None:
-            connector = Connector(
-                team=team,
-                name="demo-aws",
-                access_key_id=DEMO_KEY_ID,
-                secret_access_key=DEMO_SECRET,
-                created_by=admin,
-            )
-            connector.full_clean()
-            connector.save()
+        connector = self._connector(team, admin, "demo-aws", DEMO_SECRET)
+        failing = self._connector(team, admin, FAILING_CONNECTOR, WRONG_SECRET)
         plan, _ = Plan.objects.get_or_create(
             key="DEMO-BUILD", defaults={"team": team, "name": "Demo build"}
         )
         job, _ = Job.objects.get_or_create(plan=plan, key="BUILD", defaults={"name": "Build"})
-        task, created = TaskConfig.objects.get_or_create(
+        task, created = self._task(job, "custom.aws", connector, "Demo registry credentials")
+        self._task(job, FAILING_NAMESPACE, failing, "Demo of a failure: a mistyped secret key")
+        what = "Created" if created else "Kept"
+        self.stdout.write(
+            f"{what} the demo: team Demo, connector demo-aws, plan DEMO-BUILD, job BUILD, "
+            f"task {task.id}. The scheduler fetches its credentials within a minute. "
+            f"The connector {FAILING_CONNECTOR} and the task {FAILING_NAMESPACE} show a "
+            "failure: their secret key is mistyped (try Test connection on the connector)."
+        )
+
+    def _connector(self, team, admin, name: str, secret: str) -> Connector:
+        connector = Connector.objects.filter(team=team, name=name).first()
+        if connector is None:
+            connector = Connector(
+                team=team,
+                name=name,
+                access_key_id=DEMO_KEY_ID,
+                secret_access_key=secret,
+                created_by=admin,
+            )
+            connector.full_clean()
+            connector.save()
+        return connector
+
+    def _task(self, job, namespace: str, connector: Connector, description: str):
+        return TaskConfig.objects.get_or_create(
             job=job,
-            namespace="custom.aws",
+            namespace=namespace,
             defaults={
-                "description": "Demo registry credentials",
+                "description": description,
                 "region": "eu-west-1",
                 "connector": connector,
                 "scope": Scope.RESULT,
                 "refresh_due_at": now(),
             },
-        )
-        what = "Created" if created else "Kept"
-        self.stdout.write(
-            f"{what} the demo: team Demo, connector demo-aws, plan DEMO-BUILD, job BUILD, "
-            f"task {task.id}. The scheduler fetches its credentials within a minute."
         )

@@ -1,9 +1,23 @@
+import contextlib
+import sys
+from pathlib import Path
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError
 
 from tasks_app.services.admins import first_admin_ensure
+
+
+def password_command(username: str) -> str:
+    """The command that sets a new password for the account, as typed where manage.py is."""
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(Path.cwd())
+    default = (settings.BASE_DIR / "var").resolve() == settings.DATA_DIR
+    data_dir = "" if default else f"ECRPORTAL_DATA_DIR={settings.DATA_DIR} "
+    return f"{data_dir}{python} manage.py changepassword {username}"
 
 
 class Command(BaseCommand):
@@ -37,6 +51,7 @@ class Command(BaseCommand):
         out.write(self.style.SUCCESS(f"ECR Portal: open {url}"))
         if not admin.created:
             out.write(f"  Sign in as {admin.username} (admin account created on first start).")
+            out.write(f"  Lost its password? Set a new one: {password_command(admin.username)}")
         elif admin.one_time_password:
             out.write(f"  First admin account: {admin.username}")
             out.write(f"  One-time password:   {admin.one_time_password}")
