@@ -2,6 +2,7 @@ from django.urls import path
 
 from tasks_app.views import (
     accounts,
+    api_docs,
     connectors,
     dashboard,
     downloads,
@@ -139,6 +140,7 @@ urlpatterns = [
         name="variable_delete",
     ),
     path("tokens/", tokens.token_list, name="token_list"),
+    path("api-reference/", api_docs.api_reference, name="api_reference"),
     path("tokens/new/", tokens.token_create_view, name="token_create"),
     path("tokens/<uuid:token_id>/revoke/", tokens.token_revoke_view, name="token_revoke"),
     path("downloads/<str:name>", downloads.download, name="download"),

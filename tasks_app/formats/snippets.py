@@ -116,7 +116,7 @@ SHELLS_TABLE = {
             alias=lambda name, source: f"${name} = {source}",
             fetch=lambda url: (
                 "Invoke-Expression (Invoke-RestMethod -Headers @{Authorization = "
-                f"\"Bearer $Env:{TOKEN_VARIABLE}\"}} -Uri {quote_powershell(url)})"
+                f'"Bearer $Env:{TOKEN_VARIABLE}"}} -Uri {quote_powershell(url)})'
             ),
             pipe=lambda password, login, registry: (
                 f"{password} | {login} --username AWS --password-stdin {registry}"
