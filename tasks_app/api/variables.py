@@ -170,8 +170,8 @@ def plan_variables(request, plan_key):
 @login_not_required
 @api_view(["GET"])
 def plan_env(request, plan_key):
+    delivery = _plan_delivery(request, plan_key)  # an unknown plan first: 404 as for a task
     shell = _shell(request)
-    delivery = _plan_delivery(request, plan_key)
     text = env_snippet(shell, delivery.values)
     return HttpResponse(text, content_type="text/plain; charset=utf-8", headers=NO_STORE)
 
