@@ -2,6 +2,7 @@ from django.urls import path
 
 from tasks_app.views import (
     accounts,
+    api_docs,
     connectors,
     dashboard,
     downloads,
@@ -117,10 +118,12 @@ urlpatterns = [
     path("plans/<uuid:plan_id>/", plans.plan_detail, name="plan_detail"),
     path("plans/<uuid:plan_id>/edit/", plans.plan_edit, name="plan_edit"),
     path("plans/<uuid:plan_id>/delete/", plans.plan_delete_view, name="plan_delete"),
+    path("plans/<uuid:plan_id>/reveal/", plans.plan_reveal, name="plan_reveal"),
     path("plans/<uuid:plan_id>/jobs/new/", plans.job_create, name="job_create"),
     path("jobs/<uuid:job_id>/", plans.job_detail, name="job_detail"),
     path("jobs/<uuid:job_id>/edit/", plans.job_edit, name="job_edit"),
     path("jobs/<uuid:job_id>/delete/", plans.job_delete_view, name="job_delete"),
+    path("jobs/<uuid:job_id>/reveal/", plans.job_reveal, name="job_reveal"),
     path("jobs/<uuid:job_id>/tasks/new/", tasks.task_create, name="task_create"),
     path("tasks/", tasks.task_list, name="task_list"),
     path("tasks/<uuid:task_id>/", tasks.task_detail, name="task_detail"),
@@ -137,6 +140,7 @@ urlpatterns = [
         name="variable_delete",
     ),
     path("tokens/", tokens.token_list, name="token_list"),
+    path("api-reference/", api_docs.api_reference, name="api_reference"),
     path("tokens/new/", tokens.token_create_view, name="token_create"),
     path("tokens/<uuid:token_id>/revoke/", tokens.token_revoke_view, name="token_revoke"),
     path("downloads/<str:name>", downloads.download, name="download"),

@@ -20,6 +20,7 @@ urlpatterns = [
     path("tasks/<uuid:task_id>/env", api.task_env, name="api_task_env"),
     path("tasks/<uuid:task_id>/run", api.task_run_now, name="api_task_run"),
     path("plans/<str:plan_key>/variables", api.plan_variables, name="api_plan_variables"),
+    path("plans/<str:plan_key>/env", api.plan_env, name="api_plan_env"),
     path(
         "tasks/<uuid:task_id>/docker-config",
         api_registry.task_docker_config,

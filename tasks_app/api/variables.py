@@ -14,6 +14,7 @@ from tasks_app.identity.actor import actor_for
 from tasks_app.models import TaskRun
 from tasks_app.policy.access import require_token_may_run
 from tasks_app.services.delivery import (
+    Delivery,
     NotServable,
     Served,
     plan_served,
@@ -86,6 +87,22 @@ def _served(request, task_id) -> Served:
         raise Conflict(e.code, e.detail) from None
 
 
+def _shell(request) -> str:
+    shell = request.query_params.get("shell", "")
+    if shell not in SHELLS:
+        raise exceptions.ValidationError({"shell": [f"Choose one of {', '.join(SHELLS)}."]})
+    return shell
+
+
+def _plan_delivery(request, plan_key) -> Delivery:
+    try:
+        return plan_served(
+            plan_key=plan_key, job_key=request.query_params.get("job"), actor=actor_for(request)
+        )
+    except NotServable as e:
+        raise Conflict(e.code, e.detail) from None
+
+
 @extend_schema(
     summary="A task's variables",
     responses={200: VariablesSerializer, **ERRORS},
@@ -114,9 +131,7 @@ def task_variables(request, task_id):
 @api_view(["GET"])
 def task_env(request, task_id):
     served = _served(request, task_id)
-    shell = request.query_params.get("shell", "")
-    if shell not in SHELLS:
-        raise exceptions.ValidationError({"shell": [f"Choose one of {', '.join(SHELLS)}."]})
+    shell = _shell(request)
     text = env_snippet(shell, served.delivery.values)
     return HttpResponse(text, content_type="text/plain; charset=utf-8", headers=NO_STORE)
 
@@ -133,14 +148,32 @@ def task_env(request, task_id):
 @login_not_required
 @api_view(["GET"])
 def plan_variables(request, plan_key):
-    try:
-        delivery = plan_served(
-            plan_key=plan_key, job_key=request.query_params.get("job"), actor=actor_for(request)
-        )
-    except NotServable as e:
-        raise Conflict(e.code, e.detail) from None
+    delivery = _plan_delivery(request, plan_key)
     body = variables_body(variables=delivery.values, expires_at=delivery.expires_at)
     return Response(body, headers=NO_STORE)
+
+
+@extend_schema(
+    summary="What a plan, or one of its jobs, may see, as an environment snippet",
+    parameters=[
+        OpenApiParameter("shell", enum=list(SHELLS), required=True),
+        OpenApiParameter(
+            "job", str, description="A job key: its local variables too, not only the plan's."
+        ),
+    ],
+    responses={
+        (200, "text/plain"): OpenApiTypes.STR,
+        400: OpenApiResponse(ErrorSerializer, description="Unknown shell."),
+        **ERRORS,
+    },
+)
+@login_not_required
+@api_view(["GET"])
+def plan_env(request, plan_key):
+    delivery = _plan_delivery(request, plan_key)  # an unknown plan first: 404 as for a task
+    shell = _shell(request)
+    text = env_snippet(shell, delivery.values)
+    return HttpResponse(text, content_type="text/plain; charset=utf-8", headers=NO_STORE)
 
 
 @extend_schema(

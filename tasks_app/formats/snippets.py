@@ -12,9 +12,11 @@ Values are quoted so that any value survives the shell unchanged:
 - dotenv (python-dotenv): single quotes with \\\\ and \\' escapes.
 """
 
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from tasks_app.rules.generated_variables import (
     ENDPOINT,
@@ -33,6 +35,18 @@ LOGINS = (
     ("podman login", ENDPOINT_DOMAIN),
     ("helm registry login", ENDPOINT_DOMAIN),
 )
+
+
+# How every Bash snippet sends the API token: the token stays in the variable, never on the page.
+TOKEN_VARIABLE = "ECRPORTAL_TOKEN"  # noqa: S105 - a variable's name
+BEARER_BASH = f'-H "Authorization: Bearer ${TOKEN_VARIABLE}"'
+# What a person pastes in place of the token: the shape of one, never one.
+TOKEN_PLACEHOLDER = "ecrp_…"  # noqa: S105 - a placeholder
+
+
+def with_query(url: str, **params: str) -> str:
+    """The URL with these query parameters added (after any it already has)."""
+    return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
 def quote_bash(value: str) -> str:
@@ -88,10 +102,7 @@ SHELLS_TABLE = {
         script=Script(
             read=lambda name: f"${name}",
             alias=lambda name, source: f"export {name}={source}",
-            fetch=lambda url: (
-                f'eval "$(curl -fsS -H "Authorization: Bearer $ECRPORTAL_TOKEN" '
-                f"'{url}?shell=bash')\""
-            ),
+            fetch=lambda url: f'eval "$(curl -fsS {BEARER_BASH} {quote_bash(url)})"',
             pipe=lambda password, login, registry: (
                 f'printf %s "{password}" | {login} --username AWS --password-stdin "{registry}"'
             ),
@@ -105,7 +116,7 @@ SHELLS_TABLE = {
             alias=lambda name, source: f"${name} = {source}",
             fetch=lambda url: (
                 "Invoke-Expression (Invoke-RestMethod -Headers @{Authorization = "
-                f"\"Bearer $Env:ECRPORTAL_TOKEN\"}} -Uri '{url}?shell=powershell')"
+                f'"Bearer $Env:{TOKEN_VARIABLE}"}} -Uri {quote_powershell(url)})'
             ),
             pipe=lambda password, login, registry: (
                 f"{password} | {login} --username AWS --password-stdin {registry}"
@@ -119,8 +130,8 @@ SHELLS_TABLE = {
             read=lambda name: f"%{name}%",
             alias=lambda name, source: f"set {name}={source}",
             fetch=lambda url: (
-                f'curl -fsS -H "Authorization: Bearer %ECRPORTAL_TOKEN%" -o ecr-env.cmd '
-                f'"{url}?shell=cmd" && call ecr-env.cmd && del ecr-env.cmd'
+                f'curl -fsS -H "Authorization: Bearer %{TOKEN_VARIABLE}%" -o ecr-env.cmd '
+                f'"{url.replace("%", "%%")}" && call ecr-env.cmd && del ecr-env.cmd'
             ),
             pipe=lambda password, login, registry: (
                 f"echo {password}| {login} --username AWS --password-stdin {registry}"
@@ -169,41 +180,49 @@ def mapping_snippet(shell: str, namespace: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ci_snippet(shell: str, *, env_url: str, namespace: str) -> str:
-    """Fetch fresh credentials with an API token, then log in with docker, podman or helm."""
+def ci_snippet(shell: str, *, env_url: str, namespaces: Sequence[str]) -> str:
+    """Fetch fresh credentials with an API token, then log in with docker, podman or helm
+    to the registry of each namespace."""
     script = _script(shell, "CI")
-    password = script.read(env_name(variable_key(namespace, PASSWORD)))
-    lines = [script.fetch(env_url)]
-    for login, registry in LOGINS:
-        lines.append(
-            script.pipe(password, login, script.read(env_name(f"{namespace}.{registry}")))
-        )
+    lines = [script.fetch(with_query(env_url, shell=shell))]
+    for namespace in namespaces:
+        password = script.read(env_name(variable_key(namespace, PASSWORD)))
+        for login, registry in LOGINS:
+            lines.append(
+                script.pipe(password, login, script.read(env_name(f"{namespace}.{registry}")))
+            )
     return "\n".join(lines) + "\n"
 
 
 def kubernetes_snippet(*, secret_url: str) -> str:
     """An image pull secret from the portal, applied with kubectl (Bash)."""
-    return (
-        f'curl -fsS -H "Authorization: Bearer $ECRPORTAL_TOKEN" \\\n'
-        f"  {quote_bash(secret_url + '?name=ecr-pull&namespace=default')} \\\n"
-        "  | kubectl apply -f -\n"
-    )
+    url = with_query(secret_url, name="ecr-pull", namespace="default")
+    return f"curl -fsS {BEARER_BASH} \\\n  {quote_bash(url)} \\\n  | kubectl apply -f -\n"
 
 
-def docker_config_snippet(*, config_url: str, download_url: str, host: str) -> str:
+def docker_config_snippet(*, config_url: str, download_url: str, hosts: Sequence[str]) -> str:
     """A config.json in a folder of its own for docker, podman, buildah, skopeo, crane and
     helm; or the credential helper, installed once (Bash)."""
     helper = "$HOME/.local/bin/docker-credential-ecrportal"
-    cred_helpers = '{"credHelpers": {"' + host + '": "ecrportal"}}'
+    cred_helpers = json.dumps({"credHelpers": dict.fromkeys(hosts, "ecrportal")})
     return (
         "# A config.json of its own (your ~/.docker/config.json is left alone):\n"
         'export DOCKER_CONFIG="$(mktemp -d)" REGISTRY_AUTH_FILE="$DOCKER_CONFIG/config.json"\n'
-        'curl -fsS -H "Authorization: Bearer $ECRPORTAL_TOKEN" -o "$REGISTRY_AUTH_FILE" '
-        f"{quote_bash(config_url)}\n"
+        f'curl -fsS {BEARER_BASH} -o "$REGISTRY_AUTH_FILE" {quote_bash(config_url)}\n'
         "\n"
         "# Or the credential helper: it asks the portal at every login.\n"
         f'mkdir -p "$(dirname "{helper}")" && curl -fsSo "{helper}" {quote_bash(download_url)} '
         f'&& chmod +x "{helper}"\n'
-        "# with ECRPORTAL_URL and ECRPORTAL_TOKEN set, and in ~/.docker/config.json:\n"
+        f"# with ECRPORTAL_URL and {TOKEN_VARIABLE} set, and in ~/.docker/config.json:\n"
         f"# {cred_helpers}\n"
+    )
+
+
+def token_snippet(*, variables_url: str) -> str:
+    """How a CI job uses an API token: the token in a variable (a placeholder here, never a
+    token), then the variables its binding sees (Bash)."""
+    return (
+        f"# The token shown once when it was created, kept as a secret of your CI system:\n"
+        f"export {TOKEN_VARIABLE}={quote_bash(TOKEN_PLACEHOLDER)}\n"
+        f"curl -fsS {BEARER_BASH} {quote_bash(variables_url)}\n"
     )

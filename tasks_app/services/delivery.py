@@ -16,11 +16,10 @@ from tasks_app.policy.visibility import (
     Viewer,
     scope_within,
     task_visible,
-    visible_tasks,
 )
 from tasks_app.rules.generated_variables import registry_login
 from tasks_app.services.audit import audit_record
-from tasks_app.services.variables import task_values
+from tasks_app.services.variables import scope_tasks, task_values
 
 
 class NotServable(Exception):
@@ -69,12 +68,7 @@ def task_delivery(task: TaskConfig, *, decrypted: dict | None = None) -> Deliver
 
 def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
     """What a plan (result scope) or one of its jobs (plus its local scope) may see."""
-    viewer = Viewer(plan_id=plan.pk, job_id=job.pk if job is not None else None)
-    tasks = (
-        TaskConfig.objects.filter(visible_tasks(viewer), enabled=True)
-        .select_related("job", "credential")
-        .order_by("job__stage", "job__key", "position")
-    )
+    tasks = scope_tasks(plan, job)
     values: dict[str, str] = {}
     logins: dict[str, str] = {}
     expiries: list[datetime] = []
@@ -86,6 +80,35 @@ def scope_delivery(*, plan: Plan, job: Job | None = None) -> Delivery:
         if delivery.expires_at is not None:
             expiries.append(delivery.expires_at)
     return Delivery(values, min(expiries) if expiries else None, logins)
+
+
+def task_revealed(*, task: TaskConfig, actor: Actor) -> Delivery:
+    """A task's values shown to a person on its page (an editor: the caller's loader
+    decides), audited; or NotServable."""
+    delivery = task_delivery(task)
+    audit_record(
+        action="variables.revealed",
+        summary=f"Revealed the variables of \u201c{task}\u201d",
+        actor=actor,
+        team=task.job.plan.team,
+        obj=task,
+    )
+    return delivery
+
+
+def scope_revealed(*, plan: Plan, job: Job | None = None, actor: Actor) -> Delivery:
+    """What a plan or one of its jobs sees, shown to a person on its page, audited as a
+    task's reveal is; or NotServable."""
+    delivery = scope_delivery(plan=plan, job=job)
+    where = f"job {plan.key}-{job.key}" if job is not None else f"plan {plan.key}"
+    audit_record(
+        action="variables.revealed",
+        summary=f"Revealed the variables of {where}",
+        actor=actor,
+        team=plan.team,
+        obj=job if job is not None else plan,
+    )
+    return delivery
 
 
 @dataclass(frozen=True)

@@ -94,21 +94,35 @@ def task_variables(task: TaskConfig, *, secrets: bool = False) -> list[Generated
     return variables
 
 
-def _visible(tasks: QuerySet[TaskConfig], *, valid_only: bool) -> list[GeneratedVariable]:
-    tasks = tasks.filter(credential__isnull=False, enabled=True).select_related(
-        "job", "credential"
+def scope_tasks(plan: Plan, job: Job | None = None) -> QuerySet[TaskConfig]:
+    """The enabled tasks whose variables a plan (its result-scoped ones), or one of its jobs
+    (its own too), sees, in the order their variables are listed."""
+    viewer = Viewer(plan_id=plan.pk, job_id=job.pk if job is not None else None)
+    return (
+        TaskConfig.objects.filter(visible_tasks(viewer), enabled=True)
+        .select_related("job", "credential")
+        .order_by("job__stage", "job__key", "position", "created")
     )
+
+
+def _visible(
+    tasks: QuerySet[TaskConfig], *, valid_only: bool, secrets: bool
+) -> list[GeneratedVariable]:
+    tasks = tasks.filter(credential__isnull=False)
     if valid_only:
         tasks = tasks.filter(credential__expires_at__gt=now())
-    ordered = tasks.order_by("job__stage", "job__key", "position", "created")
-    return [variable for task in ordered for variable in task_variables(task)]
+    return [variable for task in tasks for variable in task_variables(task, secrets=secrets)]
 
 
-def variables_for_job(job: Job, *, valid_only: bool = False) -> list[GeneratedVariable]:
-    viewer = Viewer(plan_id=job.plan_id, job_id=job.pk)
-    return _visible(TaskConfig.objects.filter(visible_tasks(viewer)), valid_only=valid_only)
+def variables_for_job(
+    job: Job, *, valid_only: bool = False, secrets: bool = False
+) -> list[GeneratedVariable]:
+    """What the job sees; masked values only with `secrets`."""
+    return _visible(scope_tasks(job.plan, job), valid_only=valid_only, secrets=secrets)
 
 
-def variables_for_plan(plan: Plan, *, valid_only: bool = False) -> list[GeneratedVariable]:
-    viewer = Viewer(plan_id=plan.pk)
-    return _visible(TaskConfig.objects.filter(visible_tasks(viewer)), valid_only=valid_only)
+def variables_for_plan(
+    plan: Plan, *, valid_only: bool = False, secrets: bool = False
+) -> list[GeneratedVariable]:
+    """What the plan sees; masked values only with `secrets`."""
+    return _visible(scope_tasks(plan), valid_only=valid_only, secrets=secrets)

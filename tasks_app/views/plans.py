@@ -3,15 +3,18 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from tasks_app.forms.base import form_save
 from tasks_app.forms.plans import JobForm, PlanForm
 from tasks_app.identity.actor import actor_for
-from tasks_app.models import Plan, Role, TaskConfig
+from tasks_app.models import Job, Plan, Role, TaskConfig
 from tasks_app.policy.access import teams_for_user, teams_with_role
 from tasks_app.policy.loaders import job_for_user, plan_for_user
+from tasks_app.services.delivery import Delivery, NotServable, scope_revealed
 from tasks_app.services.plans import job_delete, job_save, plan_delete, plan_save
-from tasks_app.services.variables import variables_for_job, variables_for_plan
+from tasks_app.services.variables import scope_tasks, variables_for_job, variables_for_plan
+from tasks_app.views.usage import Endpoints, masked_values, usage
 
 
 def _tasks_with_related():
@@ -54,7 +57,34 @@ def plan_edit(request, plan_id):
     return render(request, "plans/form.html", {"form": form, "plan": plan})
 
 
-def plan_detail(request, plan_id):
+def _credentials(plan: Plan, job: Job | None, delivery: Delivery | None) -> dict:
+    """The variables a plan or job sees (revealed: with their values) and how to use them."""
+    results = (
+        variables_for_job(job, secrets=delivery is not None)
+        if job is not None
+        else variables_for_plan(plan, secrets=delivery is not None)
+    )
+    tasks = list(scope_tasks(plan, job))
+    return {
+        "results": results,
+        "usage": usage(
+            values=delivery.values if delivery is not None else masked_values(results),
+            tasks=tasks,
+            endpoints=Endpoints.of_scope(plan, job),
+            revealed=delivery is not None,
+        )
+        if tasks
+        else None,
+    }
+
+
+def _revealed_response(response, delivery: Delivery | None):
+    if delivery is not None:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+def plan_detail(request, plan_id, delivery=None, problem=None, status=200):
     plan, role = plan_for_user(request.user, plan_id)
     jobs = plan.jobs.prefetch_related(Prefetch("tasks", queryset=_tasks_with_related()))
     context = {
@@ -62,9 +92,22 @@ def plan_detail(request, plan_id):
         "can_edit": role.allows(Role.EDITOR),
         "jobs": jobs,
         "variables": plan.variables.order_by("key"),
-        "results": variables_for_plan(plan),
+        "problem": problem,
+        **_credentials(plan, None, delivery),
     }
-    return render(request, "plans/detail.html", context)
+    response = render(request, "plans/detail.html", context, status=status)
+    return _revealed_response(response, delivery)
+
+
+@require_POST
+def plan_reveal(request, plan_id):
+    """The plan's masked values on its page: editors and admins only, by POST, audited."""
+    plan, _ = plan_for_user(request.user, plan_id, need=Role.EDITOR)
+    try:
+        delivery = scope_revealed(plan=plan, actor=actor_for(request))
+    except NotServable as e:
+        return plan_detail(request, plan_id, problem=e.detail, status=409)
+    return plan_detail(request, plan_id, delivery=delivery)
 
 
 def plan_delete_view(request, plan_id):
@@ -96,16 +139,29 @@ def job_edit(request, job_id):
     return render(request, "plans/job_form.html", {"form": form, "plan": job.plan, "job": job})
 
 
-def job_detail(request, job_id):
+def job_detail(request, job_id, delivery=None, problem=None, status=200):
     job, role = job_for_user(request.user, job_id)
     context = {
         "job": job,
         "plan": job.plan,
         "can_edit": role.allows(Role.EDITOR),
         "tasks": _tasks_with_related().filter(job=job),
-        "results": variables_for_job(job),
+        "problem": problem,
+        **_credentials(job.plan, job, delivery),
     }
-    return render(request, "plans/job_detail.html", context)
+    response = render(request, "plans/job_detail.html", context, status=status)
+    return _revealed_response(response, delivery)
+
+
+@require_POST
+def job_reveal(request, job_id):
+    """What the job sees, unmasked on its page: editors and admins only, by POST, audited."""
+    job, _ = job_for_user(request.user, job_id, need=Role.EDITOR)
+    try:
+        delivery = scope_revealed(plan=job.plan, job=job, actor=actor_for(request))
+    except NotServable as e:
+        return job_detail(request, job_id, problem=e.detail, status=409)
+    return job_detail(request, job_id, delivery=delivery)
 
 
 def job_delete_view(request, job_id):

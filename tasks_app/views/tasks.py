@@ -1,42 +1,24 @@
-import json
-
-from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
-from tasks_app.formats.snippets import (
-    SHELL_LABELS,
-    ci_snippet,
-    docker_config_snippet,
-    env_snippet,
-    kubernetes_snippet,
-    mapping_snippet,
-)
 from tasks_app.formats.timeline import timeline
 from tasks_app.forms.base import form_save
 from tasks_app.forms.plans import TaskForm
 from tasks_app.identity.actor import actor_for
-from tasks_app.lib.crypto import MASK
 from tasks_app.models import Role, TaskConfig, TaskRun
 from tasks_app.policy.access import teams_for_user
 from tasks_app.policy.loaders import job_for_user, task_for_user
 from tasks_app.policy.usability import connectors_usable_by, host_identity_refusal
-from tasks_app.rules.generated_variables import (
-    ENDPOINT_DOMAIN,
-    JSON,
-    env_name,
-    generated_keys,
-    variable_key,
-)
+from tasks_app.rules.generated_variables import generated_keys
 from tasks_app.selectors import ecr_policy_document, region_groups
-from tasks_app.services.audit import audit_record
-from tasks_app.services.delivery import Delivery, NotServable, task_delivery
+from tasks_app.services.delivery import NotServable, task_revealed
 from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.services.variables import task_variables
+from tasks_app.views.usage import Endpoints, masked_values, usage
 
 RECENT_RUNS = 25
 
@@ -88,59 +70,6 @@ def task_edit(request, task_id):
     return _task_form(request, task.job, task)
 
 
-def _usage(task: TaskConfig, results, delivery: Delivery | None) -> dict:
-    """Snippets for each shell, and the JSON form: real values once revealed, else masked."""
-    if delivery is not None:
-        values = delivery.values
-    else:
-        values = {r.key: MASK if r.masked else r.value for r in results}
-    env_url = str(settings.SITE_URL) + reverse("api_task_env", args=[task.id])
-    shells = [
-        {
-            "id": shell,
-            "label": label,
-            "mapping": mapping_snippet(shell, task.namespace),
-            "values": env_snippet(shell, values) if values else "",
-            "ci": ci_snippet(shell, env_url=env_url, namespace=task.namespace),
-        }
-        for shell, label in SHELL_LABELS.items()
-    ]
-    site = str(settings.SITE_URL)
-    host = values.get(variable_key(task.namespace, ENDPOINT_DOMAIN)) or (
-        f"<account>.dkr.ecr.{task.region or '<region>'}.amazonaws.com"
-    )
-    formats = [
-        {
-            "id": "kubernetes",
-            "label": "Kubernetes",
-            "intro": "An image pull secret (type kubernetes.io/dockerconfigjson), applied with "
-            "kubectl; docs/kubernetes.md has a CronJob that keeps it fresh.",
-            "code": kubernetes_snippet(
-                secret_url=site + reverse("api_task_kubernetes_secret", args=[task.id])
-            ),
-        },
-        {
-            "id": "docker-config",
-            "label": "Docker config",
-            "intro": "A config.json that docker, podman, buildah, skopeo, crane and helm read, "
-            "or the portal's Docker credential helper.",
-            "code": docker_config_snippet(
-                config_url=site + reverse("api_task_docker_config", args=[task.id]),
-                download_url=site + reverse("download", args=["docker-credential-ecrportal"]),
-                host=host,
-            ),
-        },
-    ]
-    return {
-        "formats": formats,
-        "shells": shells,
-        "json": json.dumps(values, indent=2) if values else "",
-        "json_env": env_name(variable_key(task.namespace, JSON)),
-        "json_key": variable_key(task.namespace, JSON),
-        "revealed": delivery is not None,
-    }
-
-
 def task_detail(request, task_id, delivery=None, problem=None, status=200):
     task, role = task_for_user(request.user, task_id)
     # Revealed: the table shows the values too (one more decryption, for this page only).
@@ -157,7 +86,12 @@ def task_detail(request, task_id, delivery=None, problem=None, status=200):
         "status_changes": task.status_changes.all()[:RECENT_RUNS],
         "timeline": timeline([task], at=now()),
         "policy": ecr_policy_document()[1],
-        "usage": _usage(task, results, delivery),
+        "usage": usage(
+            values=delivery.values if delivery is not None else masked_values(results),
+            tasks=[task],
+            endpoints=Endpoints.of_task(task),
+            revealed=delivery is not None,
+        ),
         "problem": problem,
     }
     response = render(request, "tasks/detail.html", context, status=status)
@@ -171,16 +105,9 @@ def task_reveal(request, task_id):
     """Show the masked values: editors and admins only, by POST, audited, never cached."""
     task, _ = task_for_user(request.user, task_id, need=Role.EDITOR)
     try:
-        delivery = task_delivery(task)
+        delivery = task_revealed(task=task, actor=actor_for(request))
     except NotServable as e:
         return task_detail(request, task_id, problem=e.detail, status=409)
-    audit_record(
-        action="variables.revealed",
-        summary=f"Revealed the variables of \u201c{task}\u201d",
-        actor=actor_for(request),
-        team=task.job.plan.team,
-        obj=task,
-    )
     return task_detail(request, task_id, delivery=delivery)
 
 

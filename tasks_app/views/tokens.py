@@ -1,12 +1,15 @@
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.timezone import now
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from tasks_app.formats.snippets import token_snippet, with_query
 from tasks_app.forms.tokens import ApiTokenForm
 from tasks_app.identity.actor import actor_for
 from tasks_app.models import ApiToken, Plan, Role
@@ -14,15 +17,35 @@ from tasks_app.policy.access import teams_for_user, teams_with_role
 from tasks_app.policy.loaders import token_for_user
 from tasks_app.services.tokens import token_create, token_revoke
 
+EXAMPLE_PLAN = "PLAN-KEY"
+
+
+def _token_example(tokens: list[ApiToken]) -> dict:
+    """How a CI job uses a token: for the binding of the newest active one, else a plan key
+    to replace. The token itself is a placeholder: the portal keeps only its hash."""
+    token = next((t for t in tokens if t.active), None)
+    plan_key = token.plan.key if token is not None else EXAMPLE_PLAN
+    job_key = token.job.key if token is not None and token.job is not None else ""
+    url = str(settings.SITE_URL) + reverse("api_plan_variables", args=[plan_key])
+    if job_key:
+        url = with_query(url, job=job_key)
+    return {
+        "plan": plan_key,
+        "job": job_key,
+        "bound": token is not None,
+        "code": token_snippet(variables_url=url),
+    }
+
 
 def token_list(request):
-    tokens = (
+    tokens = list(
         ApiToken.objects.filter(team__in=teams_for_user(request.user))
         .select_related("plan", "job", "created_by")
         .order_by("-created")
     )
     can_create = teams_with_role(request.user, Role.EDITOR).exists()
-    return render(request, "tokens/list.html", {"tokens": tokens, "can_create": can_create})
+    context = {"tokens": tokens, "can_create": can_create, "example": _token_example(tokens)}
+    return render(request, "tokens/list.html", context)
 
 
 @never_cache

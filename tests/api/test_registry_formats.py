@@ -217,7 +217,7 @@ def test_the_docker_config_snippet_runs_in_bash(world, live_server, tmp_path):
     snippet = docker_config_snippet(
         config_url=f"{live_server.url}/api/v1/tasks/{tasks['us'].id}/docker-config",
         download_url=f"{live_server.url}/downloads/docker-credential-ecrportal",
-        host="h",
+        hosts=["h"],
     )
     script = snippet.split("\n\n")[0] + '\ncat "$REGISTRY_AUTH_FILE"\n'
     out = subprocess.run(

@@ -135,12 +135,14 @@ def test_the_prefix_is_a_setting(settings):
 
 
 def test_ci_snippets_fetch_with_the_token_and_log_in_with_stdin():
-    bash = ci_snippet("bash", env_url="https://portal/api/v1/tasks/T/env", namespace="custom.aws")
+    bash = ci_snippet(
+        "bash", env_url="https://portal/api/v1/tasks/T/env", namespaces=["custom.aws"]
+    )
     assert bash.startswith(
         'eval "$(curl -fsS -H "Authorization: Bearer $ECRPORTAL_TOKEN" '
         "'https://portal/api/v1/tasks/T/env?shell=bash')\""
     )
     for tool in ("docker login", "podman login", "helm registry login"):
         assert f"{tool} --username AWS --password-stdin" in bash
-    assert "?shell=powershell" in ci_snippet("powershell", env_url="u", namespace="n")
-    assert "call ecr-env.cmd" in ci_snippet("cmd", env_url="u", namespace="n")
+    assert "?shell=powershell" in ci_snippet("powershell", env_url="u", namespaces=["n"])
+    assert "call ecr-env.cmd" in ci_snippet("cmd", env_url="u", namespaces=["n"])

@@ -202,6 +202,9 @@ PORTAL = {
     "task_delete": (EDITOR, EDITOR),
     "task_run": (POST_ONLY, EDITOR),
     "task_reveal": (POST_ONLY, EDITOR),
+    "plan_reveal": (POST_ONLY, EDITOR),
+    "job_reveal": (POST_ONLY, EDITOR),
+    "api_reference": (SIGNED_IN, SIGNED_IN),
     "variable_list": (SIGNED_IN, SIGNED_IN),
     "variable_create": (EDITOR, EDITOR),  # ?team=<Platform>
     "variable_edit": (EDITOR, EDITOR),
@@ -214,6 +217,7 @@ PORTAL = {
     "api_task_env": (API_READ, API_READ_NO_METHOD),  # ?shell=bash
     "api_task_run": (API_READ_NO_METHOD, API_RUN),
     "api_plan_variables": (API_READ, API_READ_NO_METHOD),
+    "api_plan_env": (API_READ, API_READ_NO_METHOD),  # ?shell=bash
     "api_task_docker_config": (API_READ, API_READ_NO_METHOD),
     "api_task_kubernetes_secret": (API_READ, API_READ_NO_METHOD),
     "api_plan_docker_config": (API_READ, API_READ_NO_METHOD),
@@ -241,7 +245,11 @@ API_WRITES = {
     "api_task-detail": API_EDITOR,
     "api_variable-detail": API_EDITOR,
 }
-QUERIES = {"variable_create": "team", "api_task_env": "shell=bash"}
+QUERIES = {
+    "variable_create": "team",
+    "api_task_env": "shell=bash",
+    "api_plan_env": "shell=bash",
+}
 # The object each API detail route addresses by "pk".
 ROUTER_OBJECTS = {
     "api_connector-detail": "connector_id",
