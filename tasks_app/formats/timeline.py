@@ -3,7 +3,10 @@
 One row per task over a window from 24 hours ago to 12 hours ahead: a bar for the
 validity of each token fetched in the window (or the current one), a red mark for each
 failed run, a diamond for the next refresh and a line for now. The runs of all the
-rows come from one query.
+rows come from one query. The task page draws its row in one picture with its label
+(tasks/timeline.html); the dashboard draws each row as a strip in its table row
+(tasks/timeline_strip.html), the same shapes seen through the row's `strip` viewBox, so a
+page draws exactly the rows it lists (the caller bounds them: a page of the dashboard).
 """
 
 from dataclasses import dataclass, field
@@ -19,7 +22,8 @@ LABEL_WIDTH = 200
 PLOT_WIDTH = 720
 ROW_HEIGHT = 26
 TOP = 24
-MAX_ROWS = 25
+# A strip shows its row's lane with a margin above and below for the marks.
+STRIP_MARGIN = 3
 # What fits in LABEL_WIDTH at the timeline's 11-unit font (about 6 units a character);
 # longer labels end in an ellipsis and show whole on hover.
 LABEL_CHARS = 30
@@ -40,6 +44,12 @@ class Row:
     failures: list = field(default_factory=list)  # (x, title)
     next_refresh: tuple | None = None  # (x, title)
 
+    @property
+    def strip(self) -> str:
+        """The viewBox of the row's plot alone (its lane, marks and the line for now)."""
+        height = ROW_HEIGHT - 8 + 2 * STRIP_MARGIN
+        return f"{LABEL_WIDTH} {self.y - STRIP_MARGIN} {PLOT_WIDTH} {height}"
+
 
 def _x(moment, start) -> float:
     span = (BEFORE + AFTER).total_seconds()
@@ -48,7 +58,7 @@ def _x(moment, start) -> float:
 
 
 def timeline(tasks, *, at) -> dict:
-    tasks = list(tasks)[:MAX_ROWS]
+    tasks = list(tasks)
     start, end = at - BEFORE, at + AFTER
     runs = TaskRun.objects.filter(task__in=tasks, started__gte=start).values_list(
         "task_id", "started", "finished", "outcome", "token_expires_at", "error_class"

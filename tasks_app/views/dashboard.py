@@ -1,24 +1,34 @@
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import now
+from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_POST
 
 from tasks_app.formats.timeline import timeline
 from tasks_app.identity.actor import actor_for
 from tasks_app.models import Plan, Role, Status
 from tasks_app.policy.access import teams_for_user, teams_with_role
-from tasks_app.selectors import dashboard_tasks, refreshable_tasks, teams_with_member_count
+from tasks_app.selectors import (
+    URGENCY,
+    dashboard_tasks,
+    refreshable_tasks,
+    teams_with_member_count,
+)
 from tasks_app.services.audit import audit_record
 from tasks_app.services.refresh import refresh_request
-from tasks_app.views.history import choice_param, team_options
+from tasks_app.views.history import choice_param, query_without_page, team_options
 
-# The dashboard lists the most urgent tasks (no token, then the soonest expiry);
-# filters narrow it.
-SHOWN = 200
+# The dashboard lists the tasks a page at a time, the most urgent first (selectors.URGENCY,
+# then the soonest expiry); filters narrow it. Each row draws its own timeline strip.
+PER_PAGE = 25
 STATUSES = [Status.OK, Status.FAILING, Status.EXPIRED, Status.NEVER_RUN, Status.DISABLED]
 
 
+# Compressed: the page carries no secret but the CSRF token, which Django masks anew in
+# every response (docs/security.md, "Compressed responses").
+@gzip_page
 def dashboard(request):
     at = now()
     teams = list(teams_with_member_count(teams_for_user(request.user)))
@@ -31,13 +41,16 @@ def dashboard(request):
     plans = Plan.objects.filter(team__in=team_ids).order_by("key")
     if chosen["team"]:
         plans = plans.filter(team_id=chosen["team"])
-    tasks = dashboard_tasks(team_ids=team_ids, at=at, **chosen)
-    total = tasks.count()
-    shown = list(tasks[:SHOWN])
-    for task in shown:
+    page = Paginator(dashboard_tasks(team_ids=team_ids, at=at, **chosen), PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    shown = list(page.object_list)
+    drawn = timeline(shown, at=at) if shown else None
+    for task, lane in zip(shown, drawn["rows"] if drawn else [], strict=True):
         # The scheduler's state of each row: running and queued rows are polled until they
         # settle (tasks_app/static/tasks_app/live.js).
         task.scheduler = task.refresh_state(at)
+        task.lane = lane
     editable = {t.id for t in teams_with_role(request.user, Role.EDITOR)}
     due_count = (  # not being refreshed already
         refreshable_tasks(team_ids=editable, at=at).exclude(lease_until__gt=at).count()
@@ -50,10 +63,12 @@ def dashboard(request):
         "chosen": chosen,
         "filtered": any(chosen.values()),
         "tasks": shown,
-        "total": total,
+        "page": page,
+        "urgency": URGENCY,
+        "query": query_without_page(request),
         "busy": [t.id for t in shown if t.scheduler in ("running", "queued")],
         "at": at,
-        "timeline": timeline(shown, at=at) if shown else None,
+        "timeline": drawn,
         "can_refresh": bool(editable),
         "due_count": due_count,
     }
