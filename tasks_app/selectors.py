@@ -79,7 +79,8 @@ def dashboard_tasks(
     *, team_ids, team: str = "", plan: str = "", status: str = "", at
 ) -> QuerySet[TaskConfig]:
     """The tasks of these teams, narrowed by the filters, most urgent first: by status in
-    URGENCY's order, then the soonest expiry."""
+    URGENCY's order, then the soonest expiry. A page of it is read as ids (sorting narrow
+    rows), then loaded by dashboard_rows."""
     tasks = TaskConfig.objects.filter(job__plan__team__in=team_ids)
     if team:
         tasks = tasks.filter(job__plan__team_id=team)
@@ -91,13 +92,22 @@ def dashboard_tasks(
         *(When(status_filter(s, at), then=Value(rank)) for rank, s in enumerate(URGENCY)),
         output_field=IntegerField(),
     )
-    return tasks.select_related("job__plan__team", "connector", "credential").order_by(
+    return tasks.order_by(
         urgency,
         F("credential__expires_at").asc(nulls_first=True),
         "job__plan__key",
         "job__key",
         "position",
     )
+
+
+def dashboard_rows(ids) -> list[TaskConfig]:
+    """The tasks of these ids, in this order, with what a dashboard row shows (one query)."""
+    rows = TaskConfig.objects.filter(id__in=ids).select_related(
+        "job__plan__team", "connector", "credential"
+    )
+    by_id = {task.id: task for task in rows}
+    return [by_id[task_id] for task_id in ids]
 
 
 def refreshable_tasks(*, team_ids, at) -> QuerySet[TaskConfig]:

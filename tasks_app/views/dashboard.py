@@ -12,6 +12,7 @@ from tasks_app.models import Plan, Role, Status
 from tasks_app.policy.access import teams_for_user, teams_with_role
 from tasks_app.selectors import (
     URGENCY,
+    dashboard_rows,
     dashboard_tasks,
     refreshable_tasks,
     teams_with_member_count,
@@ -38,13 +39,12 @@ def dashboard(request):
         "status": choice_param(request, "status", STATUSES),
     }
     team_ids = [t.id for t in teams]
-    plans = Plan.objects.filter(team__in=team_ids).order_by("key")
+    plans = Plan.objects.filter(team__in=team_ids).order_by("key").values_list("key", "name")
     if chosen["team"]:
         plans = plans.filter(team_id=chosen["team"])
-    page = Paginator(dashboard_tasks(team_ids=team_ids, at=at, **chosen), PER_PAGE).get_page(
-        request.GET.get("page")
-    )
-    shown = list(page.object_list)
+    ids = dashboard_tasks(team_ids=team_ids, at=at, **chosen).values_list("id", flat=True)
+    page = Paginator(ids, PER_PAGE).get_page(request.GET.get("page"))
+    shown = dashboard_rows(list(page.object_list))
     drawn = timeline(shown, at=at) if shown else None
     for task, lane in zip(shown, drawn["rows"] if drawn else [], strict=True):
         # The scheduler's state of each row: running and queued rows are polled until they
@@ -58,7 +58,7 @@ def dashboard(request):
     context = {
         "teams": teams,
         "team_options": team_options(teams),
-        "plan_options": [(p.key, f"{p.key} {p.name}") for p in plans],
+        "plan_options": [(key, f"{key} {name}") for key, name in plans],
         "status_options": [(status, status) for status in STATUSES],
         "chosen": chosen,
         "filtered": any(chosen.values()),
