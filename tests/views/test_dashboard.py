@@ -1,5 +1,6 @@
 """The dashboard: statuses, urgency, pages, filters, the timeline and Refresh all due."""
 
+import gzip
 import re
 from datetime import timedelta
 
@@ -19,7 +20,14 @@ from tasks_app.models import (
     TaskRun,
     status_filter,
 )
-from tests.factories import PASSWORD, give_credential, make_connector, make_team
+from tests.factories import (
+    PASSWORD,
+    api_token,
+    give_credential,
+    make_connector,
+    make_team,
+    token_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -244,3 +252,27 @@ def test_long_timeline_labels_fit_their_column_and_show_whole_on_hover(client, t
         timeline
     )
     assert 'clip-path="url(#timeline-labels)"' in timeline
+
+
+def test_only_the_dashboard_is_compressed(client, tasks):
+    """docs/security.md, "Compressed responses": the dashboard (no secret; its CSRF token
+    masked anew in every response) is compressed; pages and answers with secrets are not."""
+    gzip_ok = {"HTTP_ACCEPT_ENCODING": "gzip, deflate, br"}
+    client.login(username="alice", password=PASSWORD)
+    answers = [client.get(reverse("dashboard"), **gzip_ok) for _ in range(2)]
+    pages = [gzip.decompress(answer.content).decode() for answer in answers]
+    assert all(answer["Content-Encoding"] == "gzip" for answer in answers)
+    assert "Accept-Encoding" in answers[0]["Vary"]
+    assert "task ok" in pages[0]
+    csrf = [re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', p)[1] for p in pages]
+    assert csrf[0] != csrf[1]  # the same secret, masked differently in each response
+
+    task = tasks["ok"]
+    revealed = client.post(reverse("task_reveal", args=[task.id]), **gzip_ok)
+    assert not revealed.has_header("Content-Encoding")
+    assert f"pw-{task.namespace}" in revealed.content.decode()
+    raw = api_token(task.job.plan, task.job)  # the job sees its local variables
+    env = token_client(raw).get(reverse("api_task_env", args=[task.id]) + "?shell=bash", **gzip_ok)
+    assert env.status_code == 200
+    assert not env.has_header("Content-Encoding")
+    assert f"pw-{task.namespace}" in env.content.decode()
