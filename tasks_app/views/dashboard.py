@@ -46,11 +46,10 @@ def dashboard(request):
     page = Paginator(ids, PER_PAGE).get_page(request.GET.get("page"))
     shown = dashboard_rows(list(page.object_list))
     drawn = timeline(shown, at=at) if shown else None
-    for task, lane in zip(shown, drawn["rows"] if drawn else [], strict=True):
+    for task in shown:
         # The scheduler's state of each row: running and queued rows are polled until they
         # settle (tasks_app/static/tasks_app/live.js).
         task.scheduler = task.refresh_state(at)
-        task.lane = lane
     editable = {t.id for t in teams_with_role(request.user, Role.EDITOR)}
     due_count = (  # not being refreshed already
         refreshable_tasks(team_ids=editable, at=at).exclude(lease_until__gt=at).count()
@@ -63,6 +62,8 @@ def dashboard(request):
         "chosen": chosen,
         "filtered": any(chosen.values()),
         "tasks": shown,
+        # Each row with its timeline strip: the timeline draws exactly the rows listed.
+        "rows": list(zip(shown, drawn["rows"], strict=True)) if drawn else [],
         "page": page,
         "urgency": URGENCY,
         "query": query_without_page(request),
