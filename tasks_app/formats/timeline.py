@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from tasks_app.models import TaskRun
 
@@ -27,6 +28,11 @@ STRIP_MARGIN = 3
 # What fits in LABEL_WIDTH at the timeline's 11-unit font (about 6 units a character);
 # longer labels end in an ellipsis and show whole on hover.
 LABEL_CHARS = 30
+# The shapes of a row (Row.shapes), as SVG.
+LANE = '<rect x="{}" y="{}" width="{}" height="{}" class="lane"/>'
+BAR = '<rect x="{}" y="{}" width="{}" height="{}" class="valid"><title>{}</title></rect>'
+FAILURE = '<rect x="{}" y="{}" width="3" height="{}" class="failed"><title>{}</title></rect>'
+NEXT_REFRESH = '<path d="M {} {} l 7 7 l -7 7 l -7 -7 z" class="next"><title>{}</title></path>'
 
 
 def _fitted(label: str) -> str:
@@ -43,6 +49,19 @@ class Row:
     bars: list = field(default_factory=list)  # (x, width, title)
     failures: list = field(default_factory=list)  # (x, title)
     next_refresh: tuple | None = None  # (x, title)
+
+    @property
+    def shapes(self) -> str:
+        """The row's lane, bars, failure marks and next-refresh diamond, as SVG (drawn here
+        rather than by a template: a dashboard page draws 25 rows of them)."""
+        height = ROW_HEIGHT - 8
+        shapes = [format_html(LANE, LABEL_WIDTH, self.y, PLOT_WIDTH, height)]
+        shapes += [format_html(BAR, x, self.y, w, height, title) for x, w, title in self.bars]
+        shapes += [format_html(FAILURE, x, self.y - 2, height + 4, t) for x, t in self.failures]
+        if self.next_refresh:
+            x, title = self.next_refresh
+            shapes.append(format_html(NEXT_REFRESH, x, self.y + 2, title))
+        return format_html_join("", "{}", ((shape,) for shape in shapes))
 
     @property
     def strip(self) -> str:

@@ -24,6 +24,8 @@ from tasks_app.views.history import choice_param, query_without_page, team_optio
 # The dashboard lists the tasks a page at a time, the most urgent first (selectors.URGENCY,
 # then the soonest expiry); filters narrow it. Each row draws its own timeline strip.
 PER_PAGE = 25
+# Beyond this many plans the plan filter is a field for the key, not a list to scroll.
+PLAN_CHOICES = 100
 STATUSES = [Status.OK, Status.FAILING, Status.EXPIRED, Status.NEVER_RUN, Status.DISABLED]
 
 
@@ -42,6 +44,7 @@ def dashboard(request):
     plans = Plan.objects.filter(team__in=team_ids).order_by("key").values_list("key", "name")
     if chosen["team"]:
         plans = plans.filter(team_id=chosen["team"])
+    plan_options = [(key, f"{key} {name}") for key, name in plans[: PLAN_CHOICES + 1]]
     ids = dashboard_tasks(team_ids=team_ids, at=at, **chosen).values_list("id", flat=True)
     page = Paginator(ids, PER_PAGE).get_page(request.GET.get("page"))
     shown = dashboard_rows(list(page.object_list))
@@ -57,7 +60,7 @@ def dashboard(request):
     context = {
         "teams": teams,
         "team_options": team_options(teams),
-        "plan_options": [(key, f"{key} {name}") for key, name in plans],
+        "plan_options": None if len(plan_options) > PLAN_CHOICES else plan_options,
         "status_options": [(status, status) for status in STATUSES],
         "chosen": chosen,
         "filtered": any(chosen.values()),

@@ -120,6 +120,18 @@ def test_the_dashboard_lists_filters_and_draws_the_users_tasks(
     assert "task ok" in page  # unknown values are ignored
 
 
+def test_many_plans_make_the_plan_filter_a_field_for_the_key(client, tasks, monkeypatch):
+    from tasks_app.views import dashboard
+
+    client.login(username="vic", password=PASSWORD)
+    assert '<option value="WEB-BUILD">WEB-BUILD Web</option>' in client.get("/").content.decode()
+    monkeypatch.setattr(dashboard, "PLAN_CHOICES", 0)
+    page = client.get(reverse("dashboard"), {"plan": "WEB-BUILD"}).content.decode()
+    assert '<option value="WEB-BUILD"' not in page
+    assert 'name="plan" value="WEB-BUILD"' in page  # what was asked, kept in the field
+    assert len(_listed(page)) == 6
+
+
 def test_refresh_all_due_queues_what_the_user_may_edit(
     client, tasks, monkeypatch, django_capture_on_commit_callbacks
 ):
