@@ -109,7 +109,7 @@ lock: $(DEV_STAMP)
 		--no-emit-index-url --no-emit-find-links --extra demo -o requirements-demo.lock pyproject.toml
 
 # The README's pictures: the browser tests take them; these are copied to docs/.
-DOC_SCREENSHOTS = dashboard task task-form connector connector-web-identity runs audit-log phone-dashboard team users
+DOC_SCREENSHOTS = dashboard task task-form connector connector-web-identity runs audit-log phone-dashboard phone-task team users
 screenshots: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q tests/browser/test_browser_main_flow.py \
 		tests/browser/test_browser_connectors.py tests/browser/test_accessibility.py \

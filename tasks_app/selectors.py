@@ -4,7 +4,18 @@ connectors a team may use is the rule of use's: policy/usability.py.)"""
 
 import json
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 
 from tasks_app.lib import aws
@@ -59,11 +70,17 @@ def colliding_task(task) -> TaskConfig | None:
 # --- the dashboard -----------------------------------------------------------------------
 
 
+# The order of urgency: no token served (expired), the last run failed, never fetched, the
+# rest; disabled tasks last.
+URGENCY = [Status.EXPIRED, Status.FAILING, Status.NEVER_RUN, Status.OK, Status.DISABLED]
+
+
 def dashboard_tasks(
     *, team_ids, team: str = "", plan: str = "", status: str = "", at
 ) -> QuerySet[TaskConfig]:
-    """The tasks of these teams, narrowed by the filters, most urgent first: no token at all
-    (never fetched), then the soonest expiry."""
+    """The tasks of these teams, narrowed by the filters, most urgent first: by status in
+    URGENCY's order, then the soonest expiry. A page of it is read as ids (sorting narrow
+    rows), then loaded by dashboard_rows."""
     tasks = TaskConfig.objects.filter(job__plan__team__in=team_ids)
     if team:
         tasks = tasks.filter(job__plan__team_id=team)
@@ -71,12 +88,26 @@ def dashboard_tasks(
         tasks = tasks.filter(job__plan__key=plan)
     if status:
         tasks = tasks.filter(status_filter(status, at))
-    return tasks.select_related("job__plan__team", "connector", "credential").order_by(
+    urgency = Case(
+        *(When(status_filter(s, at), then=Value(rank)) for rank, s in enumerate(URGENCY)),
+        output_field=IntegerField(),
+    )
+    return tasks.order_by(
+        urgency,
         F("credential__expires_at").asc(nulls_first=True),
         "job__plan__key",
         "job__key",
         "position",
     )
+
+
+def dashboard_rows(ids) -> list[TaskConfig]:
+    """The tasks of these ids, in this order, with what a dashboard row shows (one query)."""
+    rows = TaskConfig.objects.filter(id__in=ids).select_related(
+        "job__plan__team", "connector", "credential"
+    )
+    by_id = {task.id: task for task in rows}
+    return [by_id[task_id] for task_id in ids]
 
 
 def refreshable_tasks(*, team_ids, at) -> QuerySet[TaskConfig]:

@@ -3,13 +3,17 @@
 One row per task over a window from 24 hours ago to 12 hours ahead: a bar for the
 validity of each token fetched in the window (or the current one), a red mark for each
 failed run, a diamond for the next refresh and a line for now. The runs of all the
-rows come from one query.
+rows come from one query. The task page draws its row in one picture with its label
+(tasks/timeline.html); the dashboard draws each row as a strip in its table row
+(tasks/timeline_strip.html), the same shapes seen through the row's `strip` viewBox, so a
+page draws exactly the rows it lists (the caller bounds them: a page of the dashboard).
 """
 
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from tasks_app.models import TaskRun
 
@@ -19,10 +23,16 @@ LABEL_WIDTH = 200
 PLOT_WIDTH = 720
 ROW_HEIGHT = 26
 TOP = 24
-MAX_ROWS = 25
+# A strip shows its row's lane with a margin above and below for the marks.
+STRIP_MARGIN = 3
 # What fits in LABEL_WIDTH at the timeline's 11-unit font (about 6 units a character);
 # longer labels end in an ellipsis and show whole on hover.
 LABEL_CHARS = 30
+# The shapes of a row (Row.shapes), as SVG.
+LANE = '<rect x="{}" y="{}" width="{}" height="{}" class="lane"/>'
+BAR = '<rect x="{}" y="{}" width="{}" height="{}" class="valid"><title>{}</title></rect>'
+FAILURE = '<rect x="{}" y="{}" width="3" height="{}" class="failed"><title>{}</title></rect>'
+NEXT_REFRESH = '<path d="M {} {} l 7 7 l -7 7 l -7 -7 z" class="next"><title>{}</title></path>'
 
 
 def _fitted(label: str) -> str:
@@ -40,6 +50,25 @@ class Row:
     failures: list = field(default_factory=list)  # (x, title)
     next_refresh: tuple | None = None  # (x, title)
 
+    @property
+    def shapes(self) -> str:
+        """The row's lane, bars, failure marks and next-refresh diamond, as SVG (drawn here
+        rather than by a template: a dashboard page draws 25 rows of them)."""
+        height = ROW_HEIGHT - 8
+        shapes = [format_html(LANE, LABEL_WIDTH, self.y, PLOT_WIDTH, height)]
+        shapes += [format_html(BAR, x, self.y, w, height, title) for x, w, title in self.bars]
+        shapes += [format_html(FAILURE, x, self.y - 2, height + 4, t) for x, t in self.failures]
+        if self.next_refresh:
+            x, title = self.next_refresh
+            shapes.append(format_html(NEXT_REFRESH, x, self.y + 2, title))
+        return format_html_join("", "{}", ((shape,) for shape in shapes))
+
+    @property
+    def strip(self) -> str:
+        """The viewBox of the row's plot alone (its lane, marks and the line for now)."""
+        height = ROW_HEIGHT - 8 + 2 * STRIP_MARGIN
+        return f"{LABEL_WIDTH} {self.y - STRIP_MARGIN} {PLOT_WIDTH} {height}"
+
 
 def _x(moment, start) -> float:
     span = (BEFORE + AFTER).total_seconds()
@@ -48,7 +77,7 @@ def _x(moment, start) -> float:
 
 
 def timeline(tasks, *, at) -> dict:
-    tasks = list(tasks)[:MAX_ROWS]
+    tasks = list(tasks)
     start, end = at - BEFORE, at + AFTER
     runs = TaskRun.objects.filter(task__in=tasks, started__gte=start).values_list(
         "task_id", "started", "finished", "outcome", "token_expires_at", "error_class"

@@ -1,24 +1,37 @@
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import now
+from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_POST
 
 from tasks_app.formats.timeline import timeline
 from tasks_app.identity.actor import actor_for
 from tasks_app.models import Plan, Role, Status
 from tasks_app.policy.access import teams_for_user, teams_with_role
-from tasks_app.selectors import dashboard_tasks, refreshable_tasks, teams_with_member_count
+from tasks_app.selectors import (
+    URGENCY,
+    dashboard_rows,
+    dashboard_tasks,
+    refreshable_tasks,
+    teams_with_member_count,
+)
 from tasks_app.services.audit import audit_record
 from tasks_app.services.refresh import refresh_request
-from tasks_app.views.history import choice_param, team_options
+from tasks_app.views.history import choice_param, query_without_page, team_options
 
-# The dashboard lists the most urgent tasks (no token, then the soonest expiry);
-# filters narrow it.
-SHOWN = 200
+# The dashboard lists the tasks a page at a time, the most urgent first (selectors.URGENCY,
+# then the soonest expiry); filters narrow it. Each row draws its own timeline strip.
+PER_PAGE = 25
+# Beyond this many plans the plan filter is a field for the key, not a list to scroll.
+PLAN_CHOICES = 100
 STATUSES = [Status.OK, Status.FAILING, Status.EXPIRED, Status.NEVER_RUN, Status.DISABLED]
 
 
+# Compressed: the page carries no secret but the CSRF token, which Django masks anew in
+# every response (docs/security.md, "Compressed responses").
+@gzip_page
 def dashboard(request):
     at = now()
     teams = list(teams_with_member_count(teams_for_user(request.user)))
@@ -28,12 +41,14 @@ def dashboard(request):
         "status": choice_param(request, "status", STATUSES),
     }
     team_ids = [t.id for t in teams]
-    plans = Plan.objects.filter(team__in=team_ids).order_by("key")
+    plans = Plan.objects.filter(team__in=team_ids).order_by("key").values_list("key", "name")
     if chosen["team"]:
         plans = plans.filter(team_id=chosen["team"])
-    tasks = dashboard_tasks(team_ids=team_ids, at=at, **chosen)
-    total = tasks.count()
-    shown = list(tasks[:SHOWN])
+    plan_options = [(key, f"{key} {name}") for key, name in plans[: PLAN_CHOICES + 1]]
+    ids = dashboard_tasks(team_ids=team_ids, at=at, **chosen).values_list("id", flat=True)
+    page = Paginator(ids, PER_PAGE).get_page(request.GET.get("page"))
+    shown = dashboard_rows(list(page.object_list))
+    drawn = timeline(shown, at=at) if shown else None
     for task in shown:
         # The scheduler's state of each row: running and queued rows are polled until they
         # settle (tasks_app/static/tasks_app/live.js).
@@ -45,15 +60,19 @@ def dashboard(request):
     context = {
         "teams": teams,
         "team_options": team_options(teams),
-        "plan_options": [(p.key, f"{p.key} {p.name}") for p in plans],
+        "plan_options": None if len(plan_options) > PLAN_CHOICES else plan_options,
         "status_options": [(status, status) for status in STATUSES],
         "chosen": chosen,
         "filtered": any(chosen.values()),
         "tasks": shown,
-        "total": total,
+        # Each row with its timeline strip: the timeline draws exactly the rows listed.
+        "rows": list(zip(shown, drawn["rows"], strict=True)) if drawn else [],
+        "page": page,
+        "urgency": URGENCY,
+        "query": query_without_page(request),
         "busy": [t.id for t in shown if t.scheduler in ("running", "queued")],
         "at": at,
-        "timeline": timeline(shown, at=at) if shown else None,
+        "timeline": drawn,
         "can_refresh": bool(editable),
         "due_count": due_count,
     }

@@ -39,7 +39,7 @@ def _page(request, queryset):
     return Paginator(queryset, PER_PAGE).get_page(request.GET.get("page"))
 
 
-def _query_without_page(request) -> str:
+def query_without_page(request) -> str:
     query = request.GET.copy()
     query.pop("page", None)
     return query.urlencode()
@@ -68,7 +68,7 @@ def run_list(request):
         "filtered": any(chosen.values()),
         "outcomes": TaskRun.Outcome.choices,
         "triggers": TaskRun.Trigger.choices,
-        "query": _query_without_page(request),
+        "query": query_without_page(request),
     }
     return render(request, "history/runs.html", context)
 
@@ -112,7 +112,7 @@ def audit_log(request):
         "chosen": chosen,
         "errors": errors,
         "filtered": any(chosen.values()),
-        "query": _query_without_page(request),
+        "query": query_without_page(request),
         "may_read": request.user.is_superuser or bool(teams),
     }
     return render(request, "history/audit.html", context, status=400 if errors else 200)

@@ -20,10 +20,11 @@ def new_context(browser, **options):
     return context
 
 
-def screenshot(page, name):
+def screenshot(page, name, *, full_page=True):
+    """The page (or, full_page=False, the part of it on the screen) in test-artifacts."""
     folder = ARTIFACTS / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
 
 
 def sign_in(page, base, username):

@@ -7,10 +7,10 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from tasks_app.identity.actor import SYSTEM
-from tasks_app.models import Job, Plan, Role, TaskConfig
+from tasks_app.models import Job, Plan, Role, TaskConfig, Variable
 from tasks_app.services.runs import task_run
 from tests.browser import new_context, screenshot, sign_in
-from tests.factories import make_connector, make_team
+from tests.factories import api_token, make_connector, make_team
 from tests.helpers import ROOT
 
 CSS = (ROOT / "tasks_app/static/tasks_app/portal.css").read_text()
@@ -121,25 +121,103 @@ def test_every_field_has_a_label_and_the_keyboard_reaches_everything(
     expect(page.get_by_role("tab", name="PowerShell")).to_have_attribute("aria-selected", "true")
 
 
+# Every cell of every list table, as a phone shows it: its display, whether it lies inside
+# the screen, and the heading its ::before shows (the column's data-label).
+CELLS = """() => [...document.querySelectorAll('table.list td')].map((td) => {
+  const box = td.getBoundingClientRect();
+  return {
+    text: td.innerText.trim().slice(0, 40),
+    empty: td.childNodes.length === 0,
+    display: getComputedStyle(td).display,
+    inside: box.left >= 0 && box.right <= window.innerWidth + 0.5,
+    label: td.dataset.label || null,
+    shown: getComputedStyle(td, '::before').content,
+  };
+})"""
+PHONE = 390
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_pages_fit_a_phone_screen(live_server, browser, task, aws_endpoint, ecr_expiry):
+def test_every_table_reads_on_a_phone(live_server, browser, task, aws_endpoint, ecr_expiry):
+    """At 390 px every list table becomes cards: no cell hidden, each under its column's
+    heading, nothing wider than the screen; the task link and a revealed value show."""
     task_run(task=task, trigger="manual", actor=SYSTEM)
-    context = new_context(browser, viewport={"width": 375, "height": 740})
+    team, plan = task.job.plan.team, task.job.plan
+    api_token(plan)
+    Variable.objects.create(team=team, key="REGISTRY_HOST", value="registry.example.com")
+    get_user_model().objects.filter(username="alice").update(is_superuser=True)
+    context = new_context(browser, viewport={"width": PHONE, "height": 844})
     page = context.new_page()
     try:
         sign_in(page, live_server.url, "alice")
-        for name, path in [
+        pages = [
             ("dashboard", "/"),
             ("task", f"/tasks/{task.id}/"),
-            ("connector-form", "/connectors/new/"),
+            ("tasks", "/tasks/"),
             ("runs", "/runs/"),
-        ]:
+            ("audit-log", "/audit/"),
+            ("connectors", "/connectors/"),
+            ("plans", "/plans/"),
+            ("plan", f"/plans/{plan.id}/"),
+            ("job", f"/jobs/{task.job_id}/"),
+            ("tokens", "/tokens/"),
+            ("people", "/users/"),
+            ("variables", "/variables/"),
+            ("teams", "/teams/"),
+            ("team", f"/teams/{team.id}/"),
+        ]
+        for name, path in pages:
             page.goto(live_server.url + path)
-            overflow = page.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-            )
-            assert overflow <= 1, (path, overflow)
-            screenshot(page, f"phone-{name}")
+            expect(page.locator("table.list td").first).to_be_visible()
+            if name == "dashboard":
+                row = page.locator("#tasks tbody tr").first
+                expect(row.get_by_role("link", name=str(task))).to_be_visible()
+                expect(row.locator("svg.strip rect.valid")).to_be_visible()
+            if name == "task":
+                page.get_by_role("button", name="Reveal values").click()
+                expect(page.get_by_role("link", name="Hide values")).to_be_visible()
+                value = page.locator("table.variables code.value").first
+                expect(value).to_be_visible()
+                expect(value).to_be_in_viewport()
+                right = value.evaluate("(el) => el.getBoundingClientRect().right")
+                assert right <= PHONE, right
+                heading = page.get_by_role("heading", name="Generated variables")
+                heading.evaluate("(el) => el.scrollIntoView({block: 'start'})")
+                screenshot(
+                    page, "phone-task", full_page=False
+                )  # the values, as a phone shows them
+            width = page.evaluate("document.scrollingElement.scrollWidth")
+            assert width <= PHONE, (path, width)
+            cells = page.evaluate(CELLS)
+            assert cells, path
+            for cell in cells:
+                # Only an empty cell (no error, say) leaves its card.
+                assert cell["display"] != "none" or cell["empty"], (path, cell)
+                assert cell["inside"], (path, cell)
+                if cell["label"]:
+                    assert cell["shown"] == f'"{cell["label"]}"', (path, cell)
+            if name != "task":
+                screenshot(page, f"phone-{name}")
+        # The desktop keeps its tables: the headings in the header row, not in the cells.
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.goto(live_server.url + "/")
+        expect(page.locator("table.list thead th").first).to_be_visible()
+        assert page.evaluate(CELLS)[0]["shown"] in ("none", "normal")
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_forms_fit_a_phone_screen(live_server, browser, task):
+    context = new_context(browser, viewport={"width": PHONE, "height": 844})
+    page = context.new_page()
+    try:
+        sign_in(page, live_server.url, "alice")
+        page.goto(live_server.url + "/connectors/new/")
+        expect(page.locator("h1")).to_be_visible()
+        assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE
+        screenshot(page, "phone-connector-form")
     finally:
         context.close()

@@ -109,6 +109,8 @@ def test_the_dashboard_counts_every_member_of_a_team(client, db):
     make_team("Team A", alice=Role.ADMIN, bob=Role.VIEWER, carl=Role.EDITOR)
     client.login(username="bob", password=PASSWORD)
     page = client.get("/").content.decode()
-    assert re.search(r"Team A</a></td><td>3</td>", page)
+    assert re.search(r'Team A</a></td><td data-label="Members">3</td>', page)
     teams = client.get("/teams/").content.decode()
-    assert re.search(r"<td><code>team-a</code></td>\s*<td>3</td>", teams)
+    assert re.search(
+        r'<td data-label="Slug"><code>team-a</code></td>\s*<td data-label="Members">3</td>', teams
+    )
