@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from tasks_app.forms.base import form_save
@@ -24,6 +25,7 @@ from tasks_app.services.connectors import (
     connector_test,
 )
 from tasks_app.services.issuer import web_identity_setup
+from tasks_app.views.confirm import confirm_page
 
 
 def _host_refusal(request, connector: Connector | None) -> str | None:
@@ -135,7 +137,16 @@ def connector_delete_view(request, connector_id):
         messages.success(request, f"Deleted connector {name}.")
         return redirect("connector_list")
     tasks = connector.tasks.select_related("job__plan")
-    return render(request, "connectors/delete.html", {"connector": connector, "tasks": tasks})
+    return confirm_page(
+        request,
+        verb="Delete",
+        what=f"connector {connector.name}",
+        consequence="The connector and its encrypted secret are removed for good. "
+        "Teams it is shared with lose it too.",
+        cancel=reverse("connector_detail", args=[connector.id]),
+        template="connectors/delete.html",
+        tasks=tasks,
+    )
 
 
 def ecr_policy(request):

@@ -37,6 +37,7 @@ from tasks_app.services.delivery import Delivery, NotServable, task_delivery
 from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.services.variables import task_variables
+from tasks_app.views.confirm import confirm_page
 
 RECENT_RUNS = 25
 
@@ -209,6 +210,4 @@ def task_delete_view(request, task_id):
         messages.success(request, "Deleted the task and its variables.")
         return redirect("job_detail", job_id=job.id)
     cancel = reverse("task_detail", args=[task.id])
-    return render(
-        request, "confirm_delete.html", {"what": f"task \u201c{task}\u201d", "cancel": cancel}
-    )
+    return confirm_page(request, verb="Delete", what=f"task \u201c{task}\u201d", cancel=cancel)
