@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 from tasks_app.forms.base import form_save
 from tasks_app.forms.connectors import ConnectorForm, ConnectorTestForm
 from tasks_app.identity.actor import actor_for
-from tasks_app.models import Connector, Team
+from tasks_app.models import Connector, TaskConfig, Team
 from tasks_app.policy.access import (
     ConnectorAccess,
     connector_owner_fields_visible,
@@ -140,7 +140,7 @@ def connector_delete_view(request, connector_id):
     return confirm_page(
         request,
         verb="Delete",
-        what=f"connector {connector.name}",
+        what=connector.name,
         consequence="The connector and its encrypted secret are removed for good. "
         "Teams it is shared with lose it too.",
         cancel=reverse("connector_detail", args=[connector.id]),
@@ -151,9 +151,9 @@ def connector_delete_view(request, connector_id):
 
 def ecr_policy(request):
     """The IAM policy the ECR credentials task needs (SPEC §4.3), ready to copy."""
-    policy_name, document = ecr_policy_document()
+    policies = [ecr_policy_document(access) for access in TaskConfig.Access.values]
     return render(
         request,
         "connectors/ecr_policy.html",
-        {"document": document, "policy_name": policy_name},
+        {"policies": policies},
     )

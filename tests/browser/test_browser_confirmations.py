@@ -75,7 +75,7 @@ def _ada_cases(w):
         "connector_delete": (
             f"/connectors/{w['connector'].id}/",
             lambda page: page.get_by_role("link", name="Delete", exact=True),
-            "Delete connector spare-ecr?",
+            "Delete spare-ecr?",
             _gone(Connector, w["connector"]),
         ),
         "task_delete": (
