@@ -51,6 +51,14 @@ def task_list(request):
     return render(request, "tasks/list.html", {"tasks": tasks})
 
 
+def _saved_message(task: TaskConfig, *, created: bool) -> str:
+    """What saving said: a disabled task is never invited to run (its Run now is off)."""
+    done = "Created the task." if created else "Saved the task."
+    if not task.enabled:
+        return f"{done} It is disabled: it does not run until you enable it."
+    return f"{done} Run it now." if created else done
+
+
 def _task_form(request, job, task: TaskConfig | None):
     team = job.plan.team
     connectors = list(connectors_usable_by(team).select_related("team").order_by("name"))
@@ -72,7 +80,7 @@ def _task_form(request, job, task: TaskConfig | None):
         ),
     )
     if saved is not None:
-        messages.success(request, "Saved the task." if task else "Created the task. Run it now.")
+        messages.success(request, _saved_message(saved, created=task is None))
         return redirect("task_detail", task_id=saved.id)
     references_refused = bool(form.errors.keys() & {"region_variable", "connector_variable"})
     context = {"form": form, "job": job, "task": task, "references_refused": references_refused}
@@ -157,7 +165,7 @@ def task_detail(request, task_id, delivery=None, problem=None, status=200):
         "runs": task.runs.select_related("actor", "connector")[:RECENT_RUNS],
         "status_changes": task.status_changes.all()[:RECENT_RUNS],
         "timeline": timeline([task], at=now()),
-        "policy": ecr_policy_document()[1],
+        "policy": ecr_policy_document(task.access),
         "usage": _usage(task, results, delivery),
         "problem": problem,
     }
