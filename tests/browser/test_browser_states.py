@@ -82,9 +82,7 @@ def test_the_menu_offers_the_audit_log_only_to_those_it_lets_in(live_server, pag
     expect(page.get_by_text("Only team admins read the audit log")).to_have_count(0)
 
 
-def test_a_tokens_run_names_the_token_in_runs(
-    live_server, page, job, aws_endpoint, ecr_expiry
-):
+def test_a_tokens_run_names_the_token_in_runs(live_server, page, job, aws_endpoint, ecr_expiry):
     connector = job.plan.team.connectors.get()
     task = make_task(job, connector, description="Run by CI")
     raw = api_token(job.plan, job)

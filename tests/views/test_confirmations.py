@@ -153,10 +153,11 @@ def test_it_asks_on_get_and_acts_on_post(client, case):
 
     page = client.get(url)
     assert page.status_code == 200
-    assert [t.name for t in page.templates][0] in (QUESTION_TEMPLATE, "connectors/delete.html")
+    assert next(t.name for t in page.templates) in (QUESTION_TEMPLATE, "connectors/delete.html")
     html = page.content.decode()
     question = page.context["question"]
-    assert question.endswith("?") and question.startswith(button)
+    assert question.endswith("?")
+    assert question.startswith(button)
     assert f'<button type="submit" class="danger">{button}</button>' in html
     assert 'href="/' in html.split('class="danger"', 1)[1]  # Cancel goes back
     assert not done(world), "the question acted before it was answered"
@@ -170,7 +171,8 @@ def test_user_actions_that_give_back_ask_nothing(client):
     world = make_destructibles()
     client.force_login(world["root"])
     for action in ("activate", "grant-superuser"):
-        assert client.get(reverse("user_action", args=[world["erin"].pk, action])).status_code == 405
+        url = reverse("user_action", args=[world["erin"].pk, action])
+        assert client.get(url).status_code == 405
 
 
 class _Forms(HTMLParser):

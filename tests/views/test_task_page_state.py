@@ -126,7 +126,8 @@ def test_a_pull_only_task_shows_the_pull_policy_and_a_push_task_the_push_one(cli
     assert "AmazonEC2ContainerRegistryReadOnly" in section
     assert "PowerUser" not in section
     assert "ecr:PutImage" not in section
-    assert "ecr:BatchGetImage" in section and "cannot push" in section
+    assert "ecr:BatchGetImage" in section
+    assert "cannot push" in section
 
 
 def test_the_policy_help_page_shows_both_accesses(client, task):
