@@ -176,6 +176,10 @@ class TaskForm(ServiceValidatedModelForm):
             field.help_text = f"{field.help_text} {host_refusal}".strip()
 
     def service_validate(self, known: set[str]) -> None:
+        # A region or connector control in error chose neither the value nor its variable.
+        for field in ("region", "connector"):
+            if field in known:
+                known = known | {f"{field}_variable"}
         task_validate(
             self.instance,
             unresolved_allowed=self.cleaned_data.get("unresolved_allowed", False),

@@ -59,7 +59,9 @@ def task_validate(
 
     Every rule whose settings are sound is checked, so that one answer lists every error:
     a rule is skipped only when a setting it reads has an error, here or among `known` (the
-    fields a form or the API found wrong before, whose values are not the person's)."""
+    fields a form found wrong before, whose values are not the person's; their own errors
+    are the form's to tell)."""
+    known = set(known)
     errors = _field_checks(task)
     for field in known:
         errors.setdefault(field, [])
@@ -83,7 +85,8 @@ def task_validate(
                 f"{other.namespace}.ecr.* variables that the same jobs see. "
                 "Choose another namespace, or local scope in different jobs."
             ]
-    _raise({field: messages for field, messages in errors.items() if messages})
+    # The errors of `known` fields are the caller's to tell.
+    _raise({field: m for field, m in errors.items() if m and field not in known})
 
 
 def _resolve_references(task, references: References, connector, errors: dict):
