@@ -3,6 +3,7 @@ a form offers, teams with their member counts. Queries only; no side effects. (W
 connectors a team may use is the rule of use's: policy/usability.py.)"""
 
 import json
+from dataclasses import dataclass
 
 from django.db.models import (
     Case,
@@ -32,9 +33,27 @@ from tasks_app.rules.generated_variables import env_name, generated_keys
 PARTITION_LABELS = {"aws": "AWS", "aws-cn": "AWS China", "aws-us-gov": "AWS GovCloud (US)"}
 
 
-def ecr_policy_document() -> tuple[str, str]:
-    """The recommended policy (SPEC §4.3): the managed policy's name, and its document."""
-    return aws.ECR_MANAGED_POLICY, json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2)
+@dataclass(frozen=True)
+class EcrPolicy:
+    """What the identity behind a task needs, for the task's access (SPEC §4.3)."""
+
+    access: str
+    managed: str  # the AWS managed policy that grants it
+    document: str  # pretty JSON, to copy
+
+    @property
+    def pull_only(self) -> bool:
+        return self.access == TaskConfig.Access.PULL
+
+
+def ecr_policy_document(access: str = TaskConfig.Access.PUSH_PULL) -> EcrPolicy:
+    """The policy a task of this access needs: push and pull, the recommended policy (the
+    managed policy's document); pull only, the session policy the portal asks for the token
+    with (aws.PULL_ONLY_POLICY), whose actions the identity must allow."""
+    if access == TaskConfig.Access.PULL:
+        document = json.dumps(json.loads(aws.PULL_ONLY_POLICY), indent=2)
+        return EcrPolicy(access, aws.ECR_PULL_MANAGED_POLICY, document)
+    return EcrPolicy(access, aws.ECR_MANAGED_POLICY, json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2))
 
 
 def connector_test_regions(partition: str) -> tuple[tuple[str, ...], str]:

@@ -66,6 +66,11 @@ urlpatterns = [
         name="user_action",
     ),
     path("host-credentials/", people.host_credentials, name="host_credentials"),
+    path(
+        "host-credentials/<uuid:team_id>/withdraw/",
+        people.host_credentials_withdraw,
+        name="host_credentials_withdraw",
+    ),
     path("oidc-issuers/", workload.issuer_list, name="oidc_issuer_list"),
     path(
         "oidc-issuers/<uuid:issuer_id>/delete/",

@@ -154,3 +154,50 @@ def token_client(raw=None):
     if raw:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
+
+
+def make_destructibles() -> dict:
+    """One of everything a page can delete, revoke or withdraw, in team Platform (ada admin,
+    vic viewer; root a portal administrator, erin another one): by name, for the tests that
+    check every such action asks once first."""
+    from tasks_app.identity.actor import Actor
+    from tasks_app.models import ApiToken, TrustedIssuer, TrustRule, Variable
+    from tasks_app.services.people import invitation_create
+
+    root = make_user("root", is_superuser=True, is_staff=True)
+    erin = make_user("erin", is_superuser=True)
+    team = make_team("Platform", ada=Role.ADMIN, vic=Role.VIEWER)
+    Team.objects.filter(pk=team.pk).update(host_credentials_allowed=True)
+    ada = team.members.get(username="ada")
+    connector = make_connector(team)
+    unused = make_connector(team, name="spare-ecr")
+    plan = make_plan(team)
+    job = make_job(plan)
+    task = make_task(job, connector)
+    variable = Variable(team=team, plan=plan, key="aws.region")
+    variable.set_value("eu-west-1")
+    variable.save()
+    api_token(plan, job)
+    issuer = TrustedIssuer.objects.create(issuer="https://ci.example.com", name="Example CI")
+    rule = TrustRule.objects.create(
+        team=team, plan=plan, issuer=issuer, audience="a", conditions={"sub": "x"}, name="deploy"
+    )
+    invitation = invitation_create(
+        team=team, email="new@example.com", role=Role.VIEWER, actor=Actor(user=ada)
+    )
+    return {
+        "root": root,
+        "erin": erin,
+        "ada": ada,
+        "team": team,
+        "membership": Membership.objects.get(team=team, user__username="vic"),
+        "connector": unused,
+        "plan": plan,
+        "job": job,
+        "task": task,
+        "variable": variable,
+        "token": ApiToken.objects.get(),
+        "issuer": issuer,
+        "rule": rule,
+        "invitation": invitation,
+    }

@@ -40,6 +40,7 @@ from tasks_app.services.plans import (
     variable_delete,
     variable_save,
 )
+from tasks_app.services.validation import task_validate
 
 
 class PeopleOnly(permissions.BasePermission):
@@ -115,11 +116,16 @@ class _Validated(serializers.ModelSerializer):
     def validate(self, attrs):
         instance = self.build(attrs)
         try:  # the save service checks uniqueness and other rows (one message per rule)
-            instance.full_clean(validate_unique=False, validate_constraints=False)
+            self.validate_built(instance, attrs)
         except DjangoValidationError as e:
             raise serializers.ValidationError(serializers.as_serializer_error(e)) from None
         self.built = instance
         return attrs
+
+    def validate_built(self, instance: models.Model, attrs) -> None:
+        """The instance's own checks; a serializer whose save service has more rules runs
+        them all here, so that one answer lists every error (as the form does)."""
+        instance.full_clean(validate_unique=False, validate_constraints=False)
 
 
 # --- connectors -------------------------------------------------------------------------
@@ -344,6 +350,14 @@ class TaskSerializer(_Validated):
         help_text="Save although a ${bamboo.<key>} reference does not resolve now (the "
         "variable will exist when the task runs).",
     )
+
+    def validate_built(self, instance, attrs) -> None:
+        """Every rule of the task at once (services/validation.py), once the person may
+        change the job's tasks: the rules read the plan's variables."""
+        view = self.context.get("view")
+        if isinstance(view, TaskViewSet):
+            view.check_team(instance.job.plan)
+        task_validate(instance, unresolved_allowed=attrs.get("allow_undefined_variables", False))
 
     def get_fields(self):
         """Connectors the person may not see are unknown here, in the words DRF uses for an

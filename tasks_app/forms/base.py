@@ -1,7 +1,7 @@
 """What every form of the portal shares: a save service's ValidationError shown on the form."""
 
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 
 def minutes_phrase(seconds: int) -> str:
@@ -46,7 +46,29 @@ def model_choice_field(form: forms.BaseForm, name: str) -> forms.ModelChoiceFiel
 
 class ServiceValidatedModelForm(forms.ModelForm):
     """A model form whose uniqueness and cross-row rules are checked by the save service
-    (tasks_app/services/validation.py), so that the API and the form give the same messages."""
+    (tasks_app/services/validation.py), so that the API and the form give the same messages.
+
+    When the form itself finds errors, the service's rules are checked too (`service_validate`)
+    and their errors on the other fields shown with them: one submit lists every error."""
 
     def validate_unique(self) -> None:
         pass
+
+    def service_validate(self, known: set[str]) -> None:
+        """The save service's validation of self.instance (raises ValidationError by model
+        field); `known`: the model fields already in error. None by default."""
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]
+        if not self.errors:
+            return  # the save service validates, once, when it saves
+        aliases = getattr(self, "error_fields", {})
+        fields_of = {control: field for field, control in aliases.items()}
+        known = {fields_of.get(name, name) for name in self.errors}
+        try:
+            self.service_validate(known)
+        except ValidationError as e:
+            errors = e.message_dict if hasattr(e, "error_dict") else {NON_FIELD_ERRORS: e.messages}
+            fresh = {field: m for field, m in errors.items() if field not in known}
+            if fresh:
+                form_errors_add(self, ValidationError(fresh))

@@ -8,6 +8,7 @@ from tasks_app.forms.base import (
     model_choice_field,
 )
 from tasks_app.models import Job, Plan, TaskConfig, Variable
+from tasks_app.services.validation import job_validate, plan_validate, task_validate
 
 
 class PlanForm(ServiceValidatedModelForm):
@@ -29,6 +30,9 @@ class PlanForm(ServiceValidatedModelForm):
         else:
             del self.fields["team"]
 
+    def service_validate(self, known: set[str]) -> None:
+        plan_validate(self.instance)
+
 
 class JobForm(ServiceValidatedModelForm):
     class Meta:
@@ -39,6 +43,9 @@ class JobForm(ServiceValidatedModelForm):
     def __init__(self, *args, plan, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.plan = plan
+
+    def service_validate(self, known: set[str]) -> None:
+        job_validate(self.instance)
 
 
 class VariableForm(ServiceValidatedModelForm):
@@ -167,6 +174,17 @@ class TaskForm(ServiceValidatedModelForm):
                 c for c in TaskConfig.Source.choices if c[0] != TaskConfig.Source.HOST
             ]
             field.help_text = f"{field.help_text} {host_refusal}".strip()
+
+    def service_validate(self, known: set[str]) -> None:
+        # A region or connector control in error chose neither the value nor its variable.
+        for field in ("region", "connector"):
+            if field in known:
+                known = known | {f"{field}_variable"}
+        task_validate(
+            self.instance,
+            unresolved_allowed=self.cleaned_data.get("unresolved_allowed", False),
+            known=known,
+        )
 
     def clean_access(self):
         return self.cleaned_data.get("access") or TaskConfig.Access.PUSH_PULL

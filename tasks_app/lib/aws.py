@@ -49,6 +49,8 @@ logger = logging.getLogger("ecrportal.aws")
 WEB_IDENTITY_AUDIENCE = "sts.amazonaws.com"
 DEFAULT_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
 ECR_MANAGED_POLICY = "AmazonEC2ContainerRegistryPowerUser"
+# The managed policy that allows what a pull-only task's session policy keeps (and no push).
+ECR_PULL_MANAGED_POLICY = "AmazonEC2ContainerRegistryReadOnly"
 # The session policy of pull-only tasks: the token it yields can pull and cannot push.
 PULL_ONLY_ACTIONS = (
     "ecr:GetAuthorizationToken",

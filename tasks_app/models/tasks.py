@@ -242,6 +242,9 @@ class TaskRun(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Who asked for it, in the audit log's words (Actor.name): a person, an API token
+    # ("token:<hint>"), manage.py; empty for the scheduler's runs.
+    actor_name = models.CharField(max_length=150, blank=True)
     started = models.DateTimeField(default=now)
     finished = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
@@ -260,6 +263,14 @@ class TaskRun(models.Model):
 
     def __str__(self):
         return f"{self.task} {self.started:%Y-%m-%d %H:%M} {self.outcome}"
+
+    @property
+    def by(self) -> str:
+        """Who ran it, as the audit log names them: a person (by their name now), an API
+        token, the command line; else the scheduler."""
+        if self.actor_id is not None and self.actor is not None:
+            return self.actor.get_username()
+        return self.actor_name or "scheduler"
 
 
 class TaskStatusChange(models.Model):

@@ -28,6 +28,12 @@ def teams_administered_by(user) -> QuerySet[Team]:
     return teams_with_role(user, Role.ADMIN)
 
 
+def may_read_audit_log(user) -> bool:
+    """Portal administrators read every event, team admins their teams'; nobody else (the
+    page says so, and the menu offers it to nobody else)."""
+    return user.is_superuser or teams_administered_by(user).exists()
+
+
 def role_in_team(user, team: Team) -> Role | None:
     """The user's role in the team, None for non-members. Superusers are admins everywhere."""
     if user.is_superuser:

@@ -27,8 +27,14 @@ def task_run(*, task: TaskConfig, trigger: str, actor: Actor) -> TaskRun:
     """
     if not task.enabled:
         raise TaskDisabled(task)
-    run = TaskRun.objects.create(task=task, trigger=trigger, actor=actor.user)
-    if trigger != TaskRun.Trigger.SCHEDULE:
+    scheduled = trigger == TaskRun.Trigger.SCHEDULE
+    run = TaskRun.objects.create(
+        task=task,
+        trigger=trigger,
+        actor=actor.user,
+        actor_name="" if scheduled else actor.name[:150],
+    )
+    if not scheduled:
         audit_record(
             action="task.run",
             summary=f"Ran task \u201c{task}\u201d of {task.job}",

@@ -6,6 +6,8 @@ Each first runs the model's own field checks (full_clean without the uniqueness 
 constraint checks, which are made here, once, with the portal's messages).
 """
 
+from collections.abc import Iterable
+
 from django.core.exceptions import ValidationError
 
 from tasks_app.models import Connector, Job, Plan, TaskConfig, Variable
@@ -44,11 +46,25 @@ CONFIRM_REFERENCES = (
 )
 
 
-def task_validate(task: TaskConfig, *, unresolved_allowed: bool = False) -> None:
+# The settings whose collision with another task's variables is checked (the namespace's).
+COLLISION_FIELDS = {"enabled", "job", "namespace", "scope"}
+
+
+def task_validate(
+    task: TaskConfig, *, unresolved_allowed: bool = False, known: Iterable[str] = ()
+) -> None:
     """The task's rules. References to variables must resolve now, unless the person
     confirmed (`unresolved_allowed`) that they will when the task runs; then the rule of
-    use (policy/usability.py) is checked with what is known now, and fully when it runs."""
+    use (policy/usability.py) is checked with what is known now, and fully when it runs.
+
+    Every rule whose settings are sound is checked, so that one answer lists every error:
+    a rule is skipped only when a setting it reads has an error, here or among `known` (the
+    fields a form found wrong before, whose values are not the person's; their own errors
+    are the form's to tell)."""
+    known = set(known)
     errors = _field_checks(task)
+    for field in known:
+        errors.setdefault(field, [])
     connector = task.connector if task.connector_id else None
     if task.credentials_source != TaskConfig.Source.CONNECTOR:
         connector = None
@@ -61,7 +77,7 @@ def task_validate(task: TaskConfig, *, unresolved_allowed: bool = False) -> None
             if field == "connector" and not task.connector_id:
                 field = "connector_variable"
             errors[field] = [refusal.message]
-    if not errors:
+    if not errors.keys() & COLLISION_FIELDS:
         other = colliding_task(task)
         if other is not None:
             errors["namespace"] = [
@@ -69,7 +85,8 @@ def task_validate(task: TaskConfig, *, unresolved_allowed: bool = False) -> None
                 f"{other.namespace}.ecr.* variables that the same jobs see. "
                 "Choose another namespace, or local scope in different jobs."
             ]
-    _raise(errors)
+    # The errors of `known` fields are the caller's to tell.
+    _raise({field: m for field, m in errors.items() if m and field not in known})
 
 
 def _resolve_references(task, references: References, connector, errors: dict):

@@ -2,12 +2,13 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from tasks_app.forms.base import form_save
 from tasks_app.forms.connectors import ConnectorForm, ConnectorTestForm
 from tasks_app.identity.actor import actor_for
-from tasks_app.models import Connector, Team
+from tasks_app.models import Connector, TaskConfig, Team
 from tasks_app.policy.access import (
     ConnectorAccess,
     connector_owner_fields_visible,
@@ -24,6 +25,7 @@ from tasks_app.services.connectors import (
     connector_test,
 )
 from tasks_app.services.issuer import web_identity_setup
+from tasks_app.views.confirm import confirm_page
 
 
 def _host_refusal(request, connector: Connector | None) -> str | None:
@@ -135,14 +137,23 @@ def connector_delete_view(request, connector_id):
         messages.success(request, f"Deleted connector {name}.")
         return redirect("connector_list")
     tasks = connector.tasks.select_related("job__plan")
-    return render(request, "connectors/delete.html", {"connector": connector, "tasks": tasks})
+    return confirm_page(
+        request,
+        verb="Delete",
+        what=connector.name,
+        consequence="The connector and its encrypted secret are removed for good. "
+        "Teams it is shared with lose it too.",
+        cancel=reverse("connector_detail", args=[connector.id]),
+        template="connectors/delete.html",
+        tasks=tasks,
+    )
 
 
 def ecr_policy(request):
     """The IAM policy the ECR credentials task needs (SPEC §4.3), ready to copy."""
-    policy_name, document = ecr_policy_document()
+    policies = [ecr_policy_document(access) for access in TaskConfig.Access.values]
     return render(
         request,
         "connectors/ecr_policy.html",
-        {"document": document, "policy_name": policy_name},
+        {"policies": policies},
     )

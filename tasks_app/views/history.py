@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.utils.timezone import get_current_timezone
 
 from tasks_app.models import AuditEvent, TaskRun
-from tasks_app.policy.access import teams_administered_by, teams_for_user
+from tasks_app.policy.access import may_read_audit_log, teams_administered_by, teams_for_user
 
 PER_PAGE = 50
 
@@ -113,6 +113,6 @@ def audit_log(request):
         "errors": errors,
         "filtered": any(chosen.values()),
         "query": query_without_page(request),
-        "may_read": request.user.is_superuser or bool(teams),
+        "may_read": may_read_audit_log(request.user),
     }
     return render(request, "history/audit.html", context, status=400 if errors else 200)

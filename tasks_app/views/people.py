@@ -6,11 +6,13 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from tasks_app.forms.people import HostCredentialsForm, InvitationAcceptForm, UserCreateForm
 from tasks_app.identity.actor import actor_for
@@ -31,6 +33,7 @@ from tasks_app.services.people import (
     user_superuser_set,
 )
 from tasks_app.services.workload import trust_rule_enable
+from tasks_app.views.confirm import confirm_page
 
 # The new one-time password is shown on the next page only, then gone from the session.
 SESSION_NEW_PASSWORD = "new_one_time_password"  # noqa: S105 - a session key name
@@ -161,12 +164,46 @@ def _get_user(user_id):
     return get_object_or_404(get_user_model(), pk=user_id)
 
 
-@require_POST
+# The actions that take something away ask once first (views/confirm.py): what to ask.
+USER_ACTION_QUESTIONS = {
+    "deactivate": (
+        "Deactivate",
+        "{name}",
+        "They are signed out everywhere; their API tokens are revoked, their invitations "
+        "withdrawn and their trust rules disabled. You can reactivate the account later; "
+        "revoked tokens stay revoked.",
+    ),
+    "withdraw-superuser": (
+        "Withdraw",
+        "administrator from {name}",
+        "They keep their teams but no longer manage accounts, grants, issuers or the portal.",
+    ),
+    "reset-password": (
+        "Reset",
+        "the password of {name}",
+        "Their password stops working at once; you are shown a one-time password to give "
+        "them, which they change at the next sign-in.",
+    ),
+}
+
+
+@require_http_methods(["GET", "POST"])
 def user_action(request, user_id, action):
     _require_superuser(request)
     user = _get_user(user_id)
-    actor = actor_for(request)
     name = user.get_username()
+    if request.method != "POST":
+        if action not in USER_ACTION_QUESTIONS:
+            return HttpResponseNotAllowed(["POST"])
+        verb, what, consequence = USER_ACTION_QUESTIONS[action]
+        return confirm_page(
+            request,
+            verb=verb,
+            what=what.format(name=name),
+            consequence=consequence,
+            cancel=reverse("user_list"),
+        )
+    actor = actor_for(request)
     try:
         if action == "deactivate":
             done = user_deactivate(user=user, actor=actor)
@@ -197,6 +234,24 @@ def user_action(request, user_id, action):
     except PeopleError as e:
         messages.error(request, str(e))
     return redirect("user_list")
+
+
+def host_credentials_withdraw(request, team_id):
+    """Withdraw a team's grant of the host's identity, once asked (views/confirm.py)."""
+    _require_superuser(request)
+    team = get_object_or_404(Team, id=team_id)
+    if request.method != "POST":
+        return confirm_page(
+            request,
+            verb="Withdraw",
+            what=f"the host's AWS identity from {team.name}",
+            consequence="Its connectors and tasks that use the host's identity stop at once: "
+            "runs, scheduled refreshes and Test connection. You can grant it again later.",
+            cancel=reverse("host_credentials"),
+        )
+    if team_host_credentials_set(team=team, allowed=False, actor=actor_for(request)):
+        messages.success(request, f"Withdrew the host's AWS identity for {team.name}.")
+    return redirect("host_credentials")
 
 
 def host_credentials(request):

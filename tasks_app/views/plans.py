@@ -14,6 +14,7 @@ from tasks_app.policy.loaders import job_for_user, plan_for_user
 from tasks_app.services.delivery import Delivery, NotServable, scope_revealed
 from tasks_app.services.plans import job_delete, job_save, plan_delete, plan_save
 from tasks_app.services.variables import scope_tasks, variables_for_job, variables_for_plan
+from tasks_app.views.confirm import confirm_page
 from tasks_app.views.usage import Endpoints, masked_values, usage
 
 
@@ -117,7 +118,7 @@ def plan_delete_view(request, plan_id):
         messages.success(request, f"Deleted plan {plan.key}.")
         return redirect("plan_list")
     cancel = reverse("plan_detail", args=[plan.id])
-    return render(request, "confirm_delete.html", {"what": f"plan {plan.key}", "cancel": cancel})
+    return confirm_page(request, verb="Delete", what=f"plan {plan.key}", cancel=cancel)
 
 
 def job_create(request, plan_id):
@@ -171,4 +172,4 @@ def job_delete_view(request, job_id):
         messages.success(request, f"Deleted job {job.key}.")
         return redirect("plan_detail", plan_id=job.plan_id)
     cancel = reverse("job_detail", args=[job.id])
-    return render(request, "confirm_delete.html", {"what": f"job {job}", "cancel": cancel})
+    return confirm_page(request, verb="Delete", what=f"job {job}", cancel=cancel)

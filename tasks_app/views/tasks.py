@@ -18,6 +18,7 @@ from tasks_app.services.delivery import NotServable, task_revealed
 from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.services.variables import task_variables
+from tasks_app.views.confirm import confirm_page
 from tasks_app.views.usage import Endpoints, masked_values, usage
 
 RECENT_RUNS = 25
@@ -30,6 +31,14 @@ def task_list(request):
         .order_by("job__plan__key", "job__stage", "job__key", "position")
     )
     return render(request, "tasks/list.html", {"tasks": tasks})
+
+
+def _saved_message(task: TaskConfig, *, created: bool) -> str:
+    """What saving said: a disabled task is never invited to run (its Run now is off)."""
+    done = "Created the task." if created else "Saved the task."
+    if not task.enabled:
+        return f"{done} It is disabled: it does not run until you enable it."
+    return f"{done} Run it now." if created else done
 
 
 def _task_form(request, job, task: TaskConfig | None):
@@ -53,7 +62,7 @@ def _task_form(request, job, task: TaskConfig | None):
         ),
     )
     if saved is not None:
-        messages.success(request, "Saved the task." if task else "Created the task. Run it now.")
+        messages.success(request, _saved_message(saved, created=task is None))
         return redirect("task_detail", task_id=saved.id)
     references_refused = bool(form.errors.keys() & {"region_variable", "connector_variable"})
     context = {"form": form, "job": job, "task": task, "references_refused": references_refused}
@@ -85,7 +94,7 @@ def task_detail(request, task_id, delivery=None, problem=None, status=200):
         "runs": task.runs.select_related("actor", "connector")[:RECENT_RUNS],
         "status_changes": task.status_changes.all()[:RECENT_RUNS],
         "timeline": timeline([task], at=now()),
-        "policy": ecr_policy_document()[1],
+        "policy": ecr_policy_document(task.access),
         "usage": usage(
             values=delivery.values if delivery is not None else masked_values(results),
             tasks=[task],
@@ -136,6 +145,4 @@ def task_delete_view(request, task_id):
         messages.success(request, "Deleted the task and its variables.")
         return redirect("job_detail", job_id=job.id)
     cancel = reverse("task_detail", args=[task.id])
-    return render(
-        request, "confirm_delete.html", {"what": f"task \u201c{task}\u201d", "cancel": cancel}
-    )
+    return confirm_page(request, verb="Delete", what=f"task \u201c{task}\u201d", cancel=cancel)

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
@@ -29,6 +30,7 @@ from tasks_app.services.teams import (
     team_notifications_update,
     team_update,
 )
+from tasks_app.views.confirm import confirm_page
 
 DELIVERIES_SHOWN = 50
 
@@ -124,12 +126,19 @@ def invitation_create_view(request, team_id):
     return team_detail(request, team.id, invite_form=form)
 
 
-@require_POST
 def invitation_revoke_view(request, team_id, invitation_id):
     team, _ = team_for_user(request.user, team_id, need=Role.ADMIN)
     invitation = get_object_or_404(
         Invitation.objects.select_related("team"), id=invitation_id, team=team
     )
+    if request.method != "POST":
+        return confirm_page(
+            request,
+            verb="Withdraw",
+            what=f"the invitation of {invitation.email}",
+            consequence="Its link stops working at once. You can invite them again later.",
+            cancel=reverse("team_detail", args=[team.id]),
+        )
     if invitation_revoke(invitation=invitation, actor=actor_for(request)):
         messages.success(request, f"Withdrew the invitation of {invitation.email}.")
     else:
@@ -176,11 +185,21 @@ def member_role(request, team_id, membership_id):
     return redirect("team_detail", team_id=team.id)
 
 
-@require_POST
 def member_remove(request, team_id, membership_id):
     team, _ = team_for_user(request.user, team_id, need=Role.ADMIN)
     membership = _get_membership(team, membership_id)
     username = membership.user.get_username()
+    if request.method != "POST":
+        yourself = membership.user_id == request.user.id
+        return confirm_page(
+            request,
+            verb="Remove",
+            what=f"{'yourself' if yourself else username} from {team.name}",
+            consequence=f"{'You' if yourself else username} no longer "
+            f"{'see' if yourself else 'sees'} the team's plans, tasks and credentials. "
+            "An admin can add them again.",
+            cancel=reverse("team_detail", args=[team.id]),
+        )
     try:
         membership_remove(membership=membership, actor=actor_for(request))
     except TeamError as e:

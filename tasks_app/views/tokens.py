@@ -7,7 +7,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.timezone import now
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
 
 from tasks_app.formats.snippets import token_snippet, with_query
 from tasks_app.forms.tokens import ApiTokenForm
@@ -16,6 +15,7 @@ from tasks_app.models import ApiToken, Plan, Role
 from tasks_app.policy.access import teams_for_user, teams_with_role
 from tasks_app.policy.loaders import token_for_user
 from tasks_app.services.tokens import token_create, token_revoke
+from tasks_app.views.confirm import confirm_page
 
 EXAMPLE_PLAN = "PLAN-KEY"
 
@@ -75,9 +75,17 @@ def token_create_view(request):
     return render(request, "tokens/form.html", {"form": form})
 
 
-@require_POST
 def token_revoke_view(request, token_id):
     token = token_for_user(request.user, token_id)
+    if request.method != "POST":
+        return confirm_page(
+            request,
+            verb="Revoke",
+            what=f"the token {token.name} ({token.hint}\u2026)",
+            consequence="It stops working at once, for every CI job that uses it. "
+            "This cannot be undone: a job needs a new token.",
+            cancel=reverse("token_list"),
+        )
     if token_revoke(token=token, actor=actor_for(request)):
         messages.success(request, f"Revoked {token}. It no longer works.")
     else:

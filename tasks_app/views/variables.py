@@ -12,6 +12,7 @@ from tasks_app.models import Role, Variable
 from tasks_app.policy.access import teams_for_user, teams_with_role
 from tasks_app.policy.loaders import plan_for_user, team_for_user, variable_for_user
 from tasks_app.services.plans import variable_delete, variable_save
+from tasks_app.views.confirm import confirm_page
 
 
 def _uuid_or_404(value: str) -> uuid.UUID:
@@ -87,8 +88,6 @@ def variable_delete_view(request, variable_id):
         variable_delete(variable=variable, actor=actor_for(request))
         messages.success(request, f"Deleted variable {variable.key}.")
         return redirect(back)
-    return render(
-        request,
-        "confirm_delete.html",
-        {"what": f"variable {variable.key}", "cancel": _back(variable)},
+    return confirm_page(
+        request, verb="Delete", what=f"variable {variable.key}", cancel=_back(variable)
     )

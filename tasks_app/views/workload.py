@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
 
 from tasks_app.forms.base import form_errors_add
 from tasks_app.forms.workload import IssuerForm, TrustRuleForm
@@ -19,6 +19,7 @@ from tasks_app.services.workload import (
     trust_rule_create,
     trust_rule_delete,
 )
+from tasks_app.views.confirm import confirm_page
 
 
 def _require_superuser(request) -> None:
@@ -45,10 +46,18 @@ def issuer_list(request):
     )
 
 
-@require_POST
 def issuer_delete(request, issuer_id):
     _require_superuser(request)
     issuer = get_object_or_404(TrustedIssuer, id=issuer_id)
+    if request.method != "POST":
+        return confirm_page(
+            request,
+            verb="Stop trusting",
+            what=issuer.name,
+            consequence="CI jobs of this issuer can no longer use their ID tokens here, and "
+            f"the {issuer.rules.count()} trust rule(s) that name it are deleted with it.",
+            cancel=reverse("oidc_issuer_list"),
+        )
     issuer_remove(issuer=issuer, actor=actor_for(request))
     messages.success(request, f"No longer trusting {issuer.name}.")
     return redirect("oidc_issuer_list")
@@ -75,10 +84,17 @@ def trust_rules(request, plan_id):
     return render(request, "workload/rules.html", context, status=400 if form.errors else 200)
 
 
-@require_POST
 def trust_rule_delete_view(request, plan_id, rule_id):
     plan, _ = plan_for_user(request.user, plan_id, need=Role.ADMIN)
     rule = get_object_or_404(TrustRule, id=rule_id, plan=plan)
+    if request.method != "POST":
+        return confirm_page(
+            request,
+            verb="Delete",
+            what=f"the trust rule {rule.name}",
+            consequence="CI jobs it admits can no longer use their ID tokens for this plan.",
+            cancel=reverse("trust_rules", args=[plan.id]),
+        )
     trust_rule_delete(rule=rule, actor=actor_for(request))
     messages.success(request, f"Deleted the trust rule {rule.name}.")
     return redirect("trust_rules", plan_id=plan.id)

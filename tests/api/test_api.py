@@ -266,6 +266,23 @@ def test_run_now_through_the_api(world, aws_endpoint, ecr_expiry):
     assert client.get(reverse("api_task_run", args=[world["local"].id])).status_code == 405
 
 
+def test_a_tokens_run_names_the_token_in_runs_as_in_the_audit_log(
+    client, world, aws_endpoint, ecr_expiry
+):
+    """Issue 24: Runs said "scheduler" where the audit log named the token."""
+    raw = _token(world["plan"], world["build"])
+    _client(raw).post(reverse("api_task_run", args=[world["local"].id]))
+    run = TaskRun.objects.get()
+    event = AuditEvent.objects.get(action="task.run")
+    hint = ApiToken.objects.get(token_hash=token_hash(raw)).hint
+    assert run.by == event.actor_name == f"token:{hint}"
+    client.force_login(world["team"].members.get(username="alice"))
+    for page in (reverse("run_list"), reverse("task_detail", args=[world["local"].id])):
+        html = client.get(page).content.decode()
+        assert f"<td>token:{hint}</td>" in html
+        assert "<td>scheduler</td>" not in html
+
+
 def test_a_token_runs_only_the_tasks_of_its_own_job(world, aws_endpoint, aws_calls):
     """Reading a result task of another job is right; triggering its AWS calls is not."""
     deploy_token = _client(_token(world["plan"], world["deploy"]))

@@ -71,7 +71,9 @@ def test_a_superuser_manages_accounts_and_grants_without_django_admin(live_serve
 
     page.get_by_role("link", name="Back to users").click()
     row = page.locator("tr", has_text="erin")
-    row.get_by_role("button", name="Deactivate").click()
+    row.get_by_role("link", name="Deactivate").click()
+    expect(page.get_by_role("heading", name="Deactivate erin?")).to_be_visible()
+    page.get_by_role("button", name="Deactivate").click()
     expect(page.get_by_text("Deactivated erin")).to_be_visible()
     expect(page.locator("tr", has_text="erin")).to_contain_text("deactivated")
     screenshot(page, "users")

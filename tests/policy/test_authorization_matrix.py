@@ -160,7 +160,7 @@ PORTAL = {
     "team_edit": (ADMIN, ADMIN),
     "member_add": (POST_ONLY, ADMIN),
     "invitation_create": (POST_ONLY, ADMIN),
-    "invitation_revoke": (POST_ONLY, ADMIN),
+    "invitation_revoke": (ADMIN, ADMIN),  # GET asks first (views/confirm.py)
     # A signed link for new@example.com: anonymous callers may create that account (an empty
     # form is refused, 400); a signed-in person with another address is refused (issue 22).
     "invitation_accept": (
@@ -169,15 +169,16 @@ PORTAL = {
     ),
     "user_list": (SUPERUSER, SUPERUSER),
     "user_password_shown": (SUPERUSER, SUPERUSER),
-    "user_action": (POST_ONLY, SUPERUSER),
+    "user_action": (SUPERUSER, SUPERUSER),  # GET asks first (views/confirm.py)
     "trust_rule_enable": (POST_ONLY, SUPERUSER),
     "host_credentials": (SUPERUSER, SUPERUSER),
+    "host_credentials_withdraw": (SUPERUSER, SUPERUSER),
     "oidc_issuer_list": (SUPERUSER, SUPERUSER),
-    "oidc_issuer_delete": (POST_ONLY, SUPERUSER),
+    "oidc_issuer_delete": (SUPERUSER, SUPERUSER),  # GET asks first (views/confirm.py)
     "trust_rules": (VIEWER, ADMIN),
-    "trust_rule_delete": (POST_ONLY, ADMIN),
+    "trust_rule_delete": (ADMIN, ADMIN),  # GET asks first (views/confirm.py)
     "member_role": (POST_ONLY, ADMIN),
-    "member_remove": (POST_ONLY, ADMIN),
+    "member_remove": (ADMIN, ADMIN),  # GET asks first (views/confirm.py)
     "team_notifications": (VIEWER, ADMIN),
     "team_webhook_test": (POST_ONLY, ADMIN),
     "connector_list": (SIGNED_IN, SIGNED_IN),
@@ -211,7 +212,7 @@ PORTAL = {
     "variable_delete": (EDITOR, EDITOR),
     "token_list": (SIGNED_IN, SIGNED_IN),
     "token_create": (PLAN_EDITOR, PLAN_EDITOR),
-    "token_revoke": (POST_ONLY, EDITOR),
+    "token_revoke": (EDITOR, EDITOR),  # GET asks first (views/confirm.py)
     "api_schema": (API_SCHEMA, API_SCHEMA_NO_METHOD),
     "api_task_variables": (API_READ, API_READ_NO_METHOD),
     "api_task_env": (API_READ, API_READ_NO_METHOD),  # ?shell=bash

@@ -99,6 +99,8 @@ NOT_TEAM_OBJECTS = {
     # superusers only (tests/views/test_workload_pages.py)
     "oidc-issuers/<uuid:issuer_id>/delete/",
     "users/trust-rules/<uuid:rule_id>/enable/",  # superusers only (test_attack_users.py)
+    # superusers only, refused before the team is looked up (tests/views/test_confirmations.py)
+    "host-credentials/<uuid:team_id>/withdraw/",
 }
 
 

@@ -137,7 +137,11 @@ def test_unknown_actions_and_users_get_clear_answers(client, root):
     client.force_login(root)
     assert client.post(f"/users/{root.pk}/explode/").status_code == 403
     assert client.post("/users/999999/deactivate/").status_code == 404
-    assert client.get(f"/users/{root.pk}/deactivate/").status_code == 405
+    assert client.get(f"/users/{root.pk}/explode/").status_code == 405
+    # GET asks first (tests/views/test_confirmations.py); nothing changes.
+    assert client.get(f"/users/{root.pk}/deactivate/").status_code == 200
+    root.refresh_from_db()
+    assert root.is_active
 
 
 def test_the_users_page_lists_people_with_their_teams(client, root, django_assert_max_num_queries):

@@ -125,3 +125,61 @@ def test_an_unknown_region_of_the_partition_gets_one_message(client, world):
         "cn-north-1 is not a region code of partition aws where Amazon ECR exists; choose one "
         "such as ap-southeast-2."
     ]
+
+
+def test_one_submit_lists_every_error_in_the_form_and_the_api_alike(client, world):
+    """Syntax, references and the rule of use at once (issue 24): a bad namespace, a region
+    variable that does not exist and pull only on a connector that cannot do it."""
+    job, connector = world["job"], world["connector"]
+    form = _form_errors(
+        client,
+        reverse("task_create", args=[job.id]),
+        {
+            "region_choice": "variable",
+            "region_variable": "${bamboo.nowhere}",
+            "namespace": "not a namespace!",
+            "scope": "local",
+            "credentials_source": "connector",
+            "connector_choice": str(connector.id),
+            "access": "pull",
+        },
+    )
+    body = {
+        "job": str(job.id),
+        "region_variable": "${bamboo.nowhere}",
+        "namespace": "not a namespace!",
+        "scope": "local",
+        "credentials_source": "connector",
+        "connector": str(connector.id),
+        "access": "pull",
+    }
+    api = _api_errors(world, "/api/v1/tasks", body)
+    assert set(form) == set(api) == {"namespace", "region_variable", "access"}
+    for field in ("namespace", "region_variable", "access"):
+        assert form[field] == api[field]
+    assert "nowhere" in form["region_variable"][0]
+    assert form["access"][0].startswith("Pull only needs a connector that assumes a role")
+    assert TaskConfig.objects.count() == 1
+
+
+def test_a_form_error_does_not_hide_a_collision(client, world):
+    """The namespace collides while the region is wrong: both, at once."""
+    job, connector = world["job"], world["connector"]
+    url = reverse("task_create", args=[job.id])
+    data = {
+        "region_choice": "mars-north-1",
+        "namespace": "custom.aws",
+        "scope": "result",
+        "credentials_source": "connector",
+        "connector_choice": str(connector.id),
+    }
+    form = _form_errors(client, url, data)
+    assert set(form) == {"region_choice", "namespace"}
+    assert "already writes custom.aws.ecr.* variables" in form["namespace"][0]
+
+
+def test_a_plan_name_and_a_taken_key_in_one_answer(client, world):
+    team = str(world["team"].id)
+    form = _form_errors(client, reverse("plan_create"), {"team": team, "key": "WEB-BUILD"})
+    assert form["key"] == ["A plan WEB-BUILD exists already."]
+    assert "name" in form

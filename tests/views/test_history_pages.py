@@ -99,3 +99,25 @@ def test_long_lists_come_a_page_at_a_time_in_a_fixed_number_of_queries(
     with django_assert_max_num_queries(10):
         page = client.get(reverse("audit_log"), {"page": 3})
     assert "Page 3 of 3 (121 in all)" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("person", "reads"),
+    [("alice", True), ("root", True), ("vic", False), ("eve", False)],
+)
+def test_the_menu_offers_the_audit_log_by_the_rule_the_page_applies(client, teams, person, reads):
+    """Issue 24: editors saw an Audit log link that refused them (policy/access.py's
+    may_read_audit_log is the one rule for both)."""
+    from tasks_app.policy.access import may_read_audit_log
+
+    make_user("root", is_superuser=True)
+    eve = make_user("eve")
+    teams[0].memberships.create(user=eve, role=Role.EDITOR)
+    user = type(eve).objects.get(username=person)
+    assert may_read_audit_log(user) is reads
+    client.force_login(user)
+    dashboard = client.get(reverse("dashboard")).content.decode()
+    assert (f'href="{reverse("audit_log")}"' in dashboard) is reads
+    audit = client.get(reverse("audit_log"))
+    assert audit.context["may_read"] is reads
+    assert ("Only team admins read the audit log" in audit.content.decode()) is not reads

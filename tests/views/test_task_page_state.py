@@ -114,3 +114,55 @@ def test_the_dashboard_counts_every_member_of_a_team(client, db):
     assert re.search(
         r'<td data-label="Slug"><code>team-a</code></td>\s*<td data-label="Members">3</td>', teams
     )
+
+
+def test_a_pull_only_task_shows_the_pull_policy_and_a_push_task_the_push_one(client, task):
+    """Issue 24: a pull-only task showed the push policy (the PowerUser document)."""
+    client.login(username="alice", password=PASSWORD)
+    push = client.get(f"/tasks/{task.id}/").content.decode()
+    assert "AmazonEC2ContainerRegistryPowerUser" in push
+    assert "ecr:PutImage" in push
+    TaskConfig.objects.filter(pk=task.pk).update(access=TaskConfig.Access.PULL)
+    pull = client.get(f"/tasks/{task.id}/").content.decode()
+    section = pull.split("Permissions the task needs")[1]
+    assert "AmazonEC2ContainerRegistryReadOnly" in section
+    assert "PowerUser" not in section
+    assert "ecr:PutImage" not in section
+    assert "ecr:BatchGetImage" in section
+    assert "cannot push" in section
+
+
+def test_the_policy_help_page_shows_both_accesses(client, task):
+    client.login(username="alice", password=PASSWORD)
+    page = client.get("/help/ecr-policy/").content.decode()
+    assert "AmazonEC2ContainerRegistryPowerUser" in page
+    assert "AmazonEC2ContainerRegistryReadOnly" in page
+
+
+@pytest.mark.parametrize(
+    ("disabled", "created", "said"),
+    [
+        (False, True, "Created the task. Run it now."),
+        (True, True, "Created the task. It is disabled: it does not run until you enable it."),
+        (True, False, "Saved the task. It is disabled: it does not run until you enable it."),
+        (False, False, "Saved the task."),
+    ],
+)
+def test_saving_never_invites_a_disabled_task_to_run(client, task, disabled, created, said):
+    """Issue 24: a disabled task's banner said "Run it now" beside a disabled Run now."""
+    client.login(username="alice", password=PASSWORD)
+    data = {
+        "region_choice": "eu-west-1",
+        "namespace": "other.aws" if created else task.namespace,
+        "scope": "local",
+        "credentials_source": "connector",
+        "connector_choice": str(task.connector_id),
+    }
+    if disabled:
+        data["disabled"] = "on"
+    url = f"/jobs/{task.job_id}/tasks/new/" if created else f"/tasks/{task.id}/edit/"
+    page = client.post(url, data, follow=True).content.decode()
+    assert said in page
+    if disabled:
+        assert "Run it now" not in page
+        assert re.search(r"<button[^>]*disabled[^>]*>Run now</button>", page)
