@@ -279,8 +279,8 @@ def test_a_tokens_run_names_the_token_in_runs_as_in_the_audit_log(
     client.force_login(world["team"].members.get(username="alice"))
     for page in (reverse("run_list"), reverse("task_detail", args=[world["local"].id])):
         html = client.get(page).content.decode()
-        assert f"<td>token:{hint}</td>" in html
-        assert "<td>scheduler</td>" not in html
+        assert f'<td data-label="By">token:{hint}</td>' in html
+        assert ">scheduler</td>" not in html
 
 
 def test_a_token_runs_only_the_tasks_of_its_own_job(world, aws_endpoint, aws_calls):
