@@ -252,6 +252,9 @@ class TaskRun(models.Model):
     error_class = models.CharField(max_length=100, blank=True)
     error_message = models.TextField(blank=True)
     aws_request_id = models.CharField(max_length=100, blank=True)
+    # What answered a failed AWS call, raw (masked, capped: lib/aws.py ANSWER_LIMIT): the
+    # run's details for whoever needs it; error_message holds the diagnosis people read.
+    aws_answer = models.TextField(blank=True)
     token_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
