@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks_app', '0015_task_expiry_from_credential'),
+        ("tasks_app", "0015_task_expiry_from_credential"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='taskrun',
-            name='aws_answer',
+            model_name="taskrun",
+            name="aws_answer",
             field=models.TextField(blank=True),
         ),
     ]
