@@ -77,8 +77,8 @@ class TaskConfig(models.Model):
     """An Amazon ECR Credentials Variables task (SPEC §4.1), one of a job's tasks."""
 
     class Source(models.TextChoices):
-        CONNECTOR = "connector", "Identity Federation for AWS connector"
-        HOST = "host", "IAM role for EC2 (the portal host's own role)"
+        CONNECTOR = "connector", "A connector (its access key, role or web identity)"
+        HOST = "host", "The portal host's own AWS identity (IAM role for EC2, ECS, EKS)"
 
     class Access(models.TextChoices):
         PUSH_PULL = "push_pull", "Push and pull"

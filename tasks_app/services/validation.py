@@ -37,23 +37,31 @@ def _raise(errors: dict) -> None:
         raise ValidationError(errors)
 
 
-# Added to a reference's save-time error: how to save the task anyway.
-CONFIRM_REFERENCES = (
-    " Define it under Variables, or confirm that it will exist when the task runs "
-    "(allow_undefined_variables in the API) to save the task as it is."
-)
+# How to save a task whose references do not resolve now, where the caller does not say it
+# in its own terms (the form's checkbox, the API's allow_undefined_variables).
+CONFIRM_REFERENCES = "confirm that its variables will be defined and valid when the task runs"
 
 
-def task_validate(task: TaskConfig, *, unresolved_allowed: bool = False) -> None:
+def reference_error(problem: ReferenceProblem, *, confirm: str = CONFIRM_REFERENCES) -> str:
+    """A reference's save-time error: a run's words, what to do about the variable, and how
+    to save the task as it is, in the words of the caller's own control (`confirm`)."""
+    return f"{problem.message} {problem.remedy}, or {confirm} to save the task as it is."
+
+
+def task_validate(
+    task: TaskConfig, *, unresolved_allowed: bool = False, confirm: str = CONFIRM_REFERENCES
+) -> None:
     """The task's rules. References to variables must resolve now, unless the person
     confirmed (`unresolved_allowed`) that they will when the task runs; then the rule of
-    use (policy/usability.py) is checked with what is known now, and fully when it runs."""
+    use (policy/usability.py) is checked with what is known now, and fully when it runs.
+    `confirm` is how the caller's people confirm (see reference_error)."""
     errors = _field_checks(task)
     connector = task.connector if task.connector_id else None
     if task.credentials_source != TaskConfig.Source.CONNECTOR:
         connector = None
     if not unresolved_allowed:
-        connector = _resolve_references(task, References(task.job.plan), connector, errors)
+        references = References(task.job.plan)
+        connector = _resolve_references(task, references, connector, errors, confirm)
     if not errors.keys() & USE_FIELDS:
         refusal = task_refusal(task=task, connector=connector, unattended=False)
         if refusal is not None:
@@ -72,7 +80,7 @@ def task_validate(task: TaskConfig, *, unresolved_allowed: bool = False) -> None
     _raise(errors)
 
 
-def _resolve_references(task, references: References, connector, errors: dict):
+def _resolve_references(task, references: References, connector, errors: dict, confirm: str):
     """A ${bamboo.<key>} reference that would not resolve now is a field error at save time,
     with the message a run would give (policy/references.py). Returns the connector the
     task would use (its connector variable's, once resolved)."""
@@ -80,13 +88,13 @@ def _resolve_references(task, references: References, connector, errors: dict):
         try:
             connector = references.task_connector(task)
         except ReferenceProblem as e:
-            errors["connector_variable"] = [e.message + CONFIRM_REFERENCES]
+            errors["connector_variable"] = [reference_error(e, confirm=confirm)]
             return None
     if "region_variable" not in errors:
         try:
             references.task_region(task, connector)
         except ReferenceProblem as e:
-            errors["region_variable"] = [e.message + CONFIRM_REFERENCES]
+            errors["region_variable"] = [reference_error(e, confirm=confirm)]
     return connector
 
 
