@@ -562,7 +562,11 @@ def _recognise(body: bytes) -> tuple[str, str] | None:
 def _answer_text(status: int, body: bytes) -> str:
     """The answer as it came, for the run's details and the log: masked, capped."""
     reason = _reason(status)
-    text = body[:ANSWER_LIMIT].decode("utf-8", errors="replace")
+    # Control characters as escapes (\x00): PostgreSQL refuses NUL in text.
+    text = _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}",
+        body[:ANSWER_LIMIT].decode("utf-8", errors="replace"),
+    )
     more = f"\n… ({len(body) - ANSWER_LIMIT} more bytes)" if len(body) > ANSWER_LIMIT else ""
     return mask(f"HTTP {status} {reason}\n{text}{more}".strip())
 

@@ -88,6 +88,7 @@ def test_a_failed_run_reads_the_same_plain_diagnosis_everywhere(
     # The raw answer: in the run's details (capped) and in the log.
     assert raw in run.aws_answer
     assert run.aws_answer.startswith(f"HTTP {answer[0]} ")
+    assert "\x00" not in run.aws_answer  # escaped as \x00: PostgreSQL refuses NUL in text
     assert any(raw in record.getMessage() for record in caplog.records)
 
     task.refresh_from_db()
