@@ -511,7 +511,7 @@ def _call(operation: str, principal: Principal, fn):
 # failing task keeps one run per attempt.
 ANSWER_LIMIT = 4000
 # How long an upstream message may be to be shown among the portal's words.
-MESSAGE_LIMIT = 400
+MESSAGE_LIMIT = 600
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9._:-]{0,99}")
 _MARKUP = re.compile(r"<[!?/]?[A-Za-z]|&[#A-Za-z0-9]+;")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
