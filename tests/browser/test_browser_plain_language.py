@@ -65,6 +65,12 @@ def test_a_failed_run_reads_as_a_diagnosis_with_aws_s_answer_folded_away(
     expect(answer.locator("pre")).to_contain_text("<Code>SignatureDoesNotMatch</Code>")
     assert page.locator("details.aws-answer pre code, details.aws-answer pre Error").count() == 0
     screenshot(page, "task-failed-run-aws-answer")
+    # On a phone the answer wraps inside its cell: the page does not grow sideways for it.
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(answer.locator("pre")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "task-failed-run-aws-answer-phone")
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     # A proxy's page: said to be no AWS answer, on the dashboard too.
     hostile_aws.answer = BAD_GATEWAY
