@@ -304,6 +304,21 @@ def webhook_receiver(tmp_path, settings):
 
 
 @pytest.fixture
+def hostile_aws(settings, monkeypatch):
+    """The portal pointed at a stand-in for AWS that fails (tests/hostile_aws.py), one
+    attempt per call; set its `answer` to (status, content type, body)."""
+    from tests.hostile_aws import HostileAws
+
+    server = HostileAws()
+    settings.AWS_ENDPOINT_URL = server.url
+    settings.AWS_ENDPOINT_URLS = {}
+    settings.AWS_MAX_ATTEMPTS = 1
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def ecr_calls(monkeypatch, moto_server):
     """GetAuthorizationToken calls the moto server answered, counted in the server, whose
     tokens now last 12 hours as AWS's do (for child processes: ecr_expiry only reaches

@@ -348,8 +348,10 @@ class TaskSerializer(_Validated):
         default=False,
         write_only=True,
         help_text="Save although a ${bamboo.<key>} reference does not resolve now (the "
-        "variable will exist when the task runs).",
+        "variable will be defined and valid when the task runs).",
     )
+    # How a client confirms, in a reference's error (services/validation.py).
+    CONFIRM_REFERENCES = "send allow_undefined_variables: true"
 
     def validate_built(self, instance, attrs) -> None:
         """Every rule of the task at once (services/validation.py), once the person may
@@ -357,7 +359,11 @@ class TaskSerializer(_Validated):
         view = self.context.get("view")
         if isinstance(view, TaskViewSet):
             view.check_team(instance.job.plan)
-        task_validate(instance, unresolved_allowed=attrs.get("allow_undefined_variables", False))
+        task_validate(
+            instance,
+            unresolved_allowed=attrs.get("allow_undefined_variables", False),
+            confirm=self.CONFIRM_REFERENCES,
+        )
 
     def get_fields(self):
         """Connectors the person may not see are unknown here, in the words DRF uses for an
@@ -386,6 +392,7 @@ class TaskViewSet(_TeamScopedViewSet):
             task=serializer.built,
             actor=actor_for(self.request),
             unresolved_allowed=serializer.validated_data.get("allow_undefined_variables", False),
+            confirm=TaskSerializer.CONFIRM_REFERENCES,
         )
 
     perform_create = perform_update = _save

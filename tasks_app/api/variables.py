@@ -66,6 +66,7 @@ class RunSerializer(serializers.ModelSerializer):
             "error_class",
             "error_message",
             "aws_request_id",
+            "aws_answer",
             "token_expires_at",
         ]
 

@@ -83,6 +83,9 @@ class VariableForm(ServiceValidatedModelForm):
 USE_VARIABLE = "variable"
 
 
+UNRESOLVED_ALLOWED = "These variables will be defined and valid when the task runs"
+
+
 class TaskForm(ServiceValidatedModelForm):
     """The settings of the Amazon ECR Credentials Variables task, as in the reference document."""
 
@@ -97,16 +100,18 @@ class TaskForm(ServiceValidatedModelForm):
         "region dynamically via a variable (needs to be a region code such as ap-southeast-2).",
     )
     unresolved_allowed = forms.BooleanField(
-        label="These variables will exist when the task runs",
+        label=UNRESOLVED_ALLOWED,
         required=False,
         help_text="Save although a referenced variable is not defined (or not valid) yet.",
     )
+    # How a person confirms here, in a reference's error (services/validation.py).
+    CONFIRM_REFERENCES = f"tick \u201c{UNRESOLVED_ALLOWED}\u201d below"
     connector_choice = forms.ChoiceField(
         label="Connector",
         required=False,
-        help_text="Select the shared Identity Federation for AWS connector, or [Use connector "
-        "variable ...] to supply it via a variable (needs to be a connector ID such as "
-        "f24e81bc-7aff-42db-86a2-7cf82e24d871).",
+        help_text="Select the connector whose credentials the task uses (your team's, or one "
+        "shared with it), or [Use connector variable ...] to supply it via a variable (needs "
+        "to be a connector ID such as f24e81bc-7aff-42db-86a2-7cf82e24d871).",
     )
 
     class Meta:
@@ -184,6 +189,7 @@ class TaskForm(ServiceValidatedModelForm):
             self.instance,
             unresolved_allowed=self.cleaned_data.get("unresolved_allowed", False),
             known=known,
+            confirm=self.CONFIRM_REFERENCES,
         )
 
     def clean_access(self):

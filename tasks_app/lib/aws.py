@@ -10,7 +10,10 @@
   Clients are cached per session, service, region and retry mode.
 - Timeouts are short, so that an unreachable endpoint fails in seconds.
 - Failures raise ``AwsError`` with the AWS error code, the request ID and an
-  explanation in plain words.
+  explanation in plain words (``diagnose``, the one diagnosis of a failed call: pages,
+  runs, the API and Test connection all show it). Whatever answered (AWS, or a proxy's
+  HTML page) is kept raw, masked and capped, in ``AwsError.answer`` and in the log, never
+  in the explanation.
 """
 
 import base64
@@ -18,12 +21,16 @@ import copy
 import functools
 import json
 import logging
+import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 
 import boto3
 import botocore.loaders
+import botocore.parsers
 import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -40,7 +47,7 @@ from django.conf import settings
 
 from tasks_app.lib import caches
 from tasks_app.lib.crypto import Secret, plain
-from tasks_app.lib.log_masking import secret_register
+from tasks_app.lib.log_masking import mask, secret_register
 
 logger = logging.getLogger("ecrportal.aws")
 
@@ -117,13 +124,16 @@ class Principal:
 
 @dataclass
 class AwsError(Exception):
-    """An AWS call failed. ``explanation`` is meant for people; it names no secret."""
+    """An AWS call failed. ``explanation`` is meant for people; it names no secret and
+    holds no upstream markup. ``answer`` is what answered, raw (masked, capped): for the
+    run's details and the log, never shown as the error."""
 
     operation: str
     code: str
     message: str
     explanation: str
     request_id: str = ""
+    answer: str = ""
 
     def __str__(self):
         return self.explanation
@@ -194,8 +204,23 @@ def _log_call(event_name=None, model=None, params=None, **kwargs):
     logger.debug("AWS call %s", event_name.removeprefix("before-call."))
 
 
+# The raw answer to the current thread's last failed HTTP request, before botocore parses
+# it (a parser may fail on it, or keep nothing of an HTML page): _call reads it.
+_answers = threading.local()
+
+
+def _keep_answer(response_dict=None, **kwargs):
+    status = (response_dict or {}).get("status_code", 0)
+    body = (response_dict or {}).get("body")
+    if status >= 300:
+        _answers.last = (status, body if isinstance(body, bytes) else b"")
+
+
 # Registered on every session this module creates; tests may add their own.
-EVENT_HANDLERS: list[tuple[str, object]] = [("before-call", _log_call)]
+EVENT_HANDLERS: list[tuple[str, object]] = [
+    ("before-call", _log_call),
+    ("before-parse", _keep_answer),
+]
 
 
 @functools.cache
@@ -437,15 +462,21 @@ def ecr_regions(partition: str | None = None) -> list[str]:
 
 
 def _call(operation: str, principal: Principal, fn):
+    _answers.last = None
     try:
         return fn()
     except ClientError as e:
-        error = e.response.get("Error", {})
-        code = error.get("Code", "Unknown")
-        message = error.get("Message", "")
+        # botocore puts the error at the top when the document's root is <Error>.
+        error = e.response.get("Error") or e.response
         request_id = e.response.get("ResponseMetadata", {}).get("RequestId", "")
-        raise AwsError(
-            operation, code, message, explain(operation, code, message, principal), request_id
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        raise _failure(
+            operation,
+            principal,
+            code=str(error.get("Code") or ""),
+            message=str(error.get("Message") or ""),
+            status=status,
+            request_id=request_id,
         ) from None
     except (EndpointConnectionError, ConnectTimeoutError) as e:
         raise AwsError(operation, type(e).__name__, str(e), _unreachable(operation, e)) from None
@@ -465,8 +496,161 @@ def _call(operation: str, principal: Principal, fn):
             "The portal host has no AWS credentials: none in its environment, shared "
             "configuration, instance profile, container role or web identity.",
         ) from None
-    except BotoCoreError as e:
-        raise AwsError(operation, type(e).__name__, str(e), f"{operation} failed: {e}") from None
+    except (BotoCoreError, botocore.parsers.ResponseParserError, UnicodeDecodeError) as e:
+        # ResponseParserError, or a body that is not even text (UnicodeDecodeError): what
+        # answered was no AWS answer, and botocore's words quote it.
+        if getattr(_answers, "last", None) is not None:
+            raise _failure(operation, principal, code="", message="", status=None) from None
+        words = plain_message(str(e)) or type(e).__name__
+        explanation = f"{operation} failed: {words}"
+        raise AwsError(operation, type(e).__name__, str(e), explanation) from None
+
+
+# --- the diagnosis of a failed call ----------------------------------------------------
+
+# How much of an answer is kept (the run's details, the log): AWS's error documents are under
+# a kilobyte; this holds them whole and the head of any HTML page, and no more, since a
+# failing task keeps one run per attempt.
+ANSWER_LIMIT = 4000
+# How long an upstream message may be to be shown among the portal's words.
+MESSAGE_LIMIT = 600
+_CODE = re.compile(r"[A-Za-z][A-Za-z0-9._:-]{0,99}")
+_MARKUP = re.compile(r"<[!?/]?[A-Za-z]|&[#A-Za-z0-9]+;")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def plain_message(text: str) -> str:
+    """Upstream words fit to show a person: plain text of one short paragraph, or ""
+    when it is markup (XML, HTML), binary, a stack or too long to be a message."""
+    text = " ".join(text.split())
+    if (
+        not text
+        or len(text) > MESSAGE_LIMIT
+        or _MARKUP.search(text)
+        or _CONTROL.search(text)
+        or "Traceback (most recent call last)" in text
+    ):
+        return ""
+    return text
+
+
+def _is_code(code: str) -> bool:
+    """An AWS error code (not an HTTP status botocore gives when it found none)."""
+    return bool(_CODE.fullmatch(code))
+
+
+def _recognise(body: bytes) -> tuple[str, str] | None:
+    """The AWS error code and message inside a body botocore could not read as the
+    service's protocol (an XML error document from an XML service to a JSON client, or the
+    reverse), through botocore's own parsers."""
+    text = body[:65536].strip()
+    if text.startswith(b"<"):
+        parser: botocore.parsers.ResponseParser = botocore.parsers.QueryParser()
+    elif text.startswith(b"{"):
+        parser = botocore.parsers.JSONParser()
+    else:
+        return None
+    try:
+        parsed = parser.parse({"status_code": 400, "headers": {}, "body": text}, None)
+    except Exception:  # whatever the parser makes of a hostile body
+        return None
+    error = parsed.get("Error") or parsed
+    code = str(error.get("Code") or "").rpartition("#")[2]
+    if not _is_code(code):
+        return None
+    return code, str(error.get("Message") or "")
+
+
+def _answer_text(status: int, body: bytes) -> str:
+    """The answer as it came, for the run's details and the log: masked, capped."""
+    reason = _reason(status)
+    # Control characters as escapes (\x00): PostgreSQL refuses NUL in text.
+    text = _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}",
+        body[:ANSWER_LIMIT].decode("utf-8", errors="replace"),
+    )
+    more = f"\n… ({len(body) - ANSWER_LIMIT} more bytes)" if len(body) > ANSWER_LIMIT else ""
+    return mask(f"HTTP {status} {reason}\n{text}{more}".strip())
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _body_kind(body: bytes) -> str:
+    text = body.strip()[:200].lower()
+    if not text:
+        return "no body"
+    if b"<html" in text or b"<!doctype html" in text:
+        return "an HTML page"
+    if text.startswith(b"<"):
+        return "an XML document that is no AWS error"
+    if text.startswith(b"{"):
+        return "a JSON document that is no AWS error"
+    return "a body that is no AWS answer"
+
+
+def diagnose(
+    operation: str,
+    principal: Principal,
+    *,
+    code: str,
+    message: str,
+    status: int | None = None,
+    body: bytes = b"",
+) -> tuple[str, str, str]:
+    """A failed call's (code, message, explanation): the one diagnosis every page, run, API
+    answer and Test connection shows. The code and message are AWS's when they can be found,
+    in botocore's reading or inside the body; the explanation holds no upstream markup."""
+    if not _is_code(code) or not plain_message(message):
+        found = _recognise(body) or _recognise(message.encode())
+        if found:
+            code, message = found
+    if _is_code(code):
+        return code, message, explain(operation, code, message, principal)
+    if status is None:
+        return "Unreadable", "", f"No AWS answer to {operation}: {_body_kind(body)}."
+    what = f"HTTP {status} {_reason(status)}".strip() + f" with {_body_kind(body)}"
+    if status >= 500:
+        advice = (
+            "AWS, or a proxy in between, failed; refreshes try again with back-off. If this "
+            "lasts, check any proxy between the portal and AWS and the "
+            "ECRPORTAL_AWS_ENDPOINT_URL setting."
+        )
+    else:
+        advice = (
+            "Something other than AWS answered: a proxy or firewall between the portal and "
+            "AWS, or an ECRPORTAL_AWS_ENDPOINT_URL that names no AWS endpoint."
+        )
+    return f"HTTP {status}", "", f"No AWS answer to {operation}: {what}. {advice}"
+
+
+def _failure(
+    operation: str,
+    principal: Principal,
+    *,
+    code: str,
+    message: str,
+    status: int | None,
+    request_id: str = "",
+) -> AwsError:
+    """The AwsError of a call AWS (or something in between) refused; its raw answer logged."""
+    kept = getattr(_answers, "last", None)
+    _answers.last = None
+    answer_status, body = kept if kept is not None else (status, b"")
+    code, message, explanation = diagnose(
+        operation, principal, code=code, message=message, status=answer_status, body=body
+    )
+    answer = _answer_text(answer_status, body) if answer_status else ""
+    if answer:
+        # The masking filter (log_masking) masks it again in the record, with the rest.
+        logger.warning("%s failed (%s); the answer: %r", operation, code, answer)
+    return AwsError(
+        operation, code, plain_message(message), explanation, request_id, answer=answer
+    )
 
 
 def _unreachable(operation: str, error) -> str:
@@ -482,7 +666,10 @@ def _unreachable(operation: str, error) -> str:
 
 
 def explain(operation: str, code: str, message: str, principal: Principal) -> str:
-    """AWS's error in plain words, with what to do about it."""
+    """AWS's error in plain words, with what to do about it. AWS's message is quoted only
+    when it is plain words (``plain_message``)."""
+    message = plain_message(message)
+    said = f": {message.rstrip('.')}." if message else "."
     if code in ("InvalidClientTokenId", "UnrecognizedClientException"):
         return (
             f"AWS does not recognise the access key ID {principal.access_key_id or ''}: it is "
@@ -530,7 +717,7 @@ def explain(operation: str, code: str, message: str, principal: Principal) -> st
                 + ", and that ".join(checks)
                 + "."
             )
-        return f"AWS denied {operation}: {message}"
+        return f"AWS denied {operation}{said}"
     if code == "ValidationError" and "DurationSeconds" in message:
         return (
             f"AWS refused the session duration: {message} For roles, the duration may not "
@@ -545,19 +732,21 @@ def explain(operation: str, code: str, message: str, principal: Principal) -> st
         return f"AWS is throttling {operation}; the call will be retried later."
     if code == "InvalidIdentityToken":
         return (
-            f"AWS did not accept the portal's ID token: {message} Check that the role's "
+            f"AWS did not accept the portal's ID token{said} Check that the role's "
             "account has an IAM OpenID Connect identity provider for the portal's issuer "
             f"with the audience {WEB_IDENTITY_AUDIENCE}, and that AWS can reach the issuer's "
             "keys over https (the connector page shows both)."
         )
     if code == "IDPCommunicationError":
         return (
-            "AWS could not fetch the portal's signing keys from its issuer URL: "
-            f"{message} The portal's /.well-known/ addresses must be reachable from the "
+            "AWS could not fetch the portal's signing keys from its issuer URL"
+            f"{said} The portal's /.well-known/ addresses must be reachable from the "
             "internet over https with a publicly trusted certificate."
         )
     if code == "IDPRejectedClaim":
-        return f"AWS rejected a claim of the portal's ID token: {message}"
+        return f"AWS rejected a claim of the portal's ID token{said}"
     if code == "RegionDisabledException":
-        return f"STS is not activated in this region for the account: {message}"
-    return f"AWS answered {operation} with {code}: {message}"
+        return f"STS is not activated in this region for the account{said}"
+    if code in ("InternalFailure", "InternalError", "ServiceUnavailable", "ServerException"):
+        return f"AWS failed on {operation} ({code}); the call is tried again later."
+    return f"AWS answered {operation} with {code}{said}"

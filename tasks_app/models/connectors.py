@@ -94,6 +94,13 @@ class Connector(models.Model):
     def __str__(self):
         return self.name
 
+    def principal_display(self) -> str:
+        """How the connector obtains its credentials, in the portal's words (its list and
+        page): a web identity assumes its role with the portal's ID token, not sts:AssumeRole."""
+        if self.credentials == self.Credentials.WEB_IDENTITY:
+            return "Assume a role with the portal's ID token (sts:AssumeRoleWithWebIdentity)"
+        return self.get_principal_type_display()
+
     @property
     def web_identity_subject(self) -> str:
         """The `sub` of the ID tokens the portal signs for this connector, which the role's

@@ -77,8 +77,8 @@ class TaskConfig(models.Model):
     """An Amazon ECR Credentials Variables task (SPEC §4.1), one of a job's tasks."""
 
     class Source(models.TextChoices):
-        CONNECTOR = "connector", "Identity Federation for AWS connector"
-        HOST = "host", "IAM role for EC2 (the portal host's own role)"
+        CONNECTOR = "connector", "A connector (its access key, role or web identity)"
+        HOST = "host", "The portal host's own AWS identity (IAM role for EC2, ECS, EKS)"
 
     class Access(models.TextChoices):
         PUSH_PULL = "push_pull", "Push and pull"
@@ -255,6 +255,9 @@ class TaskRun(models.Model):
     error_class = models.CharField(max_length=100, blank=True)
     error_message = models.TextField(blank=True)
     aws_request_id = models.CharField(max_length=100, blank=True)
+    # What answered a failed AWS call, raw (masked, capped: lib/aws.py ANSWER_LIMIT): the
+    # run's details for whoever needs it; error_message holds the diagnosis people read.
+    aws_answer = models.TextField(blank=True)
     token_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

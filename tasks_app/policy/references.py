@@ -22,13 +22,20 @@ def plan_input_variables(plan) -> dict[str, Variable]:
     return variables
 
 
-class ReferenceProblem(Exception):
-    """A reference that does not resolve; the message is meant for people."""
+# What to do about a reference that does not resolve, by what is wrong with its variable.
+DEFINE_IT = "Define it under Variables"
+CORRECT_IT = "Correct its value under Variables"
 
-    def __init__(self, message: str, error_class: str):
+
+class ReferenceProblem(Exception):
+    """A reference that does not resolve; the message is meant for people, and `remedy`
+    says what to do about the variable (define it, or correct the value it has)."""
+
+    def __init__(self, message: str, error_class: str, remedy: str = CORRECT_IT):
         super().__init__(message)
         self.message = message
         self.error_class = error_class
+        self.remedy = remedy
 
 
 class References:
@@ -51,6 +58,7 @@ class References:
                 f"{self.plan.key} nor team {self.plan.team.name} has a variable {key} "
                 f"(defined: {defined}).",
                 f"Undefined{what.title()}Variable",
+                DEFINE_IT,
             )
         value = variable.plain_value().strip()
         return value, (MASK if variable.masked else repr(value))

@@ -10,6 +10,7 @@ from tasks_app.lib import caches
 from tasks_app.models import ApiToken, Job, Plan, TaskConfig, Variable
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 from tasks_app.services.validation import (
+    CONFIRM_REFERENCES,
     job_validate,
     plan_validate,
     task_validate,
@@ -190,10 +191,17 @@ def variable_delete(*, variable: Variable, actor: Actor) -> None:
 
 
 @transaction.atomic
-def task_save(*, task: TaskConfig, actor: Actor, unresolved_allowed: bool = False) -> TaskConfig:
+def task_save(
+    *,
+    task: TaskConfig,
+    actor: Actor,
+    unresolved_allowed: bool = False,
+    confirm: str = CONFIRM_REFERENCES,
+) -> TaskConfig:
     """Create or change a task. Its variable references must resolve now unless
-    `unresolved_allowed` (the person confirmed that they will at run time)."""
-    task_validate(task, unresolved_allowed=unresolved_allowed)
+    `unresolved_allowed` (the person confirmed that they will at run time; `confirm` says
+    how, in the words of the caller's control)."""
+    task_validate(task, unresolved_allowed=unresolved_allowed, confirm=confirm)
     before = None
     if task._state.adding:
         last = task.job.tasks.aggregate(Max("position"))["position__max"]

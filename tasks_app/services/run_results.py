@@ -22,9 +22,12 @@ from tasks_app.services.status import STATE_COLUMNS, TaskState, status_changes_r
 
 
 def run_record_failure(
-    *, run: TaskRun, error_class: str, message: str, request_id: str = ""
+    *, run: TaskRun, error_class: str, message: str, request_id: str = "", answer: str = ""
 ) -> None:
-    """Record a failed run, and the task's state: back off, keep its variables."""
+    """Record a failed run, and the task's state: back off, keep its variables.
+
+    ``message`` is what people read (the task, its status changes, notifications);
+    ``answer`` what answered, raw, kept in the run's details only."""
     finished = now()
     run_fields = {
         "finished": finished,
@@ -34,6 +37,7 @@ def run_record_failure(
         "error_class": error_class,
         "error_message": message,
         "aws_request_id": request_id,
+        "aws_answer": answer,
         "token_expires_at": None,
     }
     TaskRun.objects.filter(pk=run.pk).update(**run_fields)
@@ -88,6 +92,7 @@ def run_fail(*, run: TaskRun, error: RunError | aws.AwsError | EncryptionError) 
             error_class=error.code,
             message=error.explanation,
             request_id=error.request_id,
+            answer=error.answer,
         )
     else:
         run_record_failure(run=run, error_class=type(error).__name__, message=str(error))
@@ -101,6 +106,7 @@ RUN_FIELDS = [
     "error_class",
     "error_message",
     "aws_request_id",
+    "aws_answer",
     "token_expires_at",
 ]
 TASK_FIELDS = [
@@ -160,6 +166,7 @@ def runs_deliver(*, credential: Credential, runs: list[tuple[TaskConfig, TaskRun
         run.finished, run.outcome = finished, TaskRun.Outcome.SUCCEEDED
         run.error_class = run.error_message = ""
         run.aws_request_id = credential.request_id
+        run.aws_answer = ""
         run.token_expires_at = expires
     ids = [task.pk for task, _ in runs]
     fresh = expires > finished

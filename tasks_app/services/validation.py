@@ -39,19 +39,27 @@ def _raise(errors: dict) -> None:
         raise ValidationError(errors)
 
 
-# Added to a reference's save-time error: how to save the task anyway.
-CONFIRM_REFERENCES = (
-    " Define it under Variables, or confirm that it will exist when the task runs "
-    "(allow_undefined_variables in the API) to save the task as it is."
-)
+# How to save a task whose references do not resolve now, where the caller does not say it
+# in its own terms (the form's checkbox, the API's allow_undefined_variables).
+CONFIRM_REFERENCES = "confirm that its variables will be defined and valid when the task runs"
 
 
 # The settings whose collision with another task's variables is checked (the namespace's).
 COLLISION_FIELDS = {"enabled", "job", "namespace", "scope"}
 
 
+def reference_error(problem: ReferenceProblem, *, confirm: str = CONFIRM_REFERENCES) -> str:
+    """A reference's save-time error: a run's words, what to do about the variable, and how
+    to save the task as it is, in the words of the caller's own control (`confirm`)."""
+    return f"{problem.message} {problem.remedy}, or {confirm} to save the task as it is."
+
+
 def task_validate(
-    task: TaskConfig, *, unresolved_allowed: bool = False, known: Iterable[str] = ()
+    task: TaskConfig,
+    *,
+    unresolved_allowed: bool = False,
+    known: Iterable[str] = (),
+    confirm: str = CONFIRM_REFERENCES,
 ) -> None:
     """The task's rules. References to variables must resolve now, unless the person
     confirmed (`unresolved_allowed`) that they will when the task runs; then the rule of
@@ -60,7 +68,8 @@ def task_validate(
     Every rule whose settings are sound is checked, so that one answer lists every error:
     a rule is skipped only when a setting it reads has an error, here or among `known` (the
     fields a form found wrong before, whose values are not the person's; their own errors
-    are the form's to tell)."""
+    are the form's to tell). `confirm` is how the caller's people confirm (see
+    reference_error)."""
     known = set(known)
     errors = _field_checks(task)
     for field in known:
@@ -69,7 +78,8 @@ def task_validate(
     if task.credentials_source != TaskConfig.Source.CONNECTOR:
         connector = None
     if not unresolved_allowed:
-        connector = _resolve_references(task, References(task.job.plan), connector, errors)
+        references = References(task.job.plan)
+        connector = _resolve_references(task, references, connector, errors, confirm)
     if not errors.keys() & USE_FIELDS:
         refusal = task_refusal(task=task, connector=connector, unattended=False)
         if refusal is not None:
@@ -89,7 +99,7 @@ def task_validate(
     _raise({field: m for field, m in errors.items() if m and field not in known})
 
 
-def _resolve_references(task, references: References, connector, errors: dict):
+def _resolve_references(task, references: References, connector, errors: dict, confirm: str):
     """A ${bamboo.<key>} reference that would not resolve now is a field error at save time,
     with the message a run would give (policy/references.py). Returns the connector the
     task would use (its connector variable's, once resolved)."""
@@ -97,13 +107,13 @@ def _resolve_references(task, references: References, connector, errors: dict):
         try:
             connector = references.task_connector(task)
         except ReferenceProblem as e:
-            errors["connector_variable"] = [e.message + CONFIRM_REFERENCES]
+            errors["connector_variable"] = [reference_error(e, confirm=confirm)]
             return None
     if "region_variable" not in errors:
         try:
             references.task_region(task, connector)
         except ReferenceProblem as e:
-            errors["region_variable"] = [e.message + CONFIRM_REFERENCES]
+            errors["region_variable"] = [reference_error(e, confirm=confirm)]
     return connector
 
 

@@ -59,6 +59,7 @@ def _task_form(request, job, task: TaskConfig | None):
             task=form.instance,
             actor=actor_for(request),
             unresolved_allowed=form.cleaned_data.get("unresolved_allowed", False),
+            confirm=TaskForm.CONFIRM_REFERENCES,
         ),
     )
     if saved is not None:

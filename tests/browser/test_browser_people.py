@@ -146,7 +146,7 @@ def test_an_undefined_variable_is_caught_when_the_task_is_saved(live_server, pag
     error = page.get_by_text("The region variable ${bamboo.aws.region} is not defined")
     expect(error).to_have_count(1)  # once, at its field; no second banner
     assert not TaskConfig.objects.exists()
-    page.get_by_label("These variables will exist when the task runs").check()
+    page.get_by_label("These variables will be defined and valid when the task runs").check()
     page.get_by_role("button", name="Create task").click()
     expect(page.get_by_text("Created the task.")).to_be_visible()
     assert TaskConfig.objects.get().region_variable == "${bamboo.aws.region}"

@@ -1,6 +1,8 @@
 """${bamboo.<key>} references are checked when a task is saved (issue 15): a reference that
 would not resolve is a field error naming what is defined, unless the person confirms that
-the variable will exist when the task runs."""
+the variable will be defined and valid when the task runs. What to do is said in the words of
+where it is said: the form's checkbox on the page, allow_undefined_variables in the API
+(issue 24)."""
 
 import json
 
@@ -54,10 +56,14 @@ def test_an_undefined_region_variable_is_a_field_error_naming_what_is_defined(cl
         "The region variable ${bamboo.aws.region} is not defined: neither plan WEB-BUILD nor "
         "team Platform has a variable aws.region (defined: deploy.env, team.thing)."
     )
-    assert "confirm that it will exist when the task runs" in error
+    assert error.endswith(
+        " Define it under Variables, or tick \u201cThese variables will be defined and valid "
+        "when the task runs\u201d below to save the task as it is."
+    )
     page = response.content.decode()
     assert page.count("is not defined: neither plan") == 1  # once, at its field
-    assert "These variables will exist when the task runs" in page
+    assert "These variables will be defined and valid when the task runs" in page
+    assert "allow_undefined_variables" not in page  # the API's word, not the form's
     assert not TaskConfig.objects.exists()
 
 
@@ -84,6 +90,8 @@ def test_a_defined_variable_with_a_bad_value_is_refused_too(client, world):
     )
     (error,) = response.context["form"].errors["region_variable"]
     assert error.startswith("The region variable ${bamboo.aws.region} is 'moon-1', which is not")
+    assert " Correct its value under Variables, or tick" in error
+    assert "Define it" not in error  # it is defined: its value is what is wrong
 
     Variable.objects.filter(key="aws.region").update(value="ap-southeast-2")
     _post(client, job, connector, region_choice="variable", region_variable="${bamboo.aws.region}")
@@ -120,11 +128,38 @@ def test_the_api_refuses_the_same_way_and_takes_a_confirmation(client, world):
     response = client.post("/api/v1/tasks", json.dumps(body), content_type="application/json")
     assert response.status_code == 400
     detail = response.json()["detail"]
-    assert detail["region_variable"][0].startswith(
-        "The region variable ${bamboo.aws.region} is not defined"
+    (error,) = detail["region_variable"]
+    assert error.startswith("The region variable ${bamboo.aws.region} is not defined")
+    assert error.endswith(
+        " Define it under Variables, or send allow_undefined_variables: true to save the task "
+        "as it is."
     )
+    assert "tick" not in error
     body["allow_undefined_variables"] = True
     response = client.post("/api/v1/tasks", json.dumps(body), content_type="application/json")
     assert response.status_code == 201, response.content
     assert "allow_undefined_variables" not in response.json()
     assert TaskConfig.objects.get().region_variable == "${bamboo.aws.region}"
+
+
+def test_the_remedy_follows_what_is_wrong_with_the_variable(world):
+    from tasks_app.policy.references import CORRECT_IT, DEFINE_IT, ReferenceProblem, References
+    from tasks_app.services.validation import CONFIRM_REFERENCES, reference_error
+
+    team, _, plan, _ = world
+    references = References(plan)
+    with pytest.raises(ReferenceProblem) as undefined:
+        references.region("${bamboo.aws.region}", partition=None)
+    assert undefined.value.remedy == DEFINE_IT
+    Variable.objects.create(team=team, plan=plan, key="aws.region", value="moon-1")
+    with pytest.raises(ReferenceProblem) as invalid:
+        References(plan).region("${bamboo.aws.region}", partition=None)
+    assert invalid.value.remedy == CORRECT_IT
+    with pytest.raises(ReferenceProblem) as foreign:
+        References(plan).connector("${bamboo.deploy.env}")
+    assert foreign.value.remedy == CORRECT_IT
+
+    assert reference_error(invalid.value) == (
+        f"{invalid.value.message} Correct its value under Variables, or {CONFIRM_REFERENCES} "
+        "to save the task as it is."
+    )

@@ -1,4 +1,6 @@
-// <time datetime="…" data-countdown>: "in 3 h 05 min" / "4 min 09 s ago", kept current.
+// <time datetime="…" data-countdown>: "in 3 h 05 min" / "4 min 09 s ago", kept current;
+// data-before / data-after (from the `countdown` tag, tasks_app/templatetags/portal.py, the
+// home of these words): "expires in 3 h 05 min" / "expired 4 min 09 s ago".
 // With data-due (a next refresh): once the moment passes it says "queued" instead of a
 // time in the past, marks its row busy and asks the page to follow the scheduler
 // ("portal:due", which live.js answers by polling until the row settles).
@@ -28,7 +30,10 @@
         document.dispatchEvent(new CustomEvent("portal:due"));
         continue;
       }
-      el.textContent = seconds > 0 ? `in ${duration(seconds)}` : `${duration(seconds)} ago`;
+      const before = el.getAttribute("data-before") || "";
+      const after = el.getAttribute("data-after") || "";
+      el.textContent =
+        seconds > 0 ? `${before}in ${duration(seconds)}` : `${after}${duration(seconds)} ago`;
       el.classList.toggle("past", seconds <= 0);
     }
   };
