@@ -132,6 +132,10 @@ class _Validated(serializers.ModelSerializer):
 
 
 class ConnectorSerializer(_Validated):
+    """An AWS connector: the AWS credentials a team's tasks use (an access key, or the
+    portal host's identity), used as they are or to assume a role. The secret access key
+    is write-only."""
+
     secret_access_key = serializers.CharField(
         write_only=True, required=False, allow_blank=True, trim_whitespace=True
     )
@@ -278,6 +282,8 @@ class _TeamScopedViewSet(viewsets.ModelViewSet):
 
 
 class PlanSerializer(_Validated):
+    """A plan of a team: its jobs, tasks and variables."""
+
     class Meta:
         model = Plan
         fields = ["id", "team", "key", "name", "created"]
@@ -303,6 +309,8 @@ class PlanViewSet(_TeamScopedViewSet):
 
 
 class JobSerializer(_Validated):
+    """A job of a plan: its tasks' local-scope variables are seen by this job only."""
+
     class Meta:
         model = Job
         fields = ["id", "plan", "key", "name", "stage", "created"]
@@ -325,6 +333,10 @@ class JobViewSet(_TeamScopedViewSet):
 
 
 class TaskSerializer(_Validated):
+    """An Amazon ECR credentials task: where to fetch an authorization token (region,
+    registry, connector or the portal host's identity) and the variables it is stored as
+    (namespace, scope)."""
+
     class Meta:
         model = TaskConfig
         fields = [
@@ -405,6 +417,10 @@ class TaskViewSet(_TeamScopedViewSet):
 
 
 class VariableSerializer(_Validated):
+    """A variable of a team (global) or of one plan (which overrides the global one); tasks
+    refer to it as ${bamboo.<key>}. Keys naming a password, secret, passphrase or SSH key
+    have their values encrypted and masked."""
+
     value = serializers.CharField(
         required=False,
         allow_blank=True,

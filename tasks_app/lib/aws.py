@@ -676,7 +676,7 @@ def explain(operation: str, code: str, message: str, principal: Principal) -> st
             f"mistyped, deleted or inactive, or belongs to another partition than "
             f"{principal.partition}."
         ).replace("  ", " ")
-    if code in ("SignatureDoesNotMatch", "IncompleteSignature"):
+    if code in ("SignatureDoesNotMatch", "IncompleteSignature", "InvalidSignatureException"):
         return (
             "The secret access key does not belong to this access key ID. "
             "Enter the secret access key again."

@@ -132,3 +132,11 @@ def test_an_unparsable_xml_answer_is_diagnosed_not_raised(hostile_aws, aws_endpo
     assert failed.value.code == "HTTP 400"
     assert failed.value.explanation.startswith(f"No AWS answer to {STS}: HTTP 400 Bad Request")
     assert "garbage" in failed.value.answer
+
+
+@pytest.mark.parametrize("code", ["SignatureDoesNotMatch", "InvalidSignatureException"])
+def test_a_wrong_secret_reads_the_same_from_sts_and_from_ecr(code):
+    """STS (a query service) says SignatureDoesNotMatch; ECR (a JSON service) says
+    InvalidSignatureException for the same mistake."""
+    explanation = aws.explain(ECR, code, "The request signature we calculated…", PRINCIPAL)
+    assert explanation.startswith("The secret access key does not belong to this access key")

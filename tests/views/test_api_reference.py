@@ -132,3 +132,14 @@ def test_the_example_run_with_a_real_token_prints_the_variables(client, live_ser
         ["bash", "-e"], input=script, capture_output=True, text=True, timeout=30, check=True
     ).stdout
     assert json.loads(out)["variables"]["ns.ecr.password"] == "Sentinel-Example-Pw"
+
+
+def test_no_description_in_the_document_is_a_developers_note():
+    """A serializer without its own docstring inherits its base's (how it validates), which
+    the reference page would show people as the description of a resource."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    texts = [s.get("description", "") for s in schema["components"]["schemas"].values()]
+    for path in schema["paths"].values():
+        texts += [op.get("description", "") for op in path.values() if isinstance(op, dict)]
+    internal = re.compile(r"full_clean|serializer|\binstance\b|queryset|_[a-z]+\(", re.I)
+    assert [t for t in texts if internal.search(t)] == []
