@@ -109,11 +109,13 @@ lock: $(DEV_STAMP)
 		--no-emit-index-url --no-emit-find-links --extra demo -o requirements-demo.lock pyproject.toml
 
 # The README's pictures: the browser tests take them; these are copied to docs/.
-DOC_SCREENSHOTS = dashboard task task-form connector connector-web-identity runs audit-log phone-dashboard phone-task team users
+DOC_SCREENSHOTS = dashboard task task-form connector connector-web-identity runs audit-log phone-dashboard phone-task team users task-failed-run-aws-answer api-reference task-every-error-at-once confirm-phone job-revealed
 screenshots: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q tests/browser/test_browser_main_flow.py \
 		tests/browser/test_browser_connectors.py tests/browser/test_accessibility.py \
-		tests/browser/test_browser_teams.py tests/browser/test_browser_people.py
+		tests/browser/test_browser_teams.py tests/browser/test_browser_people.py \
+		tests/browser/test_browser_plain_language.py tests/browser/test_browser_states.py \
+		tests/browser/test_browser_confirmations.py tests/browser/test_browser_api_and_scopes.py
 	for name in $(DOC_SCREENSHOTS); do cp test-artifacts/screenshots/$$name.png docs/screenshots/; done
 
 clean:

@@ -98,7 +98,7 @@ def test_the_api_reference_is_found_from_the_footer_and_the_tokens_page(live_ser
     expect(page).to_have_url(f"{live_server.url}/api-reference/#op-plans_env_retrieve")
     expect(page.locator("#op-plans_env_retrieve")).to_contain_text("shell")
     expect(page.locator("#op-plans_env_retrieve")).to_be_in_viewport()
-    screenshot(page, "api-reference")
+    screenshot(page, "api-reference", full_page=False)
 
     page.get_by_role("link", name="API tokens").first.click()
     expect(page.locator("#token-example")).to_contain_text(

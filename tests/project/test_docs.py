@@ -89,3 +89,14 @@ def test_the_readme_layout_table_lists_every_module():
             if not listed:
                 missing.append(relative.as_posix())
     assert missing == []
+
+
+def test_the_readmes_pictures_are_the_ones_make_screenshots_copies():
+    """Every picture the README shows is in docs/screenshots/ and is one `make screenshots`
+    takes again (DOC_SCREENSHOTS), so that none goes stale unnoticed."""
+    readme = (ROOT / "README.md").read_text()
+    shown = set(re.findall(r"docs/screenshots/([\w-]+)\.png", readme))
+    makefile = (ROOT / "Makefile").read_text()
+    copied = set(re.search(r"^DOC_SCREENSHOTS = (.*)$", makefile, re.MULTILINE)[1].split())
+    assert shown - copied == set(), "add these to DOC_SCREENSHOTS in the Makefile"
+    assert {p.stem for p in (ROOT / "docs" / "screenshots").glob("*.png")} == copied
