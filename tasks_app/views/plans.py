@@ -15,7 +15,7 @@ from tasks_app.services.delivery import Delivery, NotServable, scope_revealed
 from tasks_app.services.plans import job_delete, job_save, plan_delete, plan_save
 from tasks_app.services.variables import scope_tasks, variables_for_job, variables_for_plan
 from tasks_app.views.confirm import confirm_page
-from tasks_app.views.usage import Endpoints, masked_values, usage
+from tasks_app.views.usage import Endpoints, masked_values, revealed_response, usage
 
 
 def _tasks_with_related():
@@ -79,12 +79,6 @@ def _credentials(plan: Plan, job: Job | None, delivery: Delivery | None) -> dict
     }
 
 
-def _revealed_response(response, delivery: Delivery | None):
-    if delivery is not None:
-        response["Cache-Control"] = "no-store"
-    return response
-
-
 def plan_detail(request, plan_id, delivery=None, problem=None, status=200):
     plan, role = plan_for_user(request.user, plan_id)
     jobs = plan.jobs.prefetch_related(Prefetch("tasks", queryset=_tasks_with_related()))
@@ -97,7 +91,7 @@ def plan_detail(request, plan_id, delivery=None, problem=None, status=200):
         **_credentials(plan, None, delivery),
     }
     response = render(request, "plans/detail.html", context, status=status)
-    return _revealed_response(response, delivery)
+    return revealed_response(response, delivery)
 
 
 @require_POST
@@ -151,7 +145,7 @@ def job_detail(request, job_id, delivery=None, problem=None, status=200):
         **_credentials(job.plan, job, delivery),
     }
     response = render(request, "plans/job_detail.html", context, status=status)
-    return _revealed_response(response, delivery)
+    return revealed_response(response, delivery)
 
 
 @require_POST

@@ -19,7 +19,7 @@ from tasks_app.services.plans import task_delete, task_save
 from tasks_app.services.runs import TaskDisabled, task_run
 from tasks_app.services.variables import task_variables
 from tasks_app.views.confirm import confirm_page
-from tasks_app.views.usage import Endpoints, masked_values, usage
+from tasks_app.views.usage import Endpoints, masked_values, revealed_response, usage
 
 RECENT_RUNS = 25
 
@@ -105,9 +105,7 @@ def task_detail(request, task_id, delivery=None, problem=None, status=200):
         "problem": problem,
     }
     response = render(request, "tasks/detail.html", context, status=status)
-    if delivery is not None:
-        response["Cache-Control"] = "no-store"
-    return response
+    return revealed_response(response, delivery)
 
 
 @require_POST

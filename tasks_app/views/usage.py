@@ -122,3 +122,10 @@ def usage(
         "revealed": revealed,
         "single_task": len(tasks) == 1 and endpoints.single_task,
     }
+
+
+def revealed_response(response, delivery):
+    """A page that shows revealed values (`delivery` not None) is never cached."""
+    if delivery is not None:
+        response["Cache-Control"] = "no-store"
+    return response
