@@ -76,7 +76,8 @@ def test_a_job_token_reads_its_job_and_nothing_beside(world):
     assert mine.status_code == 200
     text = mine.content.decode()
     assert MINE in text
-    assert SIBLING not in text and THEIRS not in text
+    assert SIBLING not in text
+    assert THEIRS not in text
 
 
 def test_another_job_of_the_plan_reads_as_no_such_job(world):
