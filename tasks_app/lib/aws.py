@@ -512,6 +512,9 @@ def _call(operation: str, principal: Principal, fn):
 # a kilobyte; this holds them whole and the head of any HTML page, and no more, since a
 # failing task keeps one run per attempt.
 ANSWER_LIMIT = 4000
+# How far past the cap the answer is read to mask it: more than the longest secret (an STS
+# session token is under 2 KB), so that none is cut in two before it is masked.
+_MASK_MARGIN = 8192
 # How long an upstream message may be to be shown among the portal's words.
 MESSAGE_LIMIT = 600
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9._:-]{0,99}")
@@ -562,15 +565,14 @@ def _recognise(body: bytes) -> tuple[str, str] | None:
 
 
 def _answer_text(status: int, body: bytes) -> str:
-    """The answer as it came, for the run's details and the log: masked, capped."""
+    """The answer as it came, for the run's details and the log: masked, then capped (a
+    secret that straddles the cap is masked whole, never kept in part)."""
     reason = _reason(status)
+    window = body[: ANSWER_LIMIT + _MASK_MARGIN].decode("utf-8", errors="replace")
     # Control characters as escapes (\x00): PostgreSQL refuses NUL in text.
-    text = _CONTROL.sub(
-        lambda m: f"\\x{ord(m.group()):02x}",
-        body[:ANSWER_LIMIT].decode("utf-8", errors="replace"),
-    )
-    more = f"\n… ({len(body) - ANSWER_LIMIT} more bytes)" if len(body) > ANSWER_LIMIT else ""
-    return mask(f"HTTP {status} {reason}\n{text}{more}".strip())
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", mask(window))
+    more = f"\n… (cut; {len(body)} bytes in all)" if len(text) > ANSWER_LIMIT else ""
+    return f"HTTP {status} {reason}\n{text[:ANSWER_LIMIT]}{more}".strip()
 
 
 def _reason(status: int) -> str:

@@ -249,7 +249,10 @@ def plan_served(*, plan_key: str, job_key: str | None, actor: Actor) -> Delivery
     if plan is None:
         raise Http404(NO_SUCH_PLAN)
     if token is None:
-        require_team_role(actor.user, plan.team, Role.EDITOR)
+        try:
+            require_team_role(actor.user, plan.team, Role.EDITOR)
+        except Http404:  # in the words for an unknown key: no oracle of other teams' keys
+            raise Http404(NO_SUCH_PLAN) from None
     else:  # before the job is looked up: another plan's jobs are not the token's to probe
         _require_scope_within(token, plan_id=plan.id, job_id=None)
     job = None
