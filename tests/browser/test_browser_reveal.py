@@ -10,7 +10,13 @@ from playwright.sync_api import expect
 
 from tasks_app.models import Role, TaskConfig
 from tests.browser import sign_in
-from tests.factories import give_credential, make_connector, make_served_task, make_team
+from tests.factories import (
+    give_credential,
+    make_connector,
+    make_served_task,
+    make_task,
+    make_team,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -47,3 +53,19 @@ def test_a_poll_never_masks_revealed_values_of_the_same_credential(live_server, 
     expect(page.locator("#live-status")).to_contain_text("reveal them again")
     expect(table).to_contain_text("********")
     assert "pw-rotated" not in page.content()
+
+
+def test_a_refused_reveal_says_why_beside_the_button_and_aloud(live_server, page):
+    """A job whose values cannot all be served (a task never fetched any) refuses to reveal,
+    as its API does: the reason shows where the person looks, and is announced."""
+    team = make_team("Platform", alice=Role.EDITOR)
+    _, job, _, _ = make_served_task(team, make_connector(team))
+    make_task(job, make_connector(team, name="broken"), namespace="never.fetched")
+    sign_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
+    page.get_by_role("button", name="Reveal values").click()
+    refusal = page.get_by_role("alert")
+    expect(refusal).to_contain_text("has not fetched credentials yet")
+    expect(refusal).to_be_in_viewport()
+    expect(page.locator("#live-status")).to_contain_text("has not fetched credentials yet")
+    expect(page.locator("table.variables")).to_contain_text("********")

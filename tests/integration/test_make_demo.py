@@ -70,7 +70,10 @@ def test_make_demo_refreshes_the_seeded_task_with_a_realistic_expiry(tmp_path):
         )
         output = demo.output()
         assert "Created the demo: team Demo, connector demo-aws, plan DEMO-BUILD" in output
-        assert "The connector demo-aws-wrong-secret and the task custom.failing" in output
+        assert (
+            "The connector demo-aws-wrong-secret and the task custom.failing of plan "
+            "DEMO-FAILURE" in output
+        )
         assert re.search(r"One-time password: +\S{16}", output)
         assert "ECR tokens last 12 h; it knows the access key AKIAIOSFODNN7EXAMPLE." in output
         pids = [int(p) for p in re.findall(r"\| \w+\.1 started \(pid=(\d+)\)", output)]

@@ -13,6 +13,7 @@ DEMO_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 - AWS doc
 WRONG_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEX"  # noqa: S105 - deliberately wrong
 FAILING_CONNECTOR = "demo-aws-wrong-secret"
 FAILING_NAMESPACE = "custom.failing"
+FAILING_PLAN = "DEMO-FAILURE"
 
 
 class Command(BaseCommand):
@@ -35,13 +36,25 @@ class Command(BaseCommand):
         )
         job, _ = Job.objects.get_or_create(plan=plan, key="BUILD", defaults={"name": "Build"})
         task, created = self._task(job, "custom.aws", connector, "Demo registry credentials")
-        self._task(job, FAILING_NAMESPACE, failing, "Demo of a failure: a mistyped secret key")
+        # The failure in a plan of its own: DEMO-BUILD's reveal, its API and the tokens
+        # page's example (which answer 409 while any task they cover has no credentials)
+        # keep working.
+        broken, _ = Plan.objects.get_or_create(
+            key=FAILING_PLAN, defaults={"team": team, "name": "Demo of a failure"}
+        )
+        broken_job, _ = Job.objects.get_or_create(
+            plan=broken, key="BUILD", defaults={"name": "Build"}
+        )
+        self._task(
+            broken_job, FAILING_NAMESPACE, failing, "Demo of a failure: a mistyped secret key"
+        )
         what = "Created" if created else "Kept"
         self.stdout.write(
             f"{what} the demo: team Demo, connector demo-aws, plan DEMO-BUILD, job BUILD, "
             f"task {task.id}. The scheduler fetches its credentials within a minute. "
-            f"The connector {FAILING_CONNECTOR} and the task {FAILING_NAMESPACE} show a "
-            "failure: their secret key is mistyped (try Test connection on the connector)."
+            f"The connector {FAILING_CONNECTOR} and the task {FAILING_NAMESPACE} of plan "
+            f"{FAILING_PLAN} show a failure: their secret key is mistyped (try Test "
+            "connection on the connector)."
         )
 
     def _connector(self, team, admin, name: str, secret: str) -> Connector:

@@ -85,7 +85,13 @@
       });
       const html = await answer.text();
       answers += 1;
-      swap(html, [...form.dataset.live.split(","), "#messages"]);
+      const regions = form.dataset.live.split(",");
+      swap(html, [...regions, "#messages"]);
+      if (status && status.textContent === (form.dataset.busyText || "Working…")) {
+        // No message: say what the answer's alert says (a refusal), or that it is done.
+        const alert = document.querySelector(regions.map((r) => r + " [role=alert]").join(","));
+        announce(alert ? alert.textContent.trim() : "Done.");
+      }
       polls = 0;
       poll();
     } catch (error) {
