@@ -108,6 +108,13 @@ def _resolve_references(task, references: References, connector, errors: dict, c
             connector = references.task_connector(task)
         except ReferenceProblem as e:
             errors["connector_variable"] = [reference_error(e, confirm=confirm)]
+            # The region variable is still checked, in any partition (the connector's is
+            # not known): one answer lists both.
+            if task.region_variable and "region_variable" not in errors:
+                try:
+                    references.region(task.region_variable, partition=None)
+                except ReferenceProblem as e:
+                    errors["region_variable"] = [reference_error(e, confirm=confirm)]
             return None
     if "region_variable" not in errors:
         try:

@@ -189,3 +189,34 @@ def test_a_plan_name_and_a_taken_key_in_one_answer(client, world):
     form = _form_errors(client, reverse("plan_create"), {"team": team, "key": "WEB-BUILD"})
     assert form["key"] == ["A plan WEB-BUILD exists already."]
     assert "name" in form
+
+
+def test_an_undefined_connector_variable_does_not_hide_an_undefined_region_variable(
+    client, world
+):
+    """The walk of issue 24: both undefined showed the connector's error only, the region's
+    on the next submit."""
+    job = world["job"]
+    data = {
+        "region_choice": "variable",
+        "region_variable": "${bamboo.no.region}",
+        "namespace": "custom.aws",
+        "scope": "local",
+        "credentials_source": "connector",
+        "connector_choice": "variable",
+        "connector_variable": "${bamboo.no.connector}",
+    }
+    form = _form_errors(client, reverse("task_create", args=[job.id]), data)
+    body = {
+        "job": str(job.id),
+        "region_variable": "${bamboo.no.region}",
+        "namespace": "custom.aws",
+        "scope": "local",
+        "credentials_source": "connector",
+        "connector_variable": "${bamboo.no.connector}",
+    }
+    api = _api_errors(world, "/api/v1/tasks", body)
+    for errors in (form, api):
+        assert set(errors) >= {"region_variable", "connector_variable"}
+        assert "no.region" in errors["region_variable"][0]
+        assert "no.connector" in errors["connector_variable"][0]
