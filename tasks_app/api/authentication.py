@@ -27,7 +27,7 @@ class TokenCaller:
         self.token = token
 
     def get_username(self) -> str:
-        return f"token:{self.token.hint}"
+        return self.token.actor_name
 
     def __str__(self):
         return self.get_username()

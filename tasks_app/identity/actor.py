@@ -30,7 +30,7 @@ class Actor:
         if self.user is not None:
             return self.user.get_username()
         if self.token is not None:
-            return f"token:{self.token.hint}"
+            return self.token.actor_name
         return self.label
 
 

@@ -243,7 +243,7 @@ class TaskRun(models.Model):
         related_name="+",
     )
     # Who asked for it, in the audit log's words (Actor.name): a person, an API token
-    # ("token:<hint>"), manage.py; empty for the scheduler's runs.
+    # ("token:<hint> (<name>)"), manage.py; empty for the scheduler's runs.
     actor_name = models.CharField(max_length=150, blank=True)
     started = models.DateTimeField(default=now)
     finished = models.DateTimeField(null=True, blank=True)

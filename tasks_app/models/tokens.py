@@ -48,6 +48,11 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.hint}…)"
 
     @property
+    def actor_name(self) -> str:
+        """How the audit log and Runs name the token when it acts: "token:<hint> (<name>)"."""
+        return f"token:{self.hint} ({self.name})"
+
+    @property
     def binding(self) -> str:
         if self.job is not None:
             return f"job {self.plan.key}-{self.job.key}"

@@ -275,11 +275,11 @@ def test_a_tokens_run_names_the_token_in_runs_as_in_the_audit_log(
     run = TaskRun.objects.get()
     event = AuditEvent.objects.get(action="task.run")
     hint = ApiToken.objects.get(token_hash=token_hash(raw)).hint
-    assert run.by == event.actor_name == f"token:{hint}"
+    assert run.by == event.actor_name == f"token:{hint} (ci)"
     client.force_login(world["team"].members.get(username="alice"))
     for page in (reverse("run_list"), reverse("task_detail", args=[world["local"].id])):
         html = client.get(page).content.decode()
-        assert f'<td data-label="By">token:{hint}</td>' in html
+        assert f'<td data-label="By">token:{hint} (ci)</td>' in html
         assert ">scheduler</td>" not in html
 
 

@@ -86,12 +86,12 @@ def test_a_tokens_run_names_the_token_in_runs(live_server, page, job, aws_endpoi
     connector = job.plan.team.connectors.get()
     task = make_task(job, connector, description="Run by CI")
     raw = api_token(job.plan, job)
-    hint = ApiToken.objects.get().hint
+    named = ApiToken.objects.get().actor_name  # "token:<hint> (<its name>)"
     assert token_client(raw).post(f"/api/v1/tasks/{task.id}/run").status_code == 201
     sign_in(page, live_server.url, "ada")
     page.get_by_role("link", name="Runs").click()
     row = page.locator("tbody tr", has_text="Run by CI")
-    expect(row).to_contain_text(f"token:{hint}")
+    expect(row).to_contain_text(named)
     expect(row).not_to_contain_text("scheduler")
     page.get_by_role("link", name="Audit log").click()
-    expect(page.locator("tbody tr", has_text="Ran task").first).to_contain_text(f"token:{hint}")
+    expect(page.locator("tbody tr", has_text="Ran task").first).to_contain_text(named)

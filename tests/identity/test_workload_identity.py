@@ -50,7 +50,8 @@ def test_a_matching_id_token_reads_credentials_like_a_job_token(issuer, world, a
         "subject": "repo:acme/web:ref:refs/heads/main",
         "rule": "web main",
     }
-    assert event.actor_name == "token:oidc:repo:acme/web:ref:refs/heads/main"
+    # The subject, and the rule that admitted it (as a token's name follows its hint).
+    assert event.actor_name == "token:oidc:repo:acme/web:ref:refs/heads/main (OIDC rule web main)"
 
 
 def _hs256_with_the_public_key(issuer) -> str:

@@ -191,9 +191,7 @@ def test_a_plan_name_and_a_taken_key_in_one_answer(client, world):
     assert "name" in form
 
 
-def test_an_undefined_connector_variable_does_not_hide_an_undefined_region_variable(
-    client, world
-):
+def test_an_undefined_connector_variable_does_not_hide_an_undefined_region_variable(client, world):
     """The walk of issue 24: both undefined showed the connector's error only, the region's
     on the next submit."""
     job = world["job"]
