@@ -64,6 +64,11 @@ def test_a_failed_run_reads_as_a_diagnosis_with_aws_s_answer_folded_away(
     answer.locator("summary").click()
     expect(answer.locator("pre")).to_contain_text("<Code>SignatureDoesNotMatch</Code>")
     assert page.locator("details.aws-answer pre code, details.aws-answer pre Error").count() == 0
+    # The run history, answer open, stays within the page's column on a desktop screen.
+    history = page.locator("section", has=page.get_by_role("heading", name="Run history"))
+    column = page.locator("main").bounding_box()
+    table = history.locator("table").bounding_box()
+    assert table["x"] + table["width"] <= column["x"] + column["width"] + 1
     screenshot(page, "task-failed-run-aws-answer")
     # On a phone the answer wraps inside its cell: the page does not grow sideways for it.
     page.set_viewport_size({"width": 390, "height": 844})

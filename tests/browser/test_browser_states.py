@@ -36,6 +36,9 @@ def test_a_task_created_disabled_is_not_told_to_run(live_server, page, job):
     expect(messages).to_contain_text("Created the task. It is disabled")
     expect(messages).not_to_contain_text("Run it now")
     expect(page.get_by_role("button", name="Run now")).to_be_disabled()
+    # Nor told to run by the empty variables block: the disabled notice says what to do.
+    expect(page.locator("#credentials")).to_contain_text("The task is disabled")
+    expect(page.locator("#credentials")).not_to_contain_text("run a task")
     screenshot(page, "task-created-disabled")
 
 
