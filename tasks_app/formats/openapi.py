@@ -100,6 +100,11 @@ class Tag:
     name: str
     operations: list[Operation] = field(default_factory=list)
 
+    @property
+    def title(self) -> str:
+        """The heading people read: "docker-config" as "Docker config"."""
+        return self.name.replace("-", " ").replace("_", " ").capitalize()
+
 
 @dataclass(frozen=True)
 class Reference:

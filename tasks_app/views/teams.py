@@ -197,7 +197,11 @@ def member_remove(request, team_id, membership_id):
             what=f"{'yourself' if yourself else username} from {team.name}",
             consequence=f"{'You' if yourself else username} no longer "
             f"{'see' if yourself else 'sees'} the team's plans, tasks and credentials. "
-            "An admin can add them again.",
+            + (
+                "Another admin of the team can add you again."
+                if yourself
+                else "An admin can add them again."
+            ),
             cancel=reverse("team_detail", args=[team.id]),
         )
     try:

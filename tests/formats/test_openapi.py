@@ -1,6 +1,6 @@
 """formats/openapi.py: what the API reference page shows of an OpenAPI document."""
 
-from tasks_app.formats.openapi import reference, type_of
+from tasks_app.formats.openapi import Tag, reference, type_of
 
 DOCUMENT = {
     "openapi": "3.0.3",
@@ -88,3 +88,9 @@ def test_descriptions_are_markdown_with_raw_html_escaped_and_unsafe_links_refuse
     description = ref.tags[0].operations[0].description
     assert "<code>code</code>" in description
     assert 'href="javascript' not in description
+
+
+def test_a_tags_heading_reads_as_words():
+    assert Tag("docker-config").title == "Docker config"
+    assert Tag("kubernetes-secret").title == "Kubernetes secret"
+    assert Tag("tasks").title == "Tasks"

@@ -226,3 +226,19 @@ def test_the_walk_sees_a_one_click_destructive_form():
         '<form method="get"><button class="danger">Filter</button></form>'
     )
     assert parser.buttons == [("Revoke", "danger"), ("Stop trusting {{ x }}", "")]
+
+
+def test_removing_yourself_is_asked_in_the_second_person(client):
+    from tasks_app.models import Membership, Role
+    from tests.factories import PASSWORD, make_team
+
+    team = make_team("Platform", ada=Role.ADMIN, bob=Role.ADMIN)
+    client.login(username="ada", password=PASSWORD)
+    own = Membership.objects.get(team=team, user__username="ada")
+    other = Membership.objects.get(team=team, user__username="bob")
+    mine = client.get(reverse("member_remove", args=[team.id, own.id])).content.decode()
+    assert "Remove yourself from Platform?" in mine
+    assert "Another admin of the team can add you again." in mine
+    theirs = client.get(reverse("member_remove", args=[team.id, other.id])).content.decode()
+    assert "bob no longer sees" in theirs
+    assert "An admin can add them again." in theirs
