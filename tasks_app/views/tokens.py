@@ -20,10 +20,9 @@ from tasks_app.views.confirm import confirm_page
 EXAMPLE_PLAN = "PLAN-KEY"
 
 
-def _token_example(tokens: list[ApiToken]) -> dict:
-    """How a CI job uses a token: for the binding of the newest active one, else a plan key
-    to replace. The token itself is a placeholder: the portal keeps only its hash."""
-    token = next((t for t in tokens if t.active), None)
+def _token_example(token: ApiToken | None) -> dict:
+    """How a CI job uses a token: for its binding, else (None) a plan key to replace. The
+    token itself is a placeholder: the portal keeps only its hash."""
     plan_key = token.plan.key if token is not None else EXAMPLE_PLAN
     job_key = token.job.key if token is not None and token.job is not None else ""
     url = str(settings.SITE_URL) + reverse("api_plan_variables", args=[plan_key])
@@ -44,7 +43,8 @@ def token_list(request):
         .order_by("-created")
     )
     can_create = teams_with_role(request.user, Role.EDITOR).exists()
-    context = {"tokens": tokens, "can_create": can_create, "example": _token_example(tokens)}
+    newest = next((t for t in tokens if t.active), None)
+    context = {"tokens": tokens, "can_create": can_create, "example": _token_example(newest)}
     return render(request, "tokens/list.html", context)
 
 
@@ -69,7 +69,8 @@ def token_create_view(request):
             actor=actor_for(request),
         )
         # Shown once, on this response only; never stored or cached.
-        response = render(request, "tokens/created.html", {"token": token, "raw": raw})
+        context = {"token": token, "raw": raw, "example": _token_example(token)}
+        response = render(request, "tokens/created.html", context)
         response["Cache-Control"] = "no-store"
         return response
     return render(request, "tokens/form.html", {"form": form})

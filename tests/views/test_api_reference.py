@@ -7,6 +7,7 @@ import re
 import subprocess
 
 import pytest
+from django.urls import reverse
 from drf_spectacular.generators import SchemaGenerator
 
 from tasks_app.formats.snippets import TOKEN_PLACEHOLDER
@@ -143,3 +144,21 @@ def test_no_description_in_the_document_is_a_developers_note():
         texts += [op.get("description", "") for op in path.values() if isinstance(op, dict)]
     internal = re.compile(r"full_clean|serializer|\binstance\b|queryset|_[a-z]+\(", re.I)
     assert [t for t in texts if internal.search(t)] == []
+
+
+def test_the_created_page_shows_how_to_use_the_new_token_with_its_binding(client):
+    """The token shows once, in its own box; the example beside it names its binding and
+    keeps the placeholder, so that a copied example never carries the token."""
+    team = make_team("Team A", alice=Role.EDITOR)
+    plan = make_plan(team)
+    job = make_job(plan)
+    client.login(username="alice", password=PASSWORD)
+    response = client.post(reverse("token_create"), {"name": "ci", "binding": f"job:{job.id}"})
+    assert response.status_code == 200, response.content
+    page = response.content.decode()
+    raw = re.search(r'<pre class="code" id="new-token">(ecrp_\w+)</pre>', page)[1]
+    example = re.search(r'<pre class="code" id="token-example">(.*?)</pre>', page, re.S)[1]
+    assert "/api/v1/plans/WEB-BUILD/variables?job=BUILD" in example
+    assert TOKEN_PLACEHOLDER in example
+    assert raw not in example
+    assert 'href="/api-reference/"' in page
