@@ -156,7 +156,7 @@ def test_the_created_page_shows_how_to_use_the_new_token_with_its_binding(client
     response = client.post(reverse("token_create"), {"name": "ci", "binding": f"job:{job.id}"})
     assert response.status_code == 200, response.content
     page = response.content.decode()
-    raw = re.search(r'<pre class="code" id="new-token">(ecrp_\w+)</pre>', page)[1]
+    raw = re.search(r'<pre class="code" id="new-token">(ecrp_[\w-]+)</pre>', page)[1]
     example = re.search(r'<pre class="code" id="token-example">(.*?)</pre>', page, re.S)[1]
     assert "/api/v1/plans/WEB-BUILD/variables?job=BUILD" in example
     assert TOKEN_PLACEHOLDER in example
