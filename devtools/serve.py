@@ -37,6 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIND = "127.0.0.1:8000"
 # Seconds a process has to stop after SIGTERM before it is killed.
 STOP_SECONDS = 20
+# A process that ends by itself is started again, RESTART_LIMIT times within RESTART_WINDOW
+# seconds; once more and everything stops (it would only keep failing).
+RESTART_LIMIT = 5
+RESTART_WINDOW = 60
 PROBE = "/readyz?probe=devtools.serve"
 # Lines a person does not need: each refresh tick's (every 30 s), the probe's requests.
 ROUTINE = re.compile(
@@ -124,6 +128,8 @@ class Supervisor:
         self.printer.width = max(len(n) + 2 for n in [*self.commands, "system"])
         self.events: queue.Queue = queue.Queue()
         self.children: dict[str, subprocess.Popen] = {}
+        self.restarts: dict[str, list[float]] = {}
+        self.env: dict[str, str] = {}
         self.stopping = threading.Event()
         self.banner: list[str] = []
         self.banner_at: float | None = None
@@ -157,19 +163,35 @@ class Supervisor:
                 filter(None, [os.environ.get("PYTHONWARNINGS"), QUIET_WARNINGS])
             ),
         }
+        self.env = env
         self.say(f"Starting {', '.join(self.commands)}; press Ctrl-C to stop them.")
-        for name, command in self.commands.items():
-            child = subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {command}"],  # the process itself, not a shell
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches this supervisor only
-            )
-            self.children[name] = child
-            self.say(f"{name}.1 started (pid={child.pid})")
-            threading.Thread(target=self._read, args=(f"{name}.1", child), daemon=True).start()
+        for name in self.commands:
+            self._spawn(name)
         threading.Thread(target=self._probe, daemon=True).start()
+
+    def _spawn(self, name: str) -> None:
+        child = subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {self.commands[name]}"],  # the process itself, not a shell
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches this supervisor only
+        )
+        self.children[name] = child
+        self.say(f"{name}.1 started (pid={child.pid})")
+        threading.Thread(target=self._read, args=(f"{name}.1", child), daemon=True).start()
+
+    def _restart(self, name: str, status: int) -> bool:
+        """Start a process that ended by itself again (a worker that lost its broker for
+        good, say), unless it keeps ending: then False, and all stop."""
+        at = time.monotonic()
+        recent = [t for t in self.restarts.get(name, []) if at - t < RESTART_WINDOW]
+        if len(recent) >= RESTART_LIMIT:
+            return False
+        self.restarts[name] = [*recent, at]
+        self.say(f"{name}.1 ended by itself (status {status}); starting it again.")
+        self._spawn(name)
+        return True
 
     def _read(self, name: str, child: subprocess.Popen) -> None:
         for raw in iter(child.stdout.readline, b""):
@@ -231,9 +253,15 @@ class Supervisor:
                 self.banner_at = time.monotonic()
             elif line is None:
                 process = name.partition(".")[0]
-                ended[process] = self.children[process].wait()
+                status = self.children[process].wait()
+                if not self.stopping.is_set() and self._restart(process, status):
+                    continue
+                ended[process] = status
                 if not self.stopping.is_set():
-                    failed = f"{name} ended by itself (status {ended[process]})"
+                    failed = (
+                        f"{name} ended by itself {RESTART_LIMIT + 1} times within "
+                        f"{RESTART_WINDOW} s (status {status})"
+                    )
                     self.say(failed + "; stopping the others.")
                     self.stopping.set()
             elif ROUTINE.search(line):
