@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from ecrportal.env import (
     env_bool,
@@ -344,6 +345,20 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Two queues, both consumed by every worker (a worker started without --queues takes
+# every queue named here): "celery" for refreshes, notifications and e-mail; "quick" for
+# the readiness canary and the refresh ticks, so that neither waits behind a refresh wave
+# (/readyz would say "not ready" of a merely busy worker; ticks would come late).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+QUICK_QUEUE = "quick"
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in (CELERY_TASK_DEFAULT_QUEUE, QUICK_QUEUE)
+)
+CELERY_TASK_ROUTES = {
+    "tasks_app.tasks.canary": {"queue": QUICK_QUEUE},
+    "tasks_app.tasks.refresh_tick": {"queue": QUICK_QUEUE},
+}
 # Seconds between two refresh ticks of beat (SPEC §7: at most 60).
 REFRESH_TICK = env_int("ECRPORTAL_REFRESH_TICK", 30, minimum=1, maximum=60)
 CELERY_BEAT_SCHEDULE = {

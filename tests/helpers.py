@@ -182,7 +182,10 @@ def beat_process(env: dict[str, str], tmp_path: Path) -> Process:
     return python_process("beat", args, env, tmp_path)
 
 
-def worker_process(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Process:
+def worker_process(
+    env: dict[str, str], tmp_path: Path, name: str = "worker", extra: tuple[str, ...] = ()
+) -> Process:
+    """A worker as the Procfile starts one (every queue), plus `extra` arguments."""
     args = [
         "-m",
         "celery",
@@ -195,5 +198,6 @@ def worker_process(env: dict[str, str], tmp_path: Path, name: str = "worker") ->
         "1",
         "--hostname",
         f"{name}@%h",
+        *extra,
     ]
     return python_process(name, args, env, tmp_path)

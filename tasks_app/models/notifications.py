@@ -14,7 +14,8 @@ class NotificationDelivery(models.Model):
 
     Pending deliveries are sent by a worker; next_attempt_at doubles as a lease
     (compare-and-set) so that one attempt runs at a time and a killed worker's
-    attempt is made again.
+    attempt is made again. queued_until is the claim of the message that waits in the
+    broker: while it holds, no tick queues the delivery again.
     """
 
     class Channel(models.TextChoices):
@@ -38,6 +39,7 @@ class NotificationDelivery(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    queued_until = models.DateTimeField(null=True, blank=True)
     response_status = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     created = models.DateTimeField(default=now)

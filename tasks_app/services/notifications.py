@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils.timezone import now
+from kombu.exceptions import OperationalError
 
 from tasks_app.lib.celery_queue import NOTIFICATION_SEND, celery_task
 from tasks_app.lib.crypto import EncryptionError
@@ -43,8 +44,21 @@ _HEADLINES = {
 }
 
 
+# How long a queued delivery's message is taken to wait in the broker (behind a refresh
+# wave, say) before the ticks take it as lost and queue it again. A second message
+# never sends twice: each attempt claims the delivery first.
+QUEUE_LEASE = timedelta(minutes=10)
+
+
 class _Skip(Exception):
     """Nothing to send to; the delivery is recorded as skipped, with the reason."""
+
+
+def _unsendable(channel: str) -> str:
+    """Why nothing over this channel can be sent whatever the delivery ("": it can be)."""
+    if channel == Channel.EMAIL and not settings.EMAIL_ENABLED:
+        return "E-mail is not configured (set ECRPORTAL_EMAIL_HOST)."
+    return ""
 
 
 def notifications_queue(
@@ -52,7 +66,8 @@ def notifications_queue(
 ) -> list[NotificationDelivery]:
     """Create the deliveries for the changes worth telling (inside their transaction), one
     per channel of the task's team; they are sent after the commit. `tasks` (by ID, with
-    their job, plan and team) saves loading those the caller holds."""
+    their job, plan and team) saves loading those the caller holds. A channel that cannot
+    send (e-mail without a mail server) is recorded as skipped, with no message queued."""
     news = [change for change in changes if change.kind]
     if not news:
         return []
@@ -60,6 +75,7 @@ def notifications_queue(
     missing = [change.task_id for change in news if change.task_id not in tasks]
     if missing:
         tasks.update(TaskConfig.objects.select_related("job__plan__team").in_bulk(missing))
+    at = now()
     deliveries = []
     for change in news:
         change.task = tasks[change.task_id]
@@ -69,27 +85,72 @@ def notifications_queue(
             channels.append((Channel.EMAIL, ""))
         if team.webhook_url:
             channels.append((Channel.WEBHOOK, team.webhook_url))
-        deliveries += [
-            NotificationDelivery(
+        for channel, target in channels:
+            delivery = NotificationDelivery(
                 team=team, change=change, channel=channel, target=target, next_attempt_at=change.at
             )
-            for channel, target in channels
-        ]
+            if reason := _unsendable(channel):
+                delivery.state, delivery.last_error = State.SKIPPED, reason
+                delivery.next_attempt_at = None
+            else:
+                delivery.queued_until = at + QUEUE_LEASE
+            deliveries.append(delivery)
     deliveries = NotificationDelivery.objects.bulk_create(deliveries)
     for delivery in deliveries:
-        notification_enqueue(delivery_id=str(delivery.pk))
+        if delivery.state == State.PENDING:
+            _send_after_commit(delivery_id=delivery.pk, queued_until=delivery.queued_until)
     return deliveries
 
 
-def notification_enqueue(*, delivery_id: str) -> None:
+def notifications_enqueue_due(*, at=None, limit: int = 100) -> int:
+    """Queue the deliveries whose attempt is due and that no message waits for (a retry,
+    one a lost worker held, one whose message the broker lost or refused); returns how
+    many. Each is claimed first (compare-and-set on queued_until), so a delivery waiting
+    in the broker is queued once however many ticks pass. E-mail that cannot be sent is
+    marked skipped instead."""
+    at = at or now()
+    if reason := _unsendable(Channel.EMAIL):
+        NotificationDelivery.objects.filter(
+            state=State.PENDING, channel=Channel.EMAIL, next_attempt_at__lte=at
+        ).update(state=State.SKIPPED, last_error=reason, next_attempt_at=None, queued_until=None)
+    queued = 0
+    until = at + QUEUE_LEASE
+    for delivery_id in notifications_due(at=at, limit=limit):
+        if (
+            NotificationDelivery.objects.filter(pk=delivery_id, state=State.PENDING)
+            .filter(_not_queued(at))
+            .update(queued_until=until)
+        ):
+            _send_after_commit(delivery_id=delivery_id, queued_until=until)
+            queued += 1
+    return queued
+
+
+def _not_queued(at) -> Q:
+    return Q(queued_until=None) | Q(queued_until__lte=at)
+
+
+def _send_after_commit(*, delivery_id, queued_until) -> None:
     """Queue one attempt after the current transaction commits.
 
     A broker that cannot take it is logged, not raised: the change is already
-    committed (a person's Run now must not fail for it), and the next refresh
-    tick queues every due delivery again.
+    committed (a person's Run now must not fail for it). The delivery's queue claim is
+    given back, so the next refresh tick queues it again.
     """
     send = celery_task(NOTIFICATION_SEND)
-    transaction.on_commit(lambda: send.delay(delivery_id), robust=True)
+
+    def enqueue():
+        try:
+            send.delay(str(delivery_id))
+        except OperationalError as e:
+            NotificationDelivery.objects.filter(pk=delivery_id, queued_until=queued_until).update(
+                queued_until=None
+            )
+            log.warning(
+                "Could not queue notification %s (%s); the next tick will.", delivery_id, e
+            )
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def _webhook_secret(team) -> str:
@@ -179,7 +240,7 @@ def notification_claim(*, delivery_id, at=None) -> NotificationDelivery | None:
     lease = at + timedelta(seconds=settings.WEBHOOK_TIMEOUT * 2 + 60)
     if not NotificationDelivery.objects.filter(
         pk=delivery_id, state=State.PENDING, next_attempt_at=seen
-    ).update(next_attempt_at=lease, attempts=F("attempts") + 1):
+    ).update(next_attempt_at=lease, attempts=F("attempts") + 1, queued_until=None):
         return None
     return NotificationDelivery.objects.select_related(
         "team", "change__task__job__plan__team"
@@ -196,8 +257,8 @@ def notification_send(*, delivery_id) -> str | None:
     try:
         if delivery.channel == Channel.EMAIL:
             addresses = _admin_addresses(delivery.team)
-            if not settings.EMAIL_ENABLED:
-                raise _Skip("E-mail is not configured (set ECRPORTAL_EMAIL_HOST).")
+            if reason := _unsendable(delivery.channel):
+                raise _Skip(reason)
             if not addresses:
                 raise _Skip("No admin of the team has an e-mail address.")
             fields["target"] = ", ".join(addresses)[:2048]
@@ -238,12 +299,13 @@ def notification_send(*, delivery_id) -> str | None:
 
 
 def notifications_due(*, at=None, limit: int = 100) -> list[str]:
-    """Pending deliveries whose attempt is due (their first one, a retry, or a lost lease)."""
+    """Pending deliveries whose attempt is due (their first one, a retry, or a lost lease)
+    and that no message in the broker waits for."""
     at = at or now()
     return [
         str(pk)
         for pk in NotificationDelivery.objects.filter(
-            Q(next_attempt_at__lte=at), state=State.PENDING
+            _not_queued(at), next_attempt_at__lte=at, state=State.PENDING
         )
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]

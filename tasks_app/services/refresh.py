@@ -32,8 +32,7 @@ from tasks_app.services.claims import (
     refresh_claim,
 )
 from tasks_app.services.notifications import (
-    notification_enqueue,
-    notifications_due,
+    notifications_enqueue_due,
     notifications_queue,
 )
 from tasks_app.services.pacing import call_slot_take
@@ -126,8 +125,7 @@ def refresh_tick(*, at=None) -> int:
     claims = refresh_claim(at=at)
     _queue(claims)
     expiries_record(at=at)
-    for delivery_id in notifications_due(at=at):
-        notification_enqueue(delivery_id=delivery_id)
+    notifications_enqueue_due(at=at)
     return sum(claim.size for claim in claims)
 
 

@@ -70,3 +70,50 @@ def test_readyz_names_an_unreachable_broker(db, tmp_path):
         assert time.monotonic() - started < 10
     finally:
         web.stop()
+
+
+@pytest.mark.redis
+def test_readyz_stays_ready_while_the_worker_is_busy_with_a_wave(redis_url, tmp_path):
+    """The canary has its own queue, which every worker serves: a worker busy with a wave
+    of work on the default queue still answers it; a worker that is gone does not."""
+    import redis
+
+    from tests.integration.slow_tasks import INCLUDE, queue_sleeps
+
+    env = portal_env(tmp_path, CELERY_BROKER_URL=redis_url, ECRPORTAL_READYZ_TIMEOUT="3")
+    port = free_port()
+    web = web_process(env, tmp_path, port).start()
+    worker = worker_process(env, tmp_path, extra=INCLUDE).start()  # one process
+    broker = redis.Redis.from_url(redis_url)
+    try:
+        wait_for(
+            lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
+            timeout=30,
+            what="gunicorn to serve /healthz",
+        )
+        wait_for(lambda: _readyz(port)[0] == 200, timeout=60, what="/readyz to say ready")
+        # A wave: 60 s of work for the worker's one process, ahead of any canary.
+        queue_sleeps(redis_url, count=60, seconds=1)
+        wait_for(
+            lambda: "Task tests.sleep" in worker.output(), timeout=30, what="the wave to start"
+        )
+        answers = []
+        for _ in range(5):
+            started = time.monotonic()
+            status, body = _readyz(port)
+            answers.append(
+                (status, body["checks"]["worker"]["detail"], time.monotonic() - started)
+            )
+        waiting = broker.llen("celery")
+        print("readyz while busy:", [(s, round(t, 1)) for s, _, t in answers], "waiting", waiting)
+        assert [status for status, _, _ in answers] == [200] * 5, answers
+        assert waiting > 0  # the wave was still being worked through
+
+        worker.stop(signal.SIGTERM)
+        status, body = _readyz(port)
+        assert status == 503, body
+        assert body["checks"]["worker"]["detail"] == "no worker answered within 3 s"
+    finally:
+        worker.stop()
+        web.stop()
+        broker.close()

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -80,3 +81,27 @@ def test_a_process_that_is_not_a_worker_finds_the_tasks_it_queues(tmp_path):
             "tasks_app.tasks.notification_send",
         ]
     )
+
+
+def test_the_canary_and_ticks_have_their_own_queue_that_every_worker_serves():
+    app.loader.import_default_modules()
+    route = app.amqp.router.route
+    assert {q.name for q in app.amqp.queues.values()} == {"celery", settings.QUICK_QUEUE}
+    for queue in app.amqp.queues.values():  # bound apart: a message reaches one queue
+        assert queue.exchange.name == queue.routing_key == queue.name
+    for name in ("tasks_app.tasks.canary", "tasks_app.tasks.refresh_tick"):
+        assert route({}, name)["queue"].name == settings.QUICK_QUEUE
+    for name in ("tasks_app.tasks.refresh_group", "tasks_app.tasks.notification_send"):
+        assert route({}, name)["queue"].name == "celery"
+    # A worker without --queues consumes every queue above: no way of running it narrows it.
+    commands = [
+        line
+        for procfile in ("Procfile", "Procfile.demo")
+        for line in (ROOT / procfile).read_text().splitlines()
+        if line.startswith("worker:")
+    ]
+    compose = (ROOT / "docker-compose.yml").read_text()
+    commands += [line for line in compose.splitlines() if '"worker"' in line]
+    assert len(commands) == 3, commands
+    for command in commands:
+        assert not re.search(r"--queues|\s-Q", command), command

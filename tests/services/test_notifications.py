@@ -76,10 +76,9 @@ def _record(task_id):
 
 
 def _send_all():
-    states = []
-    for delivery_id in notifications_due(at=timezone.now() + timedelta(seconds=1)):
-        states.append(notification_send(delivery_id=delivery_id))
-    return states
+    """What workers do with the messages queued for the pending deliveries."""
+    pending = NotificationDelivery.objects.filter(state="pending").values_list("id", flat=True)
+    return [notification_send(delivery_id=delivery_id) for delivery_id in pending]
 
 
 def test_it_records_ok_failing_expired_and_recovery(task, aws_endpoint, ecr_expiry, aws_failure):
@@ -159,8 +158,10 @@ def test_it_emails_the_teams_admins_only(task, email, aws_endpoint, ecr_expiry, 
 def test_without_smtp_the_email_is_skipped_with_the_reason(task, aws_endpoint, aws_failure):
     aws_failure(ECR, "AccessDeniedException")
     task_run(task=task, trigger="manual", actor=SYSTEM)
-    assert _send_all() == ["skipped"]
-    assert "ECRPORTAL_EMAIL_HOST" in NotificationDelivery.objects.get().last_error
+    assert _send_all() == []  # skipped when recorded: nothing queued for it
+    delivery = NotificationDelivery.objects.get()
+    assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == ("skipped", 0, None)
+    assert "ECRPORTAL_EMAIL_HOST" in delivery.last_error
     assert not mail.outbox
 
 
@@ -172,7 +173,8 @@ def test_the_webhook_gets_signed_json_without_secrets(
     aws_failure(ECR, "AccessDeniedException")
     task_run(task=task, trigger="manual", actor=SYSTEM)
 
-    assert sorted(_send_all()) == ["sent", "skipped"]  # webhook sent, no SMTP set
+    assert _send_all() == ["sent"]  # the webhook; the e-mail was skipped (no SMTP set)
+    assert NotificationDelivery.objects.get(channel="email").state == "skipped"
     (request,) = webhook_receiver.received
     headers, body = request["headers"], request["body"]
     assert request["path"] == "/hooks/ecr"
@@ -249,7 +251,7 @@ def test_a_refused_delivery_is_retried_with_back_off_then_marked_failed(
     assert notifications_due(at=timezone.now() + timedelta(days=1)) == []
 
 
-def test_an_attempt_held_by_a_lost_worker_is_made_again(task, aws_endpoint, aws_failure):
+def test_an_attempt_held_by_a_lost_worker_is_made_again(task, email, aws_endpoint, aws_failure):
     aws_failure(ECR, "AccessDeniedException")
     task_run(task=task, trigger="manual", actor=SYSTEM)
     delivery = NotificationDelivery.objects.get()
@@ -412,7 +414,7 @@ def test_the_task_page_lists_its_status_changes(task, client, aws_endpoint, aws_
 
 @pytest.mark.django_db(transaction=True)
 def test_a_broker_that_cannot_take_a_notification_does_not_fail_the_run(
-    task, monkeypatch, aws_endpoint, aws_failure
+    task, email, monkeypatch, aws_endpoint, aws_failure
 ):
     from kombu.exceptions import OperationalError
 
@@ -430,3 +432,94 @@ def test_a_broker_that_cannot_take_a_notification_does_not_fail_the_run(
     delivery = NotificationDelivery.objects.get()
     assert delivery.state == "pending"  # the next tick queues it again
     assert notifications_due(at=timezone.now() + timedelta(seconds=1)) == [str(delivery.id)]
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The notification messages queued (delivery IDs), in order."""
+    from tasks_app import tasks as celery_tasks
+
+    queued = []
+    monkeypatch.setattr(celery_tasks.notification_send, "delay", queued.append)
+    return queued
+
+
+def test_a_waiting_delivery_is_queued_once_however_many_ticks_pass(
+    task, email, sent, django_capture_on_commit_callbacks, aws_endpoint, aws_failure
+):
+    from tasks_app.services.refresh import refresh_tick
+
+    aws_failure(ECR, "AccessDeniedException")
+    with django_capture_on_commit_callbacks(execute=True):
+        task_run(task=task, trigger="manual", actor=SYSTEM)
+    delivery = NotificationDelivery.objects.get()
+    assert sent == [str(delivery.id)]
+
+    # The message waits in the broker (a refresh wave ahead of it): ticks leave it be.
+    start = timezone.now()
+    for minute in range(1, 10):
+        with django_capture_on_commit_callbacks(execute=True):
+            refresh_tick(at=start + timedelta(minutes=minute))
+    assert sent == [str(delivery.id)]
+
+    # The broker lost it: once the queue claim runs out, a tick queues it again.
+    later = start + notifications.QUEUE_LEASE + timedelta(seconds=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        refresh_tick(at=later)
+    assert sent == [str(delivery.id)] * 2
+    # Both messages arrive: one attempt is made, the other finds nothing to do.
+    assert notification_send(delivery_id=delivery.id) == "sent"
+    assert notification_send(delivery_id=delivery.id) is None
+    assert len(mail.outbox) == 1
+
+
+def test_a_failed_attempt_is_queued_again_when_its_retry_is_due(
+    task, email, sent, django_capture_on_commit_callbacks, aws_endpoint, aws_failure, settings
+):
+    from tasks_app.services.refresh import refresh_tick
+
+    settings.EMAIL_BACKEND = "tests.services.test_notifications.RefusingBackend"
+    aws_failure(ECR, "AccessDeniedException")
+    with django_capture_on_commit_callbacks(execute=True):
+        task_run(task=task, trigger="manual", actor=SYSTEM)
+    delivery = NotificationDelivery.objects.get()
+    assert notification_send(delivery_id=delivery.id) == "pending"
+    delivery.refresh_from_db()
+    assert delivery.queued_until is None  # the attempt took the message's claim
+    with django_capture_on_commit_callbacks(execute=True):
+        refresh_tick(at=delivery.next_attempt_at + timedelta(seconds=1))
+    assert sent == [str(delivery.id)] * 2
+
+
+class RefusingBackend:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("SMTP server refused")
+
+
+def test_email_that_cannot_be_sent_is_skipped_without_a_message(
+    task, sent, django_capture_on_commit_callbacks, aws_endpoint, aws_failure, settings
+):
+    from tasks_app.services.refresh import refresh_tick
+
+    aws_failure(ECR, "AccessDeniedException")
+    with django_capture_on_commit_callbacks(execute=True):
+        task_run(task=task, trigger="manual", actor=SYSTEM)
+    assert sent == []
+    assert NotificationDelivery.objects.get().state == "skipped"
+
+    # One recorded while a mail server was configured, waiting when it is taken away.
+    waiting = NotificationDelivery.objects.create(
+        team=task.job.plan.team,
+        change=TaskStatusChange.objects.get(),
+        channel="email",
+        next_attempt_at=timezone.now(),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        refresh_tick()
+    assert sent == []
+    waiting.refresh_from_db()
+    assert (waiting.state, waiting.next_attempt_at) == ("skipped", None)
+    assert "ECRPORTAL_EMAIL_HOST" in waiting.last_error
