@@ -43,7 +43,12 @@ from tasks_app.services.notifications import (
 )
 from tasks_app.services.pacing import call_slot_take
 from tasks_app.services.run_inputs import RunError, task_resolve
-from tasks_app.services.run_results import credential_for, run_fail, runs_deliver
+from tasks_app.services.run_results import (
+    credential_for,
+    run_fail,
+    runs_cut_off_close,
+    runs_deliver,
+)
 from tasks_app.services.status import expired_task_ids, statuses_record
 
 log = logging.getLogger(__name__)
@@ -76,13 +81,16 @@ def refresh_group(*, claim_id: uuid.UUID, retry: bool = False) -> int:
     many tasks got new credentials; 0 when the claim holds nothing any more.
 
     A retry (an earlier attempt failed on an outage) first leases the tasks the claim
-    still holds for a whole lease again, so no tick takes them while it runs."""
+    still holds for a whole lease again, so no tick takes them while it runs, and closes
+    the runs the outage cut off."""
     if retry:
         claim_renew(claim_id=claim_id)
     memo: dict = {}
     outcomes: dict[tuple, Credential | aws.AwsError | EncryptionError] = {}
     refreshed = 0
     ids = claimed_task_ids(claim_id=claim_id)
+    if retry:
+        runs_cut_off_close(task_ids=ids)
     for start in range(0, len(ids), PART):
         tasks = list(_tasks(ids[start : start + PART]))
         runs = TaskRun.objects.bulk_create(

@@ -22,7 +22,7 @@ from django.db import connection
 from django.test import Client
 
 from tasks_app.lib.outages import RETRY_AFTER_SECONDS, RETRY_DELAY_MAX
-from tasks_app.models import Credential, Role, TaskConfig
+from tasks_app.models import Credential, Role, TaskConfig, TaskRun
 from tests.factories import api_token, make_connector, make_due_tasks, make_served_task, make_team
 from tests.helpers import (
     ROOT,
@@ -123,6 +123,12 @@ def test_a_refresh_cut_off_by_a_database_outage_is_retried_once_it_returns(
     for task in TaskConfig.objects.filter(pk__in=[t.pk for t in tasks]):
         assert task.status == "ok"
         assert (task.lease_until, task.claim) == (None, None)
+        # The run the outage cut off is closed by the retry, not left "running".
+        runs = TaskRun.objects.filter(task=task).order_by("started")
+        assert list(runs.values_list("outcome", "error_class")) == [
+            ("failed", "Interrupted"),
+            ("succeeded", ""),
+        ]
     assert leased is not None
 
 

@@ -12,7 +12,8 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from tasks_app import tasks as celery_tasks
-from tasks_app.models import TaskConfig
+from tasks_app.lib import aws
+from tasks_app.models import TaskConfig, TaskRun
 from tasks_app.services import claims, refresh
 from tests.factories import make_due_tasks
 
@@ -53,6 +54,37 @@ def test_a_refresh_that_fails_on_the_database_is_retried_and_refreshes(
     assert _held_until(tasks) == {(None, None)}
     assert TaskConfig.objects.filter(pk__in=[t.pk for t in tasks], credential=None).count() == 0
     assert len([c for c in aws_calls if c["operation"].endswith("GetAuthorizationToken")]) == 1
+
+
+def test_runs_an_outage_cut_off_are_closed_when_the_refresh_is_retried(
+    monkeypatch, aws_endpoint, ecr_expiry
+):
+    tasks = make_due_tasks(2)
+    (claim,) = claims.refresh_claim()
+    real_call = aws.ecr_authorization
+    calls = []
+
+    def call(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:  # the database goes away while AWS answers
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_call(*args, **kwargs)
+
+    monkeypatch.setattr(aws, "ecr_authorization", call)
+    celery_tasks.refresh_group.apply(args=[str(claim.id)])
+
+    assert len(calls) == 2
+    runs = TaskRun.objects.filter(task__in=tasks)
+    assert sorted(runs.values_list("outcome", "error_class")) == [
+        ("failed", "Interrupted"),
+        ("failed", "Interrupted"),
+        ("succeeded", ""),
+        ("succeeded", ""),
+    ]
+    cut_off = runs.filter(outcome="failed").first()
+    assert cut_off.finished is not None
+    assert cut_off.error_message.startswith("The database or the message broker became")
+    assert _held_until(tasks) == {(None, None)}
 
 
 def test_a_retry_leases_the_claim_again_for_a_whole_lease(settings):
