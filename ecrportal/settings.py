@@ -454,11 +454,17 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
     },
+    "filters": {
+        # A request that failed because the database or broker is down: one line, no
+        # traceback (tasks_app/lib/outages.py).
+        "outages": {"()": "tasks_app.lib.outages.OutageLogFilter"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        "django.request": {"filters": ["outages"]},
         # SQL statements may carry secrets as parameters: never at DEBUG.
         "django.db.backends": {"level": "INFO"},
         "botocore": {"level": "WARNING"},

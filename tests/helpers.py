@@ -201,3 +201,33 @@ def worker_process(
         *extra,
     ]
     return python_process(name, args, env, tmp_path)
+
+
+@contextlib.contextmanager
+def database_outage(*, keep=()):
+    """The test's PostgreSQL database goes down for the block, without touching the shared
+    cluster: it refuses new connections (ALLOW_CONNECTIONS false) and every connection to
+    it but this test's own and the `keep` backends' is killed (pg_terminate_backend, from
+    an admin connection to the `postgres` database). A real outage for the portal's
+    processes, with no savepoint to hide it; it ends, like a restart, when the block does.
+    Yields the admin connection."""
+    import psycopg
+    from psycopg import sql
+
+    assert connection.vendor == "postgresql", "database_outage needs PostgreSQL"
+    name = connection.settings_dict["NAME"]
+    connection.ensure_connection()
+    kept = [connection.connection.info.backend_pid, *keep]
+    admin_url = database_url().rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        database = sql.Identifier(name)
+        admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(database))
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> ALL(%s)",
+                [name, kept],
+            )
+            yield admin
+        finally:
+            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))

@@ -17,6 +17,7 @@ ERROR_CODES = {
     415: "unsupported_media_type",
     429: "throttled",
     500: "server_error",
+    503: "unavailable",
 }
 
 

@@ -15,6 +15,9 @@ worker message each.
   so a task is never in two claims. A lease left by a killed worker runs out after
   ECRPORTAL_REFRESH_LEASE seconds and the task is claimed again, under a new claim ID:
   the late worker, if any, then finds nothing to do.
+- A refresh that fails on an outage (the database or the broker down) is retried with
+  back-off, each retry renewing the lease first (claim_renew); when it can retry no more,
+  it gives the claim back (claim_release) so the next tick takes the group.
 - The worker message carries the claim ID only: a few bytes for any group, no secret.
 """
 
@@ -196,6 +199,15 @@ def refresh_claim(*, at: datetime | None = None, ids=None) -> list[Claim]:
         for task, error in failed:
             run_fail(run=TaskRun.objects.create(task=task, trigger=SCHEDULE), error=error)
     return claims
+
+
+def claim_renew(*, claim_id: uuid.UUID, at: datetime | None = None) -> int:
+    """Lease a claim's tasks again for a full lease from now, before a worker retries it
+    (its first attempt failed on an outage). Only the tasks the claim still holds: one
+    UPDATE, so a claimer that took them first (the lease ran out) keeps them and the retry
+    finds nothing, and a claimer that comes after finds them leased."""
+    lease = (at or now()) + timedelta(seconds=settings.REFRESH_LEASE)
+    return TaskConfig.objects.filter(claim=claim_id).update(lease_until=lease)
 
 
 def claim_release(*, claim_id: uuid.UUID) -> int:

@@ -8,6 +8,9 @@
   parts of PART, each part in its own short transaction.
 - Tasks that share credentials (connector, or the host's role) and region share one
   call: tokens are region-bound and registry-independent.
+- A refresh that fails because the database or the broker is down (lib/outages.py) is
+  retried by its Celery task with back-off, renewing its lease first; if it cannot be,
+  refresh_group_give_back releases the claim so the next tick takes the group.
 """
 
 import functools
@@ -24,10 +27,12 @@ from kombu.exceptions import OperationalError
 from tasks_app.lib import aws
 from tasks_app.lib.celery_queue import REFRESH_GROUP, celery_task
 from tasks_app.lib.crypto import EncryptionError
+from tasks_app.lib.outages import OUTAGES, outage_of, outage_summary
 from tasks_app.models import Credential, TaskConfig, TaskRun
 from tasks_app.services.claims import (
     Claim,
     claim_release,
+    claim_renew,
     claimed_task_ids,
     refresh_claim,
 )
@@ -37,7 +42,12 @@ from tasks_app.services.notifications import (
 )
 from tasks_app.services.pacing import call_slot_take
 from tasks_app.services.run_inputs import RunError, task_resolve
-from tasks_app.services.run_results import credential_for, run_fail, runs_deliver
+from tasks_app.services.run_results import (
+    credential_for,
+    run_fail,
+    runs_cut_off_close,
+    runs_deliver,
+)
 from tasks_app.services.status import expired_task_ids, statuses_record
 
 log = logging.getLogger(__name__)
@@ -64,14 +74,22 @@ def _call(principal, region: str, group: str) -> Credential | aws.AwsError | Enc
     return credential_for(authorization=authorization, group=group)
 
 
-def refresh_group(*, claim_id: uuid.UUID) -> int:
+def refresh_group(*, claim_id: uuid.UUID, retry: bool = False) -> int:
     """Refresh the tasks a claim holds: one AWS call per (credentials, region) they resolve
     to (one, unless a variable changed since the claim), written in parts. Returns how
-    many tasks got new credentials; 0 when the claim holds nothing any more."""
+    many tasks got new credentials; 0 when the claim holds nothing any more.
+
+    A retry (an earlier attempt failed on an outage) first leases the tasks the claim
+    still holds for a whole lease again, so no tick takes them while it runs, and closes
+    the runs the outage cut off."""
+    if retry:
+        claim_renew(claim_id=claim_id)
     memo: dict = {}
     outcomes: dict[tuple, Credential | aws.AwsError | EncryptionError] = {}
     refreshed = 0
     ids = claimed_task_ids(claim_id=claim_id)
+    if retry:
+        runs_cut_off_close(task_ids=ids)
     for start in range(0, len(ids), PART):
         tasks = list(_tasks(ids[start : start + PART]))
         runs = TaskRun.objects.bulk_create(
@@ -96,6 +114,24 @@ def refresh_group(*, claim_id: uuid.UUID) -> int:
                 for _, run in members:
                     run_fail(run=run, error=outcome)
     return refreshed
+
+
+def refresh_group_give_back(*, claim_id: uuid.UUID, error: BaseException) -> None:
+    """A refresh failed on an outage and will not be retried (the broker cannot take the
+    retry, or the retries are spent): release its claim so that the next tick takes the
+    group at once. If the database is still down, the lease runs out instead."""
+    what = f"{outage_of(error) or 'a service'} is unavailable: {outage_summary(error)}"
+    try:
+        released = claim_release(claim_id=claim_id)
+    except OUTAGES as e:
+        log.warning(
+            "Refresh of claim %s stopped (%s); its lease runs out instead (%s).",
+            claim_id,
+            what,
+            outage_summary(e),
+        )
+        return
+    log.warning("Refresh of claim %s stopped (%s); released %d tasks.", claim_id, what, released)
 
 
 def _enqueue(task, claim: Claim) -> None:

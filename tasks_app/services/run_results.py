@@ -82,6 +82,25 @@ def runs_interrupted_close(*, at=None) -> int:
     )
 
 
+def runs_cut_off_close(*, task_ids) -> int:
+    """Mark as failed the scheduled runs of these tasks that an outage cut off (the
+    database or the broker went away mid-refresh), before their refresh is retried.
+
+    Only the retry of the claim that holds these tasks calls this: no other worker can
+    be running them, so every scheduled run of theirs still open is one it cut off."""
+    return TaskRun.objects.filter(
+        task_id__in=task_ids,
+        outcome=TaskRun.Outcome.RUNNING,
+        trigger=TaskRun.Trigger.SCHEDULE,
+    ).update(
+        outcome=TaskRun.Outcome.FAILED,
+        finished=now(),
+        error_class="Interrupted",
+        error_message="The database or the message broker became unavailable during this "
+        "run. Nothing it fetched was written; the refresh was retried.",
+    )
+
+
 def run_fail(*, run: TaskRun, error: RunError | aws.AwsError | EncryptionError) -> None:
     """Record a run that could not obtain credentials; the variables stay as they were."""
     if isinstance(error, RunError):

@@ -1,18 +1,23 @@
 """Error answers: pages for people, SPEC §8.2's JSON {"error", "detail"} under /api/.
 
 Django calls these for errors that happen outside a view (no URL matched, a body too
-large, a CSRF failure, an exception): an API client gets JSON whatever fails.
+large, a CSRF failure, an exception): an API client gets JSON whatever fails. An
+exception that is an outage of the database or the broker (lib/outages.py) answers 503
+with Retry-After, not 500: the client did nothing wrong and may simply ask again.
 """
 
 import logging
+import sys
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template import loader
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 
 from tasks_app.formats.error_body import error_body
+from tasks_app.lib.outages import RETRY_AFTER_SECONDS, outage_detail, outage_of
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,26 @@ def page_not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+def unavailable(request, component: str):
+    """503 while `component` is down: JSON under /api/, else a page rendered without the
+    request's context (its processors would read the database that is down)."""
+    detail = outage_detail(component)
+    response: HttpResponse
+    if is_api(request):
+        response = api_error(503, detail)
+    else:
+        html = loader.render_to_string("503.html", {"detail": detail})
+        response = HttpResponse(html, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def server_error(request):
+    """Django's handler500, called while the exception is being handled: an outage
+    answers 503 (its log line is shortened by lib/outages.OutageLogFilter)."""
+    component = outage_of(sys.exc_info()[1])
+    if component is not None:
+        return unavailable(request, component)
     if is_api(request):
         return api_error(500, "An internal error occurred; it has been logged.")
     return defaults.server_error(request)

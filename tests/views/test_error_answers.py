@@ -1,6 +1,7 @@
 """Errors that happen outside a view (no URL matched, a body too large, control characters,
 an exception) answer JSON {"error", "detail"} under /api/ and a page elsewhere, never 500."""
 
+import json
 import logging
 
 import pytest
@@ -143,3 +144,63 @@ def test_a_csrf_failure_under_the_api_answers_json_403():
     assert response["Content-Type"] == "application/json"
     assert b'"error": "csrf_failed"' in response.content
     assert not AuditEvent.objects.exists()
+
+
+def _database_down(monkeypatch, target, name):
+    from django.db import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection failed: the database system is starting up")
+
+    monkeypatch.setattr(target, name, down)
+
+
+def test_a_database_outage_answers_an_api_client_503_with_retry_after(monkeypatch, caplog):
+    from django.test import Client
+
+    from tasks_app.api.authentication import BearerTokenAuthentication
+
+    _database_down(monkeypatch, BearerTokenAuthentication, "authenticate")
+    client = Client(raise_request_exception=False)
+    with caplog.at_level(logging.INFO):
+        response = client.get("/api/v1/plans/WEB-BUILD/variables", HTTP_AUTHORIZATION="Bearer x")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json() == {
+        "error": "unavailable",
+        "detail": "The portal cannot reach the database right now; try again in 5 seconds.",
+    }
+    # One line, no traceback: the database's error, not a bug of the portal.
+    (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        "Service Unavailable: /api/v1/plans/WEB-BUILD/variables (the database is unavailable: "
+        "OperationalError: connection failed: the database system is starting up)"
+    )
+
+
+def test_a_database_outage_answers_a_person_a_503_page(client, editor, monkeypatch):
+    from django.contrib.sessions.backends.db import SessionStore
+
+    client.force_login(editor)
+    _database_down(monkeypatch, SessionStore, "load")  # before any view: the session
+    client.raise_request_exception = False
+    response = client.get("/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response["Content-Type"].startswith("text/html")
+    assert b"The portal cannot reach the database right now" in response.content
+
+
+def test_a_broker_outage_answers_503_naming_the_broker():
+    from kombu.exceptions import OperationalError
+
+    request = RequestFactory().post("/api/v1/tasks/00000000-0000-0000-0000-000000000000/run")
+    try:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    except OperationalError:
+        response = errors.server_error(request)
+    assert response.status_code == 503
+    assert json.loads(response.content)["detail"] == (
+        "The portal cannot reach the message broker right now; try again in 5 seconds."
+    )
