@@ -179,6 +179,9 @@ class TaskForm(ServiceValidatedModelForm):
         self._connectors = {str(c.id): c for c in connectors}
         self.fields["access"].required = False  # unsent: push and pull, as before it existed
         self.fields["registry"].required = False  # unsent: private, as before it existed
+        if self.data.get("registry") == TaskConfig.Registry.PUBLIC:
+            # ECR Public's region is fixed (rules/task_settings.py); its control is hidden.
+            self.fields["region_choice"].required = False
         if host_refusal and task.credentials_source != TaskConfig.Source.HOST:
             field = choice_field(self, "credentials_source")
             field.choices = [
