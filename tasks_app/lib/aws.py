@@ -86,6 +86,7 @@ PUBLIC_PULL_ONLY_POLICY = json.dumps(
     },
     separators=(",", ":"),
 )
+# ECR_PUBLIC_MANAGED_POLICY's document (v1, 2020-12-01).
 ECR_PUBLIC_POLICY_DOCUMENT = {
     "Version": "2012-10-17",
     "Statement": [
@@ -94,6 +95,13 @@ ECR_PUBLIC_POLICY_DOCUMENT = {
             "Action": [
                 *ecr_public.AUTH_ACTIONS,
                 "ecr-public:BatchCheckLayerAvailability",
+                "ecr-public:GetRepositoryPolicy",
+                "ecr-public:DescribeRepositories",
+                "ecr-public:DescribeRegistries",
+                "ecr-public:DescribeImages",
+                "ecr-public:DescribeImageTags",
+                "ecr-public:GetRepositoryCatalogData",
+                "ecr-public:GetRegistryCatalogData",
                 "ecr-public:InitiateLayerUpload",
                 "ecr-public:UploadLayerPart",
                 "ecr-public:CompleteLayerUpload",

@@ -1,17 +1,12 @@
 """Amazon ECR Public through the API (issue 25 §4): a task created with the public registry
-gets ECR Public's region and no registry ID, an unknown registry is refused with the
-choices, and the credential helper serves public.ecr.aws as Docker asks for it."""
-
-import json
+gets ECR Public's region and no registry ID, and an unknown registry is refused with the
+choices (the credential helper's public.ecr.aws: tests/api/test_credential_helper.py)."""
 
 import pytest
 from rest_framework.test import APIClient
 
-from tasks_app.models import Job, Plan, Role, Scope, TaskConfig
-from tests.api.test_credential_helper import _run
-from tests.factories import api_token, give_credential, make_connector, make_team
-
-PASSWORD = "Sentinel-public-password-9"
+from tasks_app.models import Job, Plan, Role, TaskConfig
+from tests.factories import make_connector, make_team
 
 
 @pytest.mark.django_db
@@ -46,26 +41,3 @@ def test_a_task_created_for_ecr_public_gets_its_region_and_no_registry_id():
     assert plain.status_code == 201, plain.json()
     assert (plain.json()["registry"], plain.json()["region"]) == ("private", "eu-west-1")
     assert plain.json()["registry_id"] == "123456789012"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_credential_helper_serves_public_ecr_aws(live_server):
-    team = make_team("Platform", ada=Role.ADMIN)
-    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
-    job = Job.objects.create(plan=plan, key="BUILD", name="Build")
-    task = TaskConfig(
-        job=job, registry="public", connector=make_connector(team), scope=Scope.LOCAL
-    )
-    task.full_clean()
-    task.save()
-    give_credential(task, password=PASSWORD, endpoint="https://public.ecr.aws")
-    env = {"ECRPORTAL_URL": live_server.url, "ECRPORTAL_TOKEN": api_token(plan, job)}
-    for asked in ("public.ecr.aws", "https://public.ecr.aws", "https://public.ecr.aws/v2/"):
-        got = _run("get", f"{asked}\n", env)
-        assert got.returncode == 0, got.stdout
-        assert json.loads(got.stdout) == {
-            "ServerURL": asked,
-            "Username": "AWS",
-            "Secret": PASSWORD,
-        }
-    assert json.loads(_run("list", env=env).stdout) == {"public.ecr.aws": "AWS"}
