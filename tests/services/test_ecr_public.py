@@ -14,13 +14,22 @@ from django.core.exceptions import ValidationError
 
 from tasks_app.identity.actor import SYSTEM
 from tasks_app.lib import aws
-from tasks_app.models import Role, Scope, TaskConfig
+from tasks_app.models import AuditEvent, Role, Scope, TaskConfig
 from tasks_app.selectors import ecr_policy_document
 from tasks_app.services.claims import refresh_claim
+from tasks_app.services.plans import task_save
 from tasks_app.services.refresh import refresh_group
 from tasks_app.services.run_inputs import credential_group
 from tasks_app.services.runs import task_run
-from tests.factories import api_token, make_connector, make_job, make_plan, make_team, token_client
+from tests.factories import (
+    api_token,
+    give_credential,
+    make_connector,
+    make_job,
+    make_plan,
+    make_team,
+    token_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -66,6 +75,18 @@ def test_a_public_task_needs_no_region(job):
     with pytest.raises(ValidationError) as failed:
         _task(job, make_connector(job.plan.team, name="other"))  # private: a region is needed
     assert "region" in failed.value.message_dict
+
+
+def test_making_a_task_public_drops_the_private_token_it_served(job):
+    task = _task(job, make_connector(job.plan.team), region="eu-west-1")
+    give_credential(task)
+    task.registry = PUBLIC
+    task_save(task=task, actor=SYSTEM)
+    task.refresh_from_db()
+    assert (task.credential, task.region) == (None, "us-east-1")
+    assert task.refresh_due_at is not None  # fetched again at once
+    change = AuditEvent.objects.filter(action="task.updated").latest("created").changes
+    assert change["registry"] == ["private", "public"]
 
 
 def test_private_and_public_tokens_never_share_a_group(job):
