@@ -40,20 +40,36 @@ class EcrPolicy:
     access: str
     managed: str  # the AWS managed policy that grants it
     document: str  # pretty JSON, to copy
+    registry: str = TaskConfig.Registry.PRIVATE
 
     @property
     def pull_only(self) -> bool:
         return self.access == TaskConfig.Access.PULL
 
+    @property
+    def public(self) -> bool:
+        return self.registry == TaskConfig.Registry.PUBLIC
 
-def ecr_policy_document(access: str = TaskConfig.Access.PUSH_PULL) -> EcrPolicy:
-    """The policy a task of this access needs: push and pull, the recommended policy (the
-    managed policy's document); pull only, the session policy the portal asks for the token
-    with (aws.PULL_ONLY_POLICY), whose actions the identity must allow."""
+    @property
+    def id(self) -> str:
+        return f"{self.registry}-{self.access}"
+
+
+def ecr_policy_document(
+    access: str = TaskConfig.Access.PUSH_PULL, registry: str = TaskConfig.Registry.PRIVATE
+) -> EcrPolicy:
+    """The policy a task of this access and registry needs: push and pull, the recommended
+    policy (the managed policy's document); pull only, the session policy the portal asks
+    for the token with (aws.pull_only_policy), whose actions the identity must allow. ECR
+    Public's name its own actions (ecr-public:*, and sts:GetServiceBearerToken)."""
+    public = registry == TaskConfig.Registry.PUBLIC
     if access == TaskConfig.Access.PULL:
-        document = json.dumps(json.loads(aws.PULL_ONLY_POLICY), indent=2)
-        return EcrPolicy(access, aws.ECR_PULL_MANAGED_POLICY, document)
-    return EcrPolicy(access, aws.ECR_MANAGED_POLICY, json.dumps(aws.ECR_POLICY_DOCUMENT, indent=2))
+        document = json.dumps(json.loads(aws.pull_only_policy(public=public)), indent=2)
+        managed = aws.ECR_PUBLIC_PULL_MANAGED_POLICY if public else aws.ECR_PULL_MANAGED_POLICY
+        return EcrPolicy(access, managed, document, registry)
+    full = aws.ECR_PUBLIC_POLICY_DOCUMENT if public else aws.ECR_POLICY_DOCUMENT
+    managed = aws.ECR_PUBLIC_MANAGED_POLICY if public else aws.ECR_MANAGED_POLICY
+    return EcrPolicy(access, managed, json.dumps(full, indent=2), registry)
 
 
 def connector_test_regions(partition: str) -> tuple[tuple[str, ...], str]:

@@ -176,17 +176,29 @@ def _fresh_caches():
 
 @pytest.fixture(scope="session")
 def moto_server():
-    """moto's AWS stand-in as a real HTTP server on 127.0.0.1."""
+    """`make demo`'s AWS stand-in (devtools/aws_standin.py: moto's server, and the ECR
+    Public moto lacks) as a real HTTP server on 127.0.0.1, without authentication."""
     import logging
 
-    from moto.server import ThreadedMotoServer
+    from devtools.aws_standin import serve
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()  # the port the system chose: none other's
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    server = serve(0, on_public_call=lambda: _public_calls.append(1))
+    # port 0: the one the system chose, none other's
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+# ECR Public tokens the stand-in issued in this process (the ecr_public_calls fixture).
+_public_calls: list = []
+
+
+@pytest.fixture
+def ecr_public_calls():
+    """How many ECR Public tokens the moto server issued since the test began."""
+    start = len(_public_calls)
+    return lambda: len(_public_calls) - start
 
 
 @pytest.fixture
@@ -277,7 +289,8 @@ def ecr_expiry(monkeypatch):
     expiry = {"at": None}
 
     def rewrite(parsed=None, model=None, **kwargs):
-        if model.name == "GetAuthorizationToken" and "authorizationData" in parsed:
+        ecr = model.service_model.service_name == "ecr"  # ECR Public's the stand-in dates
+        if ecr and model.name == "GetAuthorizationToken" and "authorizationData" in parsed:
             # AWS answers whole seconds.
             at = expiry["at"] or (datetime.now(UTC) + timedelta(hours=12)).replace(microsecond=0)
             for data in parsed["authorizationData"]:

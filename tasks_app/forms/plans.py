@@ -126,6 +126,10 @@ class TaskForm(ServiceValidatedModelForm):
         }
         help_texts = {
             "description": "(Optional) Identify the purpose of the task.",
+            "registry": "Amazon ECR Public issues its tokens in us-east-1 alone, for "
+            "public.ecr.aws: they push to your public repositories and pull with the higher "
+            "rate limits of authenticated requests. Its region is us-east-1 and it takes no "
+            "registry ID.",
             "region_variable": "A reference such as ${bamboo.aws.region}.",
             "registry_id": "(Optional) The AWS account ID of the registry to get authorization "
             "credentials for. If you do not specify a registry, the default registry is assumed.",
@@ -140,6 +144,7 @@ class TaskForm(ServiceValidatedModelForm):
             "assume.",
         }
         widgets = {
+            "registry": forms.RadioSelect,
             "scope": forms.RadioSelect,
             "credentials_source": forms.RadioSelect,
             "access": forms.RadioSelect,
@@ -173,6 +178,10 @@ class TaskForm(ServiceValidatedModelForm):
         )
         self._connectors = {str(c.id): c for c in connectors}
         self.fields["access"].required = False  # unsent: push and pull, as before it existed
+        self.fields["registry"].required = False  # unsent: private, as before it existed
+        if self.data.get("registry") == TaskConfig.Registry.PUBLIC:
+            # ECR Public's region is fixed (rules/task_settings.py); its control is hidden.
+            self.fields["region_choice"].required = False
         if host_refusal and task.credentials_source != TaskConfig.Source.HOST:
             field = choice_field(self, "credentials_source")
             field.choices = [
@@ -194,6 +203,9 @@ class TaskForm(ServiceValidatedModelForm):
 
     def clean_access(self):
         return self.cleaned_data.get("access") or TaskConfig.Access.PUSH_PULL
+
+    def clean_registry(self):
+        return self.cleaned_data.get("registry") or TaskConfig.Registry.PRIVATE
 
     def clean(self):
         super().clean()

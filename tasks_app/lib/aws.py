@@ -45,7 +45,7 @@ from botocore.exceptions import (
 )
 from django.conf import settings
 
-from tasks_app.lib import caches
+from tasks_app.lib import caches, ecr_public
 from tasks_app.lib.crypto import Secret, plain
 from tasks_app.lib.log_masking import mask, secret_register
 
@@ -72,6 +72,52 @@ PULL_ONLY_POLICY = json.dumps(
     },
     separators=(",", ":"),
 )
+# Amazon ECR Public (lib/ecr_public.py): its managed policies and policy documents.
+ECR_PUBLIC_MANAGED_POLICY = "AmazonElasticContainerRegistryPublicPowerUser"
+ECR_PUBLIC_PULL_MANAGED_POLICY = "AmazonElasticContainerRegistryPublicReadOnly"
+# Pulling from ECR Public needs no permission; a token without the push actions pulls with
+# the authenticated rate limits and cannot push.
+PUBLIC_PULL_ONLY_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": list(ecr_public.AUTH_ACTIONS), "Resource": "*"}
+        ],
+    },
+    separators=(",", ":"),
+)
+# ECR_PUBLIC_MANAGED_POLICY's document (v1, 2020-12-01).
+ECR_PUBLIC_POLICY_DOCUMENT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                *ecr_public.AUTH_ACTIONS,
+                "ecr-public:BatchCheckLayerAvailability",
+                "ecr-public:GetRepositoryPolicy",
+                "ecr-public:DescribeRepositories",
+                "ecr-public:DescribeRegistries",
+                "ecr-public:DescribeImages",
+                "ecr-public:DescribeImageTags",
+                "ecr-public:GetRepositoryCatalogData",
+                "ecr-public:GetRegistryCatalogData",
+                "ecr-public:InitiateLayerUpload",
+                "ecr-public:UploadLayerPart",
+                "ecr-public:CompleteLayerUpload",
+                "ecr-public:PutImage",
+            ],
+            "Resource": "*",
+        }
+    ],
+}
+
+
+def pull_only_policy(*, public: bool) -> str:
+    """The session policy of a pull-only task's token, for ECR or ECR Public."""
+    return PUBLIC_PULL_ONLY_POLICY if public else PULL_ONLY_POLICY
+
+
 ECR_POLICY_DOCUMENT = {
     "Version": "2012-10-17",
     "Statement": [
@@ -419,15 +465,26 @@ def ecr_authorization(
     caller: str,
     region: str,
     registry_id: str | None = None,
+    public: bool = False,
     interactive: bool = False,
 ) -> EcrAuthorization:
+    """ECR's GetAuthorizationToken in `region`; with `public`, ECR Public's, which is asked
+    in us-east-1 whatever `region` says, knows no registry ID, answers one authorization
+    (not a list) and no endpoint: its registry is public.ecr.aws."""
     session = _session(principal, caller=caller, interactive=interactive)
-    ecr = _client(session, "ecr", region, interactive=interactive)
-    kwargs = {"registryIds": [registry_id]} if registry_id else {}
-    response = _call(
-        "ecr:GetAuthorizationToken", principal, lambda: ecr.get_authorization_token(**kwargs)
-    )
-    data = response["authorizationData"][0]
+    if public:
+        client = _client(session, "ecr-public", ecr_public.REGION, interactive=interactive)
+        response = _call(
+            "ecr-public:GetAuthorizationToken", principal, client.get_authorization_token
+        )
+        data = {**response["authorizationData"], "proxyEndpoint": ecr_public.ENDPOINT}
+    else:
+        ecr = _client(session, "ecr", region, interactive=interactive)
+        kwargs = {"registryIds": [registry_id]} if registry_id else {}
+        response = _call(
+            "ecr:GetAuthorizationToken", principal, lambda: ecr.get_authorization_token(**kwargs)
+        )
+        data = response["authorizationData"][0]
     token = data["authorizationToken"]
     username, _, password = base64.b64decode(token).decode().partition(":")
     secret_register(token)
@@ -698,6 +755,12 @@ def explain(operation: str, code: str, message: str, principal: Principal) -> st
                 "The credentials work, but they may not call ecr:GetAuthorizationToken. "
                 f"Attach the AWS managed policy {ECR_MANAGED_POLICY} (see the recommended "
                 "policy) to the identity."
+            )
+        if operation == "ecr-public:GetAuthorizationToken":
+            return (
+                "The credentials work, but they may not get an ECR Public token, which needs "
+                f"both {' and '.join(ecr_public.AUTH_ACTIONS)}. Attach the AWS managed policy "
+                f"{ECR_PUBLIC_MANAGED_POLICY} (see the recommended policy) to the identity."
             )
         if operation == "sts:AssumeRoleWithWebIdentity":
             return (

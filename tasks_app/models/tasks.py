@@ -80,6 +80,10 @@ class TaskConfig(models.Model):
         CONNECTOR = "connector", "A connector (its access key, role or web identity)"
         HOST = "host", "The portal host's own AWS identity (IAM role for EC2, ECS, EKS)"
 
+    class Registry(models.TextChoices):
+        PRIVATE = "private", "Private (Amazon ECR: <account>.dkr.ecr.<region>.amazonaws.com)"
+        PUBLIC = "public", "Public (Amazon ECR Public: public.ecr.aws)"
+
     class Access(models.TextChoices):
         PUSH_PULL = "push_pull", "Push and pull"
         PULL = "pull", "Pull only"
@@ -89,6 +93,9 @@ class TaskConfig(models.Model):
     position = models.PositiveIntegerField(default=0)
     description = models.CharField("Task description", max_length=255, blank=True)
     enabled = models.BooleanField(default=True)
+    # Which registry the token is for (rules/task_settings.py): ECR Public fixes the region
+    # to us-east-1 and takes no registry ID.
+    registry = models.CharField(max_length=10, choices=Registry.choices, default=Registry.PRIVATE)
     region = models.CharField(max_length=30, blank=True)
     region_variable = models.CharField(max_length=120, blank=True)
     registry_id = models.CharField("Registry ID", max_length=12, blank=True)
@@ -137,6 +144,7 @@ class TaskConfig(models.Model):
     SETTINGS = (
         "description",
         "enabled",
+        "registry",
         "region",
         "region_variable",
         "registry_id",
@@ -153,6 +161,7 @@ class TaskConfig(models.Model):
     # what). A change to any of them drops what the task serves: a token fetched under the
     # old settings (push access, another account) is never served under the new ones.
     CREDENTIAL_SETTINGS = (
+        "registry",
         "credentials_source",
         "connector_id",
         "connector_variable",
@@ -165,6 +174,11 @@ class TaskConfig(models.Model):
 
     def __str__(self):
         return self.description or f"Amazon ECR credentials ({self.namespace})"
+
+    @property
+    def public(self) -> bool:
+        """Whether the task's token is for Amazon ECR Public (public.ecr.aws)."""
+        return self.registry == self.Registry.PUBLIC
 
     def credential_settings(self) -> tuple:
         return tuple(getattr(self, name) for name in self.CREDENTIAL_SETTINGS)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from tasks_app.lib import aws
+from tasks_app.lib import aws, ecr_public
 from tasks_app.models import Connector, TaskConfig, TaskRun, Team
 from tasks_app.rules.connector_settings import ROLE_ARN, host_credentials_available
 from tasks_app.rules.task_settings import REGION_EXAMPLE
@@ -128,6 +128,7 @@ def task_use_refusal(
     region: str | None,
     access: str,
     unattended: bool,
+    registry: str = TaskConfig.Registry.PRIVATE,
 ) -> Refusal | None:
     """Why a task of team `team_name` may not run with these settings, or None.
 
@@ -160,6 +161,14 @@ def task_use_refusal(
                 "connector",
             )
     partition = credentials_partition(source=source, connector=connector, role_arn=role_arn)
+    if registry == TaskConfig.Registry.PUBLIC and partition not in (None, "aws"):
+        return Refusal(
+            REGION_NOT_IN_PARTITION,
+            f"Amazon ECR Public exists in partition aws alone (its tokens come from "
+            f"{ecr_public.REGION}), and these credentials are of partition {partition}. "
+            "Choose credentials of partition aws, or a private registry.",
+            "registry",
+        )
     if region and region not in aws.ecr_regions(partition):
         where = f"of partition {partition} " if partition else ""
         return Refusal(
@@ -256,4 +265,5 @@ def task_refusal(
         region=None if task.region_variable else task.region,
         access=task.access,
         unattended=unattended,
+        registry=task.registry,
     )

@@ -7,6 +7,7 @@ import re
 
 from django.core.exceptions import ValidationError
 
+from tasks_app.lib import ecr_public
 from tasks_app.rules.connector_settings import ROLE_ARN
 
 REFERENCE = re.compile(r"\$\{bamboo\.(?P<key>[A-Za-z][A-Za-z0-9_.-]{0,99})\}")
@@ -22,7 +23,8 @@ def reference_key(reference: str) -> str | None:
 
 
 def task_clean(task) -> None:
-    """Drop the settings that do not apply to the source, then check the form of the rest."""
+    """Drop the settings that do not apply to the source or the registry (ECR Public: the
+    region is us-east-1, no registry ID), then check the form of the rest."""
     Source = task.Source
     errors = {}
 
@@ -48,7 +50,11 @@ def task_clean(task) -> None:
                 "empty to use the host's role as it is."
             )
 
-    if task.region_variable:
+    if task.registry == task.Registry.PUBLIC:
+        # ECR Public issues its tokens in us-east-1 alone, for its one registry host
+        # (public.ecr.aws): the region is fixed and a registry ID does not apply.
+        task.region, task.region_variable, task.registry_id = ecr_public.REGION, "", ""
+    elif task.region_variable:
         task.region = ""
         if reference_key(task.region_variable) is None:
             errors["region_variable"] = (

@@ -39,7 +39,7 @@ from tasks_app.services.run_results import run_fail
 CLAIM_BATCH = 50_000  # tasks per tick, unless a single group is larger
 CLAIM_LOCK = 0x45435250  # the advisory lock claimers take turns with ("ECRP")
 SCHEDULE = TaskRun.Trigger.SCHEDULE
-STATIC = ("credentials_source", "connector_id", "role_arn", "region", "access")
+STATIC = ("credentials_source", "connector_id", "role_arn", "region", "access", "registry")
 
 
 @dataclass(frozen=True)
@@ -73,16 +73,27 @@ STATIC_TASKS = Q(connector_variable="", region_variable="") & ~Q(
 )
 
 
-def _static_group(source, connector_id, role_arn, region, access) -> tuple[str, dict]:
+def _static_group(source, connector_id, role_arn, region, access, registry) -> tuple[str, dict]:
     """The group of tasks that their own columns place in it: its key, and the columns
     that find its tasks (the role counts for the host's credentials only)."""
-    shared = {"credentials_source": source, "region": region, "access": access}
+    shared = {
+        "credentials_source": source,
+        "region": region,
+        "access": access,
+        "registry": registry,
+    }
     if source == TaskConfig.Source.CONNECTOR:
         key = credential_group(
-            connector_id=connector_id, host_role_arn="", region=region, access=access
+            connector_id=connector_id,
+            host_role_arn="",
+            region=region,
+            access=access,
+            registry=registry,
         )
         return key, {**shared, "connector_id": connector_id}
-    key = credential_group(connector_id=None, host_role_arn=role_arn, region=region, access=access)
+    key = credential_group(
+        connector_id=None, host_role_arn=role_arn, region=region, access=access, registry=registry
+    )
     return key, {**shared, "role_arn": role_arn}
 
 

@@ -62,12 +62,15 @@ def _tasks(task_ids):
     )
 
 
-def _call(principal, region: str, group: str) -> Credential | aws.AwsError | EncryptionError:
-    """One GetAuthorizationToken at the fleet's pace, stored once; or why it failed."""
+def _call(
+    principal, region: str, group: str, public: bool
+) -> Credential | aws.AwsError | EncryptionError:
+    """One GetAuthorizationToken (ECR's or ECR Public's) at the fleet's pace, stored once;
+    or why it failed."""
     time.sleep(call_slot_take())
     try:
         authorization = aws.ecr_authorization(
-            principal, caller=aws.session_name(None), region=region
+            principal, caller=aws.session_name(None), region=region, public=public
         )
     except (aws.AwsError, EncryptionError) as e:
         return e
@@ -103,7 +106,9 @@ def refresh_group(*, claim_id: uuid.UUID, retry: bool = False) -> int:
                 run_fail(run=run, error=e)
                 continue
             run.region, run.connector = resolved.region, resolved.connector
-            by_call[(resolved.principal, resolved.region, resolved.group)].append((task, run))
+            by_call[(resolved.principal, resolved.region, resolved.group, resolved.public)].append(
+                (task, run)
+            )
         for key, members in by_call.items():
             if key not in outcomes:
                 outcomes[key] = _call(*key)

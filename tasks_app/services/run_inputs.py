@@ -30,15 +30,22 @@ class TaskDisabled(RunError):
 
 
 def credential_group(
-    *, connector_id: uuid.UUID | None, host_role_arn: str, region: str, access: str = ""
+    *,
+    connector_id: uuid.UUID | None,
+    host_role_arn: str,
+    region: str,
+    access: str = "",
+    registry: str = "",
 ) -> str:
     """The credential group: what one GetAuthorizationToken serves. Tokens are bound to the
     credentials and the region, not to a registry: a connector and a region, or the portal
     host's own credentials (with the role it assumes, if any) and a region; and pull-only
-    tokens are obtained apart (another session policy)."""
+    tokens are obtained apart (another session policy), as are ECR Public's (another
+    service: a private and a public token never share a group)."""
     source = f"connector:{connector_id}" if connector_id else f"host:{host_role_arn}"
     pull = "|pull" if access == TaskConfig.Access.PULL else ""
-    return f"{source}|{region}{pull}"
+    public = "|public" if registry == TaskConfig.Registry.PUBLIC else ""
+    return f"{source}|{region}{pull}{public}"
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,11 @@ class Resolved:
     connector: Connector | None
     principal: aws.Principal
     access: str = TaskConfig.Access.PUSH_PULL
+    registry: str = TaskConfig.Registry.PRIVATE
+
+    @property
+    def public(self) -> bool:
+        return self.registry == TaskConfig.Registry.PUBLIC
 
     @property
     def group(self) -> str:
@@ -55,6 +67,7 @@ class Resolved:
             host_role_arn=self.principal.role_arn,
             region=self.region,
             access=self.access,
+            registry=self.registry,
         )
 
 
@@ -103,6 +116,7 @@ def task_group(*, task: TaskConfig, memo: dict | None = None) -> str:
         host_role_arn=task.role_arn if host else "",
         region=region,
         access=task.access,
+        registry=task.registry,
     )
 
 
@@ -128,5 +142,11 @@ def _resolve(task, trigger, plan, references: References, memo: dict) -> Resolve
         )
     region = references.task_region(task, connector)
     if task.access == TaskConfig.Access.PULL:
-        principal = replace(principal, policy=aws.PULL_ONLY_POLICY)
-    return Resolved(region=region, connector=connector, principal=principal, access=task.access)
+        principal = replace(principal, policy=aws.pull_only_policy(public=task.public))
+    return Resolved(
+        region=region,
+        connector=connector,
+        principal=principal,
+        access=task.access,
+        registry=task.registry,
+    )

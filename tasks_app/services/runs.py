@@ -53,6 +53,7 @@ def task_run(*, task: TaskConfig, trigger: str, actor: Actor) -> TaskRun:
             caller=caller,
             region=resolved.region,
             registry_id=task.registry_id or None,
+            public=resolved.public,
         )
     except (RunError, aws.AwsError, EncryptionError) as e:
         run_fail(run=run, error=e)

@@ -151,7 +151,11 @@ def connector_delete_view(request, connector_id):
 
 def ecr_policy(request):
     """The IAM policy the ECR credentials task needs (SPEC §4.3), ready to copy."""
-    policies = [ecr_policy_document(access) for access in TaskConfig.Access.values]
+    policies = [
+        ecr_policy_document(access, registry)
+        for registry in TaskConfig.Registry.values
+        for access in TaskConfig.Access.values
+    ]
     return render(
         request,
         "connectors/ecr_policy.html",

@@ -95,7 +95,7 @@ def task_detail(request, task_id, delivery=None, problem=None, status=200):
         "runs": task.runs.select_related("actor", "connector")[:RECENT_RUNS],
         "status_changes": task.status_changes.all()[:RECENT_RUNS],
         "timeline": timeline([task], at=now()),
-        "policy": ecr_policy_document(task.access),
+        "policy": ecr_policy_document(task.access, task.registry),
         "usage": usage(
             values=delivery.values if delivery is not None else masked_values(results),
             tasks=[task],

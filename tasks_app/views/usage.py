@@ -18,6 +18,7 @@ from tasks_app.formats.snippets import (
     mapping_snippet,
     with_query,
 )
+from tasks_app.lib import ecr_public
 from tasks_app.lib.crypto import MASK
 from tasks_app.models import Job, Plan, TaskConfig
 from tasks_app.rules.generated_variables import ENDPOINT_DOMAIN, JSON, env_name, variable_key
@@ -74,7 +75,11 @@ def usage(
     hosts = list(
         dict.fromkeys(
             values.get(variable_key(task.namespace, ENDPOINT_DOMAIN))
-            or f"<account>.dkr.ecr.{task.region or '<region>'}.amazonaws.com"
+            or (
+                ecr_public.HOST
+                if task.public
+                else f"<account>.dkr.ecr.{task.region or '<region>'}.amazonaws.com"
+            )
             for task in tasks
         )
     )

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 HELPER = ROOT / "tasks_app" / "downloads" / "docker-credential-ecrportal"
 HOST = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
 PASSWORD = "Sentinel-helper-password-7"
+PUBLIC_PASSWORD = "Sentinel-public-password-9"
 
 
 @pytest.fixture
@@ -134,3 +135,25 @@ def test_skopeo_logs_in_through_the_helper_from_its_auth_file(portal, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "AWS"
     assert base64.b64encode(PASSWORD.encode()).decode() not in result.stdout + result.stderr
+
+
+def test_the_credential_helper_serves_public_ecr_aws(live_server):
+    team = make_team("Platform", ada=Role.ADMIN)
+    plan = Plan.objects.create(team=team, key="WEB-BUILD", name="Web")
+    job = Job.objects.create(plan=plan, key="BUILD", name="Build")
+    task = TaskConfig(
+        job=job, registry="public", connector=make_connector(team), scope=Scope.LOCAL
+    )
+    task.full_clean()
+    task.save()
+    give_credential(task, password=PUBLIC_PASSWORD, endpoint="https://public.ecr.aws")
+    env = {"ECRPORTAL_URL": live_server.url, "ECRPORTAL_TOKEN": api_token(plan, job)}
+    for asked in ("public.ecr.aws", "https://public.ecr.aws", "https://public.ecr.aws/v2/"):
+        got = _run("get", f"{asked}\n", env)
+        assert got.returncode == 0, got.stdout
+        assert json.loads(got.stdout) == {
+            "ServerURL": asked,
+            "Username": "AWS",
+            "Secret": PUBLIC_PASSWORD,
+        }
+    assert json.loads(_run("list", env=env).stdout) == {"public.ecr.aws": "AWS"}

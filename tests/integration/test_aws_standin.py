@@ -101,3 +101,33 @@ def test_ecr_answers_a_wrong_secret_in_its_own_protocol_not_in_xml(standin, alic
     assert str(failed.value) == aws.explain(
         "ecr:GetAuthorizationToken", "SignatureDoesNotMatch", "", None
     )
+
+
+def test_the_demo_key_gets_an_ecr_public_token_that_lasts_like_aws_s(standin, alice_team):
+    """moto has no ECR Public: the stand-in answers it, signed and permitted as AWS does."""
+    from datetime import UTC, datetime, timedelta
+
+    team, _ = alice_team
+    right = make_connector(
+        team, access_key_id=demo_seed.DEMO_KEY_ID, secret_access_key=demo_seed.DEMO_SECRET
+    )
+    got = aws.ecr_authorization(
+        principal_for(right), caller="test", region="eu-west-1", public=True
+    )
+    assert (got.proxy_endpoint, got.username) == ("https://public.ecr.aws", "AWS")
+    left = got.expires_at - datetime.now(UTC)
+    assert timedelta(hours=11, minutes=58) < left <= timedelta(hours=12)
+    assert "ECR Public answers too (us-east-1)." in standin.output()
+
+    wrong = make_connector(
+        team,
+        name="wrong",
+        access_key_id=demo_seed.DEMO_KEY_ID,
+        secret_access_key=demo_seed.WRONG_SECRET,
+    )
+    with pytest.raises(aws.AwsError) as failed:
+        aws.ecr_authorization(principal_for(wrong), caller="test", region="us-east-1", public=True)
+    assert (failed.value.code, failed.value.operation) == (
+        "SignatureDoesNotMatch",
+        "ecr-public:GetAuthorizationToken",
+    )

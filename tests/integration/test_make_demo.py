@@ -13,13 +13,13 @@ from tests.helpers import Process, child_environ, free_port, http_get, wait_for
 pytestmark = pytest.mark.integration
 
 
-def _demo_task(db_path):
+def _demo_task(db_path, namespace="custom.aws"):
     try:
         with sqlite3.connect(db_path, timeout=5) as db:
             return db.execute(
-                "SELECT t.last_run_ok, c.expires_at FROM tasks_app_taskconfig t "
+                "SELECT t.last_run_ok, c.expires_at, c.proxy_endpoint FROM tasks_app_taskconfig t "
                 "LEFT JOIN tasks_app_credential c ON c.id = t.credential_id WHERE t.namespace = ?",
-                ["custom.aws"],
+                [namespace],
             ).fetchone()
     except sqlite3.Error:
         return None
@@ -63,6 +63,15 @@ def test_make_demo_refreshes_the_seeded_task_with_a_realistic_expiry(tmp_path):
             timeout=60,
             what="the scheduler to fetch the demo task's credentials",
         )
+        public = wait_for(
+            lambda: (
+                (r := _demo_task(tmp_path / "data" / "db.sqlite3", "custom.public"))
+                and r[0] == 1
+                and r
+            ),
+            timeout=60,
+            what="the scheduler to fetch the ECR Public demo task's credentials",
+        )
         failed = wait_for(
             lambda: _failing_task(tmp_path / "data" / "db.sqlite3"),
             timeout=60,
@@ -89,5 +98,8 @@ def test_make_demo_refreshes_the_seeded_task_with_a_realistic_expiry(tmp_path):
         wait_for(lambda pid=pid: not alive(pid), timeout=10, what=f"process group {pid} to end")
     assert failed[0] == "SignatureDoesNotMatch"
     assert "The secret access key does not belong to this access key ID." in failed[1]
-    expires = datetime.fromisoformat(row[1]).replace(tzinfo=UTC)
-    assert timedelta(hours=11, minutes=58) < expires - datetime.now(UTC) <= timedelta(hours=12)
+    for fetched in (row, public):
+        expires = datetime.fromisoformat(fetched[1]).replace(tzinfo=UTC)
+        left = expires - datetime.now(UTC)
+        assert timedelta(hours=11, minutes=58) < left <= timedelta(hours=12)
+    assert public[2] == "https://public.ecr.aws"

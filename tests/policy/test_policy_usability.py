@@ -93,6 +93,10 @@ def _pull_host_task(team, job):
     return _task(job, credentials_source="host", role_arn=ROLE, access="pull")
 
 
+def _public_task(team, job):
+    return _task(job, connector=make_connector(team, name="public"), registry="public")
+
+
 CASES = {
     "host identity grant withdrawn": (
         _host_task,
@@ -112,6 +116,12 @@ CASES = {
         _move_connector_to_china,
         "RegionNotInPartition",
         "region",
+    ),
+    "ECR Public, connector moved out of partition aws": (
+        _public_task,
+        _move_connector_to_china,
+        "RegionNotInPartition",
+        "registry",
     ),
     "pull only, connector without a role": (
         _pull_role_connector_task,
@@ -163,6 +173,7 @@ def test_a_refusal_reads_the_same_when_saved_through_a_form_the_api_and_when_run
     page.force_login(alice)
     form = {
         "description": "x",
+        "registry": task.registry,
         "region_choice": task.region,
         "region_variable": "",
         "registry_id": task.registry_id,

@@ -2,6 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.timezone import now
 
+from tasks_app.lib import ecr_public
 from tasks_app.models import Connector, Job, Membership, Plan, Role, Scope, TaskConfig, Team
 
 # The AWS documentation's example key, the one the stand-in knows (devtools/aws_standin.py;
@@ -14,6 +15,7 @@ WRONG_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEX"  # noqa: S105 - delibe
 FAILING_CONNECTOR = "demo-aws-wrong-secret"
 FAILING_NAMESPACE = "custom.failing"
 FAILING_PLAN = "DEMO-FAILURE"
+PUBLIC_NAMESPACE = "custom.public"
 
 
 class Command(BaseCommand):
@@ -36,6 +38,13 @@ class Command(BaseCommand):
         )
         job, _ = Job.objects.get_or_create(plan=plan, key="BUILD", defaults={"name": "Build"})
         task, created = self._task(job, "custom.aws", connector, "Demo registry credentials")
+        self._task(
+            job,
+            PUBLIC_NAMESPACE,
+            connector,
+            "Demo of Amazon ECR Public (public.ecr.aws)",
+            registry=TaskConfig.Registry.PUBLIC,
+        )
         # The failure in a plan of its own: DEMO-BUILD's reveal, its API and the tokens
         # page's example (which answer 409 while any task they cover has no credentials)
         # keep working.
@@ -51,7 +60,8 @@ class Command(BaseCommand):
         what = "Created" if created else "Kept"
         self.stdout.write(
             f"{what} the demo: team Demo, connector demo-aws, plan DEMO-BUILD, job BUILD, "
-            f"task {task.id}. The scheduler fetches its credentials within a minute. "
+            f"task {task.id}, and the task {PUBLIC_NAMESPACE} for Amazon ECR Public "
+            "(public.ecr.aws). The scheduler fetches their credentials within a minute. "
             f"The connector {FAILING_CONNECTOR} and the task {FAILING_NAMESPACE} of plan "
             f"{FAILING_PLAN} show a failure: their secret key is mistyped (try Test "
             "connection on the connector)."
@@ -71,13 +81,22 @@ class Command(BaseCommand):
             connector.save()
         return connector
 
-    def _task(self, job, namespace: str, connector: Connector, description: str):
+    def _task(
+        self,
+        job,
+        namespace: str,
+        connector: Connector,
+        description: str,
+        registry: str = TaskConfig.Registry.PRIVATE,
+    ):
+        public = registry == TaskConfig.Registry.PUBLIC
         return TaskConfig.objects.get_or_create(
             job=job,
             namespace=namespace,
             defaults={
                 "description": description,
-                "region": "eu-west-1",
+                "registry": registry,
+                "region": ecr_public.REGION if public else "eu-west-1",
                 "connector": connector,
                 "scope": Scope.RESULT,
                 "refresh_due_at": now(),
