@@ -4,6 +4,7 @@ import uuid
 
 from celery import shared_task
 
+from tasks_app.lib import metrics
 from tasks_app.services.health import canaries_purge, canary_answer
 from tasks_app.services.issuer import signing_keys_purge
 from tasks_app.services.notifications import notification_send as notification_send_service
@@ -32,6 +33,7 @@ def housekeeping() -> None:
 def refresh_tick() -> None:
     """Beat runs this every ECRPORTAL_REFRESH_TICK seconds: claim due tasks, queue groups."""
     refresh_tick_service()
+    metrics.beat_ticked()
 
 
 @shared_task(ignore_result=True)
