@@ -79,6 +79,7 @@ def process_dead(role: str, pid: int) -> None:
 def exposition(*collectors: Collector) -> bytes:
     """The text format of every process's metrics, and of these scrape-time collectors."""
     registry = CollectorRegistry(auto_describe=False)  # collected once, when scraped
+    os.makedirs(settings.METRICS_DIR, exist_ok=True)  # none has counted anything yet
     MultiProcessCollector(registry, path=str(settings.METRICS_DIR))
     for collector in collectors:
         registry.register(collector)

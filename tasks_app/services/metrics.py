@@ -1,23 +1,23 @@
 """The database's state as Prometheus gauges, read when /metrics is scraped.
 
 A fixed number of aggregate queries, whatever the number of tasks (a test counts them):
-tasks by status per team and plan (one GROUP BY over the tasks table, no join; teams and
-plans named from their own small tables), the credentials in use (one aggregate), and the
-oldest due task no claim holds (one row along the refresh_due_at index). True fleet-wide,
-whichever web process answers the scrape.
+tasks by recorded status per team and plan (one GROUP BY over the tasks and their jobs;
+teams and plans named from their own small table), the credentials in use (one
+aggregate), and the oldest due task no claim holds (one row along the refresh_due_at
+index). True fleet-wide, whichever web process answers the scrape.
 """
 
 from collections import Counter
 from datetime import datetime, timedelta
 
-from django.db.models import Case, Count, Exists, Max, Min, OuterRef, Q, When
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from django.utils.timezone import now
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tasks_app.lib import metrics
 from tasks_app.models import Credential, Plan, TaskConfig
-from tasks_app.models.tasks import Status, task_status
+from tasks_app.models.tasks import Status
 from tasks_app.services.claims import oldest_unclaimed_due
 
 # A credential with less than this left is "expiring" (the refresh should have replaced it).
@@ -42,14 +42,13 @@ class StateCollector(Collector):
         )
 
     def _tasks(self, at: datetime) -> GaugeMetricFamily:
-        expired = Case(When(credential__expires_at__lte=at, then=True), default=False)
-        rows = list(
+        # The status the portal recorded (a run records its task's at once, the tick the
+        # tokens that ran out since: at most a tick behind), disabled tasks apart: one
+        # GROUP BY over the tasks and their jobs, no per-row rule, a few rows a plan. The
+        # live expiry is the credentials' gauges' (below).
+        rows = (
             TaskConfig.objects.order_by()
-            .annotate(
-                expired=expired,
-                served=Case(When(credential__isnull=True, then=False), default=True),
-            )
-            .values("job__plan_id", "enabled", "last_run_ok", "served", "expired")
+            .values_list("job__plan_id", "enabled", "recorded_status")
             .annotate(n=Count("id"))
         )
         plans = {
@@ -58,30 +57,20 @@ class StateCollector(Collector):
                 "id", "team__slug", "key"
             )
         }
-        # task_status, the one rule, decides each group's status: it needs only whether
-        # the credential has expired, which an expiry either side of ``at`` says.
-        second = timedelta(seconds=1)
         counts: Counter = Counter()
-        for row in rows:
-            team, plan = plans.get(row["job__plan_id"], ("", ""))
-            expires_at = (
-                (at - second if row["expired"] else at + second) if row["served"] else None
-            )
-            status = task_status(
-                enabled=row["enabled"],
-                expires_at=expires_at,
-                last_run_ok=row["last_run_ok"],
-                at=at,
-            )
-            counts[(team, plan, status)] += row["n"]
+        for plan_id, enabled, recorded, n in rows:
+            team, plan = plans.get(plan_id, ("", ""))
+            counts[(team, plan, recorded if enabled else Status.DISABLED)] += n
         family = GaugeMetricFamily(
             "ecrportal_tasks",
-            "Tasks by team, plan and status (ok, failing, expired, never run, disabled).",
+            "Tasks by team, plan and status (ok, failing, expired, never run, disabled) as "
+            "last recorded: at once for a run, at the next tick for a token that ran out.",
             labels=["team", "plan", "status"],
         )
-        for team, plan in sorted(set(plans.values())):
-            for status in Status.values:
-                family.add_metric([team, plan, status], counts.get((team, plan, status), 0))
+        # A status no task of the plan has has no series (thousands of plans times five
+        # statuses would be mostly zeros); Prometheus reads an absent series as none.
+        for (team, plan, status), n in sorted(counts.items()):
+            family.add_metric([team, plan, status], n)
         return family
 
     def _credentials(self, at: datetime):

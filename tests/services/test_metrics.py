@@ -14,8 +14,9 @@ from tasks_app.lib import metrics
 from tasks_app.models import TaskConfig, TaskRun
 from tasks_app.services.claims import refresh_claim
 from tasks_app.services.metrics import metrics_text
-from tasks_app.services.refresh import refresh_group
+from tasks_app.services.refresh import expiries_record, refresh_group
 from tasks_app.services.runs import task_run
+from tasks_app.services.status import statuses_record
 from tests.factories import (
     give_credential,
     make_connector,
@@ -107,33 +108,36 @@ def test_an_expiring_credential_moves_the_expiry_gauges(metrics_dir):
     assert 30 * 60 - 60 < earliest <= 30 * 60
 
 
-def test_tasks_by_team_plan_and_status_follow_task_status(metrics_dir):
+def test_tasks_by_team_plan_and_status_follow_the_recorded_status(metrics_dir):
     team = make_team("Platform")
     plan = make_plan(team, key="WEB")
-    ok, expired, failing, _never, disabled = (
+    ok, expiring, failing, _never, disabled = (
         make_task(make_job(plan, key=f"J{i}")) for i in range(5)
     )
     give_credential(ok)
-    give_credential(expired, expires_in=timedelta(minutes=-1))
+    give_credential(expiring, expires_in=timedelta(minutes=10))
     give_credential(failing)
     TaskConfig.objects.filter(pk=failing.pk).update(last_run_ok=False)
     TaskConfig.objects.filter(pk=disabled.pk).update(enabled=False)
+    statuses_record(task_ids=[ok.pk, expiring.pk, failing.pk])  # as their runs record them
     other = make_plan(make_team("Data"), key="ETL")
     make_task(make_job(other))
 
-    samples = metric_samples(metrics_text())
-    for status, count in [
-        ("ok", 1),
-        ("expired", 1),
-        ("failing", 1),
-        ("never run", 1),
-        ("disabled", 1),
-    ]:
-        assert _value(samples, "ecrportal_tasks", team="platform", plan="WEB", status=status) == (
-            count
-        ), status
+    def counts():
+        samples = metric_samples(metrics_text())
+        return {
+            status: _value(samples, "ecrportal_tasks", team="platform", plan="WEB", status=status)
+            for status in ("ok", "expired", "failing", "never run", "disabled")
+        }, samples
+
+    now_counts, samples = counts()
+    assert now_counts == {"ok": 2, "expired": 0, "failing": 1, "never run": 1, "disabled": 1}
     assert _value(samples, "ecrportal_tasks", team="data", plan="ETL", status="never run") == 1
-    assert _value(samples, "ecrportal_tasks", team="data", plan="ETL", status="ok") == 0
+
+    # The token runs out; the next tick records it, and the gauge follows.
+    expiries_record(at=now() + timedelta(minutes=11))
+    later, _ = counts()
+    assert later == {"ok": 1, "expired": 1, "failing": 1, "never run": 1, "disabled": 1}
 
 
 def test_due_work_waiting_unclaimed_has_an_age(metrics_dir):
