@@ -1,11 +1,13 @@
 """/metrics across real processes (issue 25): a live gunicorn's answer sums what its
 worker, a worker that was killed, and another process of the machine counted; gunicorn
-clears the web's stale files when it starts, and leaves the other components' alone."""
+clears the web's stale files when it starts, and leaves the other components' alone; beat's
+tick, run by a Celery worker, shows in the web's answer."""
 
 import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -13,12 +15,14 @@ import pytest
 
 from tests.helpers import (
     ROOT,
+    beat_process,
     free_port,
     http_get,
     metric_samples,
     portal_env,
     wait_for,
     web_process,
+    worker_process,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -107,3 +111,46 @@ def test_a_scrape_sums_every_process_and_survives_a_killed_worker(tmp_path):
         assert {"web", "worker", "other"} <= files
     finally:
         web.stop()
+
+
+def _scrape(port: int) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=15) as answer:
+        return metric_samples(answer.read())
+
+
+@pytest.mark.redis
+def test_beats_tick_run_by_a_worker_shows_in_the_webs_answer(redis_url, tmp_path):
+    env = portal_env(
+        tmp_path,
+        ECRPORTAL_METRICS_TOKEN=TOKEN,
+        CELERY_BROKER_URL=redis_url,
+        ECRPORTAL_REFRESH_TICK="2",
+    )
+    port = free_port()
+    processes = [
+        web_process(env, tmp_path, port).start(),
+        worker_process(env, tmp_path).start(),
+        beat_process(env, tmp_path).start(),
+    ]
+    tick = ("ecrportal_beat_last_tick_timestamp_seconds", ())
+    try:
+        wait_for(
+            lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
+            timeout=30,
+            what="gunicorn to serve /healthz",
+        )
+        started = time.time()
+        samples = wait_for(
+            lambda: (found := _scrape(port)).get(tick, 0) > started - 5 and found,
+            timeout=60,
+            what="a tick's time in /metrics",
+        )
+        assert samples[tick] <= time.time()
+        roles = {p.name.split("_")[-1].split("-")[0] for p in (tmp_path / "metrics").glob("*.db")}
+        assert "worker" in roles
+    finally:
+        for process in processes:
+            process.stop()
