@@ -7,13 +7,15 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils.timezone import now
 
 from tasks_app.identity.actor import SYSTEM
 from tasks_app.lib import metrics
-from tasks_app.models import TaskConfig, TaskRun
+from tasks_app.models import Role, TaskConfig, TaskRun
 from tasks_app.services.claims import refresh_claim
 from tasks_app.services.metrics import metrics_text
+from tasks_app.services.notifications import notification_send, notifications_due
 from tasks_app.services.refresh import expiries_record, refresh_group
 from tasks_app.services.runs import task_run
 from tasks_app.services.status import statuses_record
@@ -30,6 +32,8 @@ from tests.factories import (
 from tests.helpers import metric_samples
 
 pytestmark = pytest.mark.django_db
+
+ECR = "api.ecr:GetAuthorizationToken"
 
 
 def _value(samples, name, **labels):
@@ -212,3 +216,45 @@ def test_every_metric_is_named_for_the_portal_with_its_unit():
     }
     assert all(name.startswith("ecrportal_") for name in names)
     assert "ecrportal_api_request_duration_seconds" in names
+
+
+def test_notification_deliveries_are_counted_by_channel_and_outcome(
+    metrics_dir, settings, aws_endpoint, aws_failure, ecr_expiry
+):
+    team = make_team("Platform", alice=Role.ADMIN)
+    task = make_task(make_job(make_plan(team)), make_connector(team))
+    aws_failure(ECR, "AccessDeniedException")
+    task_run(task=task, trigger=TaskRun.Trigger.MANUAL, actor=SYSTEM)  # never run -> failing
+    assert _send_all() == ["skipped"]  # no mail server
+    settings.EMAIL_ENABLED = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    aws_failure(ECR, None)
+    task_run(task=task, trigger=TaskRun.Trigger.MANUAL, actor=SYSTEM)  # failing -> ok
+    assert _send_all() == ["sent"]
+
+    samples = metric_samples(metrics_text())
+    deliveries = "ecrportal_notification_deliveries_total"
+    assert _value(samples, deliveries, channel="email", outcome="skipped") == 1
+    assert _value(samples, deliveries, channel="email", outcome="sent") == 1
+
+
+def test_authentication_failures_are_counted_by_kind(metrics_dir, client):
+    make_team("Platform", alice=Role.ADMIN)
+    answer = client.post(reverse("login"), {"username": "alice", "password": "wrong"})
+    assert answer.status_code == 200
+    jwt_like = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    assert token_client(jwt_like).get("/api/v1/docker-config").status_code == 401
+    assert token_client("ecrp_unknown").get("/api/v1/docker-config").status_code == 401
+
+    samples = metric_samples(metrics_text())
+    failures = "ecrportal_authentication_failures_total"
+    assert _value(samples, failures, kind="password") == 1
+    assert _value(samples, failures, kind="ci_id_token") == 1
+    assert _value(samples, failures, kind="token") == 1
+
+
+def _send_all():
+    return [
+        notification_send(delivery_id=delivery_id)
+        for delivery_id in notifications_due(at=now() + timedelta(seconds=1))
+    ]
