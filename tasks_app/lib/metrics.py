@@ -26,10 +26,12 @@ import time
 from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import values as _values
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The text format generate_latest writes (0.0.4), as the library names it.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 ROLE_VARIABLE = "ECRPORTAL_PROCESS_ROLE"
 # web, worker, beat; "other" for any other process (manage.py commands). A process that
 # changes its role writes new files from its next write on (tests give each test its own).
