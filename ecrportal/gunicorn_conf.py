@@ -15,6 +15,23 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The portal needs no runtime control socket; several instances may share a host.
 control_socket_disable = True
 
+# Metrics (tasks_app/lib/metrics.py): the web workers write their files under the role
+# "web", cleared when gunicorn starts; a worker that exits takes its live gauges along.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecrportal.settings")
+
+
+def on_starting(server):
+    from tasks_app.lib import metrics
+
+    metrics.role_set("web")  # inherited by the workers gunicorn forks
+    metrics.files_clear("web")
+
+
+def child_exit(server, worker):
+    from tasks_app.lib import metrics
+
+    metrics.process_dead("web", worker.pid)
+
 
 def post_worker_init(worker):
     """Once the worker has loaded Django, load the URLconf (and with it every view) and

@@ -5,6 +5,7 @@ defaults run the whole portal (web, worker, beat) on one machine with no
 servers: SQLite and a file-system Celery broker under ``ECRPORTAL_DATA_DIR``.
 """
 
+import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -68,6 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: an API request's latency and status as the client gets them.
+    "tasks_app.middleware.ApiMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -444,6 +447,19 @@ WEBHOOK_TIMEOUT = env_float("ECRPORTAL_WEBHOOK_TIMEOUT", 5, minimum=0.5, maximum
 
 # /readyz waits this long for a worker to answer the canary task.
 READYZ_TIMEOUT_SECONDS = env_int("ECRPORTAL_READYZ_TIMEOUT", 3, minimum=1, maximum=25)
+
+# /metrics (Prometheus' text format) answers only a scraper that sends this token as
+# "Authorization: Bearer <token>"; unset, the endpoint is off (404).
+METRICS_TOKEN = env_str("ECRPORTAL_METRICS_TOKEN")
+if METRICS_TOKEN is not None and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured(
+        "ECRPORTAL_METRICS_TOKEN=(value hidden) is not valid: expected at least 24 characters "
+        "(for example: openssl rand -hex 24)."
+    )
+# Where every process of this machine (web, worker, beat) writes its metrics, one file per
+# process and kind (prometheus_client's multiprocess mode); /metrics merges them.
+METRICS_DIR = Path(env_str("ECRPORTAL_METRICS_DIR", str(DATA_DIR / "metrics"))).resolve()
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
 LOG_LEVEL = env_choice(
     "ECRPORTAL_LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

@@ -1,4 +1,5 @@
 import re
+import time
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -6,6 +7,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from tasks_app.formats.error_body import error_body
+from tasks_app.lib import metrics
 from tasks_app.views.accounts import SESSION_MUST_CHANGE_PASSWORD, logout_view, password_change
 
 # Our own pages load nothing from elsewhere and run no inline script.
@@ -92,3 +94,21 @@ class RequestGuardMiddleware:
         if limit is not None and int(length) > limit:
             return too_large(request)
         return self.get_response(request)
+
+
+class ApiMetricsMiddleware:
+    """Counts each API request by route and status, with its latency. The route is the
+    URL's name (never the path, which holds IDs): "unmatched" when none resolved."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path_info.startswith("/api/"):
+            return self.get_response(request)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        route = (match.url_name if match else None) or "unmatched"
+        metrics.api_request(route, response.status_code, time.perf_counter() - started)
+        return response

@@ -6,6 +6,7 @@ import uuid
 from celery import shared_task
 from celery.exceptions import Reject
 
+from tasks_app.lib import metrics
 from tasks_app.lib.outages import OUTAGES, outage_of, outage_summary, retry_delay
 from tasks_app.services.health import canaries_purge, canary_answer
 from tasks_app.services.issuer import signing_keys_purge
@@ -48,6 +49,8 @@ def refresh_tick() -> None:
         log.warning(
             "Refresh tick skipped: %s is unavailable (%s).", outage_of(e), outage_summary(e)
         )
+        return
+    metrics.beat_ticked()
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=REFRESH_RETRIES)

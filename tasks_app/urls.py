@@ -157,4 +157,5 @@ urlpatterns = [
     path(".well-known/jwks.json", issuer.jwks_document, name="jwks"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
 ]

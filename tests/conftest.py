@@ -364,3 +364,20 @@ def issuer(tmp_path, settings):
     yield started
     started.stop()
     caches.caches_clear()
+
+
+@pytest.fixture
+def metrics_dir(tmp_path, settings, monkeypatch):
+    """This test's own metrics folder: what this process counts from now on is written
+    there (a role of its own makes prometheus_client open new files), and /metrics reads
+    only it, whatever other tests and workers count meanwhile."""
+    import uuid
+
+    from tasks_app.lib import metrics
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    settings.METRICS_DIR = folder
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    monkeypatch.setenv(metrics.ROLE_VARIABLE, "t" + uuid.uuid4().hex[:12])
+    return folder

@@ -231,3 +231,16 @@ def database_outage(*, keep=()):
             yield admin
         finally:
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))
+
+
+def metric_samples(body: bytes | str) -> dict[tuple, float]:
+    """/metrics' body read by prometheus_client's own parser: each sample's value by its
+    name and labels, as (name, (("label", "value"), ...)) with the labels sorted."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = body.decode() if isinstance(body, bytes) else body
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

@@ -5,6 +5,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.negotiation import BaseContentNegotiation
 
 from tasks_app.identity.client_address import client_address
+from tasks_app.lib import metrics
 from tasks_app.models import ApiToken
 from tasks_app.services.tokens import token_authenticate
 from tasks_app.services.workload import (
@@ -41,10 +42,12 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not header or header[0].lower() != b"bearer":
             return None
         if len(header) != 2:
+            metrics.authentication_failed("token")
             raise exceptions.AuthenticationFailed("Send one token: Authorization: Bearer <token>.")
         try:
             raw = header[1].decode()
         except UnicodeDecodeError:
+            metrics.authentication_failed("token")
             raise exceptions.AuthenticationFailed("The token is not valid.") from None
         if looks_like_jwt(raw):
             try:
@@ -59,12 +62,14 @@ class BearerTokenAuthentication(BaseAuthentication):
                     ),
                 )
             except WorkloadRefused as e:
+                metrics.authentication_failed("ci_id_token")
                 raise exceptions.AuthenticationFailed(
                     f"The ID token is not accepted: {e}."
                 ) from None
             return TokenCaller(workload), workload
         token = token_authenticate(raw=raw, address=client_address(request))
         if token is None:
+            metrics.authentication_failed("token")
             raise exceptions.AuthenticationFailed(
                 "The token is not valid: unknown, revoked or expired."
             )

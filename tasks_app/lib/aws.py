@@ -45,7 +45,7 @@ from botocore.exceptions import (
 )
 from django.conf import settings
 
-from tasks_app.lib import caches, ecr_public
+from tasks_app.lib import caches, ecr_public, metrics
 from tasks_app.lib.crypto import Secret, plain
 from tasks_app.lib.log_masking import mask, secret_register
 
@@ -518,7 +518,87 @@ def ecr_regions(partition: str | None = None) -> list[str]:
     return [region for p in partitions for region in regions("ecr", p)]
 
 
+THROTTLE_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException"}
+)
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
+
+
+def call_outcome(error: "AwsError | None") -> str:
+    """A call's outcome as the AWS-calls metric counts it (a handful of values)."""
+    if error is None:
+        return "ok"
+    if error.code in THROTTLE_CODES:
+        return "throttled"
+    if error.code in DENIED_CODES:
+        return "denied"
+    if error.code in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeout"):
+        return "unreachable"
+    if error.code.startswith("HTTP 5") or error.code in (
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServerException",
+    ):
+        return "server_error"
+    return "client_error"
+
+
+# The codes explain() has words of its own for, and the failures that reach no AWS answer:
+# a failed run's cause in the metrics is one of these, or "other" (AWS's codes are many).
+KNOWN_CODES = (
+    THROTTLE_CODES
+    | DENIED_CODES
+    | {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "InvalidSignatureException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+        "ValidationError",
+        "InvalidIdentityToken",
+        "IDPCommunicationError",
+        "IDPRejectedClaim",
+        "RegionDisabledException",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServerException",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeout",
+        "NoCredentials",
+        "Unreadable",
+    }
+)
+
+
+def cause_label(code: str) -> str:
+    """A failed call's diagnosis code as a metric label of bounded cardinality."""
+    if code in KNOWN_CODES:
+        return code
+    if code.startswith("HTTP 5"):
+        return "HTTP 5xx"
+    if code.startswith("HTTP "):
+        return "HTTP other"
+    return "other"
+
+
 def _call(operation: str, principal: Principal, fn):
+    """Every AWS call goes through here: its errors diagnosed once, each call counted."""
+    try:
+        response = _call_diagnosed(operation, principal, fn)
+    except AwsError as e:
+        metrics.AWS_CALLS.labels(operation, call_outcome(e)).inc()
+        raise
+    metrics.AWS_CALLS.labels(operation, "ok").inc()
+    return response
+
+
+def _call_diagnosed(operation: str, principal: Principal, fn):
     _answers.last = None
     try:
         return fn()
@@ -749,7 +829,7 @@ def explain(operation: str, code: str, message: str, principal: Principal) -> st
         return "The temporary credentials have expired. Obtain new ones and try again."
     if code == "RequestExpired":
         return "AWS says the request expired: check the clock of the portal host."
-    if code in ("AccessDenied", "AccessDeniedException"):
+    if code in DENIED_CODES:
         if operation == "ecr:GetAuthorizationToken":
             return (
                 "The credentials work, but they may not call ecr:GetAuthorizationToken. "
@@ -788,12 +868,7 @@ def explain(operation: str, code: str, message: str, principal: Principal) -> st
             f"AWS refused the session duration: {message} For roles, the duration may not "
             "exceed the role's maximum session duration."
         )
-    if code in (
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "TooManyRequestsException",
-    ):
+    if code in THROTTLE_CODES:
         return f"AWS is throttling {operation}; the call will be retried later."
     if code == "InvalidIdentityToken":
         return (

@@ -234,3 +234,15 @@ def claimed_task_ids(*, claim_id: uuid.UUID) -> list[uuid.UUID]:
         .order_by("id")
         .values_list("id", flat=True)
     )
+
+
+def oldest_unclaimed_due(*, at: datetime) -> datetime | None:
+    """When the longest-waiting due task that no claim holds fell due (None: none waits),
+    read along the refresh_due_at index: the metrics' "due work waiting unclaimed"."""
+    return (
+        _free(at)
+        .filter(refresh_due_at__lte=at)
+        .order_by("refresh_due_at")
+        .values_list("refresh_due_at", flat=True)
+        .first()
+    )

@@ -16,6 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from tasks_app.identity.actor import Actor
+from tasks_app.lib import metrics
 from tasks_app.services.audit import audit_record
 from tasks_app.services.pacing import Limit, slot_take, slot_wait
 
@@ -51,6 +52,7 @@ def login_retry_after(*, actor: Actor, username: str) -> int | None:
 
 
 def login_failed(*, actor: Actor, username: str, throttled: bool = False) -> None:
+    metrics.authentication_failed("password")
     action = "login.throttled" if throttled else LOGIN_FAILED
     summary = (
         "Sign-in refused: too many failed attempts"

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 from kombu.exceptions import OperationalError
 
+from tasks_app.lib import metrics
 from tasks_app.lib.celery_queue import NOTIFICATION_SEND, celery_task
 from tasks_app.lib.crypto import EncryptionError
 from tasks_app.lib.webhooks import WebhookError, webhook_post
@@ -295,7 +296,9 @@ def notification_send(*, delivery_id) -> str | None:
     else:
         fields.update(state=State.SENT, sent_at=now(), next_attempt_at=None)
     NotificationDelivery.objects.filter(pk=delivery.pk).update(**fields)
-    return str(fields.get("state", State.PENDING))
+    state = str(fields.get("state", State.PENDING))
+    metrics.delivery_counted(channel=str(delivery.channel), state=state)
+    return state
 
 
 def notifications_due(*, at=None, limit: int = 100) -> list[str]:

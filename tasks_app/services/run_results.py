@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.timezone import now
 
-from tasks_app.lib import aws
+from tasks_app.lib import aws, metrics
 from tasks_app.lib.crypto import EncryptionError
 from tasks_app.models import Credential, TaskConfig, TaskRun
 from tasks_app.rules.refresh_schedule import backoff, next_refresh
@@ -22,12 +22,20 @@ from tasks_app.services.status import STATE_COLUMNS, TaskState, status_changes_r
 
 
 def run_record_failure(
-    *, run: TaskRun, error_class: str, message: str, request_id: str = "", answer: str = ""
+    *,
+    run: TaskRun,
+    error_class: str,
+    message: str,
+    request_id: str = "",
+    answer: str = "",
+    cause: str = "other",
 ) -> None:
     """Record a failed run, and the task's state: back off, keep its variables.
 
     ``message`` is what people read (the task, its status changes, notifications);
-    ``answer`` what answered, raw, kept in the run's details only."""
+    ``answer`` what answered, raw, kept in the run's details only; ``cause`` the metrics'
+    label of bounded cardinality (``run_fail`` names it)."""
+    metrics.refresh_counted(ok=False, cause=cause)
     finished = now()
     run_fields = {
         "finished": finished,
@@ -73,13 +81,18 @@ def runs_interrupted_close(*, at=None) -> int:
     """
     at = at or now()
     limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    return TaskRun.objects.filter(outcome=TaskRun.Outcome.RUNNING, started__lt=at - limit).update(
+    closed = TaskRun.objects.filter(
+        outcome=TaskRun.Outcome.RUNNING, started__lt=at - limit
+    ).update(
         outcome=TaskRun.Outcome.FAILED,
         finished=at,
         error_class="Interrupted",
         error_message="The worker stopped before this run finished (killed or restarted). "
         "Nothing it fetched was written; the task is refreshed again.",
     )
+    if closed:
+        metrics.refresh_counted(ok=False, cause="Interrupted", runs=closed)
+    return closed
 
 
 def runs_cut_off_close(*, task_ids) -> int:
@@ -104,7 +117,9 @@ def runs_cut_off_close(*, task_ids) -> int:
 def run_fail(*, run: TaskRun, error: RunError | aws.AwsError | EncryptionError) -> None:
     """Record a run that could not obtain credentials; the variables stay as they were."""
     if isinstance(error, RunError):
-        run_record_failure(run=run, error_class=error.error_class, message=error.message)
+        run_record_failure(
+            run=run, error_class=error.error_class, message=error.message, cause=error.error_class
+        )
     elif isinstance(error, aws.AwsError):
         run_record_failure(
             run=run,
@@ -112,9 +127,11 @@ def run_fail(*, run: TaskRun, error: RunError | aws.AwsError | EncryptionError) 
             message=error.explanation,
             request_id=error.request_id,
             answer=error.answer,
+            cause=aws.cause_label(error.code),
         )
     else:
-        run_record_failure(run=run, error_class=type(error).__name__, message=str(error))
+        name = type(error).__name__
+        run_record_failure(run=run, error_class=name, message=str(error), cause=name)
 
 
 RUN_FIELDS = [
@@ -239,6 +256,7 @@ def runs_deliver(*, credential: Credential, runs: list[tuple[TaskConfig, TaskRun
             states=states, runs={task.pk: run for task, run in runs}, at=finished
         )
         notifications_queue(changes=changes, tasks=_held([run for _, run in runs]))
+    metrics.refresh_counted(ok=True, runs=len(runs))
     return len(runs)
 
 

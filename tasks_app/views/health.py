@@ -1,3 +1,4 @@
+import hmac
 from dataclasses import asdict
 
 from django.conf import settings
@@ -5,7 +6,9 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from tasks_app.lib.metrics import CONTENT_TYPE
 from tasks_app.services.health import readiness
+from tasks_app.services.metrics import metrics_text
 
 
 @login_not_required
@@ -26,3 +29,25 @@ def readyz(request):
         "checks": {name: asdict(check) for name, check in checks.items()},
     }
     return JsonResponse(body, status=200 if ready else 503)
+
+
+def _plain(text: str, status: int) -> HttpResponse:
+    return HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+
+
+@login_not_required
+@never_cache
+def metrics(request):
+    """Prometheus' text format, for a scraper that sends ECRPORTAL_METRICS_TOKEN as a
+    bearer token; off (404, saying so) while that setting is unset."""
+    expected = settings.METRICS_TOKEN
+    if not expected:
+        return _plain("Metrics are off: set ECRPORTAL_METRICS_TOKEN to turn them on.", 404)
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        sent.strip().encode(), expected.encode()
+    ):
+        response = _plain("Send the metrics token: Authorization: Bearer <token>.", 401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(metrics_text(), content_type=CONTENT_TYPE)

@@ -22,7 +22,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 
 from tasks_app.identity.actor import Actor
 from tasks_app.identity.client_address import client_address
-from tasks_app.lib import caches
+from tasks_app.lib import caches, metrics
 from tasks_app.services.audit import audit_record
 from tasks_app.services.logins import login_succeeded
 from tasks_app.services.sso import SsoRefused, provider_claims, sso_sign_in
@@ -149,6 +149,7 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
 
 
 def _refused(request, reason: str):
+    metrics.authentication_failed("sign_on")
     messages.error(request, f"Single sign-on failed: {reason}")
     return redirect("login")
 

@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         data = settings.DATA_DIR
-        folders = [data, settings.STATIC_ROOT]
+        folders = [data, settings.STATIC_ROOT, settings.METRICS_DIR]
         broker = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
         folders += [broker[k] for k in ("data_folder_in", "control_folder") if k in broker]
         for folder in folders:

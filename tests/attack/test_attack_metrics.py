@@ -1,0 +1,85 @@
+"""/metrics, attacked (issue 25).
+
+The attacker: anyone who reaches the portal's address and wants what the metrics tell (the
+teams' and plans' names, how many tasks fail, when credentials expire) or wants a scrape to
+leak a secret. What they control: the request (no header, another scheme, a wrong token, a
+token of the API, a token that shares a prefix with the right one, a session of a signed-in
+person, the path's form). What guards it: views/health.py's ``metrics`` (off while
+ECRPORTAL_METRICS_TOKEN is unset; a constant-time comparison of the bearer token) and the
+metrics' labels, which hold names and codes, never a token, a password or a path.
+"""
+
+import pytest
+from django.test import Client
+
+from tasks_app.models import Role
+from tests.factories import PASSWORD, give_credential, make_job, make_plan, make_task, make_team
+from tests.helpers import metric_samples
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "scrape-token-0123456789abcdef0123"
+
+
+def _get(authorization: str | None = None, client: Client | None = None, path="/metrics"):
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
+    return (client or Client()).get(path, **headers)
+
+
+def test_it_is_off_by_default_and_says_so(settings):
+    settings.METRICS_TOKEN = None
+    for authorization in (None, f"Bearer {TOKEN}", "Bearer "):
+        answer = _get(authorization)
+        assert answer.status_code == 404
+        assert b"ECRPORTAL_METRICS_TOKEN" in answer.content
+        assert b"ecrportal_" not in answer.content
+
+
+def test_without_the_token_nothing_is_told(settings, metrics_dir):
+    settings.METRICS_TOKEN = TOKEN
+    make_plan(make_team("Secret Team"), key="HIDDEN")
+    refused = [
+        None,
+        "",
+        TOKEN,  # no scheme
+        f"Basic {TOKEN}",
+        f"Bearer {TOKEN[:-1]}",  # a prefix
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN.upper()}",
+        "Bearer ecrp_an_api_token_is_not_the_scrape_token",
+        "Bearer \u00e9\u00e9\u00e9",
+        f"Bearer {TOKEN} {TOKEN}",
+    ]
+    for authorization in refused:
+        answer = _get(authorization)
+        assert answer.status_code == 401, authorization
+        assert answer["WWW-Authenticate"].startswith("Bearer")
+        assert b"ecrportal_" not in answer.content
+        assert b"HIDDEN" not in answer.content
+
+
+def test_a_signed_in_administrator_is_no_scraper(settings, metrics_dir):
+    settings.METRICS_TOKEN = TOKEN
+    make_team("Platform", root=Role.ADMIN)
+    client = Client()
+    assert client.login(username="root", password=PASSWORD)
+    assert _get(client=client).status_code == 401
+
+
+def test_the_right_token_gets_the_text_format_with_no_secret(settings, metrics_dir):
+    settings.METRICS_TOKEN = TOKEN
+    team = make_team("Platform")
+    task = make_task(make_job(make_plan(team)))
+    credential = give_credential(task, password="hunter2-registry-password")
+    answer = _get(f"Bearer {TOKEN}")
+    assert answer.status_code == 200
+    assert answer["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "no-cache" in answer["Cache-Control"] or "max-age=0" in answer["Cache-Control"]
+    samples = metric_samples(answer.content)
+    labels = (("plan", "WEB-BUILD"), ("status", "never run"), ("team", "platform"))
+    assert samples[("ecrportal_tasks", labels)] == 1
+    body = answer.content.decode()
+    for secret in ("hunter2-registry-password", credential.token, TOKEN, str(task.pk)):
+        assert secret not in body
+    # The path is exact: no other spelling reaches it.
+    assert _get(f"Bearer {TOKEN}", path="/metrics/").status_code == 404
