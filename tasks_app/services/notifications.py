@@ -100,6 +100,8 @@ def notifications_queue(
     for delivery in deliveries:
         if delivery.state == State.PENDING:
             _send_after_commit(delivery_id=delivery.pk, queued_until=delivery.queued_until)
+        else:  # skipped at once: counted as a delivery's outcome, as a sent one is
+            metrics.delivery_counted(channel=str(delivery.channel), state=delivery.state)
     return deliveries
 
 
@@ -111,9 +113,11 @@ def notifications_enqueue_due(*, at=None, limit: int = 100) -> int:
     marked skipped instead."""
     at = at or now()
     if reason := _unsendable(Channel.EMAIL):
-        NotificationDelivery.objects.filter(
+        skipped = NotificationDelivery.objects.filter(
             state=State.PENDING, channel=Channel.EMAIL, next_attempt_at__lte=at
         ).update(state=State.SKIPPED, last_error=reason, next_attempt_at=None, queued_until=None)
+        for _ in range(skipped):
+            metrics.delivery_counted(channel=Channel.EMAIL.value, state=State.SKIPPED)
     queued = 0
     until = at + QUEUE_LEASE
     for delivery_id in notifications_due(at=at, limit=limit):

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
 from tasks_app.lib.metrics import CONTENT_TYPE
 from tasks_app.services.health import readiness
@@ -36,6 +37,7 @@ def _plain(text: str, status: int) -> HttpResponse:
 
 
 @login_not_required
+@require_GET
 @never_cache
 def metrics(request):
     """Prometheus' text format, for a scraper that sends ECRPORTAL_METRICS_TOKEN as a

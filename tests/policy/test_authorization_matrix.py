@@ -147,6 +147,9 @@ PORTAL = {
     "openid_configuration": (ANYONE, lambda caller: METHOD),
     "jwks": (ANYONE, lambda caller: METHOD),
     "readyz": (ANYONE, ANYONE),
+    # Prometheus' scrape: its own bearer token, off (404) while ECRPORTAL_METRICS_TOKEN is
+    # unset, as here (tests/attack/test_attack_metrics.py); GET only.
+    "metrics": (lambda caller: HIDDEN, lambda caller: METHOD),
     "logout": (POST_ONLY, SIGNED_OUT),
     "password_change": (SIGNED_IN, SIGNED_IN),
     "dashboard": (SIGNED_IN, SIGNED_IN),

@@ -21,6 +21,8 @@ PUBLIC_VIEWS = {
     accounts.login_view,
     health.healthz,
     health.readyz,
+    # Prometheus' scrape: its own bearer token (tests/attack/test_attack_metrics.py).
+    health.metrics,
     admin_login,
     # An invitation link: whoever holds it creates an account (tests/services/test_invitations.py).
     people.invitation_accept_view,
