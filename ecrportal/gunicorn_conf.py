@@ -15,6 +15,21 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The portal needs no runtime control socket; several instances may share a host.
 control_socket_disable = True
 
+if os.environ.get("ECRPORTAL_LOG_FORMAT") == "json":
+    # gunicorn's own lines (start, workers, access) as JSON too, like the portal's.
+    from tasks_app.lib.log_context import JSON_FORMATTER
+
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": JSON_FORMATTER},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "loggers": {
+            name: {"handlers": ["console"], "level": "INFO", "propagate": False}
+            for name in ("gunicorn.error", "gunicorn.access")
+        },
+    }
+
 # Metrics (tasks_app/lib/metrics.py): the web workers write their files under the role
 # "web", cleared when gunicorn starts; a worker that exits takes its live gauges along.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecrportal.settings")

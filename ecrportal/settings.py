@@ -5,6 +5,7 @@ defaults run the whole portal (web, worker, beat) on one machine with no
 servers: SQLite and a file-system Celery broker under ``ECRPORTAL_DATA_DIR``.
 """
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -26,6 +27,7 @@ from ecrportal.env import (
     env_url,
     secret_read,
 )
+from tasks_app.lib.log_context import JSON_FORMATTER
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Settings read the environment and the data folder; they create nothing. `manage.py
@@ -77,6 +79,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Log lines carry the request's ID and who acts (ECRPORTAL_LOG_FORMAT=json writes them).
+    "tasks_app.middleware.RequestLogContextMiddleware",
     # Every view needs a signed-in user unless it is marked login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "tasks_app.middleware.PasswordChangeRequiredMiddleware",
@@ -461,6 +465,11 @@ if METRICS_TOKEN is not None and len(METRICS_TOKEN) < 24:
 METRICS_DIR = Path(env_str("ECRPORTAL_METRICS_DIR", str(DATA_DIR / "metrics"))).resolve()
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
+# plain: one readable line per record; json: one JSON object a line, for a log collector.
+LOG_FORMAT = env_choice("ECRPORTAL_LOG_FORMAT", "plain", ["plain", "json"])
+if LOG_FORMAT == "json":
+    # Python's warnings through logging too, so that every line is one JSON object.
+    logging.captureWarnings(True)
 LOG_LEVEL = env_choice(
     "ECRPORTAL_LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 )
@@ -469,14 +478,22 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        # One JSON object a line: time, level, logger, message, and what the line is about
+        # (request_id, actor, task: tasks_app/lib/log_context.py). python-json-logger.
+        "json": JSON_FORMATTER,
     },
     "filters": {
+        "context": {"()": "tasks_app.lib.log_context.ContextFilter"},
         # A request that failed because the database or broker is down: one line, no
         # traceback (tasks_app/lib/outages.py).
         "outages": {"()": "tasks_app.lib.outages.OutageLogFilter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from tasks_app.formats.error_body import error_body
 from tasks_app.lib import metrics
+from tasks_app.lib.log_context import log_context, log_fields, request_id_from
 from tasks_app.views.accounts import SESSION_MUST_CHANGE_PASSWORD, logout_view, password_change
 
 # Our own pages load nothing from elsewhere and run no inline script.
@@ -111,4 +112,22 @@ class ApiMetricsMiddleware:
         match = getattr(request, "resolver_match", None)
         route = (match.url_name if match else None) or "unmatched"
         metrics.api_request(route, response.status_code, time.perf_counter() - started)
+        return response
+
+
+class RequestLogContextMiddleware:
+    """Each request's log lines carry its request ID (the client's X-Request-ID if it is a
+    plain token, else a new one, sent back) and, once known, who acts."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = request_id_from(request.headers.get("X-Request-ID"))
+        user = getattr(request, "user", None)
+        actor = user.get_username() if user is not None and user.is_authenticated else None
+        with log_context(request_id=request_id, actor=actor):
+            response = self.get_response(request)
+            request.log_fields = log_fields()  # for Django's own line about the answer
+        response["X-Request-ID"] = request_id
         return response

@@ -6,6 +6,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 
 from tasks_app.identity.client_address import client_address
 from tasks_app.lib import metrics
+from tasks_app.lib.log_context import log_context_add
 from tasks_app.models import ApiToken
 from tasks_app.services.tokens import token_authenticate
 from tasks_app.services.workload import (
@@ -66,6 +67,7 @@ class BearerTokenAuthentication(BaseAuthentication):
                 raise exceptions.AuthenticationFailed(
                     f"The ID token is not accepted: {e}."
                 ) from None
+            log_context_add(actor=workload.actor_name)
             return TokenCaller(workload), workload
         token = token_authenticate(raw=raw, address=client_address(request))
         if token is None:
@@ -73,6 +75,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "The token is not valid: unknown, revoked or expired."
             )
+        log_context_add(actor=token.actor_name)
         return TokenCaller(token), token
 
     def authenticate_header(self, request):

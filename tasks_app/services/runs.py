@@ -7,6 +7,7 @@ task_resolve, one AWS call per group, credential_for, runs_deliver and run_fail.
 from tasks_app.identity.actor import Actor
 from tasks_app.lib import aws
 from tasks_app.lib.crypto import EncryptionError
+from tasks_app.lib.log_context import log_context
 from tasks_app.models import TaskConfig, TaskRun
 from tasks_app.services.audit import audit_record
 from tasks_app.services.pacing import call_slot_take
@@ -23,8 +24,13 @@ def task_run(*, task: TaskConfig, trigger: str, actor: Actor) -> TaskRun:
     """Run the task now: resolve, obtain credentials, call ECR, write the variables.
 
     No database transaction is open during the AWS call. A failure of any
-    kind leaves the task's previous variables as they were.
+    kind leaves the task's previous variables as they were. Its log lines name the task.
     """
+    with log_context(task=str(task.pk)):
+        return _task_run(task=task, trigger=trigger, actor=actor)
+
+
+def _task_run(*, task: TaskConfig, trigger: str, actor: Actor) -> TaskRun:
     if not task.enabled:
         raise TaskDisabled(task)
     scheduled = trigger == TaskRun.Trigger.SCHEDULE

@@ -25,6 +25,7 @@ TOKEN_PATH_FIELDS = (
     "plan_id",
     "job_id",
     "hint",
+    "name",  # its name in log lines and the audit log (ApiToken.actor_name)
     "expires_at",
     "revoked_at",
     "last_used_at",

@@ -117,3 +117,40 @@ def test_readyz_stays_ready_while_the_worker_is_busy_with_a_wave(redis_url, tmp_
         worker.stop()
         web.stop()
         broker.close()
+
+
+def test_gunicorn_writes_json_lines_with_the_request_id(db, tmp_path):
+    """ECRPORTAL_LOG_FORMAT=json as users run it: gunicorn's own lines and the portal's are
+    each one JSON object, and a request's lines carry its ID."""
+    env = portal_env(tmp_path, ECRPORTAL_LOG_FORMAT="json")
+    port = free_port()
+    web = web_process(env, tmp_path, port).start()
+    try:
+        wait_for(
+            lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
+            timeout=30,
+            what="gunicorn to serve /healthz",
+        )
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/no-such-thing",
+            headers={"X-Request-ID": "probe-0123456789"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        assert answer.value.headers["X-Request-ID"] == "probe-0123456789"
+        wait_for(
+            lambda: "probe-0123456789" in web.output(),
+            timeout=30,
+            what="the request's log line",
+        )
+    finally:
+        web.stop()
+    lines = [line for line in web.output().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    about = [r for r in records if r.get("request_id") == "probe-0123456789"]
+    assert about
+    assert any(r["logger"] == "django.request" for r in about)
