@@ -62,3 +62,5 @@ def test_portal_services_use_postgresql_redis_and_production_settings(services):
         assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
         assert env["ECRPORTAL_ENCRYPTION_KEYS"].startswith("${ECRPORTAL_ENCRYPTION_KEYS:?")
         assert env["ECRPORTAL_SITE_URL"].startswith("${ECRPORTAL_SITE_URL:?")
+        # /metrics: off unless the operator sets a token; never a default token.
+        assert env["ECRPORTAL_METRICS_TOKEN"] == "${ECRPORTAL_METRICS_TOKEN:-}"
