@@ -244,3 +244,12 @@ def metric_samples(body: bytes | str) -> dict[tuple, float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def web_serving(port: int, timeout: float = 30) -> None:
+    """Wait until a web process started by the test answers /healthz."""
+    wait_for(
+        lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
+        timeout=timeout,
+        what="gunicorn to serve /healthz",
+    )

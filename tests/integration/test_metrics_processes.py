@@ -22,6 +22,7 @@ from tests.helpers import (
     portal_env,
     wait_for,
     web_process,
+    web_serving,
     worker_process,
 )
 
@@ -80,11 +81,7 @@ def test_a_scrape_sums_every_process_and_survives_a_killed_worker(tmp_path):
     port = free_port()
     web = web_process(env, tmp_path, port).start()
     try:
-        wait_for(
-            lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
-            timeout=30,
-            what="gunicorn to serve /healthz",
-        )
+        web_serving(port)
         assert _count(port, "password") == 2  # the stale web files went, the worker's stayed
         _bad_token_requests(port, 4)
         _count_in_another_process(env, "other", 3)
@@ -137,11 +134,7 @@ def test_beats_tick_run_by_a_worker_shows_in_the_webs_answer(redis_url, tmp_path
     ]
     tick = ("ecrportal_beat_last_tick_timestamp_seconds", ())
     try:
-        wait_for(
-            lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
-            timeout=30,
-            what="gunicorn to serve /healthz",
-        )
+        web_serving(port)
         started = time.time()
         samples = wait_for(
             lambda: (found := _scrape(port)).get(tick, 0) > started - 5 and found,

@@ -6,7 +6,15 @@ import time
 
 import pytest
 
-from tests.helpers import free_port, http_get, portal_env, wait_for, web_process, worker_process
+from tests.helpers import (
+    free_port,
+    http_get,
+    portal_env,
+    wait_for,
+    web_process,
+    web_serving,
+    worker_process,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -23,11 +31,7 @@ def test_readyz_follows_a_real_worker_through_redis(redis_url, tmp_path):
     web = web_process(env, tmp_path, port).start()
     worker = worker_process(env, tmp_path).start()
     try:
-        wait_for(
-            lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
-            timeout=30,
-            what="gunicorn to serve /healthz",
-        )
+        web_serving(port)
         status, body = wait_for(
             lambda: (r := _readyz(port))[0] == 200 and r,
             timeout=60,
@@ -57,11 +61,7 @@ def test_readyz_names_an_unreachable_broker(db, tmp_path):
     port = free_port()
     web = web_process(env, tmp_path, port).start()
     try:
-        wait_for(
-            lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
-            timeout=30,
-            what="gunicorn to serve /healthz",
-        )
+        web_serving(port)
         started = time.monotonic()
         status, body = _readyz(port)
         assert status == 503
@@ -86,11 +86,7 @@ def test_readyz_stays_ready_while_the_worker_is_busy_with_a_wave(redis_url, tmp_
     worker = worker_process(env, tmp_path, extra=INCLUDE).start()  # one process
     broker = redis.Redis.from_url(redis_url)
     try:
-        wait_for(
-            lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
-            timeout=30,
-            what="gunicorn to serve /healthz",
-        )
+        web_serving(port)
         wait_for(lambda: _readyz(port)[0] == 200, timeout=60, what="/readyz to say ready")
         # A wave: 60 s of work for the worker's one process, ahead of any canary.
         queue_sleeps(redis_url, count=60, seconds=1)
@@ -126,11 +122,7 @@ def test_gunicorn_writes_json_lines_with_the_request_id(db, tmp_path):
     port = free_port()
     web = web_process(env, tmp_path, port).start()
     try:
-        wait_for(
-            lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
-            timeout=30,
-            what="gunicorn to serve /healthz",
-        )
+        web_serving(port)
         import urllib.error
         import urllib.request
 
