@@ -16,7 +16,6 @@ import gzip
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -31,14 +30,7 @@ def main() -> None:
     import refresh as refresh_bench
 
     os.environ.update(
-        {
-            **refresh_bench.bench_keys(),
-            "ECRPORTAL_DATA_DIR": tempfile.mkdtemp(prefix="ecrportal-bench-dashboard-"),
-            "DATABASE_URL": refresh_bench.DATABASE_URL,
-            "DJANGO_SETTINGS_MODULE": "ecrportal.settings",
-            "ECRPORTAL_LOG_LEVEL": "WARNING",
-            "ALLOWED_HOSTS": "testserver",
-        }
+        {**refresh_bench.in_process_environ("dashboard"), "ALLOWED_HOSTS": "testserver"}
     )
     refresh_bench.fresh_database()
     import django

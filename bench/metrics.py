@@ -15,7 +15,6 @@ time <= 50 ms). Options: BENCH_TASKS, BENCH_GROUPS, BENCH_SCRAPES, BENCH_DATABAS
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -34,15 +33,7 @@ SCRAPES = int(os.environ.get("BENCH_SCRAPES", "20"))
 def main() -> None:
     import refresh as refresh_bench
 
-    os.environ.update(
-        {
-            **refresh_bench.bench_keys(),
-            "ECRPORTAL_DATA_DIR": tempfile.mkdtemp(prefix="ecrportal-bench-metrics-"),
-            "DATABASE_URL": refresh_bench.DATABASE_URL,
-            "DJANGO_SETTINGS_MODULE": "ecrportal.settings",
-            "ECRPORTAL_LOG_LEVEL": "WARNING",
-        }
-    )
+    os.environ.update(refresh_bench.in_process_environ("metrics"))
     refresh_bench.fresh_database()
     import django
 

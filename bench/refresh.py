@@ -183,6 +183,18 @@ def wait_for_workers(count: int, timeout: float = 60) -> None:
     raise SystemExit(f"{count} workers did not answer within {timeout} s")
 
 
+def in_process_environ(name: str) -> dict[str, str]:
+    """The settings of a benchmark that runs the portal in its own process against this
+    benchmark's database (bench/dashboard.py, bench/metrics.py): a data folder of its own."""
+    return {
+        **bench_keys(),
+        "ECRPORTAL_DATA_DIR": tempfile.mkdtemp(prefix=f"ecrportal-bench-{name}-"),
+        "DATABASE_URL": DATABASE_URL,
+        "DJANGO_SETTINGS_MODULE": "ecrportal.settings",
+        "ECRPORTAL_LOG_LEVEL": "WARNING",
+    }
+
+
 def bench_keys() -> dict[str, str]:
     """A secret key and an encryption key for one run, set as production sets them."""
     import secrets

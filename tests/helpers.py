@@ -253,3 +253,19 @@ def web_serving(port: int, timeout: float = 30) -> None:
         timeout=timeout,
         what="gunicorn to serve /healthz",
     )
+
+
+# make run's supervisor (devtools/serve.py) over a Procfile of the test's, without its setup
+# commands (ensure_admin, demo_seed).
+_SUPERVISE = (
+    "import sys; from pathlib import Path; from devtools.serve import Supervisor; "
+    "s = Supervisor(Path(sys.argv[1]), setup=[]); s.start(); sys.exit(s.loop())"
+)
+
+
+def supervisor_process(procfile: str, env: dict[str, str], tmp_path: Path) -> Process:
+    """The Procfile's processes under make run's supervisor, as a Process (not started)."""
+    (tmp_path / "Procfile").write_text(procfile)
+    env = {**env, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-c", _SUPERVISE, str(tmp_path / "Procfile")]
+    return Process("serve", args, env, tmp_path / "serve.log")

@@ -156,6 +156,6 @@ def beat_ticked() -> None:
     _beat_tick().set(time.time())
 
 
-def delivery_counted(*, channel: str, state: str) -> None:
-    """One delivery attempt: sent, skipped, failed (the last attempt) or retry (pending)."""
-    NOTIFICATION_DELIVERIES.labels(channel, "retry" if state == "pending" else state).inc()
+def delivery_counted(*, channel: str, state: str, count: int = 1) -> None:
+    """Delivery attempts: sent, skipped, failed (the last attempt) or retry (pending)."""
+    NOTIFICATION_DELIVERIES.labels(channel, "retry" if state == "pending" else state).inc(count)

@@ -116,8 +116,7 @@ def notifications_enqueue_due(*, at=None, limit: int = 100) -> int:
         skipped = NotificationDelivery.objects.filter(
             state=State.PENDING, channel=Channel.EMAIL, next_attempt_at__lte=at
         ).update(state=State.SKIPPED, last_error=reason, next_attempt_at=None, queued_until=None)
-        for _ in range(skipped):
-            metrics.delivery_counted(channel=Channel.EMAIL.value, state=State.SKIPPED)
+        metrics.delivery_counted(channel=Channel.EMAIL.value, state=State.SKIPPED, count=skipped)
     queued = 0
     until = at + QUEUE_LEASE
     for delivery_id in notifications_due(at=at, limit=limit):

@@ -4,36 +4,20 @@ for good must not leave the portal without one), and gives up on one that keeps 
 
 import signal
 import sys
-import textwrap
 
 import pytest
 
-from tests.helpers import ROOT, Process, free_port, wait_for
+from tests.helpers import Process, free_port, supervisor_process, wait_for
 
 pytestmark = pytest.mark.integration
 
-SUPERVISE = textwrap.dedent(
-    """
-    import sys
-    from pathlib import Path
-    from devtools.serve import Supervisor
-
-    supervisor = Supervisor(Path(sys.argv[1]), setup=[])
-    supervisor.start()
-    sys.exit(supervisor.loop())
-    """
-)
-
 
 def _supervisor(tmp_path, procfile: str) -> Process:
-    (tmp_path / "Procfile").write_text(procfile)
     env = {
         "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(ROOT),
         "ECRPORTAL_BIND": f"127.0.0.1:{free_port()}",  # nothing answers: never "ready"
     }
-    args = [sys.executable, "-c", SUPERVISE, str(tmp_path / "Procfile")]
-    return Process("serve", args, env, tmp_path / "serve.log").start()
+    return supervisor_process(procfile, env, tmp_path).start()
 
 
 def test_a_process_that_ends_by_itself_is_started_again(tmp_path):

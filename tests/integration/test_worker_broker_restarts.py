@@ -43,6 +43,7 @@ from tests.helpers import (
     http_get,
     portal_env,
     require,
+    supervisor_process,
     wait_for,
     web_process,
 )
@@ -79,20 +80,12 @@ def _ping(port: int) -> bool:
         return False
 
 
-SUPERVISE = (
-    "import sys; from pathlib import Path; from devtools.serve import Supervisor; "
-    "s = Supervisor(Path(sys.argv[1]), setup=[]); s.start(); sys.exit(s.loop())"
-)
-
-
 def _worker(env, tmp_path) -> Process:
     """The Procfile's worker under make run's supervisor."""
     command = parse_procfile((ROOT / "Procfile").read_text()).processes["worker"]
-    (tmp_path / "Procfile").write_text(f"worker: {command}\n")
     bin_dir = str(Path(sys.executable).parent)
-    env = {**env, "PATH": f"{bin_dir}:{env.get('PATH', '')}", "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-c", SUPERVISE, str(tmp_path / "Procfile")]
-    return Process("serve", args, env, tmp_path / "serve.log")
+    env = {**env, "PATH": f"{bin_dir}:{env.get('PATH', '')}"}
+    return supervisor_process(f"worker: {command}\n", env, tmp_path)
 
 
 def _ready(port: int) -> bool:
