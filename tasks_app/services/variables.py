@@ -10,6 +10,7 @@ and which of them a consumer sees.
 
 import base64
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -111,7 +112,18 @@ def _visible(
     tasks = tasks.filter(credential__isnull=False)
     if valid_only:
         tasks = tasks.filter(credential__expires_at__gt=now())
-    return [variable for task in tasks for variable in task_variables(task, secrets=secrets)]
+    return variables_of(tasks, secrets=secrets)
+
+
+def variables_of(tasks: Iterable[TaskConfig], *, secrets: bool = False) -> list[GeneratedVariable]:
+    """The variables of these tasks (those with a credential), in their order; masked values
+    only with `secrets`."""
+    return [
+        variable
+        for task in tasks
+        if task.credential_id is not None
+        for variable in task_variables(task, secrets=secrets)
+    ]
 
 
 def variables_for_job(

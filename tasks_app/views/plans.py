@@ -13,7 +13,7 @@ from tasks_app.policy.access import teams_for_user, teams_with_role
 from tasks_app.policy.loaders import job_for_user, plan_for_user
 from tasks_app.services.delivery import Delivery, NotServable, scope_revealed
 from tasks_app.services.plans import job_delete, job_save, plan_delete, plan_save
-from tasks_app.services.variables import scope_tasks, variables_for_job, variables_for_plan
+from tasks_app.services.variables import scope_tasks, variables_of
 from tasks_app.views.confirm import confirm_page
 from tasks_app.views.usage import Endpoints, masked_values, revealed_response, usage
 
@@ -60,12 +60,8 @@ def plan_edit(request, plan_id):
 
 def _credentials(plan: Plan, job: Job | None, delivery: Delivery | None) -> dict:
     """The variables a plan or job sees (revealed: with their values) and how to use them."""
-    results = (
-        variables_for_job(job, secrets=delivery is not None)
-        if job is not None
-        else variables_for_plan(plan, secrets=delivery is not None)
-    )
-    tasks = list(scope_tasks(plan, job))
+    tasks = list(scope_tasks(plan, job))  # one read: the table and the tabs
+    results = variables_of(tasks, secrets=delivery is not None)
     return {
         "results": results,
         "usage": usage(
