@@ -3,6 +3,8 @@
 import json
 import signal
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -123,9 +125,6 @@ def test_gunicorn_writes_json_lines_with_the_request_id(db, tmp_path):
     web = web_process(env, tmp_path, port).start()
     try:
         web_serving(port)
-        import urllib.error
-        import urllib.request
-
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v1/no-such-thing",
             headers={"X-Request-ID": "probe-0123456789"},
