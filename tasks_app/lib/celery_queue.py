@@ -4,9 +4,13 @@ Services queue work; tasks_app/tasks.py calls services. Naming the tasks here, r
 than importing that module, keeps the two from importing each other.
 """
 
+import logging
+
 from celery import Task
 
 from ecrportal.celery import app
+
+logger = logging.getLogger(__name__)
 
 CANARY = "tasks_app.tasks.canary"
 REFRESH_GROUP = "tasks_app.tasks.refresh_group"
@@ -20,3 +24,28 @@ def celery_task(name: str) -> Task:
     if name not in app.tasks:
         app.loader.import_default_modules()
     return app.tasks[name]
+
+
+def queue_depths() -> dict[str, int] | None:
+    """Messages waiting in each of the portal's queues (CELERY_TASK_QUEUES), those a
+    worker holds apart; None when the broker does not answer.
+
+    Through kombu's own queue declaration (what a worker does when it starts, so it
+    changes nothing), which counts a queue's messages on every transport: Redis' lists,
+    priorities included, and the filesystem broker's files. One connection, tried once.
+    """
+    try:
+        with app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+            channel = connection.default_channel
+            return {
+                queue.name: channel.queue_declare(
+                    queue=queue.name, durable=queue.durable, auto_delete=queue.auto_delete
+                ).message_count
+                for queue in app.conf.task_queues
+            }
+    except Exception as e:  # any broker failure: no depth to tell (the scrape goes on)
+        logger.warning(
+            "The broker did not answer for the queue depths: %s: %s", type(e).__name__, e
+        )
+        return None

@@ -4,7 +4,8 @@ A fixed number of aggregate queries, whatever the number of tasks (a test counts
 tasks by recorded status per team and plan (one GROUP BY over the tasks and their jobs;
 teams and plans named from their own small table), the credentials in use (one
 aggregate), and the oldest due task no claim holds (one row along the refresh_due_at
-index). True fleet-wide, whichever web process answers the scrape.
+index). True fleet-wide, whichever web process answers the scrape. The broker's queues
+are counted on one connection to it (lib/celery_queue.queue_depths).
 """
 
 from collections import Counter
@@ -16,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tasks_app.lib import metrics
+from tasks_app.lib.celery_queue import queue_depths
 from tasks_app.models import Credential, Plan, TaskConfig
 from tasks_app.models.tasks import Status
 from tasks_app.services.claims import oldest_unclaimed_due
@@ -40,6 +42,25 @@ class StateCollector(Collector):
             "How long the longest-waiting due task has waited unclaimed (0: none waits).",
             value=max((at - waiting).total_seconds(), 0.0) if waiting else 0.0,
         )
+        yield from self._queues()
+
+    def _queues(self):
+        depths = queue_depths()
+        yield GaugeMetricFamily(
+            "ecrportal_broker_up",
+            "1 when the broker answered this scrape, 0 when it did not.",
+            value=1 if depths is not None else 0,
+        )
+        family = GaugeMetricFamily(
+            "ecrportal_queue_messages",
+            "Messages waiting in a Celery queue, not yet taken by a worker: celery "
+            "(refreshes, notifications, e-mail) and quick (the refresh tick, the readiness "
+            "canary). Absent when the broker does not answer.",
+            labels=["queue"],
+        )
+        for queue, depth in sorted((depths or {}).items()):
+            family.add_metric([queue], depth)
+        yield family
 
     def _tasks(self, at: datetime) -> GaugeMetricFamily:
         # The status the portal recorded (a run records its task's at once, the tick the

@@ -26,6 +26,8 @@ ALERTS = {
     "ECRPortalAWSThrottling",
     "ECRPortalBeatSilent",
     "ECRPortalDueWorkWaiting",
+    "ECRPortalWorkerSilent",
+    "ECRPortalBrokerDown",
 }
 
 

@@ -29,7 +29,7 @@ from tests.factories import (
     make_team,
     token_client,
 )
-from tests.helpers import metric_samples
+from tests.helpers import free_port, metric_samples
 
 pytestmark = pytest.mark.django_db
 
@@ -169,6 +169,75 @@ def test_the_scrape_queries_do_not_grow_with_tasks(metrics_dir):
     with CaptureQueriesContext(connection) as many:
         metrics_text()
     assert len(many) == len(few) <= 4, [q["sql"] for q in many.captured_queries]
+
+
+@pytest.fixture(params=["filesystem", "redis"])
+def broker(request, tmp_path):
+    """The Celery app's reads (the queue depths) and this test's messages go to a broker of
+    the test's own: a filesystem broker's folder, or a Redis database (redis_url)."""
+    from ecrportal.celery import app
+
+    if request.param == "redis":
+        url, options = request.getfixturevalue("redis_url"), {"socket_connect_timeout": 2}
+    else:
+        folder = tmp_path / "queue"
+        folder.mkdir()
+        url = "filesystem://localhost/"
+        options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    before = {key: app.conf[key] for key in ("broker_read_url", "broker_transport_options")}
+    app.conf.update(broker_read_url=url, broker_transport_options=options)
+    yield app
+    app.conf.update(before)
+
+
+def _publish(app, queue_name: str, n: int) -> None:
+    queue = next(q for q in app.conf.task_queues if q.name == queue_name)
+    with app.connection_for_read() as connection:
+        producer = connection.Producer()
+        for i in range(n):
+            producer.publish(
+                {"n": i}, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue]
+            )
+
+
+def test_the_queues_depths_are_counted_on_the_broker(metrics_dir, broker):
+    samples = metric_samples(metrics_text())
+    assert _value(samples, "ecrportal_broker_up") == 1
+    assert _value(samples, "ecrportal_queue_messages", queue="celery") == 0
+    assert _value(samples, "ecrportal_queue_messages", queue="quick") == 0
+
+    _publish(broker, "celery", 3)
+    _publish(broker, "quick", 2)
+    samples = metric_samples(metrics_text())
+    assert _value(samples, "ecrportal_queue_messages", queue="celery") == 3
+    assert _value(samples, "ecrportal_queue_messages", queue="quick") == 2
+
+    # Taken by a consumer: no longer waiting.
+    with broker.connection_for_read() as connection:
+        message = connection.SimpleQueue("quick").get(timeout=5)
+        message.ack()
+    samples = metric_samples(metrics_text())
+    assert _value(samples, "ecrportal_queue_messages", queue="quick") == 1
+
+
+def test_a_broker_that_does_not_answer_is_told_not_failed(metrics_dir, caplog):
+    from ecrportal.celery import app
+
+    before = {key: app.conf[key] for key in ("broker_read_url", "broker_transport_options")}
+    app.conf.update(
+        broker_read_url=f"redis://127.0.0.1:{free_port()}/0",
+        broker_transport_options={"socket_connect_timeout": 2},
+    )
+    try:
+        samples = metric_samples(metrics_text())
+    finally:
+        app.conf.update(before)
+    assert _value(samples, "ecrportal_broker_up") == 0
+    assert not [name for name, _ in samples if name == "ecrportal_queue_messages"]
+    # The database's gauges are still there.
+    assert ("ecrportal_due_unclaimed_oldest_age_seconds", ()) in samples
+    (record,) = [r for r in caplog.records if r.name == "tasks_app.lib.celery_queue"]
+    assert "queue depths" in record.getMessage()
 
 
 def test_api_requests_are_counted_by_route_name_and_status(metrics_dir):
