@@ -7,8 +7,9 @@ from tasks_app.forms.base import (
     choice_field,
     model_choice_field,
 )
-from tasks_app.models import Connector, Team
-from tasks_app.policy.usability import UNATTENDED_USE
+from tasks_app.lib import ecr_public
+from tasks_app.models import Connector, TaskConfig, Team
+from tasks_app.policy.usability import UNATTENDED_USE, public_registry_refusal
 
 
 class ConnectorForm(ServiceValidatedModelForm):
@@ -113,9 +114,30 @@ class ConnectorForm(ServiceValidatedModelForm):
 
 
 class ConnectorTestForm(forms.Form):
+    registry = forms.ChoiceField(
+        choices=TaskConfig.Registry.choices,
+        initial=TaskConfig.Registry.PRIVATE,
+        required=False,  # unsent: the private registry, as before the choice existed
+        help_text=f"Amazon ECR Public's tokens come from {ecr_public.REGION} alone, "
+        "whatever the region.",
+    )
     region = forms.ChoiceField(help_text="Where to call ecr:GetAuthorizationToken.")
 
-    def __init__(self, *args, regions: tuple[str, ...], initial_region: str, **kwargs):
+    def __init__(
+        self, *args, regions: tuple[str, ...], initial_region: str, partition: str, **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        self.partition = partition
+        if public_registry_refusal(partition):
+            # Not offered where it cannot work; a crafted choice still gets the refusal.
+            self.fields["registry"].widget = forms.HiddenInput()
         choice_field(self, "region").choices = [(r, r) for r in regions]
         self.fields["region"].initial = initial_region
+
+    def clean_registry(self):
+        registry = self.cleaned_data["registry"] or TaskConfig.Registry.PRIVATE
+        if registry == TaskConfig.Registry.PUBLIC:
+            refusal = public_registry_refusal(self.partition)
+            if refusal:
+                raise forms.ValidationError(refusal.message, code=refusal.code)
+        return registry

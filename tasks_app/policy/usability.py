@@ -161,14 +161,8 @@ def task_use_refusal(
                 "connector",
             )
     partition = credentials_partition(source=source, connector=connector, role_arn=role_arn)
-    if registry == TaskConfig.Registry.PUBLIC and partition not in (None, "aws"):
-        return Refusal(
-            REGION_NOT_IN_PARTITION,
-            f"Amazon ECR Public exists in partition aws alone (its tokens come from "
-            f"{ecr_public.REGION}), and these credentials are of partition {partition}. "
-            "Choose credentials of partition aws, or a private registry.",
-            "registry",
-        )
+    if registry == TaskConfig.Registry.PUBLIC and (refusal := public_registry_refusal(partition)):
+        return refusal
     if region and region not in aws.ecr_regions(partition):
         where = f"of partition {partition} " if partition else ""
         return Refusal(
@@ -182,6 +176,20 @@ def task_use_refusal(
         if message:
             return Refusal(PULL_ONLY_NOT_POSSIBLE, message, "access")
     return None
+
+
+def public_registry_refusal(partition: str | None) -> Refusal | None:
+    """Why credentials of `partition` cannot reach Amazon ECR Public, or None (partition aws,
+    or not known yet): for a task's settings and runs, and a connector's test."""
+    if partition in (None, "aws"):
+        return None
+    return Refusal(
+        REGION_NOT_IN_PARTITION,
+        f"Amazon ECR Public exists in partition aws alone (its tokens come from "
+        f"{ecr_public.REGION}), and these credentials are of partition {partition}. "
+        "Choose credentials of partition aws, or a private registry.",
+        "registry",
+    )
 
 
 def _pull_only_problem(*, source: str, connector: ConnectorFacts | None, role_arn: str):

@@ -6,11 +6,16 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from tasks_app.identity.actor import Actor
-from tasks_app.lib import aws
+from tasks_app.lib import aws, ecr_public
 from tasks_app.lib.crypto import EncryptionError
-from tasks_app.models import Connector, Team
+from tasks_app.models import Connector, TaskConfig, Team
 from tasks_app.policy.access import teams_using_connector
-from tasks_app.policy.usability import HOST_NOT_ALLOWED, host_identity_refusal
+from tasks_app.policy.usability import (
+    HOST_NOT_ALLOWED,
+    REGION_NOT_IN_PARTITION,
+    host_identity_refusal,
+    public_registry_refusal,
+)
 from tasks_app.rules.connector_settings import policy_packed
 from tasks_app.services.audit import audit_changes, audit_record, audit_snapshot
 from tasks_app.services.issuer import web_identity_source
@@ -117,6 +122,10 @@ class HostCredentialsRefused(Exception):
     """The host's own AWS identity is not available to whoever asks for it."""
 
 
+class PublicRegistryRefused(Exception):
+    """Amazon ECR Public is out of the connector's partition's reach."""
+
+
 @dataclass(frozen=True)
 class TestOutcome:
     ok: bool
@@ -126,13 +135,23 @@ class TestOutcome:
     missing_ecr_permission: bool = False
 
 
-def connector_test(*, connector: Connector, region: str, actor: Actor) -> TestOutcome:
-    """sts:GetCallerIdentity, then ecr:GetAuthorizationToken, with the connector's credentials.
+def connector_test(
+    *,
+    connector: Connector,
+    region: str,
+    actor: Actor,
+    registry: str = TaskConfig.Registry.PRIVATE,
+) -> TestOutcome:
+    """sts:GetCallerIdentity, then ecr:GetAuthorizationToken in `region` (for the public
+    registry, Amazon ECR Public's, in its own region), with the connector's credentials.
 
     The AWS calls run outside any database transaction; the outcome is stored
     on the connector and in the audit trail afterwards.
     """
     caller = aws.session_name(actor.name)
+    public = registry == TaskConfig.Registry.PUBLIC
+    if public:
+        region = ecr_public.REGION
     identity = None
     try:
         if connector.credentials == Connector.Credentials.HOST:
@@ -140,9 +159,13 @@ def connector_test(*, connector: Connector, region: str, actor: Actor) -> TestOu
             refusal = host_identity_refusal(teams, connector_name=connector.name)
             if refusal:
                 raise HostCredentialsRefused(refusal)
+        if public and (partition_refusal := public_registry_refusal(connector.partition)):
+            raise PublicRegistryRefused(partition_refusal.message)
         principal = principal_for(connector)
         identity = aws.caller_identity(principal, caller=caller, region=region, interactive=True)
-        token = aws.ecr_authorization(principal, caller=caller, region=region, interactive=True)
+        token = aws.ecr_authorization(
+            principal, caller=caller, region=region, public=public, interactive=True
+        )
     except aws.AwsError as e:
         prefix = (
             f"Signed in as {identity.arn} (account {identity.account}), but: " if identity else ""
@@ -153,7 +176,7 @@ def connector_test(*, connector: Connector, region: str, actor: Actor) -> TestOu
             identity=identity,
             error_code=e.code,
             missing_ecr_permission=(
-                e.operation == "ecr:GetAuthorizationToken"
+                e.operation in ("ecr:GetAuthorizationToken", "ecr-public:GetAuthorizationToken")
                 and e.code in ("AccessDenied", "AccessDeniedException")
             ),
         )
@@ -161,12 +184,19 @@ def connector_test(*, connector: Connector, region: str, actor: Actor) -> TestOu
         outcome = TestOutcome(ok=False, message=str(e), error_code="EncryptionError")
     except HostCredentialsRefused as e:
         outcome = TestOutcome(ok=False, message=str(e), error_code=HOST_NOT_ALLOWED)
+    except PublicRegistryRefused as e:
+        outcome = TestOutcome(ok=False, message=str(e), error_code=REGION_NOT_IN_PARTITION)
     else:
+        works = (
+            f"ecr-public:GetAuthorizationToken works (Amazon ECR Public, from {region})"
+            if public
+            else f"ecr:GetAuthorizationToken works in {region}"
+        )
         outcome = TestOutcome(
             ok=True,
             message=(
                 f"Signed in as {identity.arn} (account {identity.account}). "
-                f"ecr:GetAuthorizationToken works in {region}: {token.proxy_endpoint}."
+                f"{works}: {token.proxy_endpoint}."
             ),
             identity=identity,
         )
@@ -176,11 +206,14 @@ def connector_test(*, connector: Connector, region: str, actor: Actor) -> TestOu
     )
     audit_record(
         action="connector.tested",
-        summary=f"Tested connector {connector.name} in {region}: "
+        summary=f"Tested connector {connector.name} in {region}"
+        + (" for Amazon ECR Public" if public else "")
+        + ": "
         + ("works" if outcome.ok else f"failed ({outcome.error_code})"),
         actor=actor,
         team=connector.team,
         obj=connector,
-        changes={"region": region, "ok": outcome.ok, "error": outcome.error_code},
+        changes={"region": region, "ok": outcome.ok, "error": outcome.error_code}
+        | ({"registry": registry} if public else {}),
     )
     return outcome

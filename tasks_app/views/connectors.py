@@ -100,7 +100,9 @@ def connector_detail(request, connector_id, test_form=None, outcome=None):
         "can_use": access >= ConnectorAccess.USE,
         "shared_with": connector.shared_with.order_by("name"),
         "test_form": test_form
-        or ConnectorTestForm(regions=regions, initial_region=default_region),
+        or ConnectorTestForm(
+            regions=regions, initial_region=default_region, partition=connector.partition
+        ),
         "outcome": outcome,
         "web_identity": (
             web_identity_setup(connector)
@@ -115,11 +117,19 @@ def connector_detail(request, connector_id, test_form=None, outcome=None):
 def connector_test_view(request, connector_id):
     connector, _ = connector_for_user(request.user, connector_id, need=ConnectorAccess.USE)
     regions, default_region = connector_test_regions(connector.partition)
-    form = ConnectorTestForm(request.POST, regions=regions, initial_region=default_region)
+    form = ConnectorTestForm(
+        request.POST,
+        regions=regions,
+        initial_region=default_region,
+        partition=connector.partition,
+    )
     if not form.is_valid():
         return connector_detail(request, connector_id, test_form=form)
     outcome = connector_test(
-        connector=connector, region=form.cleaned_data["region"], actor=actor_for(request)
+        connector=connector,
+        region=form.cleaned_data["region"],
+        registry=form.cleaned_data["registry"],
+        actor=actor_for(request),
     )
     connector.refresh_from_db()
     return connector_detail(request, connector_id, test_form=form, outcome=outcome)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.awsrequest import AWSResponse
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from tasks_app.identity.actor import SYSTEM
 from tasks_app.lib import aws
@@ -296,3 +297,46 @@ def test_the_stand_in_checks_the_key_and_both_permissions(job, signed_requests):
     assert (denied.outcome, denied.error_class) == ("failed", "AccessDenied")
     assert "sts:GetServiceBearerToken" in denied.error_message
     assert "<" not in denied.error_message
+
+
+# --- a connector's Test connection ------------------------------------------------------
+
+
+def _test_connection(client, connector, **data):
+    client.force_login(connector.team.members.get(username="alice"))
+    url = reverse("connector_test", args=[connector.id])
+    return client.post(url, {"region": "eu-west-1", **data}).content.decode()
+
+
+def test_test_connection_reaches_ecr_public(client, job, aws_endpoint, ecr_public_calls):
+    connector = make_connector(job.plan.team)
+    body = _test_connection(client, connector, registry="public")
+    assert "ecr-public:GetAuthorizationToken works (Amazon ECR Public, from us-east-1)" in body
+    assert "https://public.ecr.aws" in body
+    assert ecr_public_calls() == 1
+    event = AuditEvent.objects.get(action="connector.tested")
+    assert event.changes == {"region": "us-east-1", "ok": True, "error": "", "registry": PUBLIC}
+    assert "for Amazon ECR Public" in event.summary
+    # The private registry, as before: no ECR Public call.
+    body = _test_connection(client, connector, registry="private")
+    assert "ecr:GetAuthorizationToken works in eu-west-1" in body
+    assert ecr_public_calls() == 1
+
+
+def test_a_denied_ecr_public_test_links_the_policy(client, job, aws_endpoint, aws_failure):
+    aws_failure("api.ecr-public:GetAuthorizationToken", "AccessDeniedException")
+    body = _test_connection(client, make_connector(job.plan.team), registry="public")
+    assert "ecr-public:GetAuthorizationToken" in body
+    assert f'href="{reverse("ecr_policy")}"' in body
+    assert not AuditEvent.objects.get(action="connector.tested").changes["ok"]
+
+
+def test_ecr_public_is_not_offered_to_a_connector_of_another_partition(client, job):
+    connector = make_connector(job.plan.team, partition="aws-cn", name="china")
+    client.force_login(job.plan.team.members.get(username="alice"))
+    page = client.get(reverse("connector_detail", args=[connector.id])).content.decode()
+    assert 'type="hidden" name="registry" value="private"' in page
+    # Asked anyway: the task rule's own refusal, and no AWS call, no test recorded.
+    body = _test_connection(client, connector, registry="public", region="cn-north-1")
+    assert "Amazon ECR Public exists in partition aws alone" in body
+    assert not AuditEvent.objects.filter(action="connector.tested").exists()
