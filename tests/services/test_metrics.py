@@ -183,7 +183,11 @@ def broker(request, tmp_path):
         folder = tmp_path / "queue"
         folder.mkdir()
         url = "filesystem://localhost/"
-        options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+        options = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "control_folder": str(tmp_path / "control"),
+        }
     before = {key: app.conf[key] for key in ("broker_read_url", "broker_transport_options")}
     app.conf.update(broker_read_url=url, broker_transport_options=options)
     yield app
