@@ -10,7 +10,9 @@ threads = int(os.environ.get("ECRPORTAL_WEB_THREADS", "4"))
 timeout = 60
 graceful_timeout = 20
 accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# The path without its query string (a secret pasted into a URL stays out of the log),
+# and the request ID the portal answered with (X-Request-ID), to join the portal's lines.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms %({x-request-id}o)s'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The portal needs no runtime control socket; several instances may share a host.
 control_socket_disable = True

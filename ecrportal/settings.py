@@ -71,7 +71,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: an API request's latency and status as the client gets them.
+    # First: every answer carries its request ID (X-Request-ID), a refused host's 400 and
+    # static files included, and log lines carry it and who acts (ECRPORTAL_LOG_FORMAT=json
+    # writes them).
+    "tasks_app.middleware.RequestLogContextMiddleware",
+    # An API request's latency and status as the client gets them.
     "tasks_app.middleware.ApiMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -79,8 +83,6 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Log lines carry the request's ID and who acts (ECRPORTAL_LOG_FORMAT=json writes them).
-    "tasks_app.middleware.RequestLogContextMiddleware",
     # Every view needs a signed-in user unless it is marked login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "tasks_app.middleware.PasswordChangeRequiredMiddleware",

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from tasks_app.formats.error_body import error_body
 from tasks_app.lib import metrics
-from tasks_app.lib.log_context import log_context, log_fields, request_id_from
+from tasks_app.lib.log_context import log_context, log_context_add, log_fields, request_id_from
 from tasks_app.views.accounts import SESSION_MUST_CHANGE_PASSWORD, logout_view, password_change
 
 # Our own pages load nothing from elsewhere and run no inline script.
@@ -124,10 +124,14 @@ class RequestLogContextMiddleware:
 
     def __call__(self, request):
         request_id = request_id_from(request.headers.get("X-Request-ID"))
-        user = getattr(request, "user", None)
-        actor = user.get_username() if user is not None and user.is_authenticated else None
-        with log_context(request_id=request_id, actor=actor):
+        with log_context(request_id=request_id):
             response = self.get_response(request)
             request.log_fields = log_fields()  # for Django's own line about the answer
         response["X-Request-ID"] = request_id
         return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        # Runs once every middleware has seen the request: the session's user is known.
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            log_context_add(actor=user.get_username())

@@ -486,9 +486,7 @@ def ecr_authorization(
         )
         data = response["authorizationData"][0]
     token = data["authorizationToken"]
-    username, _, password = base64.b64decode(token).decode().partition(":")
-    secret_register(token)
-    secret_register(password)
+    username, password = token_login(token)
     return EcrAuthorization(
         token=token,
         username=username,
@@ -497,6 +495,15 @@ def ecr_authorization(
         proxy_endpoint=data["proxyEndpoint"],
         request_id=response.get("ResponseMetadata", {}).get("RequestId", ""),
     )
+
+
+def token_login(token: str) -> tuple[str, str]:
+    """The user name and password in an ECR authorization token (base64 of "user:password");
+    the token and the password are masked in every log from now on."""
+    username, _, password = base64.b64decode(token).decode().partition(":")
+    secret_register(token)
+    secret_register(password)
+    return username, password
 
 
 @functools.cache

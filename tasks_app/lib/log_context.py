@@ -3,7 +3,7 @@ a context per request (and names its actor), services that work on one task add 
 JSON log format (ECRPORTAL_LOG_FORMAT=json) writes these fields beside each message.
 
 Values are identifiers, never secrets; masking (lib/log_masking.py) applies to the message
-as before."""
+as before, and the JSON format masks every field it writes."""
 
 import contextlib
 import contextvars
@@ -11,14 +11,36 @@ import logging
 import re
 import uuid
 
+from pythonjsonlogger.json import JsonFormatter
+
+from tasks_app.lib.log_masking import mask
+
 # ECRPORTAL_LOG_FORMAT=json, for the portal's loggers (ecrportal/settings.py) and gunicorn's
 # own (ecrportal/gunicorn_conf.py): python-json-logger, one object a line.
 JSON_FORMATTER = {
-    "()": "pythonjsonlogger.json.JsonFormatter",
+    "()": "tasks_app.lib.log_context.MaskedJsonFormatter",
     "fmt": "%(levelname)s %(name)s %(message)s",
     "rename_fields": {"levelname": "level", "name": "logger"},
     "timestamp": "time",
 }
+
+# Record attributes the JSON format leaves out: Django's request object (its repr is the
+# whole URL, query string included; the message names the path) and the socket gunicorn
+# logs some errors with.
+_UNWRITTEN = ("request", "server_time")
+
+
+class MaskedJsonFormatter(JsonFormatter):
+    """python-json-logger's formatter; every field is masked, not only the message (the plain
+    format writes the message alone, which the record factory masked already)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._skip_fields.update(_UNWRITTEN)
+
+    def jsonify_log_record(self, log_data) -> str:
+        return mask(super().jsonify_log_record(log_data))
+
 
 _fields: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "log_fields", default=None

@@ -6,7 +6,9 @@ pytest's included):
 - every secret value this process has decrypted or received from AWS is
   replaced by ********;
 - credential fields in AWS payloads (botocore logs request and response
-  bodies at DEBUG) are replaced by ******** even when their value is new.
+  bodies at DEBUG) are replaced by ******** even when their value is new;
+- the portal's API tokens (`ApiToken.PREFIX` and 43 URL-safe characters) are replaced by
+  ******** wherever they appear, e.g. pasted into a URL's query string.
 """
 
 import logging
@@ -36,6 +38,10 @@ _PAYLOAD_FIELDS = re.compile(
     r"([^\"'<,\s}\]]+)"
 )
 
+# ApiToken's shape (models/tokens.py: the prefix and secrets.token_urlsafe(32)); a test
+# holds the two together.
+API_TOKEN = re.compile(r"ecrp_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+
 
 def secret_register(value: str) -> None:
     """Mask this value in every log record from now on."""
@@ -63,6 +69,7 @@ def _pattern() -> re.Pattern | None:
 
 def mask(text: str) -> str:
     text = _PAYLOAD_FIELDS.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+    text = API_TOKEN.sub(MASK, text)
     pattern = _pattern()
     if pattern is not None:
         text = pattern.sub(MASK, text)

@@ -134,7 +134,7 @@ def _beat_tick() -> Gauge:
     )
 
 
-AUTHENTICATION_KINDS = ("token", "ci_id_token", "sign_on", "password")
+AUTHENTICATION_KINDS = ("token", "ci_id_token", "sign_on", "password", "metrics")
 
 
 def refresh_counted(*, ok: bool, cause: str = "none", runs: int = 1) -> None:

@@ -8,7 +8,6 @@ and which of them a consumer sees.
 - A plan (deployments, plan-level consumers) sees result-scoped variables only.
 """
 
-import base64
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 from django.utils.timezone import now
 
+from tasks_app.lib import aws
 from tasks_app.lib.crypto import plain
 from tasks_app.models import Credential, Job, Plan, TaskConfig, is_masked_key
 from tasks_app.policy.visibility import Viewer, visible_tasks
@@ -62,7 +62,7 @@ def task_values(
         if credential.pk not in memo:
             memo[credential.pk] = plain(credential.token)
         token = memo[credential.pk]
-    password = base64.b64decode(token).decode().partition(":")[2] if token else ""
+    password = aws.token_login(token)[1] if token else ""
     return generated_values(
         namespace=task.namespace,
         token=token,

@@ -5,8 +5,9 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 
+from tasks_app.lib import metrics as counted
 from tasks_app.lib.metrics import CONTENT_TYPE
 from tasks_app.services.health import readiness
 from tasks_app.services.metrics import metrics_text
@@ -37,11 +38,15 @@ def _plain(text: str, status: int) -> HttpResponse:
 
 
 @login_not_required
-@require_GET
+@csrf_exempt  # a scraper has no session: another method gets the 405 below, not CSRF's page
 @never_cache
 def metrics(request):
     """Prometheus' text format, for a scraper that sends ECRPORTAL_METRICS_TOKEN as a
     bearer token; off (404, saying so) while that setting is unset."""
+    if request.method not in ("GET", "HEAD"):
+        response = _plain("Scrape /metrics with GET.", 405)
+        response["Allow"] = "GET, HEAD"
+        return response
     expected = settings.METRICS_TOKEN
     if not expected:
         return _plain("Metrics are off: set ECRPORTAL_METRICS_TOKEN to turn them on.", 404)
@@ -49,6 +54,7 @@ def metrics(request):
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         sent.strip().encode(), expected.encode()
     ):
+        counted.authentication_failed("metrics")
         response = _plain("Send the metrics token: Authorization: Bearer <token>.", 401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response

@@ -83,3 +83,32 @@ def test_the_right_token_gets_the_text_format_with_no_secret(settings, metrics_d
         assert secret not in body
     # The path is exact: no other spelling reaches it.
     assert _get(f"Bearer {TOKEN}", path="/metrics/").status_code == 404
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch", "options"])
+def test_another_method_gets_a_plain_405_not_the_csrf_page(settings, metrics_dir, method):
+    settings.METRICS_TOKEN = TOKEN
+    client = Client(enforce_csrf_checks=True)
+    for headers in ({}, {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}):
+        answer = getattr(client, method)("/metrics", **headers)
+        assert answer.status_code == 405, (method, headers)
+        assert answer["Allow"] == "GET, HEAD"
+        assert answer["Content-Type"].startswith("text/plain")
+        assert b"ecrportal_" not in answer.content
+        assert b"<html" not in answer.content.lower()
+
+
+def test_head_answers_as_get_without_a_body(settings, metrics_dir):
+    settings.METRICS_TOKEN = TOKEN
+    assert Client().head("/metrics").status_code == 401
+    answer = Client().head("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert answer.status_code == 200
+    assert answer.content == b""
+
+
+def test_a_wrong_token_counts_as_a_refused_authentication(settings, metrics_dir):
+    settings.METRICS_TOKEN = TOKEN
+    for _ in range(3):
+        assert _get("Bearer guess").status_code == 401
+    samples = metric_samples(_get(f"Bearer {TOKEN}").content)
+    assert samples[("ecrportal_authentication_failures_total", (("kind", "metrics"),))] == 3

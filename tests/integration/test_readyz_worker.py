@@ -117,6 +117,10 @@ def test_readyz_stays_ready_while_the_worker_is_busy_with_a_wave(redis_url, tmp_
         broker.close()
 
 
+# Shaped as an API token (models/tokens.py), known to no process: masked by its shape.
+PASTED_TOKEN = "ecrp_" + "Sentinel-Pasted-Token-0123456789abcdefghijk"
+
+
 def test_gunicorn_writes_json_lines_with_the_request_id(db, tmp_path):
     """ECRPORTAL_LOG_FORMAT=json as users run it: gunicorn's own lines and the portal's are
     each one JSON object, and a request's lines carry its ID."""
@@ -126,7 +130,7 @@ def test_gunicorn_writes_json_lines_with_the_request_id(db, tmp_path):
     try:
         web_serving(port)
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/v1/no-such-thing",
+            f"http://127.0.0.1:{port}/api/v1/no-such-thing?token={PASTED_TOKEN}&x=1",
             headers={"X-Request-ID": "probe-0123456789"},
         )
         with pytest.raises(urllib.error.HTTPError) as answer:
@@ -145,3 +149,12 @@ def test_gunicorn_writes_json_lines_with_the_request_id(db, tmp_path):
     about = [r for r in records if r.get("request_id") == "probe-0123456789"]
     assert about
     assert any(r["logger"] == "django.request" for r in about)
+    # An API token pasted into a URL is in no line: the access line names the path alone
+    # (and the request ID it answered with), and Django's request object is not written.
+    assert PASTED_TOKEN not in web.output()
+    (access,) = [
+        r for r in records if r["logger"] == "gunicorn.access" and "no-such" in r["message"]
+    ]
+    assert '"GET /api/v1/no-such-thing HTTP/1.1" 404' in access["message"]
+    assert access["message"].endswith(" probe-0123456789")
+    assert not [r for r in records if "request" in r]

@@ -11,6 +11,7 @@ from django.utils.module_loading import import_string
 
 from tasks_app.lib.log_context import ContextFilter, log_context, log_context_add
 from tasks_app.lib.log_masking import MASK, secret_register
+from tasks_app.models import Role
 
 
 def _json_handler() -> tuple[logging.Handler, io.StringIO]:
@@ -81,3 +82,37 @@ def test_each_answer_carries_its_request_id(client):
     made = client.get("/healthz", HTTP_X_REQUEST_ID="<script>alert(1)</script>")
     assert made["X-Request-ID"] != "<script>alert(1)</script>"
     assert len(made["X-Request-ID"]) == 32
+
+
+def test_every_field_is_masked_and_the_request_object_is_not_written(json_lines, rf):
+    logger, lines = json_lines
+    secret = "Sentinel-Json-Log-Secret-3"
+    secret_register(secret)
+    request = rf.get(f"/nope?t={secret}")
+    logger.warning("Not Found: /nope", extra={"request": request, "detail": f"held {secret}"})
+    (line,) = lines()
+    assert "request" not in line
+    assert line["detail"] == f"held {MASK}"
+    assert secret not in json.dumps(line)
+
+
+@pytest.mark.django_db
+def test_an_api_token_is_masked_by_its_shape_wherever_it_appears(json_lines):
+    from tests.factories import api_token, make_plan, make_team
+
+    logger, lines = json_lines
+    raw = api_token(make_plan(make_team("Platform", alice=Role.ADMIN)))  # a real one
+    logger.info("GET /api/v1/env?token=%s&x=1", raw)
+    logger.info("short ecrp_abc and a word ecrp_ stay")
+    first, second = lines()
+    assert first["message"] == f"GET /api/v1/env?token={MASK}&x=1"
+    assert second["message"] == "short ecrp_abc and a word ecrp_ stay"
+
+
+@pytest.mark.django_db
+def test_a_refused_host_and_a_static_file_carry_a_request_id(client, settings):
+    refused = client.get("/healthz", HTTP_HOST="evil.example")
+    assert refused.status_code == 400
+    assert len(refused["X-Request-ID"]) == 32
+    static = client.get("/static/tasks_app/copy.js")
+    assert len(static["X-Request-ID"]) == 32

@@ -93,3 +93,21 @@ def test_a_closing_tag_is_left_alone():
 
     text = "<SessionToken>abcdefghijkl</SessionToken>\\n  <Expiration>2026</Expiration>"
     assert mask(text) == f"<SessionToken>{MASK}</SessionToken>\\n  <Expiration>2026</Expiration>"
+
+
+@pytest.mark.django_db
+def test_the_password_a_web_process_serves_is_masked_too(output):
+    """The web decrypts a credential's token to serve it; the password inside it is as
+    secret (docker login takes it), and is masked from then on, as in the worker."""
+    from tasks_app.models import TaskConfig
+    from tasks_app.services.variables import task_values
+    from tests.factories import give_credential, make_job, make_plan, make_task, make_team
+
+    task = make_task(make_job(make_plan(make_team("Platform"))))
+    give_credential(task, password="Sentinel-Served-Password-1")
+    task = TaskConfig.objects.select_related("credential").get(pk=task.pk)
+    values = task_values(task, secrets=True)
+    assert "Sentinel-Served-Password-1" in values.values()
+    logger, stream = output
+    logger.warning("docker login -p Sentinel-Served-Password-1")
+    assert stream.getvalue() == f"WARNING docker login -p {MASK}\n"

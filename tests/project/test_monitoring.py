@@ -28,6 +28,8 @@ ALERTS = {
     "ECRPortalDueWorkWaiting",
     "ECRPortalWorkerSilent",
     "ECRPortalBrokerDown",
+    "ECRPortalCredentialsExpired",
+    "ECRPortalDown",
 }
 
 
