@@ -27,6 +27,7 @@ from kombu.exceptions import OperationalError
 from tasks_app.lib import aws
 from tasks_app.lib.celery_queue import REFRESH_GROUP, celery_task
 from tasks_app.lib.crypto import EncryptionError
+from tasks_app.lib.log_context import log_context
 from tasks_app.lib.outages import OUTAGES, outage_of, outage_summary
 from tasks_app.models import Credential, TaskConfig, TaskRun
 from tasks_app.services.claims import (
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 PART = 1000  # tasks loaded and written per transaction by a worker
 SCHEDULE = TaskRun.Trigger.SCHEDULE
+LOGGED_TASKS = 20  # task IDs named in a group refresh's log lines
 
 
 def _tasks(task_ids):
@@ -85,6 +87,17 @@ def refresh_group(*, claim_id: uuid.UUID, retry: bool = False) -> int:
     A retry (an earlier attempt failed on an outage) first leases the tasks the claim
     still holds for a whole lease again, so no tick takes them while it runs, and closes
     the runs the outage cut off."""
+    with log_context(claim=str(claim_id)):
+        return _refresh(claim_id, retry=retry)
+
+
+def _tasks_named(members: list) -> str:
+    """The tasks a log line is about, by ID (the first 20 of a large group)."""
+    ids = [str(task.pk) for task, _ in members[:LOGGED_TASKS]]
+    return ",".join(ids) + (",…" if len(members) > LOGGED_TASKS else "")
+
+
+def _refresh(claim_id: uuid.UUID, *, retry: bool) -> int:
     if retry:
         claim_renew(claim_id=claim_id)
     memo: dict = {}
@@ -110,14 +123,17 @@ def refresh_group(*, claim_id: uuid.UUID, retry: bool = False) -> int:
                 (task, run)
             )
         for key, members in by_call.items():
-            if key not in outcomes:
-                outcomes[key] = _call(*key)
-            outcome = outcomes[key]
-            if isinstance(outcome, Credential):
-                refreshed += runs_deliver(credential=outcome, runs=members)
-            else:
-                for _, run in members:
-                    run_fail(run=run, error=outcome)
+            # A failed call's log line says which credentials (the group: connector or
+            # host role, region) and which tasks.
+            with log_context(group=key[2], task=_tasks_named(members)):
+                if key not in outcomes:
+                    outcomes[key] = _call(*key)
+                outcome = outcomes[key]
+                if isinstance(outcome, Credential):
+                    refreshed += runs_deliver(credential=outcome, runs=members)
+                else:
+                    for _, run in members:
+                        run_fail(run=run, error=outcome)
     return refreshed
 
 

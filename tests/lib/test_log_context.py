@@ -116,3 +116,28 @@ def test_a_refused_host_and_a_static_file_carry_a_request_id(client, settings):
     assert len(refused["X-Request-ID"]) == 32
     static = client.get("/static/tasks_app/copy.js")
     assert len(static["X-Request-ID"]) == 32
+
+
+@pytest.mark.django_db
+def test_a_scheduled_refresh_that_fails_says_which_claim_group_and_tasks(
+    aws_endpoint, aws_failure
+):
+    from tasks_app.services.claims import refresh_claim
+    from tasks_app.services.refresh import refresh_group
+    from tests.factories import make_due_tasks
+
+    handler, stream = _json_handler()
+    logger = logging.getLogger("ecrportal.aws")
+    logger.addHandler(handler)
+    try:
+        tasks = make_due_tasks(3)
+        aws_failure("api.ecr:GetAuthorizationToken", "AccessDeniedException")
+        (claim,) = refresh_claim()
+        refresh_group(claim_id=claim.id)
+    finally:
+        logger.removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    (failed,) = [line for line in lines if "failed" in line["message"]]
+    assert failed["claim"] == str(claim.id)
+    assert failed["group"].startswith("connector:")
+    assert set(failed["task"].split(",")) == {str(task.pk) for task in tasks}
