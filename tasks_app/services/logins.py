@@ -14,6 +14,8 @@ import math
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils.crypto import salted_hmac
 
 from tasks_app.identity.actor import Actor
 from tasks_app.lib import metrics
@@ -65,9 +67,20 @@ def login_failed(*, actor: Actor, username: str, throttled: bool = False) -> Non
     audit_record(
         action=action,
         summary=summary,
-        actor=Actor(label=_normalise(username), address=actor.address),
+        actor=Actor(label=_attempted_account(username), address=actor.address),
         log_level=logging.WARNING,
     )
+
+
+def _attempted_account(username: str) -> str:
+    """Who a failed sign-in was for, as the audit trail and the log name it: an account's
+    name; for a name no account has (often a password typed in the wrong field), a keyed
+    digest instead, the same for the same name, so that repeated guesses still show."""
+    name = _normalise(username)
+    if get_user_model().objects.filter(username__iexact=name).exists():
+        return name
+    digest = salted_hmac("login.failed", name, algorithm="sha256").hexdigest()[:12]
+    return f"unknown account #{digest}"
 
 
 def login_succeeded(*, actor: Actor) -> None:

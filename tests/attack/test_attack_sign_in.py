@@ -355,3 +355,24 @@ def test_the_password_is_never_logged_audited_or_echoed_whatever_the_outcome(cli
         assert sentinel not in text
     stored = get_user_model().objects.get(username="carol").password
     assert sentinel not in stored
+
+
+@pytest.mark.django_db
+def test_a_password_typed_as_the_username_is_not_written_down(client, caplog):
+    """A name no account has is often a password typed in the wrong field: the audit trail
+    and the log name a keyed digest of it (the same for the same name), never the text."""
+    make_user("carol")
+    typed = "Hunter2-MyRealPassword!"
+    with caplog.at_level(logging.INFO):
+        for address in ("192.0.2.10", "192.0.2.11"):
+            _sign_in(client, typed, "whatever", address=address)
+        _sign_in(client, "Carol", "wrong", address="192.0.2.12")
+    names = list(
+        AuditEvent.objects.filter(action="login.failed")
+        .order_by("created")
+        .values_list("actor_name", flat=True)
+    )
+    assert names[0] == names[1] and names[0].startswith("unknown account #")
+    assert names[2] == "carol"  # an account's own name, as before
+    everything = " ".join(names) + caplog.text + str(list(AuditEvent.objects.values()))
+    assert "hunter2" not in everything.lower()
