@@ -140,3 +140,15 @@ def test_a_taken_port_is_logged_and_the_process_goes_on(listener, caplog):
     port = int(listener.rsplit(":", 1)[1])
     assert metrics.listener_start(port, address="127.0.0.1") is None
     assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
+
+
+def test_a_scrape_inside_the_cluster_is_not_sent_to_https(settings, metrics_dir):
+    """Prometheus scrapes a pod over plain http, like the kubelet's probes: /metrics answers
+    there (the token still required) instead of redirecting to the site's https address,
+    and every other page still redirects."""
+    settings.METRICS_TOKEN = TOKEN
+    settings.SECURE_SSL_REDIRECT = True
+    assert _get(f"Bearer {TOKEN}").status_code == 200
+    assert _get("Bearer wrong").status_code == 401
+    assert Client().get("/metrics/").status_code == 301
+    assert Client().get("/api/v1/docker-config").status_code == 301
