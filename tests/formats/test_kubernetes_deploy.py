@@ -322,6 +322,14 @@ def test_the_probes_point_at_paths_the_portal_serves(objects):
     assert container["startupProbe"]["timeoutSeconds"] > 3
 
 
+def test_a_process_that_exits_is_started_again(objects):
+    """Issue 25 §2.5: every way of running the portal restarts a worker (or web, or beat)
+    that exits; here, the kubelet (restartPolicy Always, the default)."""
+    for component in ("web", "worker", "beat"):
+        (workload,) = _component(objects, component)
+        assert _pod(workload)["spec"].get("restartPolicy", "Always") == "Always"
+
+
 def test_the_worker_restarts_when_it_stops_answering_its_broker(objects):
     (worker,) = _component(objects, "worker")
     (container,) = _pod(worker)["spec"]["containers"]
