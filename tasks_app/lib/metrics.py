@@ -30,12 +30,17 @@ import os
 import re
 import threading
 import time
+from http import HTTPStatus
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import values as _values
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer
+from prometheus_client.exposition import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    ThreadingWSGIServer,
+    make_wsgi_app,
+)
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
@@ -47,6 +52,7 @@ ROLE_VARIABLE = "ECRPORTAL_PROCESS_ROLE"
 # web, worker, beat; "other" for any other process (manage.py commands). A process that
 # changes its role writes new files from its next write on (tests give each test its own).
 _ROLE = re.compile(r"[a-z][a-z0-9]{0,30}")
+log = logging.getLogger(__name__)
 
 
 # The folders this process made sure exist (a process may write before init_data ran);
@@ -115,31 +121,32 @@ def scrape_refusal(authorization: str) -> tuple[int, str] | None:
     return None
 
 
-log = logging.getLogger(__name__)
+def _listener_app(scrape):
+    """GET /metrics behind the token check; prometheus_client's own WSGI app (``scrape``)
+    answers a scraper that passed it."""
 
-
-def _listener_app(environ, start_response):
-    """GET /metrics: this machine's (pod's) files, without the database's gauges."""
-    refusal = None
-    if environ.get("PATH_INFO") != "/metrics":
-        refusal = 404, "Not found: the metrics are at /metrics."
-    elif environ.get("REQUEST_METHOD") != "GET":
-        refusal = 405, "Only GET reads the metrics."
-    else:
-        refusal = scrape_refusal(environ.get("HTTP_AUTHORIZATION", ""))
-    headers = [("Cache-Control", "no-cache, no-store, max-age=0")]
-    if refusal is not None:
+    def app(environ, start_response):
+        refusal: tuple[int, str] | None
+        if environ.get("PATH_INFO") != "/metrics":
+            refusal = 404, "Not found: the metrics are at /metrics."
+        elif environ.get("REQUEST_METHOD") != "GET":
+            refusal = 405, "Only GET reads the metrics."
+        else:
+            refusal = scrape_refusal(environ.get("HTTP_AUTHORIZATION", ""))
+        if refusal is None:
+            return scrape(environ, start_response)
         status, text = refusal
+        body = (text + "\n").encode()
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ]
         if status == 401:
             headers.append(("WWW-Authenticate", CHALLENGE))
-        body = (text + "\n").encode()
-        content_type = "text/plain; charset=utf-8"
-    else:
-        status, body, content_type = 200, exposition(), CONTENT_TYPE
-    reason = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
-    headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-    start_response(f"{status} {reason[status]}", headers)
-    return [body]
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [body]
+
+    return app
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -156,10 +163,12 @@ def listener_start(port: int, *, address: str = EVERY_INTERFACE) -> WSGIServer |
     Celery worker's or beat's main process), for a pod whose metrics folder web does not
     read. Returns the server (``shutdown()`` stops it), or None, logged, when the port
     cannot be had: the worker goes on without its metrics rather than stop."""
+    os.makedirs(settings.METRICS_DIR, exist_ok=True)  # none of its processes counted yet
+    registry = CollectorRegistry(auto_describe=False)
+    MultiProcessCollector(registry, path=str(settings.METRICS_DIR))  # read at each scrape
+    app = _listener_app(make_wsgi_app(registry))
     try:
-        server = make_server(
-            address, port, _listener_app, ThreadingWSGIServer, handler_class=_QuietHandler
-        )
+        server = make_server(address, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
     except OSError as e:
         log.error("Metrics listener not started: cannot listen on %s:%d (%s).", address, port, e)
         return None
