@@ -15,21 +15,27 @@ app.autodiscover_tasks()
 
 # Metrics (tasks_app/lib/metrics.py): the worker's and beat's processes write their files
 # under their own role, each clearing its own at start; a pool process that ends takes its
-# live gauges with it.
-@signals.worker_init.connect
-def _worker_metrics(**kwargs):
+# live gauges with it. With ECRPORTAL_METRICS_PORT set (a pod whose folder web does not
+# read), the main process serves the folder's metrics on that port.
+def _metrics_start(role: str) -> None:
+    from django.conf import settings
+
     from tasks_app.lib import metrics
 
-    metrics.role_set("worker")
-    metrics.files_clear("worker")
+    metrics.role_set(role)
+    metrics.files_clear(role)
+    if settings.METRICS_PORT:
+        metrics.listener_start(settings.METRICS_PORT)
+
+
+@signals.worker_init.connect
+def _worker_metrics(**kwargs):
+    _metrics_start("worker")
 
 
 @signals.beat_init.connect
 def _beat_metrics(**kwargs):
-    from tasks_app.lib import metrics
-
-    metrics.role_set("beat")
-    metrics.files_clear("beat")
+    _metrics_start("beat")
 
 
 @signals.worker_process_shutdown.connect

@@ -274,8 +274,9 @@ SESSION_COOKIE_AGE = env_int("ECRPORTAL_SESSION_SECONDS", 12 * 3600, minimum=300
 
 # Transport security: on by default when the site URL is https.
 SECURE_SSL_REDIRECT = env_bool("ECRPORTAL_SSL_REDIRECT", HTTPS)
-# Health checks come from inside the host or cluster over plain http.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Health checks and Prometheus' scrapes come from inside the host or cluster over plain
+# http (a scrape sends the metrics token, which the network inside should carry only).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env_int("ECRPORTAL_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
@@ -466,6 +467,9 @@ if METRICS_TOKEN is not None and len(METRICS_TOKEN) < 24:
 # process and kind (prometheus_client's multiprocess mode); /metrics merges them.
 METRICS_DIR = Path(env_str("ECRPORTAL_METRICS_DIR", str(DATA_DIR / "metrics"))).resolve()
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# Where processes share no folder with web (Kubernetes: one per pod), the Celery worker and
+# beat serve their own metrics on this port (GET /metrics, the same token); 0: they don't.
+METRICS_PORT = env_int("ECRPORTAL_METRICS_PORT", 0, minimum=0, maximum=65535)
 
 # plain: one readable line per record; json: one JSON object a line, for a log collector.
 LOG_FORMAT = env_choice("ECRPORTAL_LOG_FORMAT", "plain", ["plain", "json"])

@@ -10,8 +10,13 @@ starts (``files_clear``) without touching those of the others sharing the folder
 (``exposition``), so a scrape of any web worker shows the whole machine.
 
 Gauges of the database's state (tasks by status, expiries, due work) are read at scrape
-time by a collector the caller passes (``selectors.StateCollector``): they are true
-fleet-wide whichever process answers.
+time by a collector the caller passes (``services.metrics.StateCollector``): they are true
+fleet-wide whichever process answers, and only web's /metrics adds them.
+
+Where web, worker and beat share no folder (Kubernetes: a folder per pod), the worker and
+beat serve their own pod's files with ``listener_start`` (ECRPORTAL_METRICS_PORT), behind
+the same bearer-token check as web's /metrics (``scrape_refusal``), and Prometheus scrapes
+every pod.
 
 Labels have bounded values: a route's URL name (never the path), a cause from
 ``CAUSES`` or "other", an outcome from a fixed list.
@@ -19,23 +24,36 @@ Labels have bounded values: a route's URL name (never the path), a cause from
 
 import functools
 import glob
+import hmac
+import logging
 import os
 import re
+import threading
 import time
+from http import HTTPStatus
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import values as _values
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.exposition import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    ThreadingWSGIServer,
+    make_wsgi_app,
+)
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 # The text format generate_latest writes (0.0.4), as the library names it.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+# What a refused scraper is told to send (401's WWW-Authenticate).
+CHALLENGE = 'Bearer realm="metrics"'
+SCRAPE_METHODS = ("GET", "HEAD")
 ROLE_VARIABLE = "ECRPORTAL_PROCESS_ROLE"
 # web, worker, beat; "other" for any other process (manage.py commands). A process that
 # changes its role writes new files from its next write on (tests give each test its own).
 _ROLE = re.compile(r"[a-z][a-z0-9]{0,30}")
+log = logging.getLogger(__name__)
 
 
 # The folders this process made sure exist (a process may write before init_data ran);
@@ -88,6 +106,91 @@ def exposition(*collectors: Collector) -> bytes:
     return generate_latest(registry)
 
 
+def scrape_refusal(*, method: str, authorization: str) -> tuple[int, str] | None:
+    """May this request read the metrics? The one check of web's /metrics and of the
+    worker's and beat's listener: None for a GET (or HEAD) whose Authorization header
+    carries ECRPORTAL_METRICS_TOKEN as a bearer token (compared in constant time), else the
+    status and the text to answer: 405 for another method, 404 while the token is unset
+    (metrics are off), 401 (counted as a refused ``metrics`` authentication)."""
+    if method not in SCRAPE_METHODS:
+        return 405, "Scrape /metrics with GET."
+    expected = settings.METRICS_TOKEN
+    if not expected:
+        return 404, "Metrics are off: set ECRPORTAL_METRICS_TOKEN to turn them on."
+    scheme, _, sent = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        sent.strip().encode(), expected.encode()
+    ):
+        authentication_failed("metrics")
+        return 401, "Send the metrics token: Authorization: Bearer <token>."
+    return None
+
+
+def refusal_headers(status: int) -> list[tuple[str, str]]:
+    """What a refusal of scrape_refusal answers with besides its text."""
+    if status == 401:
+        return [("WWW-Authenticate", CHALLENGE)]
+    if status == 405:
+        return [("Allow", ", ".join(SCRAPE_METHODS))]
+    return []
+
+
+def _listener_app(scrape):
+    """GET /metrics behind the token check; prometheus_client's own WSGI app (``scrape``)
+    answers a scraper that passed it."""
+
+    def app(environ, start_response):
+        refusal: tuple[int, str] | None
+        if environ.get("PATH_INFO") != "/metrics":
+            refusal = 404, "Not found: the metrics are at /metrics."
+        else:
+            refusal = scrape_refusal(
+                method=environ.get("REQUEST_METHOD", ""),
+                authorization=environ.get("HTTP_AUTHORIZATION", ""),
+            )
+        if refusal is None:
+            return scrape(environ, start_response)
+        status, text = refusal
+        body = (text + "\n").encode()
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ]
+        headers += refusal_headers(status)
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [body]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # one line per scrape would drown the worker's log
+        pass
+
+
+# A pod's own address, whichever it is; who may reach it is the NetworkPolicy's to say.
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104
+
+
+def listener_start(port: int, *, address: str = EVERY_INTERFACE) -> WSGIServer | None:
+    """Serve GET /metrics on ``address:port`` from a daemon thread of this process (the
+    Celery worker's or beat's main process), for a pod whose metrics folder web does not
+    read. Returns the server (``shutdown()`` stops it), or None, logged, when the port
+    cannot be had: the worker goes on without its metrics rather than stop."""
+    os.makedirs(settings.METRICS_DIR, exist_ok=True)  # none of its processes counted yet
+    registry = CollectorRegistry(auto_describe=False)
+    MultiProcessCollector(registry, path=str(settings.METRICS_DIR))  # read at each scrape
+    app = _listener_app(make_wsgi_app(registry))
+    try:
+        server = make_server(address, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    except OSError as e:
+        log.error("Metrics listener not started: cannot listen on %s:%d (%s).", address, port, e)
+        return None
+    threading.Thread(target=server.serve_forever, name="metrics-listener", daemon=True).start()
+    log.info("Metrics listener on %s:%d (GET /metrics, bearer token).", address, port)
+    return server
+
+
 # --- what is counted --------------------------------------------------------------------
 
 AWS_CALLS = Counter(
@@ -108,7 +211,7 @@ NOTIFICATION_DELIVERIES = Counter(
 )
 AUTHENTICATION_FAILURES = Counter(
     "ecrportal_authentication_failures",
-    "Refused authentications by kind (token, ci_id_token, sign_on, password).",
+    "Refused authentications by kind (token, ci_id_token, sign_on, password, metrics).",
     ["kind"],
 )
 API_REQUESTS = Counter(

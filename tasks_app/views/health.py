@@ -1,4 +1,3 @@
-import hmac
 from dataclasses import asdict
 
 from django.conf import settings
@@ -7,8 +6,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from tasks_app.lib import metrics as counted
-from tasks_app.lib.metrics import CONTENT_TYPE
+from tasks_app.lib.metrics import CONTENT_TYPE, refusal_headers, scrape_refusal
 from tasks_app.services.health import readiness
 from tasks_app.services.metrics import metrics_text
 
@@ -43,19 +41,13 @@ def _plain(text: str, status: int) -> HttpResponse:
 def metrics(request):
     """Prometheus' text format, for a scraper that sends ECRPORTAL_METRICS_TOKEN as a
     bearer token; off (404, saying so) while that setting is unset."""
-    if request.method not in ("GET", "HEAD"):
-        response = _plain("Scrape /metrics with GET.", 405)
-        response["Allow"] = "GET, HEAD"
-        return response
-    expected = settings.METRICS_TOKEN
-    if not expected:
-        return _plain("Metrics are off: set ECRPORTAL_METRICS_TOKEN to turn them on.", 404)
-    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        sent.strip().encode(), expected.encode()
-    ):
-        counted.authentication_failed("metrics")
-        response = _plain("Send the metrics token: Authorization: Bearer <token>.", 401)
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    refusal = scrape_refusal(
+        method=request.method, authorization=request.headers.get("Authorization", "")
+    )
+    if refusal is not None:
+        status, text = refusal
+        response = _plain(text, status)
+        for header, value in refusal_headers(status):
+            response[header] = value
         return response
     return HttpResponse(metrics_text(), content_type=CONTENT_TYPE)

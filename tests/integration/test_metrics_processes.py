@@ -1,7 +1,8 @@
 """/metrics across real processes (issue 25): a live gunicorn's answer sums what its
 worker, a worker that was killed, and another process of the machine counted; gunicorn
 clears the web's stale files when it starts, and leaves the other components' alone; beat's
-tick, run by a Celery worker, shows in the web's answer."""
+tick, run by a Celery worker, shows in the web's answer. Where they share no folder
+(Kubernetes' pods), the worker and beat answer for themselves on ECRPORTAL_METRICS_PORT."""
 
 import os
 import signal
@@ -30,6 +31,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 TOKEN = "scrape-token-for-the-integration-test-0001"
 FAILED = "ecrportal_authentication_failures_total"
+# The gauges read from the database when web's /metrics is scraped (services/metrics.py).
+DATABASE_GAUGES = ("ecrportal_tasks", "ecrportal_credential", "ecrportal_due_unclaimed")
 
 
 def _count(port: int, kind: str) -> float:
@@ -144,6 +147,68 @@ def test_beats_tick_run_by_a_worker_shows_in_the_webs_answer(redis_url, tmp_path
         assert samples[tick] <= time.time()
         roles = {p.name.split("_")[-1].split("-")[0] for p in (tmp_path / "metrics").glob("*.db")}
         assert "worker" in roles
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def _scrape_listener(port: int) -> dict | None:
+    """A Celery process's own /metrics (ECRPORTAL_METRICS_PORT); None while none answers."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as answer:
+            return metric_samples(answer.read())
+    except (urllib.error.URLError, ConnectionError):
+        return None
+
+
+@pytest.mark.redis
+def test_worker_and_beat_pods_serve_their_own_metrics(redis_url, tmp_path):
+    """Kubernetes: web, worker and beat each in a pod of their own, sharing no metrics
+    folder. The worker and beat serve their own folder on ECRPORTAL_METRICS_PORT, behind
+    the token; the worker's answer has the tick it ran, and none of the database's gauges
+    (web alone adds those); web's answer has the gauges and not the worker's counts."""
+    web_port, worker_port, beat_port = free_port(), free_port(), free_port()
+    common = {
+        "ECRPORTAL_METRICS_TOKEN": TOKEN,
+        "CELERY_BROKER_URL": redis_url,
+        "ECRPORTAL_REFRESH_TICK": "2",
+    }
+
+    def pod(name: str, **settings: str) -> dict:
+        folder = tmp_path / name
+        folder.mkdir()
+        return portal_env(folder, **common, **settings)
+
+    processes = [
+        web_process(pod("web"), tmp_path, web_port).start(),
+        worker_process(pod("worker", ECRPORTAL_METRICS_PORT=str(worker_port)), tmp_path).start(),
+        beat_process(pod("beat", ECRPORTAL_METRICS_PORT=str(beat_port)), tmp_path).start(),
+    ]
+    tick = ("ecrportal_beat_last_tick_timestamp_seconds", ())
+    try:
+        started = time.time()
+        worker = wait_for(
+            lambda: (
+                (found := _scrape_listener(worker_port))
+                and found.get(tick, 0) > started - 5
+                and found
+            ),
+            timeout=60,
+            what="the worker's own /metrics to show a tick it ran",
+        )
+        assert not {name for name, _ in worker if name.startswith(DATABASE_GAUGES)}
+        # Beat answers too (it counts nothing itself), behind the same token.
+        assert wait_for(lambda: _scrape_listener(beat_port) is not None, timeout=30, what="beat")
+        status, _ = http_get(f"http://127.0.0.1:{beat_port}/metrics")
+        assert status == 401
+        web_serving(web_port)
+        web = _scrape(web_port)
+        assert tick not in web  # the worker's count is in its own pod's folder only
+        assert {name for name, _ in web if name.startswith(DATABASE_GAUGES)}
+        assert not any((tmp_path / "web" / "metrics").glob("*_worker-*.db"))
     finally:
         for process in processes:
             process.stop()

@@ -8,7 +8,7 @@ from tests.helpers import ROOT
 TEST_ONLY = {"ECRPORTAL_REQUIRE_SERVICES", "ECRPORTAL_TEST_REDIS_URL", "ECRPORTAL_SOAK"}
 
 
-def _read_by_code() -> set[str]:
+def settings_read_by_code() -> set[str]:
     names = set()
     settings = (ROOT / "ecrportal" / "settings.py").read_text()
     names |= set(re.findall(r'env_\w+\(\s*"([A-Z][A-Z0-9_]+)"', settings))
@@ -25,7 +25,7 @@ def _documented(path) -> set[str]:
 
 
 def test_every_setting_is_in_env_example_and_nothing_else():
-    code = _read_by_code()
+    code = settings_read_by_code()
     example = _documented(".env.example")
     assert code - example == set(), "add these to .env.example"
     # docker-compose's own variables may be documented there too.
@@ -35,7 +35,7 @@ def test_every_setting_is_in_env_example_and_nothing_else():
 
 def test_every_setting_and_test_switch_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
-    missing = {name for name in _read_by_code() | TEST_ONLY if f"`{name}`" not in readme}
+    missing = {name for name in settings_read_by_code() | TEST_ONLY if f"`{name}`" not in readme}
     assert missing == set()
 
 
