@@ -1,8 +1,8 @@
-"""The Redis transport of the portal's Celery: kombu's own, but for two fixes.
-
-Both left a worker that had lost Redis for a moment connected, silent and consuming
-nothing, for good (issue 25 §2.5; kombu 5.7.0, redis-py 8.1.0, the newest releases;
-tests/integration/test_worker_broker_restarts.py):
+"""The Redis transport of the portal's Celery: kombu's own, but for three fixes of a worker
+that lost Redis for a moment (issue 25 §2.5; kombu 5.7.0, redis-py 8.1.0, the newest
+releases; tests/integration/test_worker_broker_restarts.py brings each about on purpose).
+The first two left the worker connected, silent and consuming nothing, for good; the third
+stopped it:
 
 - **A failed acknowledgement kept its place.** kombu's Redis transport counts a message a
   worker took against the prefetch limit until its acknowledgement (ZREM and HDEL of the
@@ -21,9 +21,17 @@ tests/integration/test_worker_broker_restarts.py):
   Here the socket is asked first whether a reply is there: the end of the connection then
   raises a connection error, which the consumer recovers from as from any other (it
   reconnects everything), and a read never waits.
+- **A channel closed after its transport.** After a loss Celery's consumer lets the
+  transport go, then closes its connection; a channel the first attempt could not close
+  (Redis gone) then restores its unacknowledged messages through the transport that is no
+  more: "AttributeError: 'NoneType' object has no attribute 'hostname'", not a connection
+  error, so the worker stopped ("Unrecoverable error"). Here it is a connection error,
+  which the consumer ignores while closing; Redis hands those messages out again after the
+  visibility timeout.
 """
 
-from kombu.transport import redis, virtual
+from kombu.transport import TRANSPORT_ALIASES, redis, virtual
+from redis import exceptions as redis_errors
 
 
 class QoS(redis.QoS):
@@ -51,6 +59,20 @@ class Channel(redis.Channel):
             return False
         return super()._receive()
 
+    def _connparams(self, asynchronous=False):
+        if self.connection.client is None:
+            raise redis_errors.ConnectionError("The connection to Redis is closed.")
+        return super()._connparams(asynchronous=asynchronous)
+
 
 class Transport(redis.Transport):
     Channel = Channel
+
+
+def register() -> None:
+    """Make this the transport of redis:// and rediss:// broker URLs in this process, in
+    place of kombu's (whose names kombu looks up in TRANSPORT_ALIASES when it connects):
+    the URL and what kombu does with its scheme (TLS for rediss://, the address in the
+    logs) stay as they are. Called by ecrportal/celery.py before the app exists."""
+    for scheme in ("redis", "rediss"):
+        TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"

@@ -8,7 +8,6 @@ servers: SQLite and a file-system Celery broker under ``ECRPORTAL_DATA_DIR``.
 import logging
 import os
 import re
-import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -340,14 +339,6 @@ else:
         "socket_timeout": 10,
         "retry_on_timeout": True,
     }
-if _broker_scheme in ("redis", "rediss"):
-    # kombu's Redis transport with two fixes for a worker that lost Redis for a moment,
-    # which without them could stay connected and consume nothing (ecrportal/broker.py).
-    CELERY_BROKER_TRANSPORT = "ecrportal.broker:Transport"
-if _broker_scheme == "rediss":
-    # A transport named here is no longer chosen by the URL's scheme, so TLS is said
-    # explicitly: the server's certificate is verified against the system's CAs.
-    CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_ACKS_LATE = True

@@ -1,18 +1,11 @@
 """The portal keeps consuming while its Redis restarts, again and again, under load (issue
 25 §2.5), with the worker run as `make run` runs it: the Procfile's line, under
 devtools/serve.py. The Redis here is the test's own, on a free port: restarting it, killing
-its clients or refusing new ones disturbs nobody else.
+its clients, refusing new ones or shutting it down disturbs nobody else.
 
 Four failures of a worker that lost Redis for a moment, found by restarting it ten times
 under a busy worker (kombu 5.7.0, celery 5.7.0, redis-py 8.1.0, the newest releases):
 
-- Closing the channel after a loss restores unacknowledged messages through a transport
-  whose client is already gone: "AttributeError: 'NoneType' object has no attribute
-  'hostname'" in kombu's `Channel._connparams`, which Celery does not count as a connection
-  error: the worker stops ("Unrecoverable error"). Nothing is lost (Redis keeps the messages
-  unacknowledged until the visibility timeout; the claims' leases let a tick take the
-  groups again), and every way of running the portal starts a worker that ends again
-  (`make run`'s supervisor, Compose's `restart: unless-stopped`).
 - Stopping the gossip step closes its consumer's channel on a connection that is None: the
   worker reconnects, says so, and consumes nothing more. The portal uses none of gossip,
   mingle or heartbeat, so its workers run without them (the Procfile, docker-compose.yml).
@@ -20,11 +13,16 @@ under a busy worker (kombu 5.7.0, celery 5.7.0, redis-py 8.1.0, the newest relea
   prefetch limit for ever: a worker with two such messages asked Redis for nothing more.
 - When the remote-control subscription's connection ended, redis-py reconnected inside
   kombu's blocking read and went on waiting, with no timeout, on the new connection: the
-  worker's event loop stopped for good (a py-spy dump of the stuck worker showed it there).
+  worker's event loop stopped for good (py-spy dumps of two stuck workers showed it there).
+- A channel closed after its transport restored its unacknowledged messages through a
+  transport that was gone: "AttributeError: 'NoneType' object has no attribute 'hostname'",
+  not a connection error, so the worker stopped ("Unrecoverable error"); `make run`'s
+  supervisor and Compose's `restart: unless-stopped` started it again.
 
-The last two are fixed in the portal's Redis transport (ecrportal/broker.py); a test below
-brings each about on purpose, and fails without the fix."""
+The last three are fixed in the portal's Redis transport (ecrportal/broker.py); a test below
+brings each about on purpose, and fails without its fix."""
 
+import contextlib
 import json
 import shutil
 import signal
@@ -227,3 +225,43 @@ def test_a_worker_whose_control_connection_ended_consumes_again(own_redis, tmp_p
         raise AssertionError(f"{e}\n{worker.output()[-4000:]}") from None
     finally:
         worker.stop()
+
+
+def test_a_channel_closed_after_its_transport_is_a_connection_error(own_redis):
+    """Redis goes while the worker holds an unacknowledged message and waits on a BRPOP.
+    Celery's consumer lets the transport go and then closes the connection: the consumer's
+    channel, which the first attempt could not close, restores the message through the
+    transport that is no more. That was an AttributeError, which stopped the worker
+    ("Unrecoverable error"); it must be a connection error, which closing ignores."""
+    from kombu import Connection, Consumer, Exchange, Producer, Queue
+    from kombu.common import ignore_errors
+
+    from ecrportal.broker import Transport
+
+    broker_url, admin = own_redis
+    queue = Queue("close-test", Exchange("close-test"), routing_key="close-test")
+    connection = Connection(broker_url, transport=Transport)
+    channel = connection.default_channel  # the consumer's, as Celery's
+    Producer(channel).publish(
+        {"n": 1}, exchange=queue.exchange, routing_key="close-test", declare=[queue]
+    )
+    received = []
+    Consumer(channel, [queue], callbacks=[lambda body, message: received.append(body)]).consume()
+    # Celery's remote control: a channel of its own, consuming an auto-deleted fanout queue,
+    # which closing deletes (through Redis) before it gets to the consumer's channel.
+    control = Queue(
+        "close-test.control", Exchange("close-test.control", type="fanout"), auto_delete=True
+    )
+    Consumer(connection.channel(), [control], callbacks=[]).consume()
+    connection.drain_events(timeout=5)  # the message, left unacknowledged
+    with contextlib.suppress(TimeoutError):  # until nothing more comes: a BRPOP in flight
+        for _ in range(10):
+            connection.drain_events(timeout=0.2)
+    assert received
+    assert channel._in_poll
+    admin.shutdown(nosave=True)
+    # As the consumer does (celery.worker.consumer.Consumer.on_connection_error_after_
+    # connected): collect, whatever it raises, then close, ignoring connection errors.
+    with contextlib.suppress(Exception):
+        connection.collect()
+    ignore_errors(connection, connection.close)
