@@ -31,7 +31,6 @@ stopped it:
 """
 
 from kombu.transport import TRANSPORT_ALIASES, redis, virtual
-from redis import exceptions as redis_errors
 
 
 class QoS(redis.QoS):
@@ -61,7 +60,7 @@ class Channel(redis.Channel):
 
     def _connparams(self, asynchronous=False):
         if self.connection.client is None:
-            raise redis_errors.ConnectionError("The connection to Redis is closed.")
+            raise redis.get_redis_ConnectionError()("The connection to Redis is closed.")
         return super()._connparams(asynchronous=asynchronous)
 
 
