@@ -2,7 +2,13 @@ import os
 
 from celery import Celery, signals
 
+from ecrportal import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecrportal.settings")
+
+# kombu's Redis transport with three fixes for a worker that lost Redis for a moment, which
+# without them could stop, or stay connected and consume nothing (ecrportal/broker.py).
+broker.register()
 
 app = Celery("ecrportal")
 

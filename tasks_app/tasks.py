@@ -5,8 +5,11 @@ import uuid
 
 from celery import shared_task
 from celery.exceptions import Reject
+from celery.worker import state as worker_state
+from celery.worker.control import inspect_command
 
 from tasks_app.lib import metrics
+from tasks_app.lib.celery_queue import POOL_LOAD
 from tasks_app.lib.outages import OUTAGES, outage_of, outage_summary, retry_delay
 from tasks_app.services.health import canaries_purge, canary_answer
 from tasks_app.services.issuer import signing_keys_purge
@@ -28,6 +31,17 @@ REFRESH_RETRIES = 24
 @shared_task(bind=True, ignore_result=True, time_limit=30, soft_time_limit=25)
 def canary(self, ping_id: str) -> None:
     canary_answer(ping_id=ping_id, worker=self.request.hostname or "unknown")
+
+
+@inspect_command(name=POOL_LOAD)
+def pool_load(state) -> dict[str, int]:
+    """Answered by a worker's consumer, in its main process: how many processes its pool has
+    and how many are inside a task. /readyz asks when its canary waits (services/health.py):
+    a worker whose every process is busy cannot take the canary, and is not down."""
+    return {
+        "processes": state.consumer.pool.num_processes,
+        "busy": len(worker_state.active_requests),
+    }
 
 
 @shared_task(ignore_result=True)

@@ -1,6 +1,7 @@
 """A stand-in for AWS that fails (tests only): a plain HTTP server on 127.0.0.1 that answers
 every request with the status, content type and body it was last told, as a proxy, a
-misconfigured endpoint or AWS itself might."""
+misconfigured endpoint or AWS itself might; or, while held, answers nothing yet (a slow
+AWS)."""
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,17 +28,21 @@ BROKEN = (500, "application/octet-stream", GARBAGE)
 
 
 class HostileAws:
-    """Answers every POST with `answer` (status, content type, body); counts requests."""
+    """Answers every POST with `answer` (status, content type, body); counts requests.
+    After hold(), requests wait for release() before they are answered."""
 
     def __init__(self, answer=SIGNATURE):
         self.answer = answer
         self.requests = 0
+        self._released = threading.Event()
+        self._released.set()
         hostile = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 hostile.requests += 1
+                hostile._released.wait(timeout=120)
                 status, content_type, body = hostile.answer
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
@@ -53,6 +58,13 @@ class HostileAws:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def hold(self):
+        self._released.clear()
+
+    def release(self):
+        self._released.set()
+
     def close(self):
+        self.release()
         self.server.shutdown()
         self.server.server_close()

@@ -8,10 +8,14 @@ from datetime import timedelta
 from django.db import DatabaseError, connection
 from django.utils.timezone import now
 
-from tasks_app.lib.celery_queue import CANARY, celery_task
+from tasks_app.lib.celery_queue import CANARY, celery_task, workers_load
 from tasks_app.models import CanaryPing
 
 POLL_SECONDS = 0.05
+# The workers are asked how busy they are when the canary still waits after this share of
+# the timeout, and their answers are awaited for at most this long.
+BUSY_ASK_AFTER = 1 / 3
+BUSY_REPLY_SECONDS = 1.0
 # Pings older than this are of no more use to anyone.
 CANARY_RETENTION = timedelta(hours=1)
 
@@ -44,6 +48,13 @@ def worker_check(*, timeout: float) -> Check:
     This proves that a worker consumes from the queue, not merely that a worker
     process exists. The message expires with the wait, so canaries sent while
     no worker runs do not pile up work for the next one.
+
+    A worker whose every process is inside a task (refreshes waiting on a slow AWS) cannot
+    take the canary until one ends, and is not down: if the canary still waits after a
+    third of the timeout, the workers are asked how busy they are (their consumer answers,
+    not their pool), and when every worker that answers is busy in all its processes, the
+    portal is ready. A worker that answers with an idle process must take the canary: one
+    connected but consuming nothing is not ready; one that is gone answers nothing.
     """
     canary = celery_task(CANARY)
     started = time.monotonic()
@@ -54,13 +65,35 @@ def worker_check(*, timeout: float) -> Check:
         return Check(False, f"broker unreachable ({e.__class__.__name__})", _elapsed_ms(started))
 
     deadline = started + timeout
-    while time.monotonic() < deadline:
+    ask_at: float | None = started + timeout * BUSY_ASK_AFTER
+    while (now := time.monotonic()) < deadline:
         answered = CanaryPing.objects.filter(id=ping.id).values_list("answered_by", "answered_at")
         worker, answered_at = answered.get()
         if answered_at:
             return Check(True, f"worker {worker} answered", _elapsed_ms(started))
+        if ask_at is not None and now >= ask_at:
+            ask_at = None  # once
+            busy = _every_worker_busy(timeout=min(BUSY_REPLY_SECONDS, deadline - now))
+            if busy:
+                return Check(True, busy, _elapsed_ms(started))
         time.sleep(POLL_SECONDS)
     return Check(False, f"no worker answered within {timeout:g} s", _elapsed_ms(started))
+
+
+def _every_worker_busy(*, timeout: float) -> str | None:
+    """The detail "every worker busy in tasks: …" when at least one worker answered and
+    every one that did has all its processes inside a task; else None."""
+    try:
+        loads = workers_load(timeout=max(timeout, 0.1))
+    except Exception:  # the broker went away meanwhile: the canary's wait says the rest
+        return None
+    if not loads or not all(load.full for load in loads):
+        return None
+    workers = ", ".join(
+        f"{load.worker} ({load.busy} of {load.processes} processes)"
+        for load in sorted(loads, key=lambda load: load.worker)
+    )
+    return f"every worker busy in tasks: {workers}"
 
 
 _readiness_lock = threading.Lock()

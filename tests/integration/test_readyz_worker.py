@@ -2,13 +2,17 @@
 
 import json
 import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import (
+    ROOT,
     free_port,
     http_get,
     portal_env,
@@ -115,6 +119,94 @@ def test_readyz_stays_ready_while_the_worker_is_busy_with_a_wave(redis_url, tmp_
         worker.stop()
         web.stop()
         broker.close()
+
+
+@pytest.mark.redis
+def test_readyz_stays_ready_while_every_process_waits_on_a_slow_aws(redis_url, tmp_path):
+    """Refreshes fill both processes of a worker, each waiting on an AWS that does not
+    answer yet: no process is free for the canary, yet nothing is down. The worker's
+    consumer says it is busy in every process, so /readyz says ready; once the worker has
+    stopped, nothing answers and /readyz says not ready."""
+    from ecrportal.celery import app
+    from tasks_app.models import TaskConfig
+    from tests.factories import make_due_tasks
+    from tests.hostile_aws import HostileAws
+
+    aws = HostileAws()
+    aws.hold()
+    regions = ("eu-west-1", "eu-central-1", "us-east-1", "us-west-2")
+    for task, region in zip(make_due_tasks(len(regions)), regions, strict=True):
+        TaskConfig.objects.filter(pk=task.pk).update(region=region)  # a group each
+    env = portal_env(
+        tmp_path,
+        CELERY_BROKER_URL=redis_url,
+        ECRPORTAL_READYZ_TIMEOUT="3",
+        ECRPORTAL_AWS_ENDPOINT_URL=aws.url,
+        ECRPORTAL_AWS_READ_TIMEOUT="100",
+        ECRPORTAL_AWS_MAX_ATTEMPTS="1",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    port = free_port()
+    web = web_process(env, tmp_path, port).start()
+    worker = worker_process(env, tmp_path, extra=("--concurrency", "2")).start()
+    try:
+        web_serving(port)
+        status, body = wait_for(
+            lambda: (r := _readyz(port))[0] == 200 and r, timeout=60, what="/readyz to say ready"
+        )
+        assert body["checks"]["worker"]["detail"].startswith("worker worker@")
+        with app.connection_for_write(redis_url) as connection:
+            app.send_task("tasks_app.tasks.refresh_tick", connection=connection)
+        wait_for(lambda: aws.requests >= 2, timeout=60, what="both processes to wait on AWS")
+
+        answers = [_readyz(port) for _ in range(3)]
+        assert [status for status, _ in answers] == [200] * 3, answers
+        detail = answers[-1][1]["checks"]["worker"]["detail"]
+        assert detail.startswith("every worker busy in tasks: worker@"), detail
+        assert detail.endswith("(2 of 2 processes)"), detail
+        assert aws.requests == 2  # still waiting: the answers came while both were busy
+
+        aws.release()
+        worker.stop(signal.SIGTERM)
+        status, body = _readyz(port)
+        assert status == 503, body
+        assert body["checks"]["worker"]["detail"] == "no worker answered within 3 s"
+    finally:
+        aws.close()
+        worker.stop()
+        web.stop()
+
+
+@pytest.mark.redis
+def test_readyz_is_not_ready_while_a_worker_answers_but_consumes_nothing(redis_url, tmp_path):
+    """A worker whose consumer still answers remote control (a ping, how busy it is) but
+    takes nothing from the queues, as a worker stuck after a broker restart did: the
+    canary proves consumption, so /readyz says not ready."""
+    env = portal_env(tmp_path, CELERY_BROKER_URL=redis_url, ECRPORTAL_READYZ_TIMEOUT="3")
+    celery = [str(Path(sys.executable).with_name("celery")), "--app", "ecrportal"]
+
+    def control(*args: str) -> str:
+        done = subprocess.run(
+            [*celery, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    port = free_port()
+    web = web_process(env, tmp_path, port).start()
+    worker = worker_process(env, tmp_path).start()
+    try:
+        web_serving(port)
+        wait_for(lambda: _readyz(port)[0] == 200, timeout=60, what="/readyz to say ready")
+        for queue in ("celery", "quick"):
+            assert "no longer consuming" in control("control", "cancel_consumer", queue)
+        assert "pong" in control("inspect", "ping")  # as Compose's health check asks
+        status, body = _readyz(port)
+        assert status == 503, body
+        assert body["checks"]["worker"]["detail"] == "no worker answered within 3 s"
+    finally:
+        worker.stop()
+        web.stop()
 
 
 # Shaped as an API token (models/tokens.py), known to no process: masked by its shape.

@@ -5,7 +5,7 @@ import re
 from tests.helpers import ROOT
 
 # Read by the test suite and .ci/run, not by the portal itself.
-TEST_ONLY = {"ECRPORTAL_REQUIRE_SERVICES", "ECRPORTAL_TEST_REDIS_URL", "ECRPORTAL_SOAK"}
+TEST_ONLY = {"ECRPORTAL_REQUIRE_SERVICES", "ECRPORTAL_TEST_REDIS_URL"}
 
 
 def settings_read_by_code() -> set[str]:
