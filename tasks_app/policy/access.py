@@ -28,6 +28,12 @@ def teams_administered_by(user) -> QuerySet[Team]:
     return teams_with_role(user, Role.ADMIN)
 
 
+def may_read_worker_names(user) -> bool:
+    """/readyz is public and names no host; a signed-in portal administrator also reads
+    which workers answered."""
+    return user.is_authenticated and user.is_superuser
+
+
 def may_read_audit_log(user) -> bool:
     """Portal administrators read every event, team admins their teams'; nobody else (the
     page says so, and the menu offers it to nobody else)."""

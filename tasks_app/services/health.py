@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db import DatabaseError, connection
 from django.utils.timezone import now
 
-from tasks_app.lib.celery_queue import CANARY, celery_task, workers_load
+from tasks_app.lib.celery_queue import CANARY, PoolLoad, celery_task, workers_load
 from tasks_app.models import CanaryPing
 
 POLL_SECONDS = 0.05
@@ -23,8 +23,9 @@ CANARY_RETENTION = timedelta(hours=1)
 @dataclass(frozen=True)
 class Check:
     ok: bool
-    detail: str
+    detail: str  # for anyone: names no host
     ms: int
+    workers: tuple[str, ...] = ()  # the workers that answered, by name (celery@host)
 
 
 def _elapsed_ms(started: float) -> int:
@@ -70,30 +71,32 @@ def worker_check(*, timeout: float) -> Check:
         answered = CanaryPing.objects.filter(id=ping.id).values_list("answered_by", "answered_at")
         worker, answered_at = answered.get()
         if answered_at:
-            return Check(True, f"worker {worker} answered", _elapsed_ms(started))
+            return Check(True, "a worker answered", _elapsed_ms(started), (worker,))
         if ask_at is not None and now >= ask_at:
             ask_at = None  # once
-            busy = _every_worker_busy(timeout=min(BUSY_REPLY_SECONDS, deadline - now))
-            if busy:
-                return Check(True, busy, _elapsed_ms(started))
+            loads = _every_worker_busy(timeout=min(BUSY_REPLY_SECONDS, deadline - now))
+            if loads:
+                busy, processes = sum(x.busy for x in loads), sum(x.processes for x in loads)
+                detail = (
+                    f"every worker busy in tasks: {len(loads)} worker"
+                    f"{'s' if len(loads) > 1 else ''}, {busy} of {processes} processes"
+                )
+                names = tuple(f"{x.worker} ({x.busy} of {x.processes} processes)" for x in loads)
+                return Check(True, detail, _elapsed_ms(started), names)
         time.sleep(POLL_SECONDS)
     return Check(False, f"no worker answered within {timeout:g} s", _elapsed_ms(started))
 
 
-def _every_worker_busy(*, timeout: float) -> str | None:
-    """The detail "every worker busy in tasks: …" when at least one worker answered and
-    every one that did has all its processes inside a task; else None."""
+def _every_worker_busy(*, timeout: float) -> list[PoolLoad] | None:
+    """Every worker's load, by name, when at least one worker answered and every one that
+    did has all its processes inside a task; else None."""
     try:
         loads = workers_load(timeout=max(timeout, 0.1))
     except Exception:  # the broker went away meanwhile: the canary's wait says the rest
         return None
     if not loads or not all(load.full for load in loads):
         return None
-    workers = ", ".join(
-        f"{load.worker} ({load.busy} of {load.processes} processes)"
-        for load in sorted(loads, key=lambda load: load.worker)
-    )
-    return f"every worker busy in tasks: {workers}"
+    return sorted(loads, key=lambda load: load.worker)
 
 
 _readiness_lock = threading.Lock()

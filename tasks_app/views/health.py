@@ -1,3 +1,4 @@
+import logging
 from dataclasses import asdict
 
 from django.conf import settings
@@ -7,8 +8,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from tasks_app.lib.metrics import CONTENT_TYPE, refusal_headers, scrape_refusal
+from tasks_app.policy.access import may_read_worker_names
 from tasks_app.services.health import readiness
 from tasks_app.services.metrics import metrics_text
+
+logger = logging.getLogger(__name__)
 
 
 @login_not_required
@@ -24,11 +28,21 @@ def readyz(request):
     """Ready to do work: the database answers and a worker consumes from the broker."""
     checks = readiness(timeout=settings.READYZ_TIMEOUT_SECONDS)
     ready = all(check.ok for check in checks.values())
+    names = may_read_worker_names(request.user)
     body = {
         "status": "ready" if ready else "not ready",
-        "checks": {name: asdict(check) for name, check in checks.items()},
+        "checks": {
+            name: {k: v for k, v in asdict(check).items() if names or k != "workers"}
+            for name, check in checks.items()
+        },
     }
-    return JsonResponse(body, status=200 if ready else 503)
+    response = JsonResponse(body, status=200 if ready else 503)
+    if not ready:
+        # An expected state, not a server error: one warning, not django.request's ERROR.
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        failed = "; ".join(f"{n}: {c.detail}" for n, c in checks.items() if not c.ok)
+        logger.warning("Not ready: %s", failed)
+    return response
 
 
 def _plain(text: str, status: int) -> HttpResponse:

@@ -1,13 +1,15 @@
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection
 from django.utils.timezone import now
 
 from ecrportal.celery import app as celery_app
-from tasks_app.models import CanaryPing
+from tasks_app.models import CanaryPing, Role
 from tasks_app.services import health
 from tasks_app.tasks import housekeeping
 
@@ -38,6 +40,33 @@ def test_readyz_is_ready_when_a_worker_answers_the_canary(client, eager_celery):
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["worker"]["ok"] is True
     assert CanaryPing.objects.get().answered_at is not None
+    # Public: no host is named; a portal administrator reads which worker answered.
+    assert body["checks"]["worker"]["detail"] == "a worker answered"
+    assert "workers" not in body["checks"]["worker"]
+    assert "@" not in response.content.decode()
+
+
+def test_a_portal_administrator_reads_which_workers_answered(client, eager_celery):
+    from tests.factories import make_team
+
+    make_team("Platform", root=Role.ADMIN)
+    user = get_user_model().objects.get(username="root")
+    for superuser, shown in ((False, False), (True, True)):
+        user.is_superuser = superuser
+        user.save()
+        client.force_login(user)
+        worker = client.get("/readyz").json()["checks"]["worker"]
+        assert ("workers" in worker) is shown
+    assert len(worker["workers"]) == 1
+
+
+def test_not_ready_is_one_warning_not_a_server_error(client, settings, caplog):
+    settings.READYZ_TIMEOUT_SECONDS = 1
+    with caplog.at_level(logging.INFO):
+        assert client.get("/readyz").status_code == 503
+    assert [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING
+    ] == [("WARNING", "Not ready: worker: no worker answered within 1 s")]
 
 
 def test_readyz_is_503_when_no_worker_answers_in_time(client, settings):
