@@ -164,6 +164,10 @@ def _listener_app(scrape):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # A client that connects and sends nothing, or slowly, is dropped after this many
+    # seconds rather than holding a thread of the Celery process for good.
+    timeout = 10
+
     def log_message(self, format, *args):  # one line per scrape would drown the worker's log
         pass
 

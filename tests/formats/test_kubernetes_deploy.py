@@ -312,14 +312,20 @@ def test_the_probes_point_at_paths_the_portal_serves(objects):
         assert get["port"] in ports
         assert _django_path(get["path"]), get["path"]
         paths[probe] = get["path"]
-    # /readyz (a worker consumes) gates a new pod; /healthz keeps it (docs say why).
+    # Only /healthz: a web pod restarted while the workers or Redis are down still serves
+    # the credentials it has (/readyz is checked after a rollout; docs say why).
     assert paths == {
-        "startupProbe": "/readyz",
+        "startupProbe": "/healthz",
         "livenessProbe": "/healthz",
         "readinessProbe": "/healthz",
     }
-    # /readyz waits up to ECRPORTAL_READYZ_TIMEOUT (3 s by default) before answering.
-    assert container["startupProbe"]["timeoutSeconds"] > 3
+
+
+def test_beat_does_not_wait_for_the_migrations(objects):
+    """An update replaces beat's pod at once; waiting there for a migrate Job that does not
+    run (one left over, whose template cannot change) would stop the ticks."""
+    (beat,) = _component(objects, "beat")
+    assert not _pod(beat)["spec"].get("initContainers")
 
 
 def test_a_process_that_exits_is_started_again(objects):
@@ -544,6 +550,16 @@ def test_web_is_reached_from_the_ingress_controller_and_metrics_from_prometheus(
     for peers in (web, _ingress_sources(objects, "worker", "metrics")):
         assert all("ipBlock" not in peer for peer in peers), "an address block lets anyone in"
         assert all("namespaceSelector" in peer for peer in peers)
+    # In the monitoring namespace, Prometheus' pods alone (not Grafana, Alertmanager…).
+    for peers in (web, _ingress_sources(objects, "worker", "metrics")):
+        monitoring = [
+            p
+            for p in peers
+            if p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "monitoring"
+        ]
+        assert [p["podSelector"]["matchLabels"] for p in monitoring] == [
+            {"app.kubernetes.io/name": "prometheus"}
+        ]
     # Nothing else reaches a pod: no policy opens another port or every port.
     for workload in _workloads(objects):
         for policy in _policies(objects, workload, "Ingress"):

@@ -90,7 +90,7 @@ def _ready(port: int) -> bool:
     """A worker took /readyz's canary (not only: every worker is busy)."""
     status, body = http_get(f"http://127.0.0.1:{port}/readyz")
     worker = json.loads(body)["checks"]["worker"] if status else {}
-    return status == 200 and worker["detail"].startswith("worker ")
+    return status == 200 and worker["detail"] == "a worker answered"
 
 
 def _load(broker_url: str) -> None:
@@ -129,10 +129,9 @@ def test_a_busy_worker_keeps_consuming_through_ten_redis_restarts(tmp_path):
             except AssertionError as e:
                 raise AssertionError(f"{e}\n{worker.output()[-6000:]}") from None
             assert worker.running(), worker.output()[-3000:]
-        crashes = worker.output().count("Unrecoverable error")
-        print(
-            f"{RESTARTS} Redis restarts: the worker ended {crashes} time(s) and was started again"
-        )
+        # Recovered, not restarted: the portal's transport (ecrportal/broker.py) turns the
+        # closed channel into a connection error the consumer recovers from.
+        assert worker.output().count("Unrecoverable error") == 0, worker.output()[-6000:]
     finally:
         worker.stop()
         web.stop()
