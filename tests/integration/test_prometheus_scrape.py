@@ -21,7 +21,7 @@ from tests.helpers import (
     wait_for,
     web_process,
 )
-from tests.project.test_monitoring import RULES, dashboard_expressions
+from tests.project.test_monitoring import ALERTS, RULES, dashboard_expressions
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -96,7 +96,7 @@ def test_a_real_prometheus_scrapes_the_portal_with_its_token(tmp_path):
         assert not _values(prometheus_port, '{job="wrong-token", __name__=~"ecrportal_.+"}')
 
         # The rules loaded and evaluate without error; the dashboard's queries parse.
-        assert len(_rules(prometheus_port)) == 5
+        assert {rule["name"] for rule in _rules(prometheus_port)} == ALERTS
         wait_for(
             lambda: all(r["health"] == "ok" for r in _rules(prometheus_port)),
             timeout=30,
