@@ -78,6 +78,12 @@ def test_a_real_prometheus_scrapes_the_portal_with_its_token(tmp_path):
     web = web_process(env, tmp_path, web_port).start()
     prometheus.start()
     try:
+        # Prometheus listens before it is ready (its storage loads), answering 503 then.
+        wait_for(
+            lambda: http_get(f"http://127.0.0.1:{prometheus_port}/-/ready")[0] == 200,
+            timeout=60,
+            what="Prometheus to be ready",
+        )
         wait_for(
             lambda: _values(prometheus_port, "ecrportal_credential_earliest_expiry_seconds"),
             timeout=60,
