@@ -96,11 +96,17 @@ def process_dead(role: str, pid: int) -> None:
     mark_process_dead(f"{role}-{pid}", str(settings.METRICS_DIR))
 
 
-def exposition(*collectors: Collector) -> bytes:
-    """The text format of every process's metrics, and of these scrape-time collectors."""
+def _files_registry() -> CollectorRegistry:
+    """A registry of every process's files in the metrics folder, read at each collection."""
     registry = CollectorRegistry(auto_describe=False)  # collected once, when scraped
     os.makedirs(settings.METRICS_DIR, exist_ok=True)  # none has counted anything yet
     MultiProcessCollector(registry, path=str(settings.METRICS_DIR))
+    return registry
+
+
+def exposition(*collectors: Collector) -> bytes:
+    """The text format of every process's metrics, and of these scrape-time collectors."""
+    registry = _files_registry()
     for collector in collectors:
         registry.register(collector)
     return generate_latest(registry)
@@ -181,10 +187,7 @@ def listener_start(port: int, *, address: str = EVERY_INTERFACE) -> WSGIServer |
     Celery worker's or beat's main process), for a pod whose metrics folder web does not
     read. Returns the server (``shutdown()`` stops it), or None, logged, when the port
     cannot be had: the worker goes on without its metrics rather than stop."""
-    os.makedirs(settings.METRICS_DIR, exist_ok=True)  # none of its processes counted yet
-    registry = CollectorRegistry(auto_describe=False)
-    MultiProcessCollector(registry, path=str(settings.METRICS_DIR))  # read at each scrape
-    app = _listener_app(make_wsgi_app(registry))
+    app = _listener_app(make_wsgi_app(_files_registry()))
     try:
         server = make_server(address, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
     except OSError as e:

@@ -171,6 +171,19 @@ def _done(worker: Process) -> int:
     return worker.output().count("succeeded in")
 
 
+def _consumes_again(worker, broker_url: str) -> None:
+    """A task queued now (not one cut off by the fault) is done by the worker."""
+    from tests.integration.slow_tasks import queue_sleeps
+
+    seen = len(worker.output())
+    queue_sleeps(broker_url, count=1, seconds=0)
+    wait_for(
+        lambda: "succeeded in" in worker.output()[seen:],
+        timeout=45,
+        what="the worker to consume again",
+    )
+
+
 def test_a_worker_whose_acknowledgements_failed_consumes_again(own_redis, tmp_path):
     """Both processes finish while Redis refuses new connections and has dropped the
     worker's others but its subscription (so no read of the worker's fails): each
@@ -199,13 +212,7 @@ def test_a_worker_whose_acknowledgements_failed_consumes_again(own_redis, tmp_pa
             what="both acknowledgements to fail (or the first, and the worker to reconnect)",
         )
         admin.config_set("maxclients", 10000)
-        seen = len(worker.output())  # the second task may have been cut off meanwhile
-        queue_sleeps(broker_url, count=1, seconds=0)
-        wait_for(
-            lambda: "succeeded in" in worker.output()[seen:],
-            timeout=45,
-            what="the worker to consume again",
-        )
+        _consumes_again(worker, broker_url)  # judged by a task queued now
     except AssertionError as e:
         raise AssertionError(f"{e}\n{worker.output()[-4000:]}") from None
     finally:
@@ -223,13 +230,7 @@ def test_a_worker_whose_control_connection_ended_consumes_again(own_redis, tmp_p
         queue_sleeps(broker_url, count=1, seconds=0)
         wait_for(lambda: _done(worker) == 1, timeout=60, what="the worker to consume")
         assert admin.client_kill_filter(_type="pubsub") >= 1
-        seen = len(worker.output())
-        queue_sleeps(broker_url, count=1, seconds=0)
-        wait_for(
-            lambda: "succeeded in" in worker.output()[seen:],
-            timeout=45,
-            what="the worker to consume again",
-        )
+        _consumes_again(worker, broker_url)
     except AssertionError as e:
         raise AssertionError(f"{e}\n{worker.output()[-4000:]}") from None
     finally:
